@@ -1,0 +1,162 @@
+package pacemaker
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+)
+
+// Runner runs one command given as an argument vector and returns its
+// standard output. Callers choose where it runs (locally, or inside a lab
+// host's namespaces); errors must carry the command's stderr.
+type Runner func(ctx context.Context, argv ...string) (string, error)
+
+// Local runs argv on this machine.
+func Local(ctx context.Context, argv ...string) (string, error) {
+	if len(argv) == 0 {
+		return "", errors.New("run: empty argument vector")
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return string(out), fmt.Errorf("%s: %w: %s", strings.Join(argv, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return string(out), nil
+}
+
+// ClusterStatus is the part of crm_mon's view that rampart acts on.
+type ClusterStatus struct {
+	DC       string // node name of the designated controller, "" if none
+	Quorate  bool   // the partition this node is in has quorum
+	Nodes    []Node
+	Stack    string // "corosync"
+	Version  string // Pacemaker version on the DC
+	Resolved bool   // a DC has been elected
+}
+
+// Node is one cluster node as crm_mon reports it.
+type Node struct {
+	Name     string
+	ID       string
+	Online   bool
+	Standby  bool
+	Unclean  bool
+	Shutdown bool
+	DC       bool
+}
+
+// Online returns the names of the nodes that are online, in crm_mon's order.
+func (s ClusterStatus) Online() []string {
+	var names []string
+	for _, n := range s.Nodes {
+		if n.Online {
+			names = append(names, n.Name)
+		}
+	}
+	return names
+}
+
+// CrmMon runs `crm_mon --one-shot --output-as=xml` through run and parses it.
+func CrmMon(ctx context.Context, run Runner) (ClusterStatus, error) {
+	out, err := run(ctx, "crm_mon", "--one-shot", "--inactive", "--output-as=xml")
+	if err != nil {
+		return ClusterStatus{}, fmt.Errorf("crm_mon: %w", err)
+	}
+	return ParseCrmMon([]byte(out))
+}
+
+type crmMonXML struct {
+	XMLName xml.Name `xml:"pacemaker-result"`
+	Summary struct {
+		Stack struct {
+			Type string `xml:"type,attr"`
+		} `xml:"stack"`
+		CurrentDC struct {
+			Present    string `xml:"present,attr"`
+			Version    string `xml:"version,attr"`
+			Name       string `xml:"name,attr"`
+			WithQuorum string `xml:"with_quorum,attr"`
+		} `xml:"current_dc"`
+	} `xml:"summary"`
+	Nodes []struct {
+		Name     string `xml:"name,attr"`
+		ID       string `xml:"id,attr"`
+		Online   string `xml:"online,attr"`
+		Standby  string `xml:"standby,attr"`
+		Unclean  string `xml:"unclean,attr"`
+		Shutdown string `xml:"shutdown,attr"`
+		IsDC     string `xml:"is_dc,attr"`
+	} `xml:"nodes>node"`
+	Status struct {
+		Code    string `xml:"code,attr"`
+		Message string `xml:"message,attr"`
+	} `xml:"status"`
+}
+
+// ParseCrmMon parses the XML of `crm_mon --output-as=xml`.
+func ParseCrmMon(b []byte) (ClusterStatus, error) {
+	var x crmMonXML
+	if err := xml.Unmarshal(b, &x); err != nil {
+		return ClusterStatus{}, fmt.Errorf("parse crm_mon XML: %w", err)
+	}
+	if x.Status.Code != "" && x.Status.Code != "0" {
+		return ClusterStatus{}, fmt.Errorf("crm_mon: status %s: %s", x.Status.Code, x.Status.Message)
+	}
+	s := ClusterStatus{
+		Stack:    x.Summary.Stack.Type,
+		Resolved: x.Summary.CurrentDC.Present == "true",
+		Quorate:  x.Summary.CurrentDC.WithQuorum == "true",
+	}
+	if s.Resolved {
+		s.DC = x.Summary.CurrentDC.Name
+		s.Version = x.Summary.CurrentDC.Version
+	}
+	for _, n := range x.Nodes {
+		s.Nodes = append(s.Nodes, Node{
+			Name:     n.Name,
+			ID:       n.ID,
+			Online:   n.Online == "true",
+			Standby:  n.Standby == "true",
+			Unclean:  n.Unclean == "true",
+			Shutdown: n.Shutdown == "true",
+			DC:       n.IsDC == "true",
+		})
+	}
+	return s, nil
+}
+
+// ClusterOptions reads the cluster options (crm_config nvpairs) from the CIB.
+func ClusterOptions(ctx context.Context, run Runner) (map[string]string, error) {
+	out, err := run(ctx, "cibadmin", "--query", "--scope", "crm_config")
+	if err != nil {
+		return nil, fmt.Errorf("cibadmin query crm_config: %w", err)
+	}
+	return ParseCrmConfig([]byte(out))
+}
+
+// ParseCrmConfig parses a <crm_config> section into name → value.
+func ParseCrmConfig(b []byte) (map[string]string, error) {
+	var x struct {
+		Sets []struct {
+			NVPairs []struct {
+				Name  string `xml:"name,attr"`
+				Value string `xml:"value,attr"`
+			} `xml:"nvpair"`
+		} `xml:"cluster_property_set"`
+	}
+	if err := xml.Unmarshal(b, &x); err != nil {
+		return nil, fmt.Errorf("parse crm_config XML: %w", err)
+	}
+	opts := map[string]string{}
+	for _, s := range x.Sets {
+		for _, p := range s.NVPairs {
+			opts[p.Name] = p.Value
+		}
+	}
+	return opts, nil
+}

@@ -1,0 +1,133 @@
+package lab
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"time"
+)
+
+// Config says what lab to build. The zero value is not valid; start from
+// DefaultConfig.
+type Config struct {
+	// ID names the lab's namespaces (rampart-<id>-…) and its folder, so that
+	// two labs with different ids can exist at once.
+	ID string
+	// DBHosts is the number of database hosts, n1 … nN; n1 starts as primary.
+	DBHosts int
+	// Subnet is the lab's IPv4 subnet. It exists only inside the lab's own
+	// namespaces; two labs may use the same one.
+	Subnet netip.Prefix
+	// Root is the folder that holds one folder per lab.
+	Root string
+	// PGBin is the folder of PostgreSQL's server binaries.
+	PGBin string
+	// Token is Corosync's token timeout: how long a silent node stays a member.
+	Token time.Duration
+}
+
+// DefaultConfig is a 3-database-host lab with id "lab".
+func DefaultConfig() Config {
+	return Config{
+		ID:      "lab",
+		DBHosts: 3,
+		Subnet:  netip.MustParsePrefix("192.168.77.0/24"),
+		Root:    "/var/lib/rampart/lab",
+		PGBin:   "/usr/lib/postgresql/15/bin",
+		Token:   3 * time.Second,
+	}
+}
+
+var idPattern = regexp.MustCompile(`^[a-z0-9]{1,12}$`)
+
+// MaxDBHosts bounds the address plan: database hosts take .11 to .19.
+const MaxDBHosts = 9
+
+// Validate reports the first problem with c.
+func (c Config) Validate() error {
+	if !idPattern.MatchString(c.ID) {
+		return fmt.Errorf("lab id %q: use 1 to 12 lower-case letters or digits", c.ID)
+	}
+	if c.DBHosts < 1 || c.DBHosts > MaxDBHosts {
+		return fmt.Errorf("database hosts: %d: use 1 to %d", c.DBHosts, MaxDBHosts)
+	}
+	if !c.Subnet.IsValid() || !c.Subnet.Addr().Is4() || c.Subnet.Bits() > 24 || c.Subnet.Bits() < 8 {
+		return fmt.Errorf("lab subnet %v: use an IPv4 prefix from /8 to /24", c.Subnet)
+	}
+	if c.Subnet.Masked() != c.Subnet {
+		return fmt.Errorf("lab subnet %v: host bits set; did you mean %v?", c.Subnet, c.Subnet.Masked())
+	}
+	if c.Root == "" || c.Root[0] != '/' {
+		return fmt.Errorf("lab root %q: use an absolute path", c.Root)
+	}
+	if c.PGBin == "" || c.PGBin[0] != '/' {
+		return fmt.Errorf("PostgreSQL bin folder %q: use an absolute path", c.PGBin)
+	}
+	if c.Token < 500*time.Millisecond || c.Token > time.Minute {
+		return errors.New("corosync token: use 500ms to 1m")
+	}
+	return nil
+}
+
+// Role is what a lab host is for.
+type Role string
+
+// Host roles. Pooler and witness hosts come with the pooler pair.
+const (
+	RoleDatabase Role = "database"
+	RoleClient   Role = "client"
+)
+
+// HostSpec is one host of the address plan.
+type HostSpec struct {
+	Name   string
+	Role   Role
+	Addr   netip.Addr
+	NodeID int // Corosync node id; 0 for hosts outside the cluster
+}
+
+// Address plan, as offsets in the lab subnet: database hosts .11–.19,
+// pooler hosts .21–.29 and a witness .30 (reserved), the client .50,
+// virtual IPs from .100.
+const (
+	dbOffset     = 11
+	clientOffset = 50
+	vipOffset    = 100
+)
+
+// Hosts is the lab's address plan: database hosts first, then the client.
+func (c Config) Hosts() []HostSpec {
+	var hosts []HostSpec
+	for i := 0; i < c.DBHosts; i++ {
+		hosts = append(hosts, HostSpec{
+			Name:   fmt.Sprintf("n%d", i+1),
+			Role:   RoleDatabase,
+			Addr:   c.addr(dbOffset + i),
+			NodeID: i + 1,
+		})
+	}
+	hosts = append(hosts, HostSpec{Name: "client", Role: RoleClient, Addr: c.addr(clientOffset)})
+	return hosts
+}
+
+// VIP is the first virtual IP of the lab (unused until an agent holds it).
+func (c Config) VIP() netip.Addr { return c.addr(vipOffset) }
+
+func (c Config) addr(offset int) netip.Addr {
+	a := c.Subnet.Addr().As4()
+	a[3] += byte(offset)
+	return netip.AddrFrom4(a)
+}
+
+// Dir is the lab's folder.
+func (c Config) Dir() string { return c.Root + "/" + c.ID }
+
+// NamespacePrefix starts the name of every namespace of lab id.
+func NamespacePrefix(id string) string { return "rampart-" + id + "-" }
+
+// netNamespace is where the lab's bridge lives.
+func (c Config) netNamespace() string { return NamespacePrefix(c.ID) + "net" }
+
+// hostNamespace is the network namespace of host name.
+func (c Config) hostNamespace(name string) string { return NamespacePrefix(c.ID) + name }

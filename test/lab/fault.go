@@ -1,0 +1,244 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Faults. Each checks its arguments before it changes anything, records
+// what it did in the lab state (shown by status), and returns once the fault
+// is in place; observing its effect is the caller's business.
+
+// KillPostmaster sends SIGKILL to host's postmaster and returns its PID.
+func (l *Lab) KillPostmaster(ctx context.Context, host string) (int, error) {
+	if err := l.needDB(host); err != nil {
+		return 0, err
+	}
+	b, err := os.ReadFile(l.pgHostPath(host, PGData+"/postmaster.pid"))
+	if err != nil {
+		return 0, fmt.Errorf("kill postmaster of %s: %w (is PostgreSQL running there?)", host, err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
+	if err != nil {
+		return 0, fmt.Errorf("kill postmaster of %s: postmaster.pid: %w", host, err)
+	}
+	// Only a process of this host: a stale pid file may name someone else.
+	if !l.inHostNamespace(host, pid) {
+		return 0, fmt.Errorf("kill postmaster of %s: pid %d from postmaster.pid is not running on %s", host, pid, host)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		return 0, fmt.Errorf("kill postmaster of %s: %w", host, err)
+	}
+	return pid, WaitFor(ctx, fmt.Sprintf("postmaster %d of %s gone", pid, host), 10*time.Millisecond,
+		func(context.Context) (bool, string, error) { return !alive(pid), "", nil })
+}
+
+func (l *Lab) inHostNamespace(host string, pid int) bool {
+	ns, err := os.Stat("/run/netns/" + l.cfg.hostNamespace(host))
+	if err != nil {
+		return false
+	}
+	p, err := os.Stat("/proc/" + strconv.Itoa(pid) + "/ns/net")
+	return err == nil && os.SameFile(ns, p) && alive(pid)
+}
+
+// Crash kills every process of host at once and takes its link down, so its
+// kernel answers nothing either, like a host that lost power.
+func (l *Lab) Crash(ctx context.Context, host string) error {
+	if _, err := l.host(host); err != nil {
+		return err
+	}
+	if err := setPort(ctx, l.cfg, host, false); err != nil {
+		return err
+	}
+	kctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := killNamespace(kctx, l.cfg.hostNamespace(host)); err != nil {
+		return fmt.Errorf("crash %s: %w", host, err)
+	}
+	l.state.Crashed[host] = true
+	l.state.Frozen[host] = false
+	l.state.Anchors[host] = 0
+	return l.save()
+}
+
+// Boot starts a crashed host again: link up (unless cut), fresh /run, and
+// its services: Corosync, Pacemaker and PostgreSQL (in the role its data
+// directory says).
+func (l *Lab) Boot(ctx context.Context, host string) error {
+	h, err := l.host(host)
+	if err != nil {
+		return err
+	}
+	if !l.state.Crashed[host] {
+		return fmt.Errorf("boot %s: it is running; crash it first with `rampart lab fault crash %s`", host, host)
+	}
+	pid, err := bootAnchor(ctx, l.cfg, h.HostSpec)
+	if err != nil {
+		return err
+	}
+	l.state.Anchors[host] = pid
+	l.state.Crashed[host] = false
+	if err := l.save(); err != nil {
+		return err
+	}
+	if !l.state.Cut[host] {
+		if err := setPort(ctx, l.cfg, host, true); err != nil {
+			return err
+		}
+	}
+	if h.Role != RoleDatabase {
+		return nil
+	}
+	if err := l.startCorosync(host); err != nil {
+		return err
+	}
+	if err := l.startPacemaker(host); err != nil {
+		return err
+	}
+	return l.StartPostgres(ctx, host)
+}
+
+// Freeze stops every process of host with SIGSTOP, the seed's "OS hang".
+// Its kernel still answers ARP and TCP handshakes; combine with Cut for a
+// silent host.
+func (l *Lab) Freeze(ctx context.Context, host string) error {
+	if err := l.needRunning(host); err != nil {
+		return err
+	}
+	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := freezeNamespace(fctx, l.cfg.hostNamespace(host)); err != nil {
+		return fmt.Errorf("freeze %s: %w", host, err)
+	}
+	l.state.Frozen[host] = true
+	return l.save()
+}
+
+// Thaw resumes a frozen host with SIGCONT.
+func (l *Lab) Thaw(host string) error {
+	if err := l.needRunning(host); err != nil {
+		return err
+	}
+	if err := thawNamespace(l.cfg.hostNamespace(host)); err != nil {
+		return fmt.Errorf("thaw %s: %w", host, err)
+	}
+	l.state.Frozen[host] = false
+	return l.save()
+}
+
+// Cut takes host's link down: the others hear nothing from it and it hears
+// nothing from them.
+func (l *Lab) Cut(ctx context.Context, host string) error {
+	if _, err := l.host(host); err != nil {
+		return err
+	}
+	if err := setPort(ctx, l.cfg, host, false); err != nil {
+		return err
+	}
+	l.state.Cut[host] = true
+	return l.save()
+}
+
+// Restore brings a cut link back.
+func (l *Lab) Restore(ctx context.Context, host string) error {
+	if _, err := l.host(host); err != nil {
+		return err
+	}
+	if !l.state.Crashed[host] {
+		if err := setPort(ctx, l.cfg, host, true); err != nil {
+			return err
+		}
+	}
+	l.state.Cut[host] = false
+	return l.save()
+}
+
+// Partition splits the lab: each group becomes a network of its own; hosts
+// in no group stay together. Heal undoes it.
+func (l *Lab) Partition(ctx context.Context, groups [][]string) error {
+	if l.state.Partition != nil {
+		return fmt.Errorf("partition: the lab is partitioned already (%s): heal it first", formatGroups(l.state.Partition))
+	}
+	if err := checkGroups(l.cfg, groups); err != nil {
+		return err
+	}
+	if err := partition(ctx, l.cfg, groups); err != nil {
+		return err
+	}
+	l.state.Partition = groups
+	return l.save()
+}
+
+// Heal joins a partitioned lab again.
+func (l *Lab) Heal(ctx context.Context) error {
+	if err := heal(ctx, l.cfg, len(l.state.Partition)); err != nil {
+		return err
+	}
+	l.state.Partition = nil
+	return l.save()
+}
+
+// checkGroups validates partition groups: known hosts, each in one group at
+// most, and more than one side.
+func checkGroups(c Config, groups [][]string) error {
+	known := map[string]bool{}
+	for _, h := range c.Hosts() {
+		known[h.Name] = true
+	}
+	seen := map[string]bool{}
+	total := 0
+	for _, g := range groups {
+		if len(g) == 0 {
+			return fmt.Errorf("partition: empty group")
+		}
+		for _, h := range g {
+			if !known[h] {
+				return fmt.Errorf("partition: no host %q in lab %s", h, c.ID)
+			}
+			if seen[h] {
+				return fmt.Errorf("partition: %s is in two groups", h)
+			}
+			seen[h] = true
+			total++
+		}
+	}
+	if len(groups) == 0 || (len(groups) == 1 && total == len(known)) {
+		return fmt.Errorf("partition: name the hosts to cut off from the rest, e.g. `n1` or `n1 / n2,n3`")
+	}
+	return nil
+}
+
+func formatGroups(groups [][]string) string {
+	var parts []string
+	for _, g := range groups {
+		parts = append(parts, "{"+strings.Join(g, ",")+"}")
+	}
+	return strings.Join(parts, " | ") + " | rest"
+}
+
+func (l *Lab) needDB(host string) error {
+	h, err := l.host(host)
+	if err != nil {
+		return err
+	}
+	if h.Role != RoleDatabase {
+		return fmt.Errorf("%s is not a database host", host)
+	}
+	return l.needRunning(host)
+}
+
+func (l *Lab) needRunning(host string) error {
+	if _, err := l.host(host); err != nil {
+		return err
+	}
+	if l.state.Crashed[host] {
+		return fmt.Errorf("host %s is crashed: boot it first with `rampart lab fault boot %s`", host, host)
+	}
+	return nil
+}

@@ -1,0 +1,183 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// A host's own view of the file system: the anchor process holds a mount and
+// a UTS namespace in which these folders of the lab are bind-mounted over the
+// machine's, /run and /dev/shm are fresh tmpfs (so a crash loses them, as on
+// a real host), and the hostname is the host's name (Pacemaker's agents and
+// tools use it).
+var privateDirs = []struct {
+	mountpoint, dir string
+	owner, group    string
+	mode            os.FileMode
+	roles           []Role
+}{
+	{"/etc/corosync", "etc-corosync", "root", "root", 0o755, []Role{RoleDatabase}},
+	{"/var/lib/corosync", "var-lib-corosync", "root", "root", 0o755, []Role{RoleDatabase}},
+	{"/var/lib/pacemaker", "var-lib-pacemaker", "root", "root", 0o755, []Role{RoleDatabase}},
+	{"/var/log/pacemaker", "var-log-pacemaker", "hacluster", "haclient", 0o2770, []Role{RoleDatabase}},
+	{"/var/lib/postgresql", "var-lib-postgresql", "postgres", "postgres", 0o755, []Role{RoleDatabase}},
+}
+
+// Folders that tmpfiles.d would make at boot, made in the fresh /run.
+var runDirs = []struct {
+	path, owner, group, mode string
+}{
+	{"/run/crm", "hacluster", "haclient", "0750"},
+	{"/run/postgresql", "postgres", "postgres", "2775"},
+	{"/run/resource-agents", "root", "root", "1755"},
+	{"/run/lock", "root", "root", "1777"},
+}
+
+func hasRole(roles []Role, r Role) bool {
+	for _, x := range roles {
+		if x == r {
+			return true
+		}
+	}
+	return false
+}
+
+// hostDir is where host name keeps its private folders and logs on the machine.
+func (c Config) hostDir(name string) string { return filepath.Join(c.Dir(), "hosts", name) }
+
+// logDir holds the daemons' stdout and stderr.
+func (c Config) logDir(name string) string { return filepath.Join(c.hostDir(name), "log") }
+
+func (c Config) etcHosts() string { return filepath.Join(c.Dir(), "etc-hosts") }
+
+// prepareHostDirs makes a host's private folders with their owners.
+func prepareHostDirs(c Config, h HostSpec) error {
+	base := c.hostDir(h.Name)
+	if err := os.MkdirAll(filepath.Join(base, "log"), 0o755); err != nil {
+		return fmt.Errorf("prepare %s: %w", h.Name, err)
+	}
+	for _, d := range privateDirs {
+		if !hasRole(d.roles, h.Role) {
+			continue
+		}
+		if err := mkdirOwned(filepath.Join(base, d.dir), d.owner, d.group, d.mode); err != nil {
+			return fmt.Errorf("prepare %s: %w", h.Name, err)
+		}
+	}
+	if h.Role == RoleDatabase {
+		for _, sub := range []string{"cib", "pengine", "blackbox", "cores"} {
+			if err := mkdirOwned(filepath.Join(base, "var-lib-pacemaker", sub), "hacluster", "haclient", 0o750); err != nil {
+				return fmt.Errorf("prepare %s: %w", h.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+func mkdirOwned(path, owner, group string, mode os.FileMode) error {
+	if err := os.MkdirAll(path, 0o755); err != nil {
+		return err
+	}
+	uid, gid, err := lookupIDs(owner, group)
+	if err != nil {
+		return err
+	}
+	if err := os.Chown(path, uid, gid); err != nil {
+		return err
+	}
+	return os.Chmod(path, mode)
+}
+
+// writeOwned writes a file atomically (temp file + rename) with its owner.
+func writeOwned(path string, data []byte, owner, group string, mode os.FileMode) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, mode); err != nil {
+		return err
+	}
+	uid, gid, err := lookupIDs(owner, group)
+	if err != nil {
+		return err
+	}
+	if err := os.Chown(tmp, uid, gid); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, mode); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func lookupIDs(owner, group string) (int, int, error) {
+	u, err := user.Lookup(owner)
+	if err != nil {
+		return 0, 0, fmt.Errorf("user %s: %w (is its package installed? run make deps)", owner, err)
+	}
+	g, err := user.LookupGroup(group)
+	if err != nil {
+		return 0, 0, fmt.Errorf("group %s: %w (is its package installed? run make deps)", group, err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(g.Gid)
+	return uid, gid, nil
+}
+
+// renderEtcHosts lists the lab hosts so that names work inside the lab.
+func renderEtcHosts(c Config) string {
+	var b strings.Builder
+	b.WriteString("# rampart lab " + c.ID + "\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+	for _, h := range c.Hosts() {
+		fmt.Fprintf(&b, "%s\t%s\n", h.Addr, h.Name)
+	}
+	return b.String()
+}
+
+// bootAnchor starts the process that holds a host's mount and UTS namespaces
+// inside its network namespace, and sets up the host's private view. It
+// returns the anchor's PID: "ip netns exec" and "unshare" exec in place, so
+// it is the PID of the final "sleep infinity".
+func bootAnchor(ctx context.Context, c Config, h HostSpec) (int, error) {
+	ns := c.hostNamespace(h.Name)
+	pid, err := startDaemon(filepath.Join(c.logDir(h.Name), "anchor.log"), nil,
+		"ip", "netns", "exec", ns, "unshare", "--mount", "--uts", "--propagation", "private", "--", "sleep", "infinity")
+	if err != nil {
+		return 0, fmt.Errorf("boot %s: %w", h.Name, err)
+	}
+	err = WaitFor(ctx, h.Name+" anchor in its namespaces", 5*time.Millisecond, func(context.Context) (bool, string, error) {
+		p, err := readProc(pid)
+		if err != nil {
+			return false, "", fmt.Errorf("anchor of %s exited: see %s", h.Name, c.logDir(h.Name))
+		}
+		return p.Comm == "sleep", "process is " + p.Comm, nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("boot %s: %w", h.Name, err)
+	}
+	mounts := [][]string{
+		{"mount", "-t", "tmpfs", "-o", "mode=0755,nosuid,nodev", "tmpfs", "/run"},
+		{"mount", "-t", "tmpfs", "-o", "mode=1777,nosuid,nodev,size=256m", "tmpfs", "/dev/shm"},
+		{"mount", "--bind", c.etcHosts(), "/etc/hosts"},
+	}
+	for _, d := range privateDirs {
+		if hasRole(d.roles, h.Role) {
+			mounts = append(mounts, []string{"mount", "--bind", filepath.Join(c.hostDir(h.Name), d.dir), d.mountpoint})
+		}
+	}
+	for _, d := range runDirs {
+		mounts = append(mounts, []string{"install", "-d", "-o", d.owner, "-g", d.group, "-m", d.mode, d.path})
+	}
+	for _, m := range mounts {
+		if _, err := run(ctx, append([]string{"nsenter", "--target", strconv.Itoa(pid), "--mount", "--"}, m...)...); err != nil {
+			return 0, fmt.Errorf("boot %s: %w", h.Name, err)
+		}
+	}
+	if _, err := run(ctx, "nsenter", "--target", strconv.Itoa(pid), "--uts", "--", "hostname", h.Name); err != nil {
+		return 0, fmt.Errorf("boot %s: %w", h.Name, err)
+	}
+	return pid, nil
+}

@@ -1,0 +1,404 @@
+package lab
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Lab is a running lab. Its state is kept in the lab folder (lab.json), so
+// that separate `rampart lab` commands work on the same lab.
+type Lab struct {
+	cfg   Config
+	log   *slog.Logger
+	state State
+}
+
+// State is what the lab records about itself.
+type State struct {
+	Config    Config
+	Created   time.Time
+	Anchors   map[string]int    // host → PID of the process holding its namespaces
+	Passwords map[string]string // role → password
+	Frozen    map[string]bool
+	Cut       map[string]bool
+	Crashed   map[string]bool
+	Partition [][]string // groups of hosts cut off from the rest; nil when healed
+}
+
+// Host is one host of a running lab.
+type Host struct {
+	HostSpec
+	Anchor int
+}
+
+// Config returns the lab's configuration.
+func (l *Lab) Config() Config { return l.cfg }
+
+// Hosts returns the lab's hosts in address-plan order.
+func (l *Lab) Hosts() []Host {
+	var hosts []Host
+	for _, h := range l.cfg.Hosts() {
+		hosts = append(hosts, Host{HostSpec: h, Anchor: l.state.Anchors[h.Name]})
+	}
+	return hosts
+}
+
+// DBHosts returns the names of the database hosts.
+func (l *Lab) DBHosts() []string {
+	var names []string
+	for _, h := range l.cfg.Hosts() {
+		if h.Role == RoleDatabase {
+			names = append(names, h.Name)
+		}
+	}
+	return names
+}
+
+func (l *Lab) host(name string) (Host, error) {
+	for _, h := range l.Hosts() {
+		if h.Name == name {
+			return h, nil
+		}
+	}
+	var names []string
+	for _, h := range l.cfg.Hosts() {
+		names = append(names, h.Name)
+	}
+	return Host{}, fmt.Errorf("no host %q in lab %s (hosts: %s)", name, l.cfg.ID, strings.Join(names, " "))
+}
+
+// Password returns the password of a lab role.
+func (l *Lab) Password(role string) string { return l.state.Passwords[role] }
+
+// runIn runs argv inside host as user ("" or "root" for root).
+func (l *Lab) runIn(ctx context.Context, host, user string, argv ...string) (string, error) {
+	return l.runInAs(ctx, host, user, nil, argv...)
+}
+
+func (l *Lab) runInEnv(ctx context.Context, host string, env []string, argv ...string) (string, error) {
+	return l.runInAs(ctx, host, "", env, argv...)
+}
+
+func (l *Lab) runInAs(ctx context.Context, host, user string, env []string, argv ...string) (string, error) {
+	h, err := l.host(host)
+	if err != nil {
+		return "", err
+	}
+	if l.state.Crashed[host] || h.Anchor == 0 {
+		return "", fmt.Errorf("host %s is down (crashed): boot it with `rampart lab fault boot %s`", host, host)
+	}
+	return runEnv(ctx, env, inHost(h.Anchor, user, argv)...)
+}
+
+// Exec returns a command that runs argv inside host as root, for callers
+// that want its streams (`rampart lab exec`). PGPASSFILE points at the lab's
+// client password file, so psql finds the lab passwords.
+func (l *Lab) Exec(ctx context.Context, host string, argv ...string) (*exec.Cmd, error) {
+	h, err := l.host(host)
+	if err != nil {
+		return nil, err
+	}
+	if l.state.Crashed[host] || h.Anchor == 0 {
+		return nil, fmt.Errorf("host %s is down (crashed): boot it with `rampart lab fault boot %s`", host, host)
+	}
+	full := inHost(h.Anchor, "", argv)
+	cmd := exec.CommandContext(ctx, full[0], full[1:]...)
+	cmd.Env = append(os.Environ(), "PGPASSFILE="+l.clientPgpass())
+	return cmd, nil
+}
+
+func statePath(dir string) string { return filepath.Join(dir, "lab.json") }
+
+func (l *Lab) save() error {
+	b, err := json.MarshalIndent(l.state, "", "  ")
+	if err != nil {
+		return err
+	}
+	path := statePath(l.cfg.Dir())
+	if err := os.WriteFile(path+".tmp", b, 0o600); err != nil {
+		return fmt.Errorf("save lab state: %w", err)
+	}
+	return os.Rename(path+".tmp", path)
+}
+
+// Open returns the running lab id under root.
+func Open(root, id string, log *slog.Logger) (*Lab, error) {
+	dir := filepath.Join(root, id)
+	b, err := os.ReadFile(statePath(dir))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("no lab %q under %s: start one with `rampart lab up --id %s`", id, root, id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open lab %s: %w", id, err)
+	}
+	var s State
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("open lab %s: %s: %w", id, statePath(dir), err)
+	}
+	return &Lab{cfg: s.Config, log: log, state: s}, nil
+}
+
+// Prerequisites lists what the lab needs on this machine and is missing.
+func Prerequisites(c Config) []string {
+	var missing []string
+	if os.Geteuid() != 0 {
+		missing = append(missing, "root (namespaces, mounts and daemons need it)")
+	}
+	for _, bin := range []string{"ip", "nsenter", "unshare", "setpriv", "mount", "install", "hostname", "sleep",
+		"corosync", "corosync-cmapctl", "pacemakerd", "cibadmin", "crm_mon"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			missing = append(missing, bin)
+		}
+	}
+	for _, bin := range []string{"initdb", "pg_ctl", "pg_basebackup", "psql"} {
+		if _, err := os.Stat(filepath.Join(c.PGBin, bin)); err != nil {
+			missing = append(missing, filepath.Join(c.PGBin, bin))
+		}
+	}
+	return missing
+}
+
+// Up builds and starts a lab and waits until it is ready: every database
+// host a Corosync member and online in Pacemaker with quorum, and every
+// standby streaming from the primary n1. Progress goes to log. On failure the
+// partial lab stays for inspection; Destroy removes it.
+func Up(ctx context.Context, c Config, log *slog.Logger) (*Lab, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if missing := Prerequisites(c); len(missing) > 0 {
+		return nil, fmt.Errorf("lab needs %s: run `make deps` as root", strings.Join(missing, ", "))
+	}
+	if left, err := Leftovers(c.Root, c.ID); err != nil {
+		return nil, err
+	} else if len(left) > 0 {
+		return nil, fmt.Errorf("lab %s exists already (%s): use another --id, or remove it with `rampart lab down --id %s`",
+			c.ID, strings.Join(left, "; "), c.ID)
+	}
+	l := &Lab{cfg: c, log: log, state: State{
+		Config: c, Created: time.Now().UTC(),
+		Anchors: map[string]int{}, Passwords: map[string]string{},
+		Frozen: map[string]bool{}, Cut: map[string]bool{}, Crashed: map[string]bool{},
+	}}
+	for _, role := range []string{ReplicationUser, AppUser} {
+		pw, err := newPassword()
+		if err != nil {
+			return nil, err
+		}
+		l.state.Passwords[role] = pw
+	}
+	start := time.Now()
+	phase := func(msg string, args ...any) {
+		log.Info(msg, append([]any{"lab", c.ID, "elapsed", time.Since(start).Round(10 * time.Millisecond).String()}, args...)...)
+	}
+	if err := os.MkdirAll(c.Dir(), 0o755); err != nil {
+		return nil, fmt.Errorf("lab folder: %w", err)
+	}
+	if err := os.Chmod(c.Root, 0o755); err != nil {
+		return nil, err
+	}
+	if err := l.save(); err != nil {
+		return nil, err
+	}
+	if err := createNetwork(ctx, c); err != nil {
+		return l, err
+	}
+	phase("network ready", "bridge", bridge, "subnet", c.Subnet.String())
+
+	if err := os.WriteFile(c.etcHosts(), []byte(renderEtcHosts(c)), 0o644); err != nil {
+		return l, err
+	}
+	if err := writeOwned(l.clientPgpass(), []byte(pgpass(l.state.Passwords)), "root", "root", 0o600); err != nil {
+		return l, err
+	}
+	for _, h := range c.Hosts() {
+		if err := prepareHostDirs(c, h); err != nil {
+			return l, err
+		}
+		if h.Role == RoleDatabase {
+			if err := l.writePG(h.Name, "/var/lib/postgresql/.pgpass", pgpass(l.state.Passwords), 0o600); err != nil {
+				return l, err
+			}
+			if err := writeClusterConfig(ctx, c, h); err != nil {
+				return l, err
+			}
+		}
+		pid, err := bootAnchor(ctx, c, h)
+		if err != nil {
+			return l, err
+		}
+		l.state.Anchors[h.Name] = pid
+	}
+	if err := l.save(); err != nil {
+		return l, err
+	}
+	phase("hosts ready", "hosts", len(c.Hosts()))
+
+	// Corosync and Pacemaker settle while PostgreSQL is being set up.
+	for _, h := range l.DBHosts() {
+		if err := l.startCorosync(h); err != nil {
+			return l, err
+		}
+	}
+	if err := l.initPostgres(ctx, "n1"); err != nil {
+		return l, err
+	}
+	phase("primary ready", "host", "n1", "data", PGData)
+	var wg sync.WaitGroup
+	errs := make([]error, len(l.DBHosts()))
+	for i, h := range l.DBHosts()[1:] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = l.cloneStandby(ctx, h, "n1")
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return l, err
+	}
+	phase("standbys cloned", "standbys", len(l.DBHosts())-1)
+
+	if err := l.WaitMembers(ctx, l.DBHosts(), l.DBHosts()); err != nil {
+		return l, err
+	}
+	phase("corosync membership complete", "members", len(l.DBHosts()))
+	for _, h := range l.DBHosts() {
+		if err := l.startPacemaker(h); err != nil {
+			return l, err
+		}
+	}
+	if err := l.WaitClusterOnline(ctx, l.DBHosts()); err != nil {
+		return l, err
+	}
+	phase("pacemaker: quorate, all nodes online")
+	if err := l.WaitStreaming(ctx, "n1", l.DBHosts()[1:]); err != nil {
+		return l, err
+	}
+	phase("ready", "primary", "n1", "streaming standbys", len(l.DBHosts())-1)
+	return l, nil
+}
+
+func (l *Lab) startCorosync(host string) error {
+	h, err := l.host(host)
+	if err != nil {
+		return err
+	}
+	_, err = startDaemon(filepath.Join(l.cfg.logDir(host), "corosync.log"), nil,
+		inHost(h.Anchor, "", []string{"corosync", "-f", "-c", "/etc/corosync/corosync.conf"})...)
+	return err
+}
+
+func (l *Lab) startPacemaker(host string) error {
+	h, err := l.host(host)
+	if err != nil {
+		return err
+	}
+	_, err = startDaemon(filepath.Join(l.cfg.logDir(host), "pacemakerd.log"),
+		[]string{"PCMK_logfile=/var/log/pacemaker/pacemaker.log", "PCMK_logfacility=none"},
+		inHost(h.Anchor, "", []string{"pacemakerd"})...)
+	return err
+}
+
+// Leftovers lists what exists of lab id: namespaces, their processes, the
+// lab folder, mounts below it. Empty means the lab is gone.
+func Leftovers(root, id string) ([]string, error) {
+	var left []string
+	namespaces, err := labNamespaces(id)
+	if err != nil {
+		return nil, err
+	}
+	for _, ns := range namespaces {
+		left = append(left, "namespace "+ns)
+		procs, err := procsInNamespace(ns)
+		if err == nil && len(procs) > 0 {
+			left = append(left, fmt.Sprintf("%d processes in %s", len(procs), ns))
+		}
+	}
+	dir := filepath.Join(root, id)
+	if _, err := os.Stat(dir); err == nil {
+		left = append(left, "folder "+dir)
+	}
+	mounts, err := mountsBelow(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range mounts {
+		left = append(left, "mount "+m)
+	}
+	return left, nil
+}
+
+// mountsBelow lists this mount namespace's mount points at or below dir.
+func mountsBelow(dir string) ([]string, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, fmt.Errorf("read mounts: %w", err)
+	}
+	var found []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
+			found = append(found, f[4])
+		}
+	}
+	return found, nil
+}
+
+// Destroy removes lab id under root and everything it left: it kills every
+// process in the lab's namespaces, deletes the namespaces (and with them the
+// bridge and veths) and the lab folder. It works from names alone, so it
+// also cleans a lab whose `up` or whose machine crashed.
+func Destroy(ctx context.Context, root, id string, log *slog.Logger) error {
+	if !idPattern.MatchString(id) {
+		return fmt.Errorf("lab id %q: use 1 to 12 lower-case letters or digits", id)
+	}
+	start := time.Now()
+	namespaces, err := labNamespaces(id)
+	if err != nil {
+		return err
+	}
+	for _, ns := range namespaces {
+		kctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		err := killNamespace(kctx, ns)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("lab down %s: %w", id, err)
+		}
+	}
+	for _, ns := range namespaces {
+		if _, err := run(ctx, "ip", "netns", "delete", ns); err != nil {
+			return fmt.Errorf("lab down %s: %w", id, err)
+		}
+	}
+	dir := filepath.Join(root, id)
+	if mounts, err := mountsBelow(dir); err != nil {
+		return err
+	} else if len(mounts) > 0 {
+		return fmt.Errorf("lab down %s: mounts left below %s (%s): not removing the folder; unmount them first", id, dir, strings.Join(mounts, " "))
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("lab down %s: %w", id, err)
+	}
+	left, err := Leftovers(root, id)
+	if err != nil {
+		return err
+	}
+	if len(left) > 0 {
+		return fmt.Errorf("lab down %s: still there: %s", id, strings.Join(left, "; "))
+	}
+	log.Info("lab down", "lab", id, "namespaces", len(namespaces), "elapsed", time.Since(start).Round(10*time.Millisecond).String())
+	return nil
+}
+
+// Down destroys this lab.
+func (l *Lab) Down(ctx context.Context) error { return Destroy(ctx, l.cfg.Root, l.cfg.ID, l.log) }

@@ -1,0 +1,118 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// The lab network: one bridge, br0, inside the lab's own namespace; each host
+// namespace gets a veth whose inside end is eth0 and whose bridge end is
+// p-<host>. The machine's own namespace gets nothing, so no lab packet can
+// leave the lab. A partition moves bridge ports onto extra bridges (brp1, …);
+// a cut link is a bridge port set down, which the host sees as carrier loss.
+
+const bridge = "br0"
+
+func bridgePort(host string) string { return "p-" + host }
+
+func createNetwork(ctx context.Context, c Config) error {
+	lnet := c.netNamespace()
+	steps := [][]string{
+		{"ip", "netns", "add", lnet},
+		{"ip", "-n", lnet, "link", "add", bridge, "type", "bridge"},
+		{"ip", "-n", lnet, "link", "set", bridge, "up"},
+		{"ip", "-n", lnet, "link", "set", "lo", "up"},
+	}
+	for _, h := range c.Hosts() {
+		ns := c.hostNamespace(h.Name)
+		port := bridgePort(h.Name)
+		steps = append(steps,
+			[]string{"ip", "netns", "add", ns},
+			[]string{"ip", "link", "add", port, "netns", lnet, "type", "veth", "peer", "name", "eth0", "netns", ns},
+			[]string{"ip", "-n", lnet, "link", "set", port, "master", bridge, "up"},
+			[]string{"ip", "-n", ns, "addr", "add", fmt.Sprintf("%s/%d", h.Addr, c.Subnet.Bits()), "dev", "eth0"},
+			[]string{"ip", "-n", ns, "link", "set", "eth0", "up"},
+			[]string{"ip", "-n", ns, "link", "set", "lo", "up"},
+		)
+	}
+	for _, s := range steps {
+		if _, err := run(ctx, s...); err != nil {
+			return fmt.Errorf("create lab network: %w", err)
+		}
+	}
+	return nil
+}
+
+// labNamespaces lists the namespaces of lab id, found by name, so a lab whose
+// state file is gone can still be cleaned up.
+func labNamespaces(id string) ([]string, error) {
+	entries, err := os.ReadDir("/run/netns")
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list network namespaces: %w", err)
+	}
+	var names []string
+	prefix := NamespacePrefix(id)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), prefix) {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// setPort sets a host's bridge port up or down.
+func setPort(ctx context.Context, c Config, host string, up bool) error {
+	state := "down"
+	if up {
+		state = "up"
+	}
+	if _, err := run(ctx, "ip", "-n", c.netNamespace(), "link", "set", bridgePort(host), state); err != nil {
+		return fmt.Errorf("set link of %s %s: %w", host, state, err)
+	}
+	return nil
+}
+
+// partition moves each group of hosts onto a bridge of its own; hosts in no
+// group stay on br0.
+func partition(ctx context.Context, c Config, groups [][]string) error {
+	lnet := c.netNamespace()
+	for i, g := range groups {
+		br := "brp" + strconv.Itoa(i+1)
+		if _, err := run(ctx, "ip", "-n", lnet, "link", "add", br, "type", "bridge"); err != nil {
+			return fmt.Errorf("partition: %w", err)
+		}
+		if _, err := run(ctx, "ip", "-n", lnet, "link", "set", br, "up"); err != nil {
+			return fmt.Errorf("partition: %w", err)
+		}
+		for _, h := range g {
+			if _, err := run(ctx, "ip", "-n", lnet, "link", "set", bridgePort(h), "master", br); err != nil {
+				return fmt.Errorf("partition: move %s: %w", h, err)
+			}
+		}
+	}
+	return nil
+}
+
+// heal puts every host back on br0 and deletes the partition bridges.
+func heal(ctx context.Context, c Config, groups int) error {
+	lnet := c.netNamespace()
+	for _, h := range c.Hosts() {
+		if _, err := run(ctx, "ip", "-n", lnet, "link", "set", bridgePort(h.Name), "master", bridge); err != nil {
+			return fmt.Errorf("heal: move %s back: %w", h.Name, err)
+		}
+	}
+	for i := 1; i <= groups; i++ {
+		if _, err := run(ctx, "ip", "-n", lnet, "link", "del", "brp"+strconv.Itoa(i)); err != nil {
+			return fmt.Errorf("heal: %w", err)
+		}
+	}
+	return nil
+}

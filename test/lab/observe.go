@@ -1,0 +1,133 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/rampart-ha/rampart/ra/pacemaker"
+)
+
+// Each observation has its own short deadline: a frozen host must make an
+// observation fail, not hang it.
+const observeTimeout = 4 * time.Second
+
+// Members returns the names of the Corosync members that host sees, sorted.
+func (l *Lab) Members(ctx context.Context, host string) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, observeTimeout)
+	defer cancel()
+	out, err := l.runIn(ctx, host, "", "corosync-cmapctl", "-b", "runtime.members")
+	if err != nil {
+		return nil, fmt.Errorf("corosync members seen by %s: %w", host, err)
+	}
+	byID := map[int]string{}
+	for _, h := range l.cfg.Hosts() {
+		byID[h.NodeID] = h.Name
+	}
+	var names []string
+	for _, id := range parseMembers(out) {
+		name, ok := byID[id]
+		if !ok {
+			name = fmt.Sprintf("nodeid-%d", id)
+		}
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// Cluster returns Pacemaker's view from host.
+func (l *Lab) Cluster(ctx context.Context, host string) (pacemaker.ClusterStatus, error) {
+	ctx, cancel := context.WithTimeout(ctx, observeTimeout)
+	defer cancel()
+	return pacemaker.CrmMon(ctx, l.runner(host))
+}
+
+// ClusterOptions returns the cluster options of the live CIB, read on host.
+func (l *Lab) ClusterOptions(ctx context.Context, host string) (map[string]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, observeTimeout)
+	defer cancel()
+	return pacemaker.ClusterOptions(ctx, l.runner(host))
+}
+
+// runner runs Pacemaker's tools inside host.
+func (l *Lab) runner(host string) pacemaker.Runner {
+	return func(ctx context.Context, argv ...string) (string, error) {
+		return l.runIn(ctx, host, "", argv...)
+	}
+}
+
+const pollEvery = 200 * time.Millisecond
+
+// WaitMembers waits until each of the observers sees exactly want as its
+// Corosync membership.
+func (l *Lab) WaitMembers(ctx context.Context, observers, want []string) error {
+	want = slices.Sorted(slices.Values(want))
+	return WaitFor(ctx, fmt.Sprintf("corosync membership %v seen by %v", want, observers), pollEvery,
+		func(ctx context.Context) (bool, string, error) {
+			var seen []string
+			ok := true
+			for _, o := range observers {
+				got, err := l.Members(ctx, o)
+				if err != nil {
+					seen = append(seen, fmt.Sprintf("%s: %v", o, err))
+					ok = false
+					continue
+				}
+				seen = append(seen, fmt.Sprintf("%s sees %v", o, got))
+				ok = ok && slices.Equal(got, want)
+			}
+			return ok, strings.Join(seen, "; "), nil
+		})
+}
+
+// WaitClusterOnline waits until every host in hosts reports a quorate
+// Pacemaker cluster with a DC and exactly those nodes online.
+func (l *Lab) WaitClusterOnline(ctx context.Context, hosts []string) error {
+	want := slices.Sorted(slices.Values(hosts))
+	return WaitFor(ctx, fmt.Sprintf("pacemaker quorate with %v online", want), pollEvery,
+		func(ctx context.Context) (bool, string, error) {
+			var seen []string
+			ok := true
+			for _, h := range hosts {
+				s, err := l.Cluster(ctx, h)
+				if err != nil {
+					seen = append(seen, fmt.Sprintf("%s: %v", h, err))
+					ok = false
+					continue
+				}
+				online := slices.Sorted(slices.Values(s.Online()))
+				seen = append(seen, fmt.Sprintf("%s: dc=%q quorate=%v online=%v", h, s.DC, s.Quorate, online))
+				ok = ok && s.DC != "" && s.Quorate && slices.Equal(online, want)
+			}
+			return ok, strings.Join(seen, "; "), nil
+		})
+}
+
+// WaitStreaming waits until primary's pg_stat_replication shows each of the
+// standbys streaming.
+func (l *Lab) WaitStreaming(ctx context.Context, primary string, standbys []string) error {
+	return WaitFor(ctx, fmt.Sprintf("%v streaming from %s", standbys, primary), pollEvery,
+		func(ctx context.Context) (bool, string, error) {
+			qctx, cancel := context.WithTimeout(ctx, observeTimeout)
+			defer cancel()
+			s := l.Postgres(qctx, primary)
+			if !s.Up {
+				return false, s.Error, nil
+			}
+			streaming := map[string]bool{}
+			var seen []string
+			for _, r := range s.Replication {
+				streaming[r.Name] = r.State == "streaming"
+				seen = append(seen, r.Name+":"+r.State)
+			}
+			for _, sb := range standbys {
+				if !streaming[sb] {
+					return false, "pg_stat_replication: " + strings.Join(seen, " "), nil
+				}
+			}
+			return true, "", nil
+		})
+}

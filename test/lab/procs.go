@@ -1,0 +1,155 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// proc is one process seen in /proc.
+type proc struct {
+	PID   int
+	Comm  string
+	State byte // R, S, D, T (stopped), t, Z (zombie), …
+}
+
+// procsInNamespace lists the live processes whose network namespace is the
+// named one. Zombies are left out: they are gone, only not yet reaped.
+func procsInNamespace(ns string) ([]proc, error) {
+	nsInfo, err := os.Stat("/run/netns/" + ns)
+	if err != nil {
+		return nil, fmt.Errorf("list processes of namespace %s: %w", ns, err)
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, fmt.Errorf("list processes: %w", err)
+	}
+	var procs []proc
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		info, err := os.Stat("/proc/" + e.Name() + "/ns/net")
+		if err != nil || !os.SameFile(info, nsInfo) {
+			continue // exited meanwhile, or not ours
+		}
+		p, err := readProc(pid)
+		if err != nil || p.State == 'Z' || p.State == 'X' {
+			continue
+		}
+		procs = append(procs, p)
+	}
+	return procs, nil
+}
+
+// readProc reads the command name and state from /proc/PID/stat.
+func readProc(pid int) (proc, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return proc{}, err
+	}
+	return parseStat(pid, string(b))
+}
+
+// parseStat parses "PID (comm) S …"; comm may itself hold spaces and parens.
+func parseStat(pid int, s string) (proc, error) {
+	open, close := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if open < 0 || close < open || close+2 >= len(s) {
+		return proc{}, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	return proc{PID: pid, Comm: s[open+1 : close], State: s[close+2]}, nil
+}
+
+// alive reports whether pid names a process that is not a zombie.
+func alive(pid int) bool {
+	p, err := readProc(pid)
+	return err == nil && p.State != 'Z' && p.State != 'X'
+}
+
+// killNamespace sends SIGKILL to every process of ns until none is left,
+// because a dying process may fork or be restarted by its parent meanwhile.
+func killNamespace(ctx context.Context, ns string) error {
+	return signalUntil(ctx, ns, syscall.SIGKILL, func(procs []proc) bool { return len(procs) == 0 })
+}
+
+// freezeNamespace sends SIGSTOP to every process of ns until all are stopped.
+func freezeNamespace(ctx context.Context, ns string) error {
+	return signalUntil(ctx, ns, syscall.SIGSTOP, func(procs []proc) bool {
+		for _, p := range procs {
+			if p.State != 'T' && p.State != 't' {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// thawNamespace sends SIGCONT to every process of ns.
+func thawNamespace(ns string) error {
+	procs, err := procsInNamespace(ns)
+	if err != nil {
+		return err
+	}
+	for _, p := range procs {
+		_ = syscall.Kill(p.PID, syscall.SIGCONT)
+	}
+	return nil
+}
+
+// signalUntil signals the processes of ns and looks again, until done holds
+// for what it sees or ctx ends.
+func signalUntil(ctx context.Context, ns string, sig syscall.Signal, done func([]proc) bool) error {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		procs, err := procsInNamespace(ns)
+		if err != nil {
+			return err
+		}
+		if done(procs) {
+			return nil
+		}
+		for _, p := range procs {
+			if err := syscall.Kill(p.PID, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+				return fmt.Errorf("signal %v to pid %d (%s) of %s: %w", sig, p.PID, p.Comm, ns, err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("signal %v to the processes of %s: %w; still there: %s", sig, ns, ctx.Err(), describe(procs))
+		case <-tick.C:
+		}
+	}
+}
+
+func describe(procs []proc) string {
+	var parts []string
+	for _, p := range procs {
+		parts = append(parts, fmt.Sprintf("%d(%s,%c)", p.PID, p.Comm, p.State))
+	}
+	return strings.Join(parts, " ")
+}
+
+// pssKiB sums the proportional set size of procs, from smaps_rollup.
+func pssKiB(procs []proc) int {
+	total := 0
+	for _, p := range procs {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(p.PID) + "/smaps_rollup")
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "Pss:" {
+				n, _ := strconv.Atoi(f[1])
+				total += n
+			}
+		}
+	}
+	return total
+}
