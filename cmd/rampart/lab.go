@@ -128,6 +128,9 @@ func labExecCommand() *cli.Command {
 		Flags: labFlags(),
 		Action: func(c *cli.Context) error {
 			args := c.Args().Slice()
+			if len(args) > 1 && args[1] == "--" {
+				args = append(args[:1], args[2:]...)
+			}
 			if len(args) < 2 {
 				return cli.Exit("usage: rampart lab exec HOST -- COMMAND [ARG…]", 2)
 			}

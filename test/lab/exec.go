@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // run runs argv on the machine and returns its standard output; a failure
@@ -22,6 +23,11 @@ func runEnv(ctx context.Context, env []string, argv ...string) (string, error) {
 		return "", errors.New("run: empty argument vector")
 	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	// nsenter forks into the host's PID namespace: on timeout kill the whole
+	// process group, not only nsenter, and stop waiting for its output.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
 	if env != nil {
 		cmd.Env = append(os.Environ(), env...)
 	}
@@ -44,9 +50,9 @@ func tail(s string, n int) string {
 }
 
 // inHost prefixes argv so that it runs in the namespaces of the host whose
-// anchor is pid, as user (root when "").
+// init is pid, as user (root when "").
 func inHost(pid int, user string, argv []string) []string {
-	full := []string{"nsenter", "--target", strconv.Itoa(pid), "--net", "--mount", "--uts", "--"}
+	full := []string{"nsenter", "--target", strconv.Itoa(pid), "--net", "--mount", "--uts", "--pid", "--"}
 	if user != "" && user != "root" {
 		// setpriv, not su or runuser: no PAM session, no shell; --reset-env
 		// gives the user's own HOME (the host's private one) and a clean PATH.

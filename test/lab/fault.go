@@ -23,13 +23,15 @@ func (l *Lab) KillPostmaster(ctx context.Context, host string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("kill postmaster of %s: %w (is PostgreSQL running there?)", host, err)
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
+	inner, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
 	if err != nil {
 		return 0, fmt.Errorf("kill postmaster of %s: postmaster.pid: %w", host, err)
 	}
-	// Only a process of this host: a stale pid file may name someone else.
-	if !l.inHostNamespace(host, pid) {
-		return 0, fmt.Errorf("kill postmaster of %s: pid %d from postmaster.pid is not running on %s", host, pid, host)
+	// postmaster.pid holds the PID inside the host's PID namespace; a stale
+	// file may name no process, or another one.
+	pid, err := l.machinePID(host, inner, "postgres")
+	if err != nil {
+		return 0, fmt.Errorf("kill postmaster of %s: %w", host, err)
 	}
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		return 0, fmt.Errorf("kill postmaster of %s: %w", host, err)
@@ -38,13 +40,19 @@ func (l *Lab) KillPostmaster(ctx context.Context, host string) (int, error) {
 		func(context.Context) (bool, string, error) { return !alive(pid), "", nil })
 }
 
-func (l *Lab) inHostNamespace(host string, pid int) bool {
-	ns, err := os.Stat("/run/netns/" + l.cfg.hostNamespace(host))
+// machinePID finds the machine's PID of the process of host whose PID in
+// the host's own PID namespace is inner and whose command is comm.
+func (l *Lab) machinePID(host string, inner int, comm string) (int, error) {
+	procs, err := procsInNamespace(l.cfg.hostNamespace(host))
 	if err != nil {
-		return false
+		return 0, err
 	}
-	p, err := os.Stat("/proc/" + strconv.Itoa(pid) + "/ns/net")
-	return err == nil && os.SameFile(ns, p) && alive(pid)
+	for _, p := range procs {
+		if p.Comm == comm && p.InnerPID == inner {
+			return p.PID, nil
+		}
+	}
+	return 0, fmt.Errorf("no %s with pid %d runs on %s", comm, inner, host)
 }
 
 // Crash kills every process of host at once and takes its link down, so its

@@ -137,23 +137,37 @@ func renderEtcHosts(c Config) string {
 	return b.String()
 }
 
-// bootAnchor starts the process that holds a host's mount and UTS namespaces
-// inside its network namespace, and sets up the host's private view. It
-// returns the anchor's PID: "ip netns exec" and "unshare" exec in place, so
-// it is the PID of the final "sleep infinity".
+// bootAnchor starts a host: its init (tini, PID 1 of the host's own PID
+// namespace, so orphans such as a killed postmaster are reaped as on a real
+// host) in new mount, UTS and PID namespaces inside the host's network
+// namespace, and sets up the host's private view. It returns the init's PID
+// as the machine sees it; killing it ends every process of the host.
 func bootAnchor(ctx context.Context, c Config, h HostSpec) (int, error) {
 	ns := c.hostNamespace(h.Name)
-	pid, err := startDaemon(filepath.Join(c.logDir(h.Name), "anchor.log"), nil,
-		"ip", "netns", "exec", ns, "unshare", "--mount", "--uts", "--propagation", "private", "--", "sleep", "infinity")
+	// "ip netns exec" execs in place; "unshare --fork" stays as the parent of
+	// the new PID namespace's init.
+	outer, err := startDaemon(filepath.Join(c.logDir(h.Name), "anchor.log"), nil,
+		"ip", "netns", "exec", ns, "unshare", "--mount", "--uts", "--pid", "--fork", "--mount-proc",
+		"--propagation", "private", "--", "tini", "--", "sleep", "infinity")
 	if err != nil {
 		return 0, fmt.Errorf("boot %s: %w", h.Name, err)
 	}
-	err = WaitFor(ctx, h.Name+" anchor in its namespaces", 5*time.Millisecond, func(context.Context) (bool, string, error) {
+	var pid int
+	err = WaitFor(ctx, h.Name+" init in its namespaces", 5*time.Millisecond, func(context.Context) (bool, string, error) {
+		if !alive(outer) {
+			return false, "", fmt.Errorf("init of %s exited: see %s", h.Name, c.logDir(h.Name))
+		}
+		children, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", outer, outer))
+		f := strings.Fields(string(children))
+		if len(f) == 0 {
+			return false, "no init yet", nil
+		}
+		pid, _ = strconv.Atoi(f[0])
 		p, err := readProc(pid)
 		if err != nil {
-			return false, "", fmt.Errorf("anchor of %s exited: see %s", h.Name, c.logDir(h.Name))
+			return false, err.Error(), nil
 		}
-		return p.Comm == "sleep", "process is " + p.Comm, nil
+		return p.Comm == "tini", "init is " + p.Comm, nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("boot %s: %w", h.Name, err)

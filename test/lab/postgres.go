@@ -118,8 +118,13 @@ func (l *Lab) StopPostgres(ctx context.Context, host string) error {
 // Psql runs one SQL command on host's PostgreSQL as postgres through the
 // local socket and returns the unaligned, tuples-only output.
 func (l *Lab) Psql(ctx context.Context, host, sql string) (string, error) {
+	return l.PsqlDB(ctx, host, "postgres", sql)
+}
+
+// PsqlDB is Psql in database db.
+func (l *Lab) PsqlDB(ctx context.Context, host, db, sql string) (string, error) {
 	out, err := l.runIn(ctx, host, "postgres", filepath.Join(l.cfg.PGBin, "psql"),
-		"-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", pgSockets, "-p", pgPort, "-d", "postgres", "-c", sql)
+		"-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", pgSockets, "-p", pgPort, "-d", db, "-c", sql)
 	if err != nil {
 		return "", fmt.Errorf("psql on %s: %w", host, err)
 	}

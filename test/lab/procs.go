@@ -13,9 +13,10 @@ import (
 
 // proc is one process seen in /proc.
 type proc struct {
-	PID   int
-	Comm  string
-	State byte // R, S, D, T (stopped), t, Z (zombie), …
+	PID      int
+	InnerPID int // PID in the innermost PID namespace (the host's own)
+	Comm     string
+	State    byte // R, S, D, T (stopped), t, Z (zombie), …
 }
 
 // procsInNamespace lists the live processes whose network namespace is the
@@ -43,6 +44,7 @@ func procsInNamespace(ns string) ([]proc, error) {
 		if err != nil || p.State == 'Z' || p.State == 'X' {
 			continue
 		}
+		p.InnerPID = innerPID(pid)
 		procs = append(procs, p)
 	}
 	return procs, nil
@@ -64,6 +66,22 @@ func parseStat(pid int, s string) (proc, error) {
 		return proc{}, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
 	}
 	return proc{PID: pid, Comm: s[open+1 : close], State: s[close+2]}, nil
+}
+
+// innerPID reads the last NSpid of /proc/PID/status: the PID in the
+// process's own PID namespace (0 when unreadable).
+func innerPID(pid int) int {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "NSpid:" {
+			n, _ := strconv.Atoi(f[len(f)-1])
+			return n
+		}
+	}
+	return 0
 }
 
 // alive reports whether pid names a process that is not a zombie.

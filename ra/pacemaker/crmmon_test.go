@@ -1,0 +1,91 @@
+package pacemaker
+
+import (
+	"os"
+	"slices"
+	"testing"
+)
+
+func TestParseCrmMon(t *testing.T) {
+	tests := []struct {
+		name    string
+		file    string
+		dc      string
+		quorate bool
+		online  []string
+	}{
+		{"three nodes online and quorate", "crm_mon-3-online.xml", "n1", true, []string{"n1", "n2", "n3"}},
+		{"a node whose link is cut is offline, the rest keep quorum", "crm_mon-n3-offline.xml", "n1", true, []string{"n1", "n2"}},
+		{"a node alone is its own DC without quorum", "crm_mon-alone-no-quorum.xml", "n3", false, []string{"n3"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := os.ReadFile("testdata/" + tt.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := ParseCrmMon(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.DC != tt.dc || s.Quorate != tt.quorate || !slices.Equal(s.Online(), tt.online) {
+				t.Errorf("got dc=%q quorate=%v online=%v, want dc=%q quorate=%v online=%v",
+					s.DC, s.Quorate, s.Online(), tt.dc, tt.quorate, tt.online)
+			}
+			if s.Stack != "corosync" || len(s.Nodes) != 3 {
+				t.Errorf("got stack %q with %d nodes, want corosync with 3", s.Stack, len(s.Nodes))
+			}
+		})
+	}
+}
+
+func TestParseCrmMonRejectsGarbageAndErrors(t *testing.T) {
+	for name, in := range map[string]string{
+		"not XML":        "crm_mon: Error: cluster is not available on this node",
+		"error status":   `<pacemaker-result api-version="2.25"><status code="102" message="Not connected"/></pacemaker-result>`,
+		"truncated XML":  `<pacemaker-result api-version="2.25"><summary>`,
+		"another result": `<other/>`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			if s, err := ParseCrmMon([]byte(in)); err == nil {
+				t.Errorf("got %+v and no error", s)
+			}
+		})
+	}
+}
+
+func TestParseCrmConfig(t *testing.T) {
+	b, err := os.ReadFile("testdata/crm_config.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts, err := ParseCrmConfig(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]string{"stonith-enabled": "false", "no-quorum-policy": "stop", "cluster-name": "rampart-fx"} {
+		if opts[k] != want {
+			t.Errorf("%s = %q, want %q", k, opts[k], want)
+		}
+	}
+}
+
+func FuzzParseCrmMon(f *testing.F) {
+	for _, file := range []string{"crm_mon-3-online.xml", "crm_mon-n3-offline.xml"} {
+		b, err := os.ReadFile("testdata/" + file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := ParseCrmMon(b)
+		if err != nil {
+			return
+		}
+		// An online node is always one of the nodes.
+		if len(s.Online()) > len(s.Nodes) {
+			t.Errorf("%d online of %d nodes", len(s.Online()), len(s.Nodes))
+		}
+	})
+}
