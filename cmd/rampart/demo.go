@@ -62,7 +62,9 @@ func labDemoCommand() *cli.Command {
 				return err
 			}
 			step("after the load: the standbys have replayed the primary's WAL")
-			if err := l.WaitStreaming(c.Context, primary.Name, l.DBHosts()[1:]); err != nil {
+			waitCtx, cancelWait := context.WithTimeout(c.Context, time.Minute)
+			defer cancelWait()
+			if err := l.WaitCaughtUp(waitCtx, primary.Name, l.DBHosts()[1:]); err != nil {
 				return err
 			}
 			l.Status(c.Context).Format(out)

@@ -101,11 +101,12 @@ func parseMembers(out string) []int {
 	for _, line := range strings.Split(out, "\n") {
 		// runtime.members.2.status (str) = joined
 		key, value, ok := strings.Cut(line, " = ")
-		if !ok || !strings.HasSuffix(strings.Fields(key)[0], ".status") {
+		f := strings.Fields(key)
+		if !ok || len(f) == 0 {
 			continue
 		}
-		parts := strings.Split(strings.Fields(key)[0], ".")
-		if len(parts) != 4 {
+		parts := strings.Split(f[0], ".")
+		if len(parts) != 4 || parts[0] != "runtime" || parts[1] != "members" || parts[3] != "status" {
 			continue
 		}
 		id, err := strconv.Atoi(parts[2])

@@ -131,3 +131,30 @@ func (l *Lab) WaitStreaming(ctx context.Context, primary string, standbys []stri
 			return true, "", nil
 		})
 }
+
+// WaitCaughtUp waits until every standby has replayed everything the
+// primary has written (replay_lsn = pg_current_wal_lsn()).
+func (l *Lab) WaitCaughtUp(ctx context.Context, primary string, standbys []string) error {
+	return WaitFor(ctx, fmt.Sprintf("%v to replay all of %s's WAL", standbys, primary), pollEvery,
+		func(ctx context.Context) (bool, string, error) {
+			qctx, cancel := context.WithTimeout(ctx, observeTimeout)
+			defer cancel()
+			s := l.Postgres(qctx, primary)
+			if !s.Up {
+				return false, s.Error, nil
+			}
+			replayed := map[string]string{}
+			var seen []string
+			for _, r := range s.Replication {
+				replayed[r.Name] = r.ReplayLSN
+				seen = append(seen, r.Name+"@"+r.ReplayLSN)
+			}
+			state := fmt.Sprintf("primary at %s, standbys %s", s.LSN, strings.Join(seen, " "))
+			for _, sb := range standbys {
+				if replayed[sb] != s.LSN {
+					return false, state, nil
+				}
+			}
+			return true, state, nil
+		})
+}

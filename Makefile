@@ -1,0 +1,49 @@
+# rampart — see README.md. Every target runs on Debian 12 as root; `make deps`
+# installs what the tests and the demo need.
+
+GO        ?= go
+BIN       := bin/rampart
+VERSION   := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X main.version=$(VERSION)
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+# Debian packages the tests and the demo use. Keep in step with test/lab's
+# Prerequisites and the README.
+DEB_PACKAGES := \
+	corosync pacemaker pacemaker-cli-utils crmsh resource-agents \
+	postgresql-15 postgresql-client-15 \
+	iproute2 util-linux procps hostname tini
+
+.PHONY: all build test test-short lint deps demo bench clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/rampart
+
+## test: everything CI runs — lint, unit, integration, lab and e2e tests (root)
+test: deps lint build
+	$(GO) test -count=1 -timeout 40m ./...
+
+## test-short: unit tests only; no root, no servers
+test-short:
+	$(GO) test -short -count=1 ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt: not formatted:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+deps:
+	@scripts/deps $(DEB_PACKAGES)
+
+## demo: build a lab, show it, run a write load through it, tear it down
+demo: deps build
+	$(BIN) lab demo --id demo
+
+## bench: benchmarks, run side by side with their baselines in one run
+bench: build
+	$(GO) test -run '^$$' -bench . -count 5 ./...
+
+clean:
+	rm -rf bin bench.out

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func runApp(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := newApp(&out, &errOut).RunContext(context.Background(), append([]string{"rampart"}, args...))
+	code := exitCode(err, &errOut)
+	return out.String() + errOut.String(), code
+}
+
+func TestHelpAnswersForEveryCommand(t *testing.T) {
+	for _, args := range [][]string{
+		{"--help"},
+		{"version"},
+		{"lab", "--help"},
+		{"lab", "up", "--help"},
+		{"lab", "down", "--help"},
+		{"lab", "status", "--help"},
+		{"lab", "exec", "--help"},
+		{"lab", "demo", "--help"},
+		{"lab", "fault", "--help"},
+		{"lab", "fault", "partition", "--help"},
+	} {
+		out, code := runApp(t, args...)
+		if code != 0 || len(out) < 20 {
+			t.Errorf("rampart %s: exit %d, output %q", strings.Join(args, " "), code, out)
+		}
+	}
+}
+
+func TestBadLabInputIsRefusedWithUsageExitCode(t *testing.T) {
+	for _, args := range [][]string{
+		{"lab", "up", "--id", "Not-Valid"},
+		{"lab", "up", "--db-hosts", "0"},
+		{"lab", "up", "--subnet", "300.1.1.0/24"},
+		{"lab", "up", "--subnet", "fd00::/64"},
+	} {
+		out, code := runApp(t, args...)
+		if code != 2 {
+			t.Errorf("rampart %s: exit %d (%q), want 2", strings.Join(args, " "), code, out)
+		}
+	}
+}
+
+func TestExitCode(t *testing.T) {
+	var b bytes.Buffer
+	if c := exitCode(nil, &b); c != 0 || b.Len() != 0 {
+		t.Errorf("nil error: exit %d, output %q", c, b.String())
+	}
+	if c := exitCode(errors.New("boom"), &b); c != 1 || !strings.Contains(b.String(), "rampart: boom") {
+		t.Errorf("plain error: exit %d, output %q", c, b.String())
+	}
+}
+
+func TestParseGroups(t *testing.T) {
+	tests := []struct {
+		args []string
+		want [][]string
+	}{
+		{[]string{"n1"}, [][]string{{"n1"}}},
+		{[]string{"n1", "/", "n2,n3"}, [][]string{{"n1"}, {"n2", "n3"}}},
+		{[]string{"n1/n2", "client"}, [][]string{{"n1"}, {"n2", "client"}}},
+		{[]string{"n1,", "n2", "/"}, [][]string{{"n1", "n2"}}},
+		{nil, nil},
+	}
+	for _, tt := range tests {
+		if got := parseGroups(tt.args); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("parseGroups(%q) = %q, want %q", tt.args, got, tt.want)
+		}
+	}
+}

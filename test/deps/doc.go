@@ -1,0 +1,3 @@
+// Package deps holds the test that keeps the package map of DESIGN.md
+// honest: which rampart packages may import which. It has no code of its own.
+package deps
