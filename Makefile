@@ -12,7 +12,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 DEB_PACKAGES := \
 	corosync pacemaker pacemaker-cli-utils crmsh resource-agents \
 	postgresql-15 postgresql-client-15 \
-	iproute2 util-linux procps hostname tini
+	iproute2 util-linux procps hostname tini libxml2-utils
 
 .PHONY: all build test test-short lint deps demo bench clean
 
