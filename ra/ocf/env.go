@@ -40,10 +40,10 @@ type Clone struct {
 // Notify is a clone notification: what Pacemaker is about to do (pre) or
 // did (post), and to which instances.
 type Notify struct {
-	Type      string // "pre" or "post"
-	Operation string // start, stop, promote, demote
+	Type                                                                 string // "pre" or "post"
+	Operation                                                            string // start, stop, promote, demote
 	Start, Stop, Promote, Demote, Active, Promoted, Unpromoted, Inactive []Instance
-	Available, All []string // node names
+	Available, All                                                       []string // node names
 }
 
 // Instance is one clone instance and the node it is on ("" when unknown).

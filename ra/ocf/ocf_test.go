@@ -42,8 +42,8 @@ func TestParseEnv(t *testing.T) {
 	}
 	want := Env{
 		Resource: "pgsql", Instance: "pgsql:2",
-		Params:   map[string]string{"pgdata": "/var/lib/postgresql/15/main", "crm_feature_set": "3.16.1"},
-		Timeout:  20 * time.Second, Interval: 3 * time.Second, Role: Promoted, OnNode: "n2", CheckLevel: 10,
+		Params:  map[string]string{"pgdata": "/var/lib/postgresql/15/main", "crm_feature_set": "3.16.1"},
+		Timeout: 20 * time.Second, Interval: 3 * time.Second, Role: Promoted, OnNode: "n2", CheckLevel: 10,
 		Clone: Clone{Max: 3, NodeMax: 1, PromotedMax: 1, Notify: true},
 	}
 	env.Meta, env.Notify = nil, Notify{}
