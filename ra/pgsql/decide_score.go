@@ -1,0 +1,117 @@
+package pgsql
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/rampart-ha/rampart/ra/pg"
+)
+
+// Promotion scores, as Pacemaker's promotion attribute holds them.
+const (
+	// NoPromotion forbids promoting the node (-INFINITY).
+	NoPromotion = -1_000_000
+	// PrimaryScore keeps the running primary where it is.
+	PrimaryScore = 1000
+	// SyncScore is a member of the sync set that has every acknowledged commit.
+	SyncScore = 100
+	// asyncBase ranks streaming standbys by position when durability is not
+	// promised (sync_count=0, or the availability policy went asynchronous).
+	asyncBase = 50
+)
+
+// FormatScore writes a score the way crm_attribute takes it.
+func FormatScore(s int) string {
+	if s <= NoPromotion {
+		return "-INFINITY"
+	}
+	return fmt.Sprint(s)
+}
+
+// DecideScores gives every node of the clone its promotion score, from the
+// primary's point of view. Under durability only eligible members of the
+// sync set may be promoted; without a durability promise (no sync standby
+// configured, or availability went asynchronous) streaming standbys are
+// ranked by how much WAL they have flushed.
+func DecideScores(in SyncInput, p SyncPolicy, d SyncDecision) map[string]int {
+	scores := map[string]int{in.Self: PrimaryScore}
+	for _, m := range in.Members {
+		if m != in.Self {
+			scores[m] = NoPromotion
+		}
+	}
+	// Standbys that stream but are no clone member get no score: not ours.
+	for _, n := range d.Eligible {
+		if _, member := scores[n]; member {
+			scores[n] = SyncScore
+		}
+	}
+	if p.Count == 0 || d.WentAsync {
+		var streaming []Standby
+		for _, s := range in.Standbys {
+			if _, member := scores[s.Name]; member && s.State == "streaming" && scores[s.Name] == NoPromotion {
+				streaming = append(streaming, s)
+			}
+		}
+		sort.SliceStable(streaming, func(i, j int) bool { return streaming[i].FlushLSN > streaming[j].FlushLSN })
+		for rank, s := range streaming {
+			scores[s.Name] = max(asyncBase-rank, 1)
+		}
+	}
+	return scores
+}
+
+// ScoreChanges splits the move from old to new scores into the lowerings,
+// to apply before synchronous_standby_names changes (a standby that leaves
+// the set must stop being a candidate before commits can be acknowledged
+// without it), and the raisings, to apply after.
+func ScoreChanges(old, new map[string]int) (lower, raise map[string]int) {
+	lower, raise = map[string]int{}, map[string]int{}
+	for n, s := range new {
+		o, known := old[n]
+		switch {
+		case !known && s <= NoPromotion, known && s < o:
+			lower[n] = s
+		case !known, s > o:
+			raise[n] = s
+		}
+	}
+	return lower, raise
+}
+
+// Candidate is what a standby reported of itself before a promotion.
+type Candidate struct {
+	Node        string
+	Timeline    uint32
+	ReceivedLSN pg.LSN
+}
+
+func (c Candidate) ahead(o Candidate) bool {
+	if c.Timeline != o.Timeline {
+		return c.Timeline > o.Timeline
+	}
+	return c.ReceivedLSN > o.ReceivedLSN
+}
+
+// CheckPromotion decides whether self may be promoted, given what every
+// standby reported before the promotion (pre-promote notify). It refuses
+// when another standby has a newer timeline or has received more WAL, or
+// when self did not report: promoting it could lose what the other has.
+func CheckPromotion(self string, reports []Candidate) (bool, string) {
+	var me *Candidate
+	for i := range reports {
+		if reports[i].Node == self {
+			me = &reports[i]
+		}
+	}
+	if me == nil {
+		return false, fmt.Sprintf("%s did not report its position before the promotion", self)
+	}
+	for _, c := range reports {
+		if c.Node != self && c.ahead(*me) {
+			return false, fmt.Sprintf("%s is ahead (timeline %d, received %s) of %s (timeline %d, received %s): promote it instead",
+				c.Node, c.Timeline, c.ReceivedLSN, self, me.Timeline, me.ReceivedLSN)
+		}
+	}
+	return true, fmt.Sprintf("%s (timeline %d, received %s) is the most advanced of %d standbys", self, me.Timeline, me.ReceivedLSN, len(reports))
+}

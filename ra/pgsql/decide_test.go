@@ -1,0 +1,270 @@
+package pgsql
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rampart-ha/rampart/ra/pg"
+)
+
+func lsn(s string) pg.LSN {
+	l, err := pg.ParseLSN(s)
+	if err != nil {
+		panic(err)
+	}
+	return l
+}
+
+func names(method pg.Method, num int, n ...string) pg.SyncNames {
+	return pg.SyncNames{Method: method, Num: num, Names: n}
+}
+
+var durable1 = SyncPolicy{Count: 1, Method: pg.First, MaxLag: 16 << 20, Mode: Durability}
+
+func TestDecideSync(t *testing.T) {
+	streaming := func(name, sync, flush string) Standby {
+		return Standby{Name: name, State: "streaming", SyncState: sync, FlushLSN: lsn(flush)}
+	}
+	tests := []struct {
+		name    string
+		in      SyncInput
+		p       SyncPolicy
+		want    pg.SyncNames
+		elig    []string
+		blocked bool
+		async   bool
+	}{
+		{
+			name: "fresh primary without a set picks the most advanced streaming standby",
+			in: SyncInput{Self: "n1", PrimaryLSN: lsn("0/5000000"), Members: []string{"n2", "n3"},
+				Standbys: []Standby{streaming("n2", "async", "0/4000000"), streaming("n3", "async", "0/5000000")}},
+			p: durable1, want: names(pg.First, 1, "n3"),
+		},
+		{
+			name: "the current sync standby stays while it qualifies, even if another is ahead",
+			in: SyncInput{Self: "n1", PrimaryLSN: lsn("0/5000000"), Members: []string{"n2", "n3"}, Current: names(pg.First, 1, "n2"),
+				JoinedAt: map[string]pg.LSN{"n2": lsn("0/1000000")},
+				Standbys: []Standby{streaming("n2", "sync", "0/4F00000"), streaming("n3", "async", "0/5000000")}},
+			p: durable1, want: names(pg.First, 1, "n2"), elig: []string{"n2"},
+		},
+		{
+			name: "a dead sync standby is replaced by a streaming one at once (ClusterLabs: empties the list for a monitor or more)",
+			in: SyncInput{Self: "n1", PrimaryLSN: lsn("0/6000000"), Members: []string{"n2", "n3"}, Current: names(pg.First, 1, "n2"),
+				JoinedAt: map[string]pg.LSN{"n2": lsn("0/1000000")},
+				Standbys: []Standby{streaming("n3", "async", "0/6000000")}},
+			p: durable1, want: names(pg.First, 1, "n3"),
+			// n3 joined just now: eligible only once it confirms as sync.
+		},
+		{
+			name: "the replacement becomes eligible once it confirms as sync past its join position",
+			in: SyncInput{Self: "n1", PrimaryLSN: lsn("0/6100000"), Members: []string{"n2", "n3"}, Current: names(pg.First, 1, "n3"),
+				JoinedAt: map[string]pg.LSN{"n3": lsn("0/6000000")},
+				Standbys: []Standby{streaming("n3", "sync", "0/6100000")}},
+			p: durable1, want: names(pg.First, 1, "n3"), elig: []string{"n3"},
+		},
+		{
+			name: "a sync member that has not flushed up to its join position is not eligible yet",
+			in: SyncInput{Self: "n1", PrimaryLSN: lsn("0/6100000"), Members: []string{"n2", "n3"}, Current: names(pg.First, 1, "n3"),
+				JoinedAt: map[string]pg.LSN{"n3": lsn("0/6000000")},
+				Standbys: []Standby{streaming("n3", "sync", "0/5FFFFFF")}},
+			p: durable1, want: names(pg.First, 1, "n3"),
+		},
+		{
+			name: "durability: with no qualified standby the list keeps the dead member and commits wait (ClusterLabs: goes async)",
+			in: SyncInput{Self: "n1", PrimaryLSN: lsn("0/6000000"), Members: []string{"n2", "n3"}, Current: names(pg.First, 1, "n2"),
+				JoinedAt: map[string]pg.LSN{"n2": lsn("0/1000000")}},
+			p: durable1, want: names(pg.First, 1, "n2", "n3"), blocked: true,
+		},
+		{
+			name: "durability: a new primary with no standby yet names the known standbys, never an empty list",
+			in:   SyncInput{Self: "n2", PrimaryLSN: lsn("0/7000000"), Members: []string{"n1", "n3"}},
+			p:    durable1, want: names(pg.First, 1, "n1", "n3"), blocked: true,
+		},
+		{
+			name: "durability: no standby known at all waits for any",
+			in:   SyncInput{Self: "n1", PrimaryLSN: lsn("0/7000000")},
+			p:    durable1, want: names(pg.First, 1, "*"), blocked: true,
+		},
+		{
+			name: "a standby still catching up does not qualify",
+			in: SyncInput{Self: "n1", PrimaryLSN: lsn("0/7000000"), Members: []string{"n2"},
+				Standbys: []Standby{{Name: "n2", State: "catchup", SyncState: "async", FlushLSN: lsn("0/1000000")}}},
+			p: durable1, want: names(pg.First, 1, "n2"), blocked: true,
+		},
+		{
+			name: "a streaming standby beyond the lag limit does not qualify",
+			in: SyncInput{Self: "n1", PrimaryLSN: lsn("1/0"), Members: []string{"n2", "n3"},
+				Standbys: []Standby{streaming("n2", "async", "0/0"), streaming("n3", "async", "0/FFFFF000")}},
+			p: durable1, want: names(pg.First, 1, "n3"),
+		},
+		{
+			name: "availability within the grace period still waits",
+			in: SyncInput{Self: "n1", PrimaryLSN: lsn("0/6000000"), Members: []string{"n2"}, Current: names(pg.First, 1, "n2"), ShortFor: 2 * time.Second},
+			p:    SyncPolicy{Count: 1, Method: pg.First, Mode: Availability, Grace: 10 * time.Second},
+			want: names(pg.First, 1, "n2"), blocked: true,
+		},
+		{
+			name: "availability after the grace period goes asynchronous and says so",
+			in: SyncInput{Self: "n1", PrimaryLSN: lsn("0/6000000"), Members: []string{"n2"}, Current: names(pg.First, 1, "n2"), ShortFor: 10 * time.Second},
+			p:    SyncPolicy{Count: 1, Method: pg.First, Mode: Availability, Grace: 10 * time.Second},
+			want: pg.SyncNames{}, async: true,
+		},
+		{
+			name: "availability after the grace period keeps the standbys that do qualify",
+			in: SyncInput{Self: "n1", PrimaryLSN: lsn("0/6000000"), Members: []string{"n2", "n3"}, Current: names(pg.Any, 2, "n2", "n3"),
+				JoinedAt: map[string]pg.LSN{"n2": 0, "n3": 0}, ShortFor: time.Minute,
+				Standbys: []Standby{streaming("n2", "quorum", "0/6000000")}},
+			p:    SyncPolicy{Count: 2, Method: pg.Any, Mode: Availability, Grace: 10 * time.Second},
+			want: names(pg.Any, 1, "n2"), async: true, elig: []string{"n2"},
+		},
+		{
+			name: "ANY 2 of three streaming standbys",
+			in: SyncInput{Self: "n1", PrimaryLSN: lsn("0/6000000"), Members: []string{"n2", "n3", "n4"},
+				Standbys: []Standby{streaming("n2", "async", "0/5000000"), streaming("n3", "async", "0/6000000"), streaming("n4", "async", "0/5800000")}},
+			p:    SyncPolicy{Count: 2, Method: pg.Any, Mode: Durability},
+			want: names(pg.Any, 2, "n3", "n4"),
+		},
+		{
+			name: "sync_count=0 is asynchronous replication",
+			in: SyncInput{Self: "n1", PrimaryLSN: lsn("0/6000000"), Members: []string{"n2"},
+				Standbys: []Standby{streaming("n2", "async", "0/6000000")}},
+			p:    SyncPolicy{Count: 0, Mode: Durability},
+			want: pg.SyncNames{},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := DecideSync(tt.in, tt.p)
+			if !d.Names.Equal(tt.want) || d.Names.String() != tt.want.String() {
+				t.Errorf("names %q, want %q (%s)", d.Names, tt.want, d.Reason)
+			}
+			if !reflect.DeepEqual(d.Eligible, tt.elig) {
+				t.Errorf("eligible %v, want %v", d.Eligible, tt.elig)
+			}
+			if d.WritesBlocked != tt.blocked || d.WentAsync != tt.async {
+				t.Errorf("blocked=%v async=%v, want %v %v (%s)", d.WritesBlocked, d.WentAsync, tt.blocked, tt.async, d.Reason)
+			}
+			if d.Reason == "" {
+				t.Error("no reason for the log")
+			}
+			for _, n := range d.Names.Names {
+				if n == tt.in.Self {
+					t.Errorf("the primary names itself: %q", d.Names)
+				}
+				if _, ok := d.JoinedAt[n]; !ok {
+					t.Errorf("no join position for %s", n)
+				}
+			}
+		})
+	}
+}
+
+func TestJoinPositionOfNewMemberIsThePrimaryPosition(t *testing.T) {
+	d := DecideSync(SyncInput{Self: "n1", PrimaryLSN: lsn("0/6000000"), Members: []string{"n2", "n3"}, Current: names(pg.First, 1, "n2"),
+		JoinedAt: map[string]pg.LSN{"n2": lsn("0/100")},
+		Standbys: []Standby{{Name: "n3", State: "streaming", SyncState: "async", FlushLSN: lsn("0/6000000")}}}, durable1)
+	if d.JoinedAt["n3"] != lsn("0/6000000") || len(d.JoinedAt) != 1 {
+		t.Errorf("joined %v", d.JoinedAt)
+	}
+}
+
+func TestDecideScores(t *testing.T) {
+	in := SyncInput{Self: "n1", Members: []string{"n1", "n2", "n3"},
+		Standbys: []Standby{
+			{Name: "n2", State: "streaming", SyncState: "sync", FlushLSN: 10},
+			{Name: "n3", State: "streaming", SyncState: "async", FlushLSN: 20},
+			{Name: "outsider", State: "streaming", SyncState: "async", FlushLSN: 30},
+		}}
+	t.Run("durability: only eligible sync members may be promoted", func(t *testing.T) {
+		got := DecideScores(in, durable1, SyncDecision{Eligible: []string{"n2"}})
+		want := map[string]int{"n1": PrimaryScore, "n2": SyncScore, "n3": NoPromotion}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("got %v, want %v", got, want)
+		}
+	})
+	t.Run("asynchronous replication ranks streaming standbys by position", func(t *testing.T) {
+		got := DecideScores(in, SyncPolicy{Count: 0}, SyncDecision{})
+		want := map[string]int{"n1": PrimaryScore, "n2": asyncBase - 1, "n3": asyncBase}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("got %v, want %v", got, want)
+		}
+	})
+	t.Run("availability gone async keeps eligible members first", func(t *testing.T) {
+		got := DecideScores(in, SyncPolicy{Count: 1, Mode: Availability}, SyncDecision{Eligible: []string{"n2"}, WentAsync: true})
+		if got["n2"] != SyncScore || got["n3"] != asyncBase || got["n3"] >= got["n2"] {
+			t.Errorf("got %v", got)
+		}
+	})
+}
+
+func TestScoreChangesLowerBeforeRaise(t *testing.T) {
+	old := map[string]int{"n1": PrimaryScore, "n2": SyncScore, "n3": NoPromotion}
+	new := map[string]int{"n1": PrimaryScore, "n2": NoPromotion, "n3": SyncScore, "n4": NoPromotion}
+	lower, raise := ScoreChanges(old, new)
+	if !reflect.DeepEqual(lower, map[string]int{"n2": NoPromotion, "n4": NoPromotion}) || !reflect.DeepEqual(raise, map[string]int{"n3": SyncScore}) {
+		t.Errorf("lower %v raise %v", lower, raise)
+	}
+	if FormatScore(NoPromotion) != "-INFINITY" || FormatScore(SyncScore) != "100" {
+		t.Error("FormatScore")
+	}
+}
+
+func TestCheckPromotion(t *testing.T) {
+	tests := []struct {
+		name    string
+		self    string
+		reports []Candidate
+		ok      bool
+		says    string
+	}{
+		{"the most advanced standby may be promoted", "n2",
+			[]Candidate{{"n2", 1, 500}, {"n3", 1, 400}}, true, "most advanced"},
+		{"a standby that received less than another is refused (the ClusterLabs agent promotes on score alone)", "n2",
+			[]Candidate{{"n2", 1, 400}, {"n3", 1, 500}}, false, "n3 is ahead"},
+		{"a newer timeline wins over a larger LSN", "n2",
+			[]Candidate{{"n2", 1, 900}, {"n3", 2, 100}}, false, "n3 is ahead"},
+		{"equal positions: either may be promoted", "n3",
+			[]Candidate{{"n2", 1, 500}, {"n3", 1, 500}}, true, ""},
+		{"a node that did not report is refused", "n2",
+			[]Candidate{{"n3", 1, 500}}, false, "did not report"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ok, why := CheckPromotion(tt.self, tt.reports)
+			if ok != tt.ok || !strings.Contains(why, tt.says) {
+				t.Errorf("got %v %q, want %v with %q", ok, why, tt.ok, tt.says)
+			}
+		})
+	}
+}
+
+// Invariant 3: an old primary never restarts as primary by itself.
+func TestDecideStart(t *testing.T) {
+	tests := []struct {
+		name string
+		in   StartInput
+		want StartAction
+	}{
+		{"a running standby: start succeeds as it is", StartInput{Running: true, InRecovery: true}, AlreadyStandby},
+		{"a primary running outside Pacemaker's control is refused", StartInput{Running: true}, RefuseRunningPrimary},
+		{"a stopped standby starts as standby", StartInput{Control: pg.ControlData{State: pg.StateShutDownRecovery}}, StartStandby},
+		{"a crashed standby starts as standby", StartInput{Control: pg.ControlData{State: pg.StateInArchiveRecovery}}, StartStandby},
+		{"a crashed old primary with a new primary elsewhere is refused (ClusterLabs: needs rm PGSQL.lock by hand)",
+			StartInput{Control: pg.ControlData{State: pg.StateInProduction}, Primary: "n2"}, RefuseDiverged},
+		{"a cleanly stopped old primary with a new primary elsewhere is refused too",
+			StartInput{Control: pg.ControlData{State: pg.StateShutDown}, Primary: "n2"}, RefuseDiverged},
+		{"with auto_rejoin the old primary is rewound", StartInput{Control: pg.ControlData{State: pg.StateInProduction}, Primary: "n2", AutoRejoin: true}, Rejoin},
+		{"an old primary with no primary anywhere starts as standby and waits for the election",
+			StartInput{Control: pg.ControlData{State: pg.StateShutDown}}, StartStandby},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, why := DecideStart(tt.in)
+			if got != tt.want || why == "" {
+				t.Errorf("got %v (%q), want %v", got, why, tt.want)
+			}
+		})
+	}
+}
