@@ -41,12 +41,12 @@ type Standby struct {
 // SyncInput is what the primary's monitor observed.
 type SyncInput struct {
 	Self       string
-	PrimaryLSN pg.LSN        // pg_current_wal_lsn()
-	Standbys   []Standby     // pg_stat_replication
-	Members    []string      // nodes where Pacemaker runs a standby instance of this clone
-	Current    pg.SyncNames  // synchronous_standby_names in force
+	PrimaryLSN pg.LSN            // pg_current_wal_lsn()
+	Standbys   []Standby         // pg_stat_replication
+	Members    []string          // nodes where Pacemaker runs a standby instance of this clone
+	Current    pg.SyncNames      // synchronous_standby_names in force
 	JoinedAt   map[string]pg.LSN // per sync-set member: primary LSN when it joined the set
-	ShortFor   time.Duration // how long fewer than Count standbys have qualified
+	ShortFor   time.Duration     // how long fewer than Count standbys have qualified
 }
 
 // SyncDecision is what the primary should make of it.

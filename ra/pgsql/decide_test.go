@@ -101,13 +101,13 @@ func TestDecideSync(t *testing.T) {
 		},
 		{
 			name: "availability within the grace period still waits",
-			in: SyncInput{Self: "n1", PrimaryLSN: lsn("0/6000000"), Members: []string{"n2"}, Current: names(pg.First, 1, "n2"), ShortFor: 2 * time.Second},
+			in:   SyncInput{Self: "n1", PrimaryLSN: lsn("0/6000000"), Members: []string{"n2"}, Current: names(pg.First, 1, "n2"), ShortFor: 2 * time.Second},
 			p:    SyncPolicy{Count: 1, Method: pg.First, Mode: Availability, Grace: 10 * time.Second},
 			want: names(pg.First, 1, "n2"), blocked: true,
 		},
 		{
 			name: "availability after the grace period goes asynchronous and says so",
-			in: SyncInput{Self: "n1", PrimaryLSN: lsn("0/6000000"), Members: []string{"n2"}, Current: names(pg.First, 1, "n2"), ShortFor: 10 * time.Second},
+			in:   SyncInput{Self: "n1", PrimaryLSN: lsn("0/6000000"), Members: []string{"n2"}, Current: names(pg.First, 1, "n2"), ShortFor: 10 * time.Second},
 			p:    SyncPolicy{Count: 1, Method: pg.First, Mode: Availability, Grace: 10 * time.Second},
 			want: pg.SyncNames{}, async: true,
 		},
