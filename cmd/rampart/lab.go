@@ -51,6 +51,7 @@ func labUpCommand() *cli.Command {
 			&cli.StringFlag{Name: "subnet", Value: d.Subnet.String(), Usage: "IPv4 `PREFIX` used only inside the lab"},
 			&cli.DurationFlag{Name: "token", Value: d.Token, Usage: "Corosync token timeout"},
 			&cli.DurationFlag{Name: "timeout", Value: 3 * time.Minute, Usage: "give up when not ready after this long"},
+			&cli.BoolFlag{Name: "agent", Usage: "hand PostgreSQL to Pacemaker as the promotable clone pgsql-clone (ocf:rampart:pgsql, this binary)"},
 		),
 		Action: func(c *cli.Context) error {
 			cfg, err := labConfig(c)
@@ -60,7 +61,16 @@ func labUpCommand() *cli.Command {
 			log := newLogger(c.App.ErrWriter, c.Bool("verbose"))
 			ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
 			defer cancel()
+			if c.Bool("agent") {
+				if cfg.Agent, err = os.Executable(); err != nil {
+					return err
+				}
+			}
 			l, err := lab.Up(ctx, cfg, log)
+			if err == nil && c.Bool("agent") {
+				log.Info("handing PostgreSQL to Pacemaker", "resource", lab.PgsqlResource+"-clone")
+				err = l.ManagePostgres(ctx, nil)
+			}
 			if err != nil {
 				return fmt.Errorf("%w\nlogs: %s/hosts/*/log and .../var-log-pacemaker; remove the partial lab with `rampart lab down --id %s`", err, cfg.Dir(), cfg.ID)
 			}

@@ -18,6 +18,10 @@ var version = "dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	if code, ok := agentMain(ctx, os.Args, os.Stdout, os.Stderr); ok {
+		stop()
+		os.Exit(code)
+	}
 	err := newApp(os.Stdout, os.Stderr).RunContext(ctx, os.Args)
 	stop()
 	os.Exit(exitCode(err, os.Stderr))

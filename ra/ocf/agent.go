@@ -76,21 +76,22 @@ func Run(ctx context.Context, a *Agent, args, environ []string, stdout, stderr i
 		fmt.Fprint(stdout, a.Usage())
 		return Success
 	}
+	log = log.With("action", action)
 	env, err := ParseEnv(environ)
 	if err != nil {
-		return fail(stderr, environ, log, action, err)
+		return fail(stderr, environ, log, err)
 	}
-	log = log.With("resource", env.Instance, "action", action)
+	log = log.With("resource", env.Instance)
 	values, err := Validate(a.Params, env.Params)
 	if err != nil {
-		return fail(stderr, environ, log, action, err)
+		return fail(stderr, environ, log, err)
 	}
 	fn, ok := a.Actions[action]
 	if !ok {
 		if action == "validate-all" {
 			return Success
 		}
-		return fail(stderr, environ, log, action, Errorf(ErrUnimplemented, "action %q is not implemented by %s", action, a.Name))
+		return fail(stderr, environ, log, Errorf(ErrUnimplemented, "action %q is not implemented by %s", action, a.Name))
 	}
 	if env.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -100,14 +101,14 @@ func Run(ctx context.Context, a *Agent, args, environ []string, stdout, stderr i
 	start := time.Now()
 	status, err := fn(ctx, &Request{Action: action, Env: env, Values: values, Log: log})
 	if err != nil {
-		return fail(stderr, environ, log, action, err)
+		return fail(stderr, environ, log, err)
 	}
 	log.Debug("action done", "status", status.String(), "elapsed", time.Since(start).Round(time.Millisecond).String())
 	return status
 }
 
 // fail reports err as the exit reason and returns its status.
-func fail(stderr io.Writer, environ []string, log *slog.Logger, action string, err error) Status {
+func fail(stderr io.Writer, environ []string, log *slog.Logger, err error) Status {
 	status := StatusOf(err)
 	prefix := "ocf-exit-reason:"
 	for _, kv := range environ {
@@ -117,7 +118,7 @@ func fail(stderr io.Writer, environ []string, log *slog.Logger, action string, e
 	}
 	reason := strings.ReplaceAll(err.Error(), "\n", " ")
 	fmt.Fprintln(stderr, prefix+reason)
-	log.Error("action failed", "action", action, "status", status.String(), "reason", reason)
+	log.Error("action failed", "status", status.String(), "reason", reason)
 	return status
 }
 

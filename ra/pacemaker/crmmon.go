@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 )
@@ -14,12 +15,20 @@ import (
 // host's namespaces); errors must carry the command's stderr.
 type Runner func(ctx context.Context, argv ...string) (string, error)
 
-// Local runs argv on this machine.
+// Local runs argv on this machine. The OCF variables of an agent's
+// environment are not passed on: Pacemaker's tools read some of them
+// (attrd_updater --query --all answers for OCF_RESKEY_CRM_meta_on_node
+// alone), and every call here names its node explicitly.
 func Local(ctx context.Context, argv ...string) (string, error) {
 	if len(argv) == 0 {
 		return "", errors.New("run: empty argument vector")
 	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "OCF_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -37,6 +46,40 @@ type ClusterStatus struct {
 	Stack    string // "corosync"
 	Version  string // Pacemaker version on the DC
 	Resolved bool   // a DC has been elected
+	// Resources lists every resource instance, clone instances flattened.
+	Resources []Resource
+}
+
+// Resource is one resource instance as crm_mon reports it.
+type Resource struct {
+	ID     string // primitive id ("pgsql"); clone instances share it
+	Clone  string // id of the clone it belongs to, "" if none
+	Role   string // Started, Stopped, Promoted, Unpromoted (or Master/Slave)
+	Active bool
+	Failed bool
+	Nodes  []string
+}
+
+// Promoted returns the nodes where an instance of resource id runs promoted.
+func (s ClusterStatus) Promoted(id string) []string {
+	var nodes []string
+	for _, r := range s.Resources {
+		if r.ID == id && (r.Role == "Promoted" || r.Role == "Master") && r.Active {
+			nodes = append(nodes, r.Nodes...)
+		}
+	}
+	return nodes
+}
+
+// RunningOn returns the nodes where an instance of resource id is active.
+func (s ClusterStatus) RunningOn(id string) []string {
+	var nodes []string
+	for _, r := range s.Resources {
+		if r.ID == id && r.Active {
+			nodes = append(nodes, r.Nodes...)
+		}
+	}
+	return nodes
 }
 
 // Node is one cluster node as crm_mon reports it.
@@ -92,10 +135,33 @@ type crmMonXML struct {
 		Shutdown string `xml:"shutdown,attr"`
 		IsDC     string `xml:"is_dc,attr"`
 	} `xml:"nodes>node"`
+	Primitives []xmlResource `xml:"resources>resource"`
+	Clones     []struct {
+		ID        string        `xml:"id,attr"`
+		Resources []xmlResource `xml:"resource"`
+	} `xml:"resources>clone"`
 	Status struct {
 		Code    string `xml:"code,attr"`
 		Message string `xml:"message,attr"`
 	} `xml:"status"`
+}
+
+type xmlResource struct {
+	ID     string `xml:"id,attr"`
+	Role   string `xml:"role,attr"`
+	Active string `xml:"active,attr"`
+	Failed string `xml:"failed,attr"`
+	Nodes  []struct {
+		Name string `xml:"name,attr"`
+	} `xml:"node"`
+}
+
+func (r xmlResource) resource(clone string) Resource {
+	out := Resource{ID: r.ID, Clone: clone, Role: r.Role, Active: r.Active == "true", Failed: r.Failed == "true"}
+	for _, n := range r.Nodes {
+		out.Nodes = append(out.Nodes, n.Name)
+	}
+	return out
 }
 
 // ParseCrmMon parses the XML of `crm_mon --output-as=xml`.
@@ -115,6 +181,14 @@ func ParseCrmMon(b []byte) (ClusterStatus, error) {
 	if s.Resolved {
 		s.DC = x.Summary.CurrentDC.Name
 		s.Version = x.Summary.CurrentDC.Version
+	}
+	for _, r := range x.Primitives {
+		s.Resources = append(s.Resources, r.resource(""))
+	}
+	for _, c := range x.Clones {
+		for _, r := range c.Resources {
+			s.Resources = append(s.Resources, r.resource(c.ID))
+		}
 	}
 	for _, n := range x.Nodes {
 		s.Nodes = append(s.Nodes, Node{

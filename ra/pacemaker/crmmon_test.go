@@ -89,3 +89,15 @@ func FuzzParseCrmMon(f *testing.F) {
 		}
 	})
 }
+
+func TestParseAttrdQuery(t *testing.T) {
+	out := `name="master-pgsql" host="n3" value=""
+name="master-pgsql" host="n1" value="-INFINITY"
+name="master-pgsql" host="n2" value="100"
+garbage`
+	got := ParseAttrdQuery(out)
+	want := map[string]string{"n1": "-INFINITY", "n2": "100"}
+	if len(got) != 2 || got["n1"] != want["n1"] || got["n2"] != want["n2"] {
+		t.Errorf("got %v, want %v (a deleted attribute has an empty value)", got, want)
+	}
+}

@@ -25,6 +25,10 @@ type Config struct {
 	PGBin string
 	// Token is Corosync's token timeout: how long a silent node stays a member.
 	Token time.Duration
+	// Agent is the rampart binary that database hosts see as their OCF
+	// provider "rampart" (/usr/lib/ocf/resource.d/rampart/pgsql, …); "" for
+	// none. The machine's own resource.d is not touched.
+	Agent string
 }
 
 // DefaultConfig is a 3-database-host lab with id "lab".
@@ -63,6 +67,9 @@ func (c Config) Validate() error {
 	}
 	if c.PGBin == "" || c.PGBin[0] != '/' {
 		return fmt.Errorf("PostgreSQL bin folder %q: use an absolute path", c.PGBin)
+	}
+	if c.Agent != "" && c.Agent[0] != '/' {
+		return fmt.Errorf("agent binary %q: use an absolute path", c.Agent)
 	}
 	if c.Token < 500*time.Millisecond || c.Token > time.Minute {
 		return errors.New("corosync token: use 500ms to 1m")

@@ -182,6 +182,9 @@ func bootAnchor(ctx context.Context, c Config, h HostSpec) (int, error) {
 			mounts = append(mounts, []string{"mount", "--bind", filepath.Join(c.hostDir(h.Name), d.dir), d.mountpoint})
 		}
 	}
+	if h.Role == RoleDatabase && c.Agent != "" {
+		mounts = append(mounts, ocfMounts(c)...)
+	}
 	for _, d := range runDirs {
 		mounts = append(mounts, []string{"install", "-d", "-o", d.owner, "-g", d.group, "-m", d.mode, d.path})
 	}
@@ -194,4 +197,49 @@ func bootAnchor(ctx context.Context, c Config, h HostSpec) (int, error) {
 		return 0, fmt.Errorf("boot %s: %w", h.Name, err)
 	}
 	return pid, nil
+}
+
+// The machine's OCF agents folder, and the lab's replacement for it.
+const ocfRoot = "/usr/lib/ocf/resource.d"
+
+func (c Config) ocfDir() string { return filepath.Join(c.Dir(), "ocf-resource.d") }
+
+// prepareOCF makes the lab's resource.d: a folder per provider of the
+// machine (bound to the original inside each host) and "rampart", whose
+// agents are links to the rampart binary.
+func prepareOCF(c Config) error {
+	entries, err := os.ReadDir(ocfRoot)
+	if err != nil {
+		return fmt.Errorf("OCF agents: %w (is resource-agents installed? run make deps)", err)
+	}
+	for _, e := range entries {
+		if e.IsDir() && e.Name() != "rampart" {
+			if err := os.MkdirAll(filepath.Join(c.ocfDir(), e.Name()), 0o755); err != nil {
+				return err
+			}
+		}
+	}
+	own := filepath.Join(c.ocfDir(), "rampart")
+	if err := os.MkdirAll(own, 0o755); err != nil {
+		return err
+	}
+	for _, agent := range []string{"pgsql"} {
+		if err := os.Symlink(c.Agent, filepath.Join(own, agent)); err != nil && !os.IsExist(err) {
+			return err
+		}
+	}
+	return nil
+}
+
+// ocfMounts binds the machine's providers into the lab's resource.d, then
+// the lab's resource.d over the machine's, inside one host.
+func ocfMounts(c Config) [][]string {
+	var mounts [][]string
+	entries, _ := os.ReadDir(c.ocfDir())
+	for _, e := range entries {
+		if e.Name() != "rampart" {
+			mounts = append(mounts, []string{"mount", "--bind", filepath.Join(ocfRoot, e.Name()), filepath.Join(c.ocfDir(), e.Name())})
+		}
+	}
+	return append(mounts, []string{"mount", "--bind", c.ocfDir(), ocfRoot})
 }

@@ -217,6 +217,11 @@ func Up(ctx context.Context, c Config, log *slog.Logger) (*Lab, error) {
 	if err := os.WriteFile(c.etcHosts(), []byte(renderEtcHosts(c)), 0o644); err != nil {
 		return l, err
 	}
+	if c.Agent != "" {
+		if err := prepareOCF(c); err != nil {
+			return l, err
+		}
+	}
 	if err := writeOwned(l.clientPgpass(), []byte(pgpass(l.state.Passwords)), "root", "root", 0o600); err != nil {
 		return l, err
 	}

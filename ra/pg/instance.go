@@ -1,0 +1,180 @@
+package pg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Instance is one PostgreSQL data directory and the binaries that run it.
+// Its methods run as the calling process's user, which must own DataDir.
+type Instance struct {
+	BinDir    string
+	DataDir   string
+	SocketDir string
+	Port      int
+	LogFile   string // pg_ctl -l: the postmaster's stderr before logging starts
+}
+
+// ErrNotRunning says no postmaster runs for the data directory.
+var ErrNotRunning = errors.New("postgresql is not running")
+
+func (i Instance) command(ctx context.Context, tool string, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(i.BinDir, tool), args...)
+	cmd.Env = append(os.Environ(), "LC_ALL=C")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	// A postmaster started by pg_ctl keeps no pipe of ours: pg_ctl -l
+	// redirects it, so waiting for output ends with pg_ctl.
+	cmd.WaitDelay = 2 * time.Second
+	out, err := cmd.Output()
+	if err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if msg == "" {
+			msg = strings.TrimSpace(string(out))
+		}
+		return out, fmt.Errorf("%s %s: %w: %s", tool, strings.Join(args, " "), err, msg)
+	}
+	return out, nil
+}
+
+// waitSeconds is what pg_ctl -t gets: the time left before ctx ends.
+func waitSeconds(ctx context.Context) string {
+	if d, ok := ctx.Deadline(); ok {
+		return strconv.Itoa(max(int(time.Until(d).Seconds()), 1))
+	}
+	return "60"
+}
+
+// Start starts the postmaster and waits until it accepts connections.
+func (i Instance) Start(ctx context.Context) error {
+	_, err := i.command(ctx, "pg_ctl", "start", "-D", i.DataDir, "-w", "-t", waitSeconds(ctx), "-l", i.LogFile,
+		"-o", "-p "+strconv.Itoa(i.Port))
+	return err
+}
+
+// Stop stops the postmaster in mode (fast or immediate) and waits.
+func (i Instance) Stop(ctx context.Context, mode string) error {
+	_, err := i.command(ctx, "pg_ctl", "stop", "-D", i.DataDir, "-w", "-t", waitSeconds(ctx), "-m", mode)
+	return err
+}
+
+// Promote ends recovery and waits until the instance accepts writes.
+func (i Instance) Promote(ctx context.Context) error {
+	_, err := i.command(ctx, "pg_ctl", "promote", "-D", i.DataDir, "-w", "-t", waitSeconds(ctx))
+	return err
+}
+
+// ControlData runs pg_controldata.
+func (i Instance) ControlData(ctx context.Context) (ControlData, error) {
+	out, err := i.command(ctx, "pg_controldata", "-D", i.DataDir)
+	if err != nil {
+		return ControlData{}, err
+	}
+	return ParseControlData(string(out))
+}
+
+// PostmasterPID returns the PID of the running postmaster, or ErrNotRunning.
+func (i Instance) PostmasterPID() (int, error) {
+	b, err := os.ReadFile(filepath.Join(i.DataDir, "postmaster.pid"))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, ErrNotRunning
+	}
+	if err != nil {
+		return 0, err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
+	if err != nil || pid <= 0 {
+		return 0, fmt.Errorf("%s/postmaster.pid: bad pid", i.DataDir)
+	}
+	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+		return 0, ErrNotRunning // a stale file after a crash
+	}
+	return pid, nil
+}
+
+// Connect opens a connection to the instance through its socket, as the
+// calling OS user (peer authentication).
+func (i Instance) Connect(ctx context.Context, user string) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig("")
+	if err != nil {
+		return nil, err
+	}
+	cfg.Host, cfg.Port, cfg.User, cfg.Database = i.SocketDir, uint16(i.Port), user, "postgres"
+	cfg.RuntimeParams["application_name"] = "rampart"
+	cfg.ConnectTimeout = 5 * time.Second
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", i.SocketDir, err)
+	}
+	return conn, nil
+}
+
+// SetAutoConfFile changes settings in postgresql.auto.conf (see
+// SetAutoConf), writing the file atomically; it returns whether it changed.
+func (i Instance) SetAutoConfFile(set map[string]*string) (bool, error) {
+	path := filepath.Join(i.DataDir, "postgresql.auto.conf")
+	old, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return false, err
+	}
+	text := SetAutoConf(string(old), set)
+	if text == string(old) {
+		return false, nil
+	}
+	return true, writeAtomic(path, []byte(text), 0o600)
+}
+
+// ReadAutoConfFile returns a setting of postgresql.auto.conf.
+func (i Instance) ReadAutoConfFile(key string) (string, bool, error) {
+	b, err := os.ReadFile(filepath.Join(i.DataDir, "postgresql.auto.conf"))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	v, ok := ReadAutoConf(string(b), key)
+	return v, ok, nil
+}
+
+// SetStandbySignal creates (or removes) standby.signal.
+func (i Instance) SetStandbySignal(on bool) error {
+	path := filepath.Join(i.DataDir, "standby.signal")
+	if !on {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	return writeAtomic(path, nil, 0o600)
+}
+
+func writeAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp := path + ".rampart-tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

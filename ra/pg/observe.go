@@ -1,0 +1,94 @@
+package pg
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Observation is what a running instance says about itself in one round
+// trip.
+type Observation struct {
+	InRecovery  bool
+	Timeline    uint32
+	LSN         LSN    // primary: pg_current_wal_lsn(); standby: last received (or replayed) position
+	ReplayLSN   LSN    // standby: pg_last_wal_replay_lsn()
+	Receiver    string // standby: walreceiver status ("streaming", …), "" when none
+	Sender      string // standby: the host it streams from
+	SyncNames   string // synchronous_standby_names in force
+	Replication []Replica
+}
+
+// Replica is one row of pg_stat_replication.
+type Replica struct {
+	Name      string
+	State     string
+	SyncState string
+	FlushLSN  LSN
+	ReplayLSN LSN
+}
+
+const observeSQL = `SELECT pg_is_in_recovery(),
+ (SELECT timeline_id FROM pg_control_checkpoint())::bigint,
+ CASE WHEN pg_is_in_recovery() THEN coalesce(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::text ELSE pg_current_wal_lsn()::text END,
+ coalesce(pg_last_wal_replay_lsn()::text, '0/0'),
+ coalesce((SELECT status FROM pg_stat_wal_receiver), ''),
+ coalesce((SELECT sender_host FROM pg_stat_wal_receiver), ''),
+ current_setting('synchronous_standby_names'),
+ (SELECT received_tli FROM pg_stat_wal_receiver)::bigint`
+
+const replicationSQL = `SELECT application_name, coalesce(state, ''), coalesce(sync_state, ''),
+ coalesce(flush_lsn::text, '0/0'), coalesce(replay_lsn::text, '0/0')
+ FROM pg_stat_replication ORDER BY application_name`
+
+// Observe reads role, positions and replication state in one batch.
+func Observe(ctx context.Context, conn *pgx.Conn) (Observation, error) {
+	var o Observation
+	var tl int64
+	var receivedTL *int64
+	var lsn, replay string
+	b := &pgx.Batch{}
+	b.Queue(observeSQL)
+	b.Queue(replicationSQL)
+	res := conn.SendBatch(ctx, b)
+	defer res.Close()
+	if err := res.QueryRow().Scan(&o.InRecovery, &tl, &lsn, &replay, &o.Receiver, &o.Sender, &o.SyncNames, &receivedTL); err != nil {
+		return o, fmt.Errorf("observe: %w", err)
+	}
+	o.Timeline = uint32(tl)
+	if receivedTL != nil && uint32(*receivedTL) > o.Timeline {
+		o.Timeline = uint32(*receivedTL)
+	}
+	var err error
+	if o.LSN, err = ParseLSN(lsn); err != nil {
+		return o, err
+	}
+	if o.ReplayLSN, err = ParseLSN(replay); err != nil {
+		return o, err
+	}
+	rows, err := res.Query()
+	if err != nil {
+		return o, fmt.Errorf("observe replication: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r Replica
+		var flush, rep string
+		if err := rows.Scan(&r.Name, &r.State, &r.SyncState, &flush, &rep); err != nil {
+			return o, err
+		}
+		r.FlushLSN, _ = ParseLSN(flush)
+		r.ReplayLSN, _ = ParseLSN(rep)
+		o.Replication = append(o.Replication, r)
+	}
+	return o, rows.Err()
+}
+
+// Reload asks the postmaster to reread its configuration.
+func Reload(ctx context.Context, conn *pgx.Conn) error {
+	if _, err := conn.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	return nil
+}

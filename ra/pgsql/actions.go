@@ -1,0 +1,592 @@
+package pgsql
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/rampart-ha/rampart/ra/ocf"
+	"github.com/rampart-ha/rampart/ra/pacemaker"
+	"github.com/rampart-ha/rampart/ra/pg"
+)
+
+// actions holds the agent's seams: Pacemaker's tools and the clock.
+type actions struct {
+	run pacemaker.Runner
+	now func() time.Time
+}
+
+// call is one action's context: who we are and what we were told.
+type call struct {
+	*actions
+	r    *ocf.Request
+	cfg  config
+	rsc  string
+	node string
+	log  *slog.Logger
+}
+
+func (a *actions) begin(ctx context.Context, r *ocf.Request) (*call, error) {
+	c := &call{actions: a, r: r, cfg: newConfig(r.Values), rsc: r.Env.Resource, node: r.Env.OnNode, log: r.Log}
+	if c.rsc == "" {
+		return nil, ocf.Errorf(ocf.ErrConfigured, "OCF_RESOURCE_INSTANCE is not set: run the agent through Pacemaker (or ocf-tester)")
+	}
+	if c.node == "" {
+		// Never uname -n: the node's name in the cluster is Pacemaker's.
+		n, err := pacemaker.LocalNode(ctx, a.run)
+		if err != nil {
+			return nil, err
+		}
+		c.node = n
+	}
+	c.log = c.log.With("node", c.node)
+	return c, nil
+}
+
+// Attribute names of resource rsc.
+func stateAttr(rsc string) string    { return "rampart-" + rsc + "-state" }
+func positionAttr(rsc string) string { return "rampart-" + rsc + "-position" }
+func memoAttr(rsc string) string     { return "rampart-" + rsc + "-memo" }
+
+func (a *actions) validate(ctx context.Context, r *ocf.Request) (ocf.Status, error) {
+	cfg := newConfig(r.Values)
+	for _, tool := range []string{"pg_ctl", "pg_controldata", "postgres"} {
+		if _, err := os.Stat(cfg.inst.BinDir + "/" + tool); err != nil {
+			return 0, ocf.Errorf(ocf.ErrInstalled, "parameter bindir=%q: %s not found: install PostgreSQL or set bindir", cfg.inst.BinDir, tool)
+		}
+	}
+	if r.Env.CheckLevel >= 10 {
+		if _, err := os.Stat(cfg.inst.DataDir + "/PG_VERSION"); err != nil {
+			return 0, ocf.Errorf(ocf.ErrConfigured, "parameter pgdata=%q: no PostgreSQL data directory there", cfg.inst.DataDir)
+		}
+	}
+	return ocf.Success, nil
+}
+
+func (a *actions) reload(ctx context.Context, r *ocf.Request) (ocf.Status, error) {
+	return a.validate(ctx, r)
+}
+
+// running reports whether the postmaster runs, and a connection if it does.
+func (c *call) connect(ctx context.Context) (*pgx.Conn, error) {
+	return c.cfg.inst.Connect(ctx, c.cfg.user)
+}
+
+func (c *call) cluster(ctx context.Context) (pacemaker.ClusterStatus, error) {
+	return pacemaker.CrmMon(ctx, c.run)
+}
+
+// otherPrimary returns the node Pacemaker runs this resource promoted on,
+// other than this one ("" if none).
+func (c *call) otherPrimary(ctx context.Context) (string, error) {
+	s, err := c.cluster(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, n := range s.Promoted(c.rsc) {
+		if n != c.node {
+			return n, nil
+		}
+	}
+	return "", nil
+}
+
+// ---- start / stop ----
+
+func (a *actions) start(ctx context.Context, r *ocf.Request) (ocf.Status, error) {
+	c, err := a.begin(ctx, r)
+	if err != nil {
+		return 0, err
+	}
+	if st, err := a.validate(ctx, r); err != nil {
+		return st, err
+	}
+	in := StartInput{}
+	if _, err := c.cfg.inst.PostmasterPID(); err == nil {
+		conn, err := c.connect(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("start %s: postmaster runs but refuses connections: %w", c.node, err)
+		}
+		obs, err := pg.Observe(ctx, conn)
+		conn.Close(ctx)
+		if err != nil {
+			return 0, err
+		}
+		in.Running, in.InRecovery = true, obs.InRecovery
+	} else if !errors.Is(err, pg.ErrNotRunning) {
+		return 0, err
+	} else {
+		if in.Control, err = c.cfg.inst.ControlData(ctx); err != nil {
+			return 0, ocf.Errorf(ocf.ErrGeneric, "start %s: %w", c.node, err)
+		}
+	}
+	if in.Primary, err = c.otherPrimary(ctx); err != nil {
+		return 0, err
+	}
+	action, why := DecideStart(in)
+	c.log.Info("start decision", "decision", action, "reason", why, "primary", in.Primary, "state", in.Control.State)
+	switch action {
+	case AlreadyStandby:
+		return ocf.Success, nil
+	case RefuseRunningPrimary, RefuseDiverged, Rejoin:
+		// Rejoin (pg_rewind / pg_basebackup) is not built yet: refuse, with
+		// what to do.
+		return 0, ocf.Errorf(ocf.ErrGeneric, "start %s: %s", c.node, why)
+	}
+	// A fresh standby is no candidate until the primary says so.
+	if err := pacemaker.DeletePromotionScore(ctx, c.run, c.rsc, c.node); err != nil {
+		return 0, err
+	}
+	if err := c.configureStandby(in.Primary); err != nil {
+		return 0, err
+	}
+	if err := os.MkdirAll(c.cfg.inst.DataDir+"/log", 0o700); err != nil {
+		return 0, err
+	}
+	if err := c.cfg.inst.Start(ctx); err != nil {
+		return 0, ocf.Errorf(ocf.ErrGeneric, "start %s: %w (see %s)", c.node, err, c.cfg.inst.LogFile)
+	}
+	return ocf.Success, nil
+}
+
+// configureStandby writes what makes the instance a standby of primary (""
+// when unknown: it then replays its own WAL until told).
+func (c *call) configureStandby(primary string) error {
+	set := map[string]*string{"synchronous_standby_names": nil, "primary_conninfo": nil}
+	if primary != "" {
+		ci := PrimaryConninfo(c.node, primary, c.cfg.inst.Port, c.cfg.repuser, c.cfg.nodeHosts, c.cfg.extraConn).String()
+		set["primary_conninfo"] = &ci
+	}
+	latest := "latest"
+	set["recovery_target_timeline"] = &latest
+	if _, err := c.cfg.inst.SetAutoConfFile(set); err != nil {
+		return fmt.Errorf("configure standby %s: %w", c.node, err)
+	}
+	return c.cfg.inst.SetStandbySignal(true)
+}
+
+func (a *actions) stop(ctx context.Context, r *ocf.Request) (ocf.Status, error) {
+	c, err := a.begin(ctx, r)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := c.cfg.inst.PostmasterPID(); errors.Is(err, pg.ErrNotRunning) {
+		return ocf.Success, nil
+	}
+	// Fast shutdown, with time left for immediate if it hangs.
+	fastCtx := ctx
+	if d, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		fastCtx, cancel = context.WithDeadline(ctx, d.Add(-time.Until(d)/3))
+		defer cancel()
+	}
+	if err := c.cfg.inst.Stop(fastCtx, "fast"); err != nil {
+		c.log.Warn("fast shutdown failed, trying immediate", "err", err)
+		if err := c.cfg.inst.Stop(ctx, "immediate"); err != nil {
+			return 0, fmt.Errorf("stop %s: %w", c.node, err)
+		}
+	}
+	return ocf.Success, nil
+}
+
+// ---- monitor ----
+
+func (a *actions) monitor(ctx context.Context, r *ocf.Request) (ocf.Status, error) {
+	c, err := a.begin(ctx, r)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := c.cfg.inst.PostmasterPID(); errors.Is(err, pg.ErrNotRunning) {
+		cd, cerr := c.cfg.inst.ControlData(ctx)
+		if cerr != nil {
+			if r.Env.Probe() {
+				return ocf.NotRunning, nil // nothing there to run
+			}
+			return 0, cerr
+		}
+		if cd.State == pg.StateInProduction {
+			return 0, ocf.Errorf(ocf.FailedPromoted, "PostgreSQL on %s is not running but its data directory says a primary was (crashed)", c.node)
+		}
+		return ocf.NotRunning, nil
+	} else if err != nil {
+		return 0, err
+	}
+	conn, err := c.connect(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("monitor %s: postmaster runs but refuses connections: %w", c.node, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	obs, err := pg.Observe(ctx, conn)
+	if err != nil {
+		return 0, fmt.Errorf("monitor %s: %w", c.node, err)
+	}
+	if obs.InRecovery {
+		return ocf.Success, c.standbyMonitor(ctx, obs)
+	}
+	if r.Env.Probe() {
+		// A primary found by a probe: Pacemaker decides; report it honestly.
+		return ocf.RunningPromoted, nil
+	}
+	return ocf.RunningPromoted, c.manageSync(ctx, conn, obs, nil)
+}
+
+// standbyMonitor takes part in the election when no primary runs: a
+// standby with no promotion score publishes its position, and the most
+// advanced one gives itself a score so that Pacemaker can promote it.
+func (c *call) standbyMonitor(ctx context.Context, obs pg.Observation) error {
+	if obs.Receiver == "streaming" {
+		return nil // a primary exists
+	}
+	s, err := c.cluster(ctx)
+	if err != nil {
+		return err
+	}
+	if len(s.Promoted(c.rsc)) > 0 {
+		return nil
+	}
+	own := Position{Timeline: obs.Timeline, LSN: obs.LSN, AtMillis: c.now().UnixMilli()}
+	if err := pacemaker.SetTransient(ctx, c.run, c.node, positionAttr(c.rsc), own.String(), true); err != nil {
+		return err
+	}
+	scores, err := pacemaker.QueryTransient(ctx, c.run, pacemaker.PromotionAttr(c.rsc))
+	if err != nil {
+		return err
+	}
+	if _, scored := scores[c.node]; scored {
+		return nil // the last primary's word stands (invariant 2)
+	}
+	for _, v := range scores {
+		if v != "-INFINITY" {
+			return nil // another node is a candidate already
+		}
+	}
+	reports, err := c.positions(ctx, 30*time.Second)
+	if err != nil {
+		return err
+	}
+	active := s.RunningOn(c.rsc)
+	for _, n := range active {
+		if _, ok := reports[n]; !ok {
+			c.log.Info("election: waiting for positions", "missing", n)
+			return nil
+		}
+	}
+	var cands []Candidate
+	for n, p := range reports {
+		if slices.Contains(active, n) {
+			cands = append(cands, Candidate{Node: n, Timeline: p.Timeline, ReceivedLSN: p.LSN})
+		}
+	}
+	ok, why := CheckPromotion(c.node, cands)
+	if !ok {
+		return nil
+	}
+	for _, cand := range cands { // ties: the smallest name
+		if cand.Node < c.node && cand.Timeline == own.Timeline && cand.ReceivedLSN == own.LSN {
+			return nil
+		}
+	}
+	c.log.Info("election: no primary runs; this standby is the most advanced", "reason", why)
+	return pacemaker.SetPromotionScore(ctx, c.run, c.rsc, c.node, "10")
+}
+
+// positions returns the positions standbys reported within maxAge.
+func (c *call) positions(ctx context.Context, maxAge time.Duration) (map[string]Position, error) {
+	raw, err := pacemaker.QueryTransient(ctx, c.run, positionAttr(c.rsc))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]Position{}
+	for n, v := range raw {
+		if p, ok := ParsePosition(v); ok && c.now().UnixMilli()-p.AtMillis <= maxAge.Milliseconds() {
+			out[n] = p
+		}
+	}
+	return out, nil
+}
+
+// manageSync runs on the primary: choose the sync set, publish scores and
+// states, and put the set in force, lowering scores before and raising them
+// after (invariant 2). members overrides the standby instances Pacemaker
+// runs (used during notifications, before crm_mon shows the change).
+func (c *call) manageSync(ctx context.Context, conn *pgx.Conn, obs pg.Observation, members []string) error {
+	if members == nil {
+		s, err := c.cluster(ctx)
+		if err != nil {
+			return err
+		}
+		for _, n := range s.RunningOn(c.rsc) {
+			if n != c.node {
+				members = append(members, n)
+			}
+		}
+	}
+	memos, err := pacemaker.QueryTransient(ctx, c.run, memoAttr(c.rsc))
+	if err != nil {
+		return err
+	}
+	memo := ParseMemo(memos[c.node])
+	current, err := pg.ParseSyncNames(obs.SyncNames)
+	if err != nil {
+		c.log.Warn("synchronous_standby_names unreadable: replacing it", "value", obs.SyncNames, "err", err)
+	}
+	in := SyncInput{Self: c.node, PrimaryLSN: obs.LSN, Members: members, Current: current, JoinedAt: memo.JoinedLSNs()}
+	for _, r := range obs.Replication {
+		in.Standbys = append(in.Standbys, Standby{Name: r.Name, State: r.State, SyncState: r.SyncState, FlushLSN: r.FlushLSN})
+	}
+	now := c.now().Unix()
+	if memo.ShortSince > 0 {
+		in.ShortFor = time.Duration(now-memo.ShortSince) * time.Second
+	}
+	d := DecideSync(in, c.cfg.policy)
+	scores := DecideScores(in, c.cfg.policy, d)
+	states := StandbyStates(in, d)
+
+	lower, raise := ScoreChanges(memo.Scores, scores)
+	for n, s := range lower {
+		if err := pacemaker.SetPromotionScore(ctx, c.run, c.rsc, n, FormatScore(s)); err != nil {
+			return err
+		}
+	}
+	if !d.Names.Equal(current) || obs.SyncNames != d.Names.String() {
+		value := d.Names.String()
+		if _, err := c.cfg.inst.SetAutoConfFile(map[string]*string{"synchronous_standby_names": &value}); err != nil {
+			return fmt.Errorf("set synchronous_standby_names on %s: %w", c.node, err)
+		}
+		if err := pg.Reload(ctx, conn); err != nil {
+			return err
+		}
+		c.log.Info("synchronous standbys changed", "from", obs.SyncNames, "to", value, "reason", d.Reason)
+	}
+	for n, s := range raise {
+		if err := pacemaker.SetPromotionScore(ctx, c.run, c.rsc, n, FormatScore(s)); err != nil {
+			return err
+		}
+	}
+	for n, st := range states {
+		if memo.States[n] != st {
+			if err := pacemaker.SetTransient(ctx, c.run, n, stateAttr(c.rsc), st, false); err != nil {
+				return err
+			}
+		}
+	}
+	if d.WritesBlocked && memo.States[c.node] != states[c.node] {
+		c.log.Warn("writes blocked: too few synchronous standbys", "reason", d.Reason)
+	}
+	next := Memo{Joined: map[string]string{}, Scores: scores, States: states}
+	for n, l := range d.JoinedAt {
+		next.Joined[n] = l.String()
+	}
+	switch {
+	case !d.WritesBlocked && !d.WentAsync:
+		next.ShortSince = 0
+	case memo.ShortSince > 0:
+		next.ShortSince = memo.ShortSince
+	default:
+		next.ShortSince = now
+	}
+	if next.String() != memo.String() {
+		return pacemaker.SetTransient(ctx, c.run, c.node, memoAttr(c.rsc), next.String(), true)
+	}
+	return nil
+}
+
+// ---- promote / demote ----
+
+func (a *actions) promote(ctx context.Context, r *ocf.Request) (ocf.Status, error) {
+	c, err := a.begin(ctx, r)
+	if err != nil {
+		return 0, err
+	}
+	conn, err := c.connect(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("promote %s: %w", c.node, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	obs, err := pg.Observe(ctx, conn)
+	if err != nil {
+		return 0, err
+	}
+	if !obs.InRecovery {
+		return ocf.Success, nil
+	}
+	// Compare with every standby that reported before this promotion.
+	reports, err := c.positions(ctx, 60*time.Second)
+	if err != nil {
+		return 0, err
+	}
+	var cands []Candidate
+	own := Candidate{Node: c.node, Timeline: obs.Timeline, ReceivedLSN: obs.LSN}
+	cands = append(cands, own)
+	for n, p := range reports {
+		if n != c.node && (p.Eligible || c.cfg.policy.Count == 0) {
+			cands = append(cands, Candidate{Node: n, Timeline: p.Timeline, ReceivedLSN: p.LSN})
+		}
+	}
+	if ok, why := CheckPromotion(c.node, cands); !ok {
+		return 0, ocf.Errorf(ocf.ErrGeneric, "promote %s refused: %s", c.node, why)
+	}
+	// Name the surviving standbys before the first commit (invariant 4).
+	members := ocf.Nodes(r.Env.Notify.Unpromoted)
+	members = slices.DeleteFunc(slices.Clone(members), func(n string) bool { return n == c.node })
+	if c.cfg.policy.Count > 0 {
+		d := DecideSync(SyncInput{Self: c.node, PrimaryLSN: obs.LSN, Members: members}, c.cfg.policy)
+		value := d.Names.String()
+		if _, err := c.cfg.inst.SetAutoConfFile(map[string]*string{"synchronous_standby_names": &value}); err != nil {
+			return 0, err
+		}
+		if err := pg.Reload(ctx, conn); err != nil {
+			return 0, err
+		}
+		c.log.Info("synchronous standbys named before promotion", "names", value)
+	}
+	if err := c.cfg.inst.Promote(ctx); err != nil {
+		return 0, ocf.Errorf(ocf.ErrGeneric, "promote %s: %w", c.node, err)
+	}
+	if err := pacemaker.SetPromotionScore(ctx, c.run, c.rsc, c.node, FormatScore(PrimaryScore)); err != nil {
+		return 0, err
+	}
+	c.log.Info("promoted", "timeline_before", obs.Timeline, "lsn", obs.LSN.String())
+	return ocf.Success, nil
+}
+
+func (a *actions) demote(ctx context.Context, r *ocf.Request) (ocf.Status, error) {
+	c, err := a.begin(ctx, r)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := c.cfg.inst.PostmasterPID(); err == nil {
+		conn, err := c.connect(ctx)
+		if err == nil {
+			obs, oerr := pg.Observe(ctx, conn)
+			conn.Close(ctx)
+			if oerr == nil && obs.InRecovery {
+				return ocf.Success, nil
+			}
+		}
+		if err := c.cfg.inst.Stop(ctx, "fast"); err != nil {
+			if err := c.cfg.inst.Stop(ctx, "immediate"); err != nil {
+				return 0, fmt.Errorf("demote %s: %w", c.node, err)
+			}
+		}
+	}
+	// Not a candidate any more; a real demote ends with a running standby.
+	if err := pacemaker.SetPromotionScore(ctx, c.run, c.rsc, c.node, FormatScore(NoPromotion)); err != nil {
+		return 0, err
+	}
+	if err := c.configureStandby(""); err != nil {
+		return 0, err
+	}
+	if err := c.cfg.inst.Start(ctx); err != nil {
+		return 0, ocf.Errorf(ocf.ErrGeneric, "demote %s: start as standby: %w", c.node, err)
+	}
+	return ocf.Success, nil
+}
+
+// ---- notify ----
+
+func (a *actions) notify(ctx context.Context, r *ocf.Request) (ocf.Status, error) {
+	c, err := a.begin(ctx, r)
+	if err != nil {
+		return 0, err
+	}
+	n := r.Env.Notify
+	c.log.Debug("notify", "what", n.String())
+	// Notifications cannot veto: failures are logged and notify succeeds.
+	var nerr error
+	switch n.Type + "-" + n.Operation {
+	case "pre-promote":
+		nerr = c.reportPosition(ctx)
+	case "post-promote":
+		nerr = c.followPrimary(ctx, ocf.Nodes(n.Promote))
+	case "post-stop", "post-start":
+		nerr = c.primaryRecheck(ctx, n)
+	}
+	if nerr != nil {
+		c.log.Warn("notify", "what", n.Type+"-"+n.Operation, "err", nerr)
+	}
+	return ocf.Success, nil
+}
+
+// reportPosition publishes this standby's position for the promotion check.
+func (c *call) reportPosition(ctx context.Context) error {
+	conn, err := c.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	obs, err := pg.Observe(ctx, conn)
+	if err != nil || !obs.InRecovery {
+		return err
+	}
+	scores, err := pacemaker.QueryTransient(ctx, c.run, pacemaker.PromotionAttr(c.rsc))
+	if err != nil {
+		return err
+	}
+	eligible := scores[c.node] != "" && scores[c.node] != "-INFINITY"
+	p := Position{Timeline: obs.Timeline, LSN: obs.LSN, Eligible: eligible, AtMillis: c.now().UnixMilli()}
+	return pacemaker.SetTransient(ctx, c.run, c.node, positionAttr(c.rsc), p.String(), true)
+}
+
+// followPrimary re-points a standby at the new primary and reloads: no
+// restart on PostgreSQL 13 and later (invariant 5).
+func (c *call) followPrimary(ctx context.Context, promoted []string) error {
+	if len(promoted) != 1 || promoted[0] == c.node {
+		return nil
+	}
+	if _, err := c.cfg.inst.PostmasterPID(); err != nil {
+		return nil
+	}
+	ci := PrimaryConninfo(c.node, promoted[0], c.cfg.inst.Port, c.cfg.repuser, c.cfg.nodeHosts, c.cfg.extraConn).String()
+	changed, err := c.cfg.inst.SetAutoConfFile(map[string]*string{"primary_conninfo": &ci})
+	if err != nil || !changed {
+		return err
+	}
+	conn, err := c.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	c.log.Info("following the new primary", "primary", promoted[0])
+	return pg.Reload(ctx, conn)
+}
+
+// primaryRecheck lets the primary replace a stopped sync standby (or name a
+// started one) at once, not a monitor later.
+func (c *call) primaryRecheck(ctx context.Context, n ocf.Notify) error {
+	conn, err := c.connect(ctx)
+	if err != nil {
+		return nil // not running here: nothing to do
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	obs, err := pg.Observe(ctx, conn)
+	if err != nil || obs.InRecovery {
+		return err
+	}
+	active := map[string]bool{}
+	for _, n := range ocf.Nodes(n.Active) {
+		active[n] = true
+	}
+	for _, n := range ocf.Nodes(n.Start) {
+		active[n] = true
+	}
+	if n.Type == "post" && n.Operation == "stop" {
+		for _, s := range ocf.Nodes(n.Stop) {
+			delete(active, s)
+		}
+	}
+	members := []string{}
+	for m := range active {
+		if m != c.node {
+			members = append(members, m)
+		}
+	}
+	slices.Sort(members)
+	return c.manageSync(ctx, conn, obs, members)
+}

@@ -1,0 +1,160 @@
+package pgsql
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rampart-ha/rampart/ra/ocf"
+	"github.com/rampart-ha/rampart/ra/pg"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func noPacemaker(context.Context, ...string) (string, error) {
+	panic("this test must not call Pacemaker's tools")
+}
+
+func runAgent(t *testing.T, environ []string, action string) (ocf.Status, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	st := ocf.Run(context.Background(), New(noPacemaker, time.Now), []string{"pgsql", action}, environ, &out, &errb,
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return st, out.String(), errb.String()
+}
+
+func TestMetaDataGolden(t *testing.T) {
+	st, out, _ := runAgent(t, nil, "meta-data")
+	if st != ocf.Success {
+		t.Fatal(st)
+	}
+	const golden = "testdata/meta-data.xml"
+	if *update {
+		if err := os.WriteFile(golden, []byte(out), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != string(want) {
+		t.Errorf("meta-data differs from %s (go test -update rewrites it):\n%s", golden, out)
+	}
+	const dtd = "/usr/share/resource-agents/ra-api-1.dtd"
+	if _, err := exec.LookPath("xmllint"); err != nil {
+		t.Skip("needs xmllint (make deps)")
+	}
+	if _, err := os.Stat(dtd); err != nil {
+		t.Skipf("needs %s (make deps)", dtd)
+	}
+	cmd := exec.Command("xmllint", "--noout", "--dtdvalid", dtd, "-")
+	cmd.Stdin = strings.NewReader(out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("meta-data does not validate against ra-api-1.dtd: %v\n%s", err, b)
+	}
+}
+
+// Invariant 6: bad parameters are refused with OCF_ERR_CONFIGURED, naming
+// the parameter, before anything is touched (noPacemaker panics if called).
+func TestBadParametersAreRefused(t *testing.T) {
+	base := []string{"OCF_RESOURCE_INSTANCE=pgsql:0", "OCF_RESKEY_CRM_meta_on_node=n1"}
+	tests := []struct {
+		name, kv, says string
+	}{
+		{"no pgdata", "", "pgdata is required"},
+		{"relative pgdata", "OCF_RESKEY_pgdata=data", "pgdata"},
+		{"user name with a space (no shell text from parameters)", "OCF_RESKEY_system_user=post gres", "system_user"},
+		{"sync_count out of range", "OCF_RESKEY_sync_count=17", "sync_count"},
+		{"unknown policy", "OCF_RESKEY_sync_policy=fast", "sync_policy"},
+		{"bad method", "OCF_RESKEY_sync_method=quorum", "sync_method"},
+		{"node_hosts without =", "OCF_RESKEY_node_hosts=n1 n2", "node_hosts"},
+		{"conninfo_opts unterminated", "OCF_RESKEY_conninfo_opts=sslmode='x", "conninfo_opts"},
+		{"a misspelt parameter", "OCF_RESKEY_sync_cuont=2", "unknown parameter sync_cuont"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := append([]string{}, base...)
+			if !strings.HasPrefix(tt.kv, "OCF_RESKEY_pgdata") && tt.name != "no pgdata" {
+				env = append(env, "OCF_RESKEY_pgdata=/var/lib/postgresql/15/main")
+			}
+			if tt.kv != "" {
+				env = append(env, tt.kv)
+			}
+			for _, action := range []string{"start", "monitor", "promote", "validate-all"} {
+				st, _, stderr := runAgent(t, env, action)
+				if st != ocf.ErrConfigured || !strings.Contains(stderr, "ocf-exit-reason:") || !strings.Contains(stderr, tt.says) {
+					t.Errorf("%s: status %v, stderr %q; want OCF_ERR_CONFIGURED naming %q", action, st, stderr, tt.says)
+				}
+			}
+		})
+	}
+}
+
+func TestValidateAllReportsMissingBinaries(t *testing.T) {
+	st, _, stderr := runAgent(t, []string{"OCF_RESKEY_pgdata=/d", "OCF_RESKEY_bindir=/nonexistent/bin"}, "validate-all")
+	if st != ocf.ErrInstalled || !strings.Contains(stderr, "bindir") {
+		t.Errorf("status %v, stderr %q; want OCF_ERR_INSTALLED naming bindir", st, stderr)
+	}
+}
+
+func TestPrimaryConninfo(t *testing.T) {
+	extra, _ := pg.ParseConninfo("sslmode=require connect_timeout=5 host=evil")
+	c := PrimaryConninfo("n2", "n1", 5432, "repl", map[string]string{"n1": "10.0.0.11"}, extra)
+	for k, want := range map[string]string{"host": "10.0.0.11", "port": "5432", "user": "repl", "application_name": "n2",
+		"sslmode": "require", "connect_timeout": "5", "tcp_user_timeout": "5000"} {
+		if c[k] != want {
+			t.Errorf("%s = %q, want %q (in %s)", k, c[k], want, c)
+		}
+	}
+	if c := PrimaryConninfo("n3", "n9", 5433, "repl", nil, nil); c["host"] != "n9" || c["port"] != "5433" {
+		t.Errorf("a node without an address is reached by name: %s", c)
+	}
+}
+
+func TestPositionRoundTrip(t *testing.T) {
+	p := Position{Timeline: 3, LSN: 0x16B374D848, Eligible: true, AtMillis: 1795655849710}
+	back, ok := ParsePosition(p.String())
+	if !ok || back != p {
+		t.Errorf("%q → %+v, %v", p.String(), back, ok)
+	}
+	for _, bad := range []string{"", "1:0/0:1", "x:0/0:1:5", "1:0/0:2:5", "1:zz:1:5", "1:0/0:1:soon"} {
+		if _, ok := ParsePosition(bad); ok {
+			t.Errorf("ParsePosition(%q) accepted", bad)
+		}
+	}
+}
+
+func TestMemoRoundTripAndGarbage(t *testing.T) {
+	m := Memo{Joined: map[string]string{"n2": "0/5000000"}, ShortSince: 17, Scores: map[string]int{"n2": 100}, States: map[string]string{"n2": "sync"}}
+	back := ParseMemo(m.String())
+	if back.String() != m.String() || back.JoinedLSNs()["n2"] != 0x5000000 {
+		t.Errorf("round trip: %+v", back)
+	}
+	if g := ParseMemo("{not json"); g.Joined != nil || g.ShortSince != 0 {
+		t.Errorf("garbage gives %+v, want an empty memo", g)
+	}
+}
+
+func TestStandbyStates(t *testing.T) {
+	in := SyncInput{Self: "n1", Members: []string{"n2", "n3", "n4", "n5"}, Standbys: []Standby{
+		{Name: "n2", State: "streaming", SyncState: "sync"},
+		{Name: "n3", State: "streaming", SyncState: "sync"},
+		{Name: "n4", State: "catchup", SyncState: "async"},
+	}}
+	d := SyncDecision{Names: names(pg.First, 2, "n2", "n3"), Eligible: []string{"n2"}, WritesBlocked: true}
+	got := StandbyStates(in, d)
+	want := map[string]string{"n1": "primary-writes-blocked", "n2": "sync", "n3": "sync-catching-up", "n4": "catchup", "n5": "disconnected"}
+	for n, s := range want {
+		if got[n] != s {
+			t.Errorf("%s: %q, want %q", n, got[n], s)
+		}
+	}
+}

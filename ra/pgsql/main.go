@@ -1,0 +1,96 @@
+package pgsql
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/user"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rampart-ha/rampart/ra/ocf"
+	"github.com/rampart-ha/rampart/ra/pacemaker"
+)
+
+// reexecMarker keeps a re-executed agent from re-executing again.
+const reexecMarker = "RAMPART_AGENT_AS_USER=1"
+
+// clusterGroup may use Pacemaker's tools (crm_attribute, attrd_updater).
+const clusterGroup = "haclient"
+
+// Main runs the agent as Pacemaker calls it and returns the exit code.
+// Pacemaker runs agents as root; for every action that touches PostgreSQL
+// the agent re-executes itself as the PostgreSQL system user, with the
+// haclient group for Pacemaker's tools, so that pg_ctl runs as the owner of
+// the data directory and the agent connects with peer authentication: no
+// su, no shell, no password.
+func Main(ctx context.Context, args, environ []string, stdout, stderr io.Writer, log *slog.Logger) int {
+	agent := New(pacemaker.Local, time.Now)
+	action := ""
+	if len(args) > 1 {
+		action = args[1]
+	}
+	switch action {
+	case "", "meta-data", "usage", "help", "--help", "-h", "validate-all":
+		return int(ocf.Run(ctx, agent, args, environ, stdout, stderr, log))
+	}
+	if os.Geteuid() != 0 || hasEnv(environ, reexecMarker) {
+		return int(ocf.Run(ctx, agent, args, environ, stdout, stderr, log))
+	}
+	name := "postgres"
+	for _, kv := range environ {
+		if v, ok := strings.CutPrefix(kv, "OCF_RESKEY_system_user="); ok && v != "" {
+			name = v
+		}
+	}
+	code, err := reexecAs(ctx, name, args, environ, stdout, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "ocf-exit-reason:run the agent as %s: %v\n", name, err)
+		return int(ocf.ErrPerm)
+	}
+	return code
+}
+
+func hasEnv(environ []string, kv string) bool {
+	for _, e := range environ {
+		if e == kv {
+			return true
+		}
+	}
+	return false
+}
+
+func reexecAs(ctx context.Context, name string, args, environ []string, stdout, stderr io.Writer) (int, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return 0, err
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	groups := []uint32{uint32(gid)}
+	if g, err := user.LookupGroup(clusterGroup); err == nil {
+		id, _ := strconv.Atoi(g.Gid)
+		groups = append(groups, uint32(id))
+	}
+	cmd := exec.CommandContext(ctx, "/proc/self/exe", args[1:]...)
+	cmd.Args[0] = args[0] // the agent is chosen by the name it runs under
+	cmd.Env = append(append([]string{}, environ...), reexecMarker, "HOME="+u.HomeDir, "USER="+name, "LOGNAME="+name)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.Dir = u.HomeDir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: groups}}
+	err = cmd.Run()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return exit.ExitCode(), nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return 0, nil
+}

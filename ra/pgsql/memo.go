@@ -1,0 +1,116 @@
+package pgsql
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+
+	"github.com/rampart-ha/rampart/ra/pg"
+)
+
+// Memo is what the primary remembers between monitors, kept in a private
+// node attribute (never in the CIB): join positions of sync-set members,
+// since when too few standbys qualify, and the scores and states it last
+// published, so that it writes only changes.
+type Memo struct {
+	Joined     map[string]string `json:"joined,omitempty"`      // node → LSN
+	ShortSince int64             `json:"short_since,omitempty"` // unix seconds, 0 when enough qualify
+	Scores     map[string]int    `json:"scores,omitempty"`
+	States     map[string]string `json:"states,omitempty"`
+}
+
+// ParseMemo reads a memo; a missing or unreadable one is empty.
+func ParseMemo(s string) Memo {
+	var m Memo
+	_ = json.Unmarshal([]byte(s), &m)
+	return m
+}
+
+func (m Memo) String() string {
+	b, _ := json.Marshal(m)
+	return string(b)
+}
+
+// JoinedLSNs converts the memo's join positions.
+func (m Memo) JoinedLSNs() map[string]pg.LSN {
+	out := map[string]pg.LSN{}
+	for n, s := range m.Joined {
+		if l, err := pg.ParseLSN(s); err == nil {
+			out[n] = l
+		}
+	}
+	return out
+}
+
+// Position is what a standby reports of itself (private attribute): its
+// timeline, the WAL it received, whether it may be promoted, and when it
+// reported (unix milliseconds), as "tl:lsn:eligible:ms".
+type Position struct {
+	Timeline uint32
+	LSN      pg.LSN
+	Eligible bool
+	AtMillis int64
+}
+
+func (p Position) String() string {
+	e := "0"
+	if p.Eligible {
+		e = "1"
+	}
+	return strconv.FormatUint(uint64(p.Timeline), 10) + ":" + p.LSN.String() + ":" + e + ":" + strconv.FormatInt(p.AtMillis, 10)
+}
+
+// ParsePosition parses a Position; ok is false for anything malformed.
+func ParsePosition(s string) (Position, bool) {
+	f := strings.Split(s, ":")
+	if len(f) != 4 {
+		return Position{}, false
+	}
+	tl, err1 := strconv.ParseUint(f[0], 10, 32)
+	lsn, err2 := pg.ParseLSN(f[1])
+	at, err3 := strconv.ParseInt(f[3], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || (f[2] != "0" && f[2] != "1") {
+		return Position{}, false
+	}
+	return Position{Timeline: uint32(tl), LSN: lsn, Eligible: f[2] == "1", AtMillis: at}, true
+}
+
+// StandbyStates names each standby's replication state for crm_mon -A.
+func StandbyStates(in SyncInput, d SyncDecision) map[string]string {
+	states := map[string]string{}
+	for _, m := range in.Members {
+		if m != in.Self {
+			states[m] = "disconnected"
+		}
+	}
+	inSet := map[string]bool{}
+	for _, n := range d.Names.Names {
+		inSet[n] = true
+	}
+	eligible := map[string]bool{}
+	for _, n := range d.Eligible {
+		eligible[n] = true
+	}
+	for _, s := range in.Standbys {
+		if _, member := states[s.Name]; !member {
+			continue
+		}
+		switch {
+		case s.State != "streaming":
+			states[s.Name] = s.State // catchup, startup, backup, stopping
+		case eligible[s.Name]:
+			states[s.Name] = "sync"
+		case inSet[s.Name]:
+			states[s.Name] = "sync-catching-up"
+		case s.SyncState == "potential":
+			states[s.Name] = "potential"
+		default:
+			states[s.Name] = "async"
+		}
+	}
+	states[in.Self] = "primary"
+	if d.WritesBlocked {
+		states[in.Self] = "primary-writes-blocked"
+	}
+	return states
+}
