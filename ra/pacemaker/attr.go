@@ -70,14 +70,15 @@ func QueryTransient(ctx context.Context, run Runner, name string) (map[string]st
 	return ParseAttrdQuery(out), nil
 }
 
-var attrdLine = regexp.MustCompile(`name="([^"]*)" host="([^"]*)" value="([^"]*)"`)
+// attrd prints values unescaped, so a value runs to the line's last quote.
+var attrdLine = regexp.MustCompile(`^name="([^"]*)" host="([^"]*)" value="(.*)"$`)
 
 // ParseAttrdQuery parses `attrd_updater --query` lines into node → value.
 // attrd reports a deleted attribute with an empty value: it is left out.
 func ParseAttrdQuery(out string) map[string]string {
 	values := map[string]string{}
 	for _, line := range strings.Split(out, "\n") {
-		if m := attrdLine.FindStringSubmatch(line); m != nil && m[3] != "" {
+		if m := attrdLine.FindStringSubmatch(strings.TrimSpace(line)); m != nil && m[3] != "" {
 			values[m[2]] = m[3]
 		}
 	}

@@ -92,3 +92,12 @@ func Reload(ctx context.Context, conn *pgx.Conn) error {
 	}
 	return nil
 }
+
+// CurrentLSN returns the primary's pg_current_wal_lsn().
+func CurrentLSN(ctx context.Context, conn *pgx.Conn) (LSN, error) {
+	var s string
+	if err := conn.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&s); err != nil {
+		return 0, fmt.Errorf("pg_current_wal_lsn: %w", err)
+	}
+	return ParseLSN(s)
+}

@@ -163,8 +163,11 @@ func (c *call) configureStandby(primary string) error {
 		ci := PrimaryConninfo(c.node, primary, c.cfg.inst.Port, c.cfg.repuser, c.cfg.nodeHosts, c.cfg.extraConn).String()
 		set["primary_conninfo"] = &ci
 	}
-	latest := "latest"
+	latest, retry := "latest", "500ms"
 	set["recovery_target_timeline"] = &latest
+	// The startup process notices a promote request only between WAL
+	// retrieval attempts: 5 s by default, 0.5 s here.
+	set["wal_retrieve_retry_interval"] = &retry
 	if _, err := c.cfg.inst.SetAutoConfFile(set); err != nil {
 		return fmt.Errorf("configure standby %s: %w", c.node, err)
 	}
@@ -348,22 +351,23 @@ func (c *call) manageSync(ctx context.Context, conn *pgx.Conn, obs pg.Observatio
 	scores := DecideScores(in, c.cfg.policy, d)
 	states := StandbyStates(in, d)
 
-	lower, raise := ScoreChanges(memo.Scores, scores)
+	lower, _ := ScoreChanges(memo.Scores, scores)
 	for n, s := range lower {
 		if err := pacemaker.SetPromotionScore(ctx, c.run, c.rsc, n, FormatScore(s)); err != nil {
 			return err
 		}
 	}
 	if !d.Names.Equal(current) || obs.SyncNames != d.Names.String() {
-		value := d.Names.String()
-		if _, err := c.cfg.inst.SetAutoConfFile(map[string]*string{"synchronous_standby_names": &value}); err != nil {
-			return fmt.Errorf("set synchronous_standby_names on %s: %w", c.node, err)
-		}
-		if err := pg.Reload(ctx, conn); err != nil {
+		if err := c.putSyncNames(ctx, conn, obs, current, &d); err != nil {
 			return err
 		}
-		c.log.Info("synchronous standbys changed", "from", obs.SyncNames, "to", value, "reason", d.Reason)
+		// Members that joined become candidates as soon as they confirm,
+		// within this monitor, not a monitor later.
+		d.Eligible, in.Standbys = c.awaitEligible(ctx, conn, d, in.Standbys)
+		scores = DecideScores(in, c.cfg.policy, d)
+		states = StandbyStates(in, d)
 	}
+	_, raise := ScoreChanges(memo.Scores, scores)
 	for n, s := range raise {
 		if err := pacemaker.SetPromotionScore(ctx, c.run, c.rsc, n, FormatScore(s)); err != nil {
 			return err
@@ -395,6 +399,58 @@ func (c *call) manageSync(ctx context.Context, conn *pgx.Conn, obs pg.Observatio
 		return pacemaker.SetTransient(ctx, c.run, c.node, memoAttr(c.rsc), next.String(), true)
 	}
 	return nil
+}
+
+// putSyncNames puts d.Names in force and moves the join position of every
+// new member to the primary's position after the reload: commits
+// acknowledged until then were confirmed by the old members only.
+func (c *call) putSyncNames(ctx context.Context, conn *pgx.Conn, obs pg.Observation, current pg.SyncNames, d *SyncDecision) error {
+	value := d.Names.String()
+	if _, err := c.cfg.inst.SetAutoConfFile(map[string]*string{"synchronous_standby_names": &value}); err != nil {
+		return fmt.Errorf("set synchronous_standby_names on %s: %w", c.node, err)
+	}
+	if err := pg.Reload(ctx, conn); err != nil {
+		return err
+	}
+	after, err := pg.CurrentLSN(ctx, conn)
+	if err != nil {
+		return err
+	}
+	for _, n := range d.Names.Names {
+		if !slices.Contains(current.Names, n) {
+			d.JoinedAt[n] = after
+		}
+	}
+	c.log.Info("synchronous standbys changed", "from", obs.SyncNames, "to", value, "reason", d.Reason)
+	return nil
+}
+
+// awaitEligible polls pg_stat_replication for up to two seconds until every
+// member of the set is eligible, and returns who is, with the standbys seen
+// last.
+func (c *call) awaitEligible(ctx context.Context, conn *pgx.Conn, d SyncDecision, standbys []Standby) ([]string, []Standby) {
+	wait, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	eligible := Eligible(d.Names, d.JoinedAt, standbys)
+	for len(eligible) < len(d.Names.Names) {
+		select {
+		case <-wait.Done():
+			return eligible, standbys
+		case <-tick.C:
+		}
+		obs, err := pg.Observe(wait, conn)
+		if err != nil {
+			return eligible, standbys
+		}
+		standbys = standbys[:0:0]
+		for _, r := range obs.Replication {
+			standbys = append(standbys, Standby{Name: r.Name, State: r.State, SyncState: r.SyncState, FlushLSN: r.FlushLSN})
+		}
+		eligible = Eligible(d.Names, d.JoinedAt, standbys)
+	}
+	return eligible, standbys
 }
 
 // ---- promote / demote ----
@@ -433,8 +489,11 @@ func (a *actions) promote(ctx context.Context, r *ocf.Request) (ocf.Status, erro
 		return 0, ocf.Errorf(ocf.ErrGeneric, "promote %s refused: %s", c.node, why)
 	}
 	// Name the surviving standbys before the first commit (invariant 4).
-	members := ocf.Nodes(r.Env.Notify.Unpromoted)
-	members = slices.DeleteFunc(slices.Clone(members), func(n string) bool { return n == c.node })
+	// (Pacemaker passes the transition's notify lists to promote too.)
+	leaving := append(ocf.Nodes(r.Env.Notify.Stop), ocf.Nodes(r.Env.Notify.Demote)...)
+	members := slices.DeleteFunc(ocf.Nodes(r.Env.Notify.Unpromoted), func(n string) bool {
+		return n == c.node || slices.Contains(leaving, n)
+	})
 	if c.cfg.policy.Count > 0 {
 		d := DecideSync(SyncInput{Self: c.node, PrimaryLSN: obs.LSN, Members: members}, c.cfg.policy)
 		value := d.Names.String()
@@ -461,7 +520,12 @@ func (a *actions) demote(ctx context.Context, r *ocf.Request) (ocf.Status, error
 	if err != nil {
 		return 0, err
 	}
-	if _, err := c.cfg.inst.PostmasterPID(); err == nil {
+	// Not a candidate any more (lowered before anything else changes).
+	if err := pacemaker.SetPromotionScore(ctx, c.run, c.rsc, c.node, FormatScore(NoPromotion)); err != nil {
+		return 0, err
+	}
+	_, perr := c.cfg.inst.PostmasterPID()
+	if perr == nil {
 		conn, err := c.connect(ctx)
 		if err == nil {
 			obs, oerr := pg.Observe(ctx, conn)
@@ -476,13 +540,17 @@ func (a *actions) demote(ctx context.Context, r *ocf.Request) (ocf.Status, error
 			}
 		}
 	}
-	// Not a candidate any more; a real demote ends with a running standby.
-	if err := pacemaker.SetPromotionScore(ctx, c.run, c.rsc, c.node, FormatScore(NoPromotion)); err != nil {
-		return 0, err
-	}
 	if err := c.configureStandby(""); err != nil {
 		return 0, err
 	}
+	if errors.Is(perr, pg.ErrNotRunning) {
+		// A crashed primary: Pacemaker stops it next. Its data directory is
+		// marked as a standby's, so nothing brings it back as a primary;
+		// whether it may start again is start's decision (invariant 3).
+		c.log.Info("demote of a primary that is not running: left stopped, marked as standby")
+		return ocf.Success, nil
+	}
+	// A real demote ends with a running standby.
 	if err := c.cfg.inst.Start(ctx); err != nil {
 		return 0, ocf.Errorf(ocf.ErrGeneric, "demote %s: start as standby: %w", c.node, err)
 	}

@@ -160,7 +160,10 @@ func New(run pacemaker.Runner, now func() time.Time) *ocf.Agent {
 			"It starts every instance as a standby, promotes only a standby that has every acknowledged commit, " +
 			"demotes a primary to a running standby, re-points standbys to a new primary without restart, and " +
 			"keeps synchronous_standby_names in step with the standbys that stream and keep up. " +
-			"Node attributes rampart-<resource>-state show each node's replication state in crm_mon -A.",
+			"Node attributes rampart-<resource>-state show each node's replication state in crm_mon -A. " +
+			"The agent edits no configuration file but PGDATA/postgresql.auto.conf, where it sets primary_conninfo, " +
+			"recovery_target_timeline, wal_retrieve_retry_interval (500ms, so a promotion is noticed at once) and " +
+			"synchronous_standby_names, and PGDATA/standby.signal.",
 		Params: Params, Ops: Ops,
 		Actions: map[string]ocf.Action{
 			"start": a.start, "stop": a.stop, "monitor": a.monitor, "promote": a.promote,

@@ -89,11 +89,17 @@ func DecideSync(in SyncInput, p SyncPolicy) SyncDecision {
 			current[n] = true
 		}
 	}
-	// Members of the current set first, then the most advanced, then by name.
+	// Members of the current set first (those PostgreSQL counts as
+	// synchronous now before the ones it merely lists), then the most
+	// advanced, then by name: no churn.
+	confirmed := func(s Standby) bool { return s.SyncState == "sync" || s.SyncState == "quorum" }
 	sort.SliceStable(qualified, func(i, j int) bool {
 		a, b := qualified[i], qualified[j]
 		if current[a.Name] != current[b.Name] {
 			return current[a.Name]
+		}
+		if confirmed(a) != confirmed(b) {
+			return confirmed(a)
 		}
 		if a.FlushLSN != b.FlushLSN {
 			return a.FlushLSN > b.FlushLSN
@@ -170,16 +176,25 @@ func DecideSync(in SyncInput, p SyncPolicy) SyncDecision {
 			d.JoinedAt[n] = in.PrimaryLSN
 		}
 	}
-	for _, n := range d.Names.Names {
-		s, ok := byName[n]
-		confirmed := ok && s.State == "streaming" && (s.SyncState == "sync" || s.SyncState == "quorum")
-		if confirmed && s.FlushLSN >= d.JoinedAt[n] {
-			d.Eligible = append(d.Eligible, n)
+	d.Eligible = Eligible(d.Names, d.JoinedAt, in.Standbys)
+	return d
+}
+
+// Eligible returns the members of names that have every acknowledged
+// commit: PostgreSQL counts them as synchronous (streaming, sync or quorum)
+// and they have flushed at least up to where the primary was when they
+// joined the set. Before that, commits acknowledged by the old members may
+// be missing on them.
+func Eligible(names pg.SyncNames, joinedAt map[string]pg.LSN, standbys []Standby) []string {
+	var out []string
+	for _, n := range names.Names {
+		at, joined := joinedAt[n]
+		for _, s := range standbys {
+			if s.Name == n && joined && s.State == "streaming" && (s.SyncState == "sync" || s.SyncState == "quorum") && s.FlushLSN >= at {
+				out = append(out, n)
+			}
 		}
 	}
-	// A member that left stays eligible only if it was one before and no
-	// commit can have been acknowledged without it: never, once it is out
-	// of the list. So eligibility is exactly the above.
-	sort.Strings(d.Eligible)
-	return d
+	sort.Strings(out)
+	return out
 }

@@ -50,6 +50,13 @@ func TestDecideSync(t *testing.T) {
 			p: durable1, want: names(pg.First, 1, "n2"), elig: []string{"n2"},
 		},
 		{
+			name: "after a promotion names several, the one PostgreSQL counts as sync stays (no churn)",
+			in: SyncInput{Self: "n1", PrimaryLSN: lsn("0/5000000"), Members: []string{"n2", "n3"}, Current: names(pg.First, 1, "n3", "n2"),
+				JoinedAt: map[string]pg.LSN{"n3": lsn("0/4000000"), "n2": lsn("0/4000000")},
+				Standbys: []Standby{streaming("n2", "potential", "0/5000000"), streaming("n3", "sync", "0/5000000")}},
+			p: durable1, want: names(pg.First, 1, "n3"), elig: []string{"n3"},
+		},
+		{
 			name: "a dead sync standby is replaced by a streaming one at once (ClusterLabs: empties the list for a monitor or more)",
 			in: SyncInput{Self: "n1", PrimaryLSN: lsn("0/6000000"), Members: []string{"n2", "n3"}, Current: names(pg.First, 1, "n2"),
 				JoinedAt: map[string]pg.LSN{"n2": lsn("0/1000000")},

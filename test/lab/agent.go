@@ -136,7 +136,7 @@ func (l *Lab) AgentLog(host string) string {
 	}
 	var lines []string
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.Contains(line, "pgsql") && (strings.Contains(line, "msg=") || strings.Contains(line, "ocf-exit-reason")) {
+		if strings.Contains(line, "pgsql_") && (strings.Contains(line, "error output") || strings.Contains(line, "Result of")) {
 			lines = append(lines, line)
 		}
 	}

@@ -31,10 +31,11 @@ func procsInNamespace(ns string) ([]proc, error) {
 		return nil, fmt.Errorf("list processes: %w", err)
 	}
 	var procs []proc
+	self := os.Getpid()
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
+		if err != nil || pid == self {
+			continue // never count (or kill) the process running the lab
 		}
 		info, err := os.Stat("/proc/" + e.Name() + "/ns/net")
 		if err != nil || !os.SameFile(info, nsInfo) {

@@ -1,0 +1,236 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/rampart-ha/rampart/test/lab"
+)
+
+func promoted(ctx context.Context, l *lab.Lab, observer string) ([]string, error) {
+	s, err := l.Cluster(ctx, observer)
+	if err != nil {
+		return nil, err
+	}
+	return s.Promoted(lab.PgsqlResource), nil
+}
+
+func otherThan(hosts []string, not string) string {
+	for _, h := range hosts {
+		if h != not {
+			return h
+		}
+	}
+	return ""
+}
+
+// scenario is a lab under ocf:rampart:pgsql with the client's write load
+// running: at least 100 commits acknowledged when it returns.
+type scenario struct {
+	l       *lab.Lab
+	w       *writer
+	primary string
+	db      []string
+}
+
+func startScenario(t *testing.T, id string) *scenario {
+	t.Helper()
+	l := startAgentLab(t, id, nil)
+	ctx := deadline(t, time.Minute)
+	db := l.DBHosts()
+	p, err := promoted(ctx, l, db[0])
+	if err != nil || len(p) != 1 {
+		t.Fatalf("promoted %v, %v; want one", p, err)
+	}
+	w := newWriter(t, l)
+	if err := w.exec(ctx, "CREATE TABLE acked (id bigint PRIMARY KEY, at timestamptz DEFAULT now())"); err != nil {
+		t.Fatal(err)
+	}
+	go w.run()
+	t.Cleanup(func() {
+		select {
+		case <-w.done:
+		default:
+			w.halt()
+		}
+	})
+	if err := lab.WaitFor(ctx, "100 acknowledged writes before the fault", 50*time.Millisecond, func(context.Context) (bool, string, error) {
+		n, _ := w.ackedSince(time.Time{}, "")
+		return n >= 100, fmt.Sprintf("%d acknowledged", n), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return &scenario{l: l, w: w, primary: p[0], db: db}
+}
+
+func (s *scenario) addr(host string) string {
+	for _, h := range s.l.Hosts() {
+		if h.Name == host {
+			return h.Addr.String()
+		}
+	}
+	return ""
+}
+
+// requireNoLoss stops the load and checks every acknowledged commit is on
+// the primary (invariant 2).
+func (s *scenario) requireNoLoss(t *testing.T, ctx context.Context) {
+	t.Helper()
+	s.w.halt()
+	lost, err := s.w.missing(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lost) > 0 {
+		t.Errorf("%d acknowledged commits lost (of %d): %v", len(lost), len(s.w.ids()), lost[:min(len(lost), 20)])
+	}
+	t.Logf("%d commits acknowledged, none lost", len(s.w.ids()))
+}
+
+// syncStandby returns the standby the primary's pg_stat_replication calls sync.
+func (s *scenario) syncStandby(ctx context.Context) string {
+	for _, r := range s.l.Postgres(ctx, s.primary).Replication {
+		if r.SyncState == "sync" && r.State == "streaming" {
+			return r.Name
+		}
+	}
+	return ""
+}
+
+// Scenario (a): the primary's postmaster is killed. A synchronous standby
+// is promoted, writes resume, no acknowledged commit is lost (invariant 2),
+// and the old primary never comes back as primary (invariant 3).
+func TestKillPrimaryPostmaster(t *testing.T) {
+	s := startScenario(t, "e2ekill")
+	l, w, db, old := s.l, s.w, s.db, s.primary
+	ctx := deadline(t, 3*time.Minute)
+
+	if _, err := l.KillPostmaster(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	fault := time.Now() // the postmaster is gone
+	observer := otherThan(db, old)
+	var newPrimary string
+	if err := lab.WaitFor(ctx, "another node promoted", 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
+		p, err := promoted(ctx, l, observer)
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		if len(p) == 1 && p[0] != old {
+			newPrimary = p[0]
+			return true, "", nil
+		}
+		return false, fmt.Sprintf("promoted %v", p), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	promotedAt := time.Since(fault)
+	if err := lab.WaitFor(ctx, "50 writes acknowledged by the new primary", 50*time.Millisecond, func(context.Context) (bool, string, error) {
+		n, _ := w.ackedSince(fault, s.addr(old))
+		return n >= 50, fmt.Sprintf("%d acknowledged since the fault, %d errors", n, w.errors), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_, first := w.ackedSince(fault, s.addr(old))
+	t.Logf("fault → %s promoted: %s; fault → first write acknowledged by it: %s",
+		newPrimary, promotedAt.Round(10*time.Millisecond), first.Sub(fault).Round(10*time.Millisecond))
+	s.requireNoLoss(t, ctx)
+
+	// The old primary: demoted and stopped, never promoted again.
+	st, err := l.Cluster(ctx, newPrimary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(st.Promoted(lab.PgsqlResource), old) {
+		t.Errorf("old primary %s is promoted again", old)
+	}
+	if pg := l.Postgres(ctx, old); pg.Role() == "primary" {
+		t.Errorf("old primary %s runs as primary again", old)
+	}
+	// The remaining standby follows the new primary without restart.
+	other := ""
+	for _, h := range db {
+		if h != old && h != newPrimary {
+			other = h
+		}
+	}
+	if err := l.WaitStreaming(ctx, newPrimary, []string{other}); err != nil {
+		t.Error(err)
+	}
+}
+
+// Scenario (b): the synchronous standby's postmaster is killed. The other
+// standby takes its place within seconds; writes wait only that long.
+func TestKillSyncStandby(t *testing.T) {
+	s := startScenario(t, "e2esync")
+	ctx := deadline(t, 2*time.Minute)
+	var victim string
+	if err := lab.WaitFor(ctx, "a synchronous standby", 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
+		victim = s.syncStandby(ctx)
+		return victim != "", "", nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.l.KillPostmaster(ctx, victim); err != nil {
+		t.Fatal(err)
+	}
+	fault := time.Now()
+	var replacement string
+	if err := lab.WaitFor(ctx, "another synchronous standby", 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
+		replacement = s.syncStandby(ctx)
+		return replacement != "" && replacement != victim, "sync: " + replacement, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	replaced := time.Since(fault)
+	if err := lab.WaitFor(ctx, "writes acknowledged 5 s after the fault", 50*time.Millisecond, func(context.Context) (bool, string, error) {
+		n, _ := s.w.ackedSince(fault.Add(5*time.Second), "")
+		return n >= 20, fmt.Sprintf("%d", n), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	stall := s.w.longestStall(fault, time.Now())
+	t.Logf("sync standby %s killed: %s synchronous after %s; longest write stall %s",
+		victim, replacement, replaced.Round(10*time.Millisecond), stall.Round(10*time.Millisecond))
+	if stall > 10*time.Second {
+		t.Errorf("writes stalled %s after the sync standby died, want a few seconds", stall)
+	}
+	s.requireNoLoss(t, ctx)
+}
+
+// Scenario (c): an asynchronous standby's postmaster is killed: writes do
+// not notice.
+func TestKillAsyncStandby(t *testing.T) {
+	s := startScenario(t, "e2easync")
+	ctx := deadline(t, 2*time.Minute)
+	var victim string
+	if err := lab.WaitFor(ctx, "a synchronous and an asynchronous standby", 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
+		sync := s.syncStandby(ctx)
+		for _, h := range s.db {
+			if h != s.primary && h != sync && sync != "" {
+				victim = h
+			}
+		}
+		return victim != "", "sync: " + sync, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.l.KillPostmaster(ctx, victim); err != nil {
+		t.Fatal(err)
+	}
+	fault := time.Now()
+	if err := lab.WaitFor(ctx, "10 s of load after the fault", 100*time.Millisecond, func(context.Context) (bool, string, error) {
+		return time.Since(fault) > 10*time.Second, "", nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	stall := s.w.longestStall(fault, time.Now())
+	t.Logf("async standby %s killed: longest write stall %s", victim, stall.Round(time.Millisecond))
+	if stall > time.Second {
+		t.Errorf("writes stalled %s after an async standby died, want none", stall)
+	}
+	s.requireNoLoss(t, ctx)
+}

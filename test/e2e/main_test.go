@@ -1,0 +1,100 @@
+package e2e
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rampart-ha/rampart/test/lab"
+)
+
+// agentBinary is the rampart binary built for this run; the lab's hosts run
+// it as ocf:rampart:pgsql. It lives where the postgres user can execute it
+// (the agent re-executes itself as that user).
+var agentBinary string
+
+func TestMain(m *testing.M) {
+	code := func() int {
+		flag.Parse()
+		if os.Geteuid() == 0 && !testing.Short() {
+			dir := "/var/lib/rampart/e2e-bin"
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			agentBinary = filepath.Join(dir, "rampart")
+			out, err := exec.Command("go", "build", "-o", agentBinary, "../../cmd/rampart").CombinedOutput()
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "build rampart: %v\n%s", err, out)
+				return 1
+			}
+			defer os.RemoveAll(dir)
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(b), "\n"))
+	return len(b), nil
+}
+
+// startAgentLab brings up a lab whose PostgreSQL is managed by
+// ocf:rampart:pgsql, and removes it when the test ends.
+func startAgentLab(t *testing.T, id string, opts lab.PgsqlOptions) *lab.Lab {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("e2e: skipped with -short")
+	}
+	c := lab.DefaultConfig()
+	c.ID = id
+	if missing := lab.Prerequisites(c); len(missing) > 0 {
+		t.Skipf("e2e needs %s: run as root after `make deps`", strings.Join(missing, ", "))
+	}
+	c.Agent = agentBinary
+	log := slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	ctx := context.Background()
+	if err := lab.Destroy(ctx, c.Root, c.ID, log); err != nil {
+		t.Fatal(err)
+	}
+	upCtx, cancel := context.WithTimeout(ctx, 4*time.Minute)
+	defer cancel()
+	l, err := lab.Up(upCtx, c, log)
+	t.Cleanup(func() {
+		if t.Failed() && l != nil {
+			for _, h := range l.DBHosts() {
+				t.Logf("--- agent log of %s\n%s", h, l.AgentLog(h))
+			}
+			if cmd, err := l.Exec(ctx, l.DBHosts()[1], "crm_mon", "-1A"); err == nil {
+				out, _ := cmd.CombinedOutput()
+				t.Logf("--- crm_mon -1A\n%s", out)
+			}
+		}
+		if err := lab.Destroy(ctx, c.Root, c.ID, log); err != nil {
+			t.Errorf("lab down: %v", err)
+		}
+	})
+	if err != nil {
+		t.Fatalf("lab up: %v", err)
+	}
+	if err := l.ManagePostgres(upCtx, opts); err != nil {
+		t.Fatalf("hand PostgreSQL to Pacemaker: %v", err)
+	}
+	return l
+}
+
+func deadline(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
