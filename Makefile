@@ -21,9 +21,10 @@ all: build
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/rampart
 
-## test: everything CI runs — lint, unit, integration, lab and e2e tests (root)
+## test: everything CI runs — lint, unit, integration, lab and e2e tests (root);
+## one package at a time: lab and e2e tests each run whole clusters on two cores
 test: deps lint build
-	$(GO) test -count=1 -timeout 40m ./...
+	$(GO) test -count=1 -p 1 -timeout 40m ./...
 
 ## test-short: unit tests only; no root, no servers
 test-short:
