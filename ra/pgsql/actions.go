@@ -179,6 +179,10 @@ func (a *actions) stop(ctx context.Context, r *ocf.Request) (ocf.Status, error) 
 	if err != nil {
 		return 0, err
 	}
+	// crm_mon -A shows it; the primary overwrites it when the node returns.
+	if err := pacemaker.SetTransient(ctx, c.run, c.node, stateAttr(c.rsc), "stopped", false); err != nil {
+		c.log.Warn("stop: could not publish the state", "err", err)
+	}
 	if _, err := c.cfg.inst.PostmasterPID(); errors.Is(err, pg.ErrNotRunning) {
 		return ocf.Success, nil
 	}

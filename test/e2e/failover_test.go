@@ -234,3 +234,55 @@ func TestKillAsyncStandby(t *testing.T) {
 	}
 	s.requireNoLoss(t, ctx)
 }
+
+// Scenario (e): a controlled switchover to the synchronous standby
+// (crm_resource --move --promoted, what `crm resource move` and `pcs
+// resource move --promoted` do): the old primary is demoted to a running
+// standby that follows the new one, and no acknowledged commit is lost.
+func TestSwitchover(t *testing.T) {
+	s := startScenario(t, "e2eswitch")
+	ctx := deadline(t, 2*time.Minute)
+	var target string
+	if err := lab.WaitFor(ctx, "a synchronous standby", 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
+		target = s.syncStandby(ctx)
+		return target != "", "", nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	old := s.primary
+	move := func(args ...string) {
+		t.Helper()
+		cmd, err := s.l.Exec(ctx, old, append([]string{"crm_resource", "--resource", lab.PgsqlResource + "-clone"}, args...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("crm_resource %v: %v\n%s", args, err, out)
+		}
+	}
+	start := time.Now()
+	move("--move", "--promoted", "--node", target)
+	if err := lab.WaitFor(ctx, target+" promoted", 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
+		p, err := promoted(ctx, s.l, target)
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		return len(p) == 1 && p[0] == target, fmt.Sprintf("promoted %v", p), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	move("--clear")
+	if err := lab.WaitFor(ctx, "writes acknowledged by "+target, 50*time.Millisecond, func(context.Context) (bool, string, error) {
+		n, _ := s.w.ackedSince(start, s.addr(old))
+		return n >= 50, fmt.Sprintf("%d", n), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	stall := s.w.longestStall(start, time.Now())
+	t.Logf("switchover %s → %s: longest write stall %s", old, target, stall.Round(10*time.Millisecond))
+	// A real demote: the old primary runs as a standby of the new one.
+	if err := s.l.WaitStreaming(ctx, target, []string{old}); err != nil {
+		t.Error(err)
+	}
+	s.requireNoLoss(t, ctx)
+}
