@@ -178,3 +178,36 @@ func writeAtomic(path string, data []byte, mode os.FileMode) error {
 	}
 	return os.Rename(tmp, path)
 }
+
+// Rewind resynchronises the data directory of a stopped old primary with
+// source (a conninfo to the new primary) using pg_rewind. pg_rewind first
+// runs crash recovery itself when the old primary did not shut down
+// cleanly.
+func (i Instance) Rewind(ctx context.Context, source Conninfo) (string, error) {
+	out, err := i.command(ctx, "pg_rewind", "--target-pgdata="+i.DataDir, "--source-server="+source.String(), "--progress")
+	return string(out), err
+}
+
+// Reclone replaces the data directory with a fresh base backup from source,
+// keeping the old one beside it (renamed with suffix) for the operator to
+// inspect and remove.
+func (i Instance) Reclone(ctx context.Context, source Conninfo, suffix string) (kept string, err error) {
+	kept = i.DataDir + suffix
+	if err := os.Rename(i.DataDir, kept); err != nil {
+		return "", fmt.Errorf("move the old data directory aside: %w", err)
+	}
+	if err := os.Mkdir(i.DataDir, 0o700); err != nil {
+		return kept, err
+	}
+	_, err = i.command(ctx, "pg_basebackup", "--pgdata="+i.DataDir, "--dbname="+source.String(),
+		"--wal-method=stream", "--checkpoint=fast", "--no-password")
+	if err != nil {
+		// Put the old one back: a half-made copy is worth nothing.
+		os.RemoveAll(i.DataDir)
+		if rerr := os.Rename(kept, i.DataDir); rerr != nil {
+			return kept, fmt.Errorf("%w; and restoring %s failed: %v", err, kept, rerr)
+		}
+		return "", err
+	}
+	return kept, nil
+}

@@ -101,3 +101,32 @@ func CurrentLSN(ctx context.Context, conn *pgx.Conn) (LSN, error) {
 	}
 	return ParseLSN(s)
 }
+
+// Checkpoint asks the server at conninfo for a CHECKPOINT (superuser or
+// pg_checkpoint). A freshly promoted primary's control file names its new
+// timeline only after one, and pg_rewind (before PostgreSQL 16) reads the
+// timeline from there.
+func Checkpoint(ctx context.Context, conninfo Conninfo) error {
+	// pgx would send libpq's socket options as server settings.
+	c := Conninfo{}
+	for k, v := range conninfo {
+		switch k {
+		case "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count", "tcp_user_timeout":
+		default:
+			c[k] = v
+		}
+	}
+	cfg, err := pgx.ParseConfig(c.String())
+	if err != nil {
+		return err
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("connect to %s: %w", conninfo["host"], err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "CHECKPOINT"); err != nil {
+		return fmt.Errorf("checkpoint on %s: %w", conninfo["host"], err)
+	}
+	return nil
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -107,7 +108,7 @@ func (a *actions) start(ctx context.Context, r *ocf.Request) (ocf.Status, error)
 	if st, err := a.validate(ctx, r); err != nil {
 		return st, err
 	}
-	in := StartInput{}
+	in := StartInput{AutoRejoin: c.cfg.autoRejoin}
 	if _, err := c.cfg.inst.PostmasterPID(); err == nil {
 		conn, err := c.connect(ctx)
 		if err != nil {
@@ -134,10 +135,12 @@ func (a *actions) start(ctx context.Context, r *ocf.Request) (ocf.Status, error)
 	switch action {
 	case AlreadyStandby:
 		return ocf.Success, nil
-	case RefuseRunningPrimary, RefuseDiverged, Rejoin:
-		// Rejoin (pg_rewind / pg_basebackup) is not built yet: refuse, with
-		// what to do.
+	case RefuseRunningPrimary, RefuseDiverged:
 		return 0, ocf.Errorf(ocf.ErrGeneric, "start %s: %s", c.node, why)
+	case Rejoin:
+		if err := c.rejoin(ctx, in.Primary); err != nil {
+			return 0, ocf.Errorf(ocf.ErrGeneric, "start %s: rejoin %s: %w", c.node, in.Primary, err)
+		}
 	}
 	// A fresh standby is no candidate until the primary says so.
 	if err := pacemaker.DeletePromotionScore(ctx, c.run, c.rsc, c.node); err != nil {
@@ -146,13 +149,49 @@ func (a *actions) start(ctx context.Context, r *ocf.Request) (ocf.Status, error)
 	if err := c.configureStandby(in.Primary); err != nil {
 		return 0, err
 	}
-	if err := os.MkdirAll(c.cfg.inst.DataDir+"/log", 0o700); err != nil {
-		return 0, err
-	}
 	if err := c.cfg.inst.Start(ctx); err != nil {
 		return 0, ocf.Errorf(ocf.ErrGeneric, "start %s: %w (see %s)", c.node, err, c.cfg.inst.LogFile)
 	}
 	return ocf.Success, nil
+}
+
+// rejoin makes an old primary a copy of primary's history: pg_rewind when a
+// rewind user is configured, else (or when it fails) a fresh base backup.
+// The log says which.
+func (c *call) rejoin(ctx context.Context, primary string) error {
+	source := PrimaryConninfo(c.node, primary, c.cfg.inst.Port, c.cfg.rewindUser, c.cfg.nodeHosts, c.cfg.extraConn)
+	delete(source, "application_name")
+	source["dbname"] = "postgres"
+	if c.cfg.rewindUser != "" {
+		// pg_rewind first recovers a crashed data directory in single-user
+		// mode, which refuses to run with standby.signal (demote left it).
+		if err := c.cfg.inst.SetStandbySignal(false); err != nil {
+			return err
+		}
+		// Without a checkpoint on the new timeline, pg_rewind (before
+		// PostgreSQL 16) may produce a data directory that cannot start.
+		if err := pg.Checkpoint(ctx, source); err != nil {
+			c.log.Warn("rejoin: the primary did not checkpoint (grant pg_checkpoint to the rewind_user): re-cloning instead of pg_rewind", "err", err)
+		} else if out, err := c.cfg.inst.Rewind(ctx, source); err != nil {
+			c.log.Warn("rejoin: pg_rewind failed, re-cloning with pg_basebackup", "primary", primary, "err", err)
+		} else {
+			c.log.Info("rejoin: rewound with pg_rewind", "primary", primary, "output", lastLine(out))
+			return nil
+		}
+	}
+	source["user"] = c.cfg.repuser
+	source["dbname"] = "replication"
+	kept, err := c.cfg.inst.Reclone(ctx, source, ".rampart-old-"+c.now().UTC().Format("20060102T150405"))
+	if err != nil {
+		return err
+	}
+	c.log.Info("rejoin: re-cloned with pg_basebackup; the old data directory is kept", "primary", primary, "kept", kept)
+	return nil
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
 }
 
 // configureStandby writes what makes the instance a standby of primary (""

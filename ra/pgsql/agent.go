@@ -47,7 +47,7 @@ var Params = []ocf.Param{
 		Short: "OS user that owns the data directory",
 		Long:  "The agent runs PostgreSQL and connects to it as this user (peer authentication as the database role of the same name)."},
 	{Name: "logfile", Type: ocf.String, Default: "", Short: "postmaster start-up log",
-		Long: "Where pg_ctl sends the postmaster's output before PostgreSQL's own logging starts. Default: PGDATA/log/startup.log."},
+		Long: "Where pg_ctl sends the postmaster's output before PostgreSQL's own logging starts. Default: PGDATA.startup.log beside the data directory (not inside it: pg_rewind and pg_basebackup would copy it)."},
 	{Name: "repuser", Type: ocf.String, Default: "repl", Short: "replication role",
 		Long: "The role standbys connect with (REPLICATION LOGIN). Its password comes from the system user's ~/.pgpass, never from the CIB."},
 	{Name: "node_hosts", Type: ocf.String, Default: "", Check: checkNodeHosts,
@@ -57,6 +57,14 @@ var Params = []ocf.Param{
 		Check: func(s string) error { _, err := pg.ParseConninfo(s); return err },
 		Short: "extra primary_conninfo settings",
 		Long:  "Extra keyword=value settings for primary_conninfo (e.g. sslmode=verify-full). host, port, user and application_name are the agent's."},
+	{Name: "auto_rejoin", Type: ocf.Boolean, Default: "false",
+		Short: "rejoin an old primary by itself",
+		Long: "When an instance that was a primary starts while another node is primary, it may have diverged. " +
+			"false (default): start is refused with what to do. true: the agent rewinds it with pg_rewind (as rewind_user) " +
+			"and, if that fails, re-clones it with pg_basebackup (as repuser, the old data directory kept as PGDATA.rampart-old-TIME), then starts it as a standby."},
+	{Name: "rewind_user", Type: ocf.String, Default: "",
+		Short: "role pg_rewind connects as",
+		Long:  "A login role on the primary with EXECUTE on pg_ls_dir, pg_stat_file and pg_read_binary_file (see the pg_rewind documentation) and membership in pg_checkpoint (the agent asks a freshly promoted primary for a checkpoint first); password from ~/.pgpass. Empty: no rewind, re-clone only."},
 	{Name: "sync_count", Type: ocf.Integer, Default: "1", Min: 0, Max: 16,
 		Short: "number of synchronous standbys",
 		Long:  "How many standbys must confirm each commit. 0 is asynchronous replication: no durability promise, the most advanced standby is promoted."},
@@ -111,12 +119,15 @@ type config struct {
 	nodeHosts map[string]string
 	extraConn pg.Conninfo
 	policy    SyncPolicy
+	// auto_rejoin and the role pg_rewind uses ("" for re-clone only)
+	autoRejoin bool
+	rewindUser string
 }
 
 func newConfig(v ocf.Values) config {
 	logfile := v.String("logfile")
 	if logfile == "" {
-		logfile = filepath.Join(v.String("pgdata"), "log", "startup.log")
+		logfile = filepath.Clean(v.String("pgdata")) + ".startup.log"
 	}
 	hosts, _ := parseNodeHosts(v.String("node_hosts"))
 	extra, _ := pg.ParseConninfo(v.String("conninfo_opts"))
@@ -124,6 +135,7 @@ func newConfig(v ocf.Values) config {
 		inst: pg.Instance{BinDir: v.String("bindir"), DataDir: v.String("pgdata"), SocketDir: v.String("socketdir"),
 			Port: int(v.Int("pgport")), LogFile: logfile},
 		user: v.String("system_user"), repuser: v.String("repuser"), nodeHosts: hosts, extraConn: extra,
+		autoRejoin: v.Bool("auto_rejoin"), rewindUser: v.String("rewind_user"),
 		policy: SyncPolicy{
 			Count: int(v.Int("sync_count")), Method: pg.Method(strings.ToUpper(v.String("sync_method"))),
 			MaxLag: uint64(v.Int("max_lag")), Mode: Mode(v.String("sync_policy")), Grace: v.Duration("async_grace"),

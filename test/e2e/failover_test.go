@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,9 +37,9 @@ type scenario struct {
 	db      []string
 }
 
-func startScenario(t *testing.T, id string) *scenario {
+func startScenario(t *testing.T, id string, opts lab.PgsqlOptions) *scenario {
 	t.Helper()
-	l := startAgentLab(t, id, nil)
+	l := startAgentLab(t, id, opts)
 	ctx := deadline(t, time.Minute)
 	db := l.DBHosts()
 	p, err := promoted(ctx, l, db[0])
@@ -104,7 +105,7 @@ func (s *scenario) syncStandby(ctx context.Context) string {
 // is promoted, writes resume, no acknowledged commit is lost (invariant 2),
 // and the old primary never comes back as primary (invariant 3).
 func TestKillPrimaryPostmaster(t *testing.T) {
-	s := startScenario(t, "e2ekill")
+	s := startScenario(t, "e2ekill", nil)
 	l, w, db, old := s.l, s.w, s.db, s.primary
 	ctx := deadline(t, 3*time.Minute)
 
@@ -160,12 +161,75 @@ func TestKillPrimaryPostmaster(t *testing.T) {
 	if err := l.WaitStreaming(ctx, newPrimary, []string{other}); err != nil {
 		t.Error(err)
 	}
+
+	// Scenario (d) without auto_rejoin: asked to start again, the old
+	// primary refuses, saying why and what to do (invariant 3).
+	s.cleanup(t, ctx, old)
+	if err := lab.WaitFor(ctx, "the old primary's start refused", 200*time.Millisecond, func(ctx context.Context) (bool, string, error) {
+		log := l.AgentLog(old)
+		return strings.Contains(log, "may have diverged"), "", nil
+	}); err != nil {
+		t.Error(err)
+	}
+	if pg := l.Postgres(ctx, old); pg.Up {
+		t.Errorf("old primary %s runs again (%s) without auto_rejoin", old, pg.Role())
+	}
+}
+
+// cleanup clears the fail count of host's instance, so that Pacemaker
+// starts it again (what an operator does after a failure).
+func (s *scenario) cleanup(t *testing.T, ctx context.Context, host string) {
+	t.Helper()
+	cmd, err := s.l.Exec(ctx, otherThan(s.db, host), "crm_resource", "--cleanup", "--resource", lab.PgsqlResource+"-clone", "--node", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("crm_resource --cleanup: %v\n%s", err, out)
+	}
+}
+
+// Scenario (d) with auto_rejoin: the old primary comes back as a standby of
+// the new one, rewound with pg_rewind, and is never promoted.
+func TestOldPrimaryRejoins(t *testing.T) {
+	s := startScenario(t, "e2erejoin", lab.PgsqlOptions{"auto_rejoin": "true", "rewind_user": lab.RewindUser})
+	l, old := s.l, s.primary
+	ctx := deadline(t, 3*time.Minute)
+	if _, err := l.KillPostmaster(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	var newPrimary string
+	if err := lab.WaitFor(ctx, "another node promoted", 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
+		p, err := promoted(ctx, l, otherThan(s.db, old))
+		if err == nil && len(p) == 1 && p[0] != old {
+			newPrimary = p[0]
+			return true, "", nil
+		}
+		return false, fmt.Sprintf("promoted %v %v", p, err), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.cleanup(t, ctx, old)
+	if err := l.WaitStreaming(ctx, newPrimary, []string{old}); err != nil {
+		t.Fatal(err)
+	}
+	// Pacemaker logs the agent's words when the start action has returned.
+	if err := lab.WaitFor(ctx, "the old primary's log to say it was rewound", 200*time.Millisecond, func(context.Context) (bool, string, error) {
+		log := l.AgentLog(old)
+		return strings.Contains(log, "rewound with pg_rewind"), log, nil
+	}); err != nil {
+		t.Error(err)
+	}
+	if p, _ := promoted(ctx, l, newPrimary); slices.Contains(p, old) {
+		t.Errorf("old primary %s promoted again", old)
+	}
+	s.requireNoLoss(t, ctx)
 }
 
 // Scenario (b): the synchronous standby's postmaster is killed. The other
 // standby takes its place within seconds; writes wait only that long.
 func TestKillSyncStandby(t *testing.T) {
-	s := startScenario(t, "e2esync")
+	s := startScenario(t, "e2esync", nil)
 	ctx := deadline(t, 2*time.Minute)
 	var victim string
 	if err := lab.WaitFor(ctx, "a synchronous standby", 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
@@ -204,7 +268,7 @@ func TestKillSyncStandby(t *testing.T) {
 // Scenario (c): an asynchronous standby's postmaster is killed: writes do
 // not notice.
 func TestKillAsyncStandby(t *testing.T) {
-	s := startScenario(t, "e2easync")
+	s := startScenario(t, "e2easync", nil)
 	ctx := deadline(t, 2*time.Minute)
 	var victim string
 	if err := lab.WaitFor(ctx, "a synchronous and an asynchronous standby", 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
@@ -240,7 +304,7 @@ func TestKillAsyncStandby(t *testing.T) {
 // resource move --promoted` do): the old primary is demoted to a running
 // standby that follows the new one, and no acknowledged commit is lost.
 func TestSwitchover(t *testing.T) {
-	s := startScenario(t, "e2eswitch")
+	s := startScenario(t, "e2eswitch", nil)
 	ctx := deadline(t, 2*time.Minute)
 	var target string
 	if err := lab.WaitFor(ctx, "a synchronous standby", 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {

@@ -74,6 +74,7 @@ func startAgentLab(t *testing.T, id string, opts lab.PgsqlOptions) *lab.Lab {
 		if t.Failed() && l != nil {
 			for _, h := range l.DBHosts() {
 				t.Logf("--- agent log of %s\n%s", h, l.AgentLog(h))
+				t.Logf("--- postgres start-up log of %s\n%s", h, l.PostgresLog(h, 25))
 			}
 			if cmd, err := l.Exec(ctx, l.DBHosts()[1], "crm_mon", "-1A"); err == nil {
 				out, _ := cmd.CombinedOutput()

@@ -142,3 +142,14 @@ func (l *Lab) AgentLog(host string) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// PostgresLog returns the last lines of the postmaster's start-up log that
+// ocf:rampart:pgsql keeps on host (PGDATA.startup.log).
+func (l *Lab) PostgresLog(host string, lines int) string {
+	b, err := os.ReadFile(l.pgHostPath(host, PGData+".startup.log"))
+	if err != nil {
+		return err.Error()
+	}
+	all := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.Join(all[max(0, len(all)-lines):], "\n")
+}

@@ -189,7 +189,7 @@ func Up(ctx context.Context, c Config, log *slog.Logger) (*Lab, error) {
 		Anchors: map[string]int{}, Passwords: map[string]string{},
 		Frozen: map[string]bool{}, Cut: map[string]bool{}, Crashed: map[string]bool{},
 	}}
-	for _, role := range []string{ReplicationUser, AppUser} {
+	for _, role := range []string{ReplicationUser, AppUser, RewindUser} {
 		pw, err := newPassword()
 		if err != nil {
 			return nil, err

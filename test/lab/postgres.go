@@ -26,6 +26,9 @@ const (
 	ReplicationUser = "repl"
 	AppUser         = "app"
 	AppDatabase     = "lab"
+	// RewindUser may run pg_rewind against a primary (the grants the
+	// pg_rewind documentation lists), for rejoining an old primary.
+	RewindUser = "rewind"
 )
 
 // pgSettings are appended to the primary's postgresql.conf before its first
@@ -86,7 +89,7 @@ func newPassword() (string, error) {
 // pgpass renders a .pgpass file for the lab roles.
 func pgpass(passwords map[string]string) string {
 	var b strings.Builder
-	for _, role := range []string{ReplicationUser, AppUser} {
+	for _, role := range []string{ReplicationUser, AppUser, RewindUser} {
 		fmt.Fprintf(&b, "*:*:*:%s:%s\n", role, passwords[role])
 	}
 	return b.String()
@@ -170,6 +173,12 @@ func (l *Lab) initPostgres(ctx context.Context, host string) error {
 		fmt.Sprintf("CREATE ROLE %s REPLICATION LOGIN PASSWORD '%s'", ReplicationUser, l.state.Passwords[ReplicationUser]),
 		fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s'", AppUser, l.state.Passwords[AppUser]),
 		fmt.Sprintf("CREATE DATABASE %s OWNER %s", AppDatabase, AppUser),
+		fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s'", RewindUser, l.state.Passwords[RewindUser]),
+		"GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean) TO " + RewindUser,
+		"GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO " + RewindUser,
+		"GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) TO " + RewindUser,
+		"GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO " + RewindUser,
+		"GRANT pg_checkpoint TO " + RewindUser,
 	} {
 		if _, err := l.Psql(ctx, host, sql); err != nil {
 			return fmt.Errorf("create lab roles: %w", err)
