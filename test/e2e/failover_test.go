@@ -129,6 +129,10 @@ func TestKillPrimaryPostmaster(t *testing.T) {
 		t.Fatal(err)
 	}
 	promotedAt := time.Since(fault)
+	// Invariant 4: the new primary names its standbys before its first commit.
+	if names, err := l.Psql(ctx, newPrimary, "SHOW synchronous_standby_names"); err != nil || names == "" {
+		t.Errorf("new primary %s: synchronous_standby_names = %q (%v), want its standbys named", newPrimary, names, err)
+	}
 	if err := lab.WaitFor(ctx, "50 writes acknowledged by the new primary", 50*time.Millisecond, func(context.Context) (bool, string, error) {
 		n, _ := w.ackedSince(fault, s.addr(old))
 		return n >= 50, fmt.Sprintf("%d acknowledged since the fault, %d errors", n, w.errors), nil
