@@ -272,14 +272,24 @@ func (a *actions) monitor(ctx context.Context, r *ocf.Request) (ocf.Status, erro
 	if err != nil {
 		return 0, fmt.Errorf("monitor %s: %w", c.node, err)
 	}
+	// The monitor reports PostgreSQL's health. A failure of the replication
+	// bookkeeping (Pacemaker's tools, a reload) is logged loudly but must not
+	// make Pacemaker restart a healthy instance; each step stops before the
+	// ones that depend on it, so nothing unsafe follows.
 	if obs.InRecovery {
-		return ocf.Success, c.standbyMonitor(ctx, obs)
+		if err := c.standbyMonitor(ctx, obs); err != nil {
+			c.log.Error("standby bookkeeping failed", "err", err)
+		}
+		return ocf.Success, nil
 	}
 	if r.Env.Probe() {
 		// A primary found by a probe: Pacemaker decides; report it honestly.
 		return ocf.RunningPromoted, nil
 	}
-	return ocf.RunningPromoted, c.manageSync(ctx, conn, obs, nil)
+	if err := c.manageSync(ctx, conn, obs, nil); err != nil {
+		c.log.Error("synchronous standby management failed; PostgreSQL itself runs", "err", err)
+	}
+	return ocf.RunningPromoted, nil
 }
 
 // standbyMonitor takes part in the election when no primary runs: a

@@ -64,9 +64,16 @@ func DecideScores(in SyncInput, p SyncPolicy, d SyncDecision) map[string]int {
 // ScoreChanges splits the move from old to new scores into the lowerings,
 // to apply before synchronous_standby_names changes (a standby that leaves
 // the set must stop being a candidate before commits can be acknowledged
-// without it), and the raisings, to apply after.
+// without it), and the raisings, to apply after. A node that had a score
+// and has none now (it left the clone: stopped, or its host is gone) is
+// lowered to NoPromotion: it stops being in the set.
 func ScoreChanges(old, new map[string]int) (lower, raise map[string]int) {
 	lower, raise = map[string]int{}, map[string]int{}
+	for n, o := range old {
+		if _, still := new[n]; !still && o > NoPromotion {
+			lower[n] = NoPromotion
+		}
+	}
 	for n, s := range new {
 		o, known := old[n]
 		switch {

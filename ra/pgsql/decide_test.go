@@ -207,10 +207,11 @@ func TestDecideScores(t *testing.T) {
 }
 
 func TestScoreChangesLowerBeforeRaise(t *testing.T) {
-	old := map[string]int{"n1": PrimaryScore, "n2": SyncScore, "n3": NoPromotion}
+	old := map[string]int{"n1": PrimaryScore, "n2": SyncScore, "n3": NoPromotion, "n5": SyncScore}
 	new := map[string]int{"n1": PrimaryScore, "n2": NoPromotion, "n3": SyncScore, "n4": NoPromotion}
 	lower, raise := ScoreChanges(old, new)
-	if !reflect.DeepEqual(lower, map[string]int{"n2": NoPromotion, "n4": NoPromotion}) || !reflect.DeepEqual(raise, map[string]int{"n3": SyncScore}) {
+	// n5 left the clone (its host is gone): it is no candidate any more.
+	if !reflect.DeepEqual(lower, map[string]int{"n2": NoPromotion, "n4": NoPromotion, "n5": NoPromotion}) || !reflect.DeepEqual(raise, map[string]int{"n3": SyncScore}) {
 		t.Errorf("lower %v raise %v", lower, raise)
 	}
 	if FormatScore(NoPromotion) != "-INFINITY" || FormatScore(SyncScore) != "100" {

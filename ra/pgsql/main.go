@@ -50,9 +50,14 @@ func Main(ctx context.Context, args, environ []string, stdout, stderr io.Writer,
 		}
 	}
 	code, err := reexecAs(ctx, name, args, environ, stdout, stderr)
+	var unknown user.UnknownUserError
+	if errors.As(err, &unknown) {
+		fmt.Fprintf(stderr, "ocf-exit-reason:parameter system_user=%q: no such OS user (is PostgreSQL installed?)\n", name)
+		return int(ocf.ErrInstalled)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "ocf-exit-reason:run the agent as %s: %v\n", name, err)
-		return int(ocf.ErrPerm)
+		return int(ocf.ErrGeneric)
 	}
 	return code
 }
