@@ -354,3 +354,55 @@ func TestSwitchover(t *testing.T) {
 	}
 	s.requireNoLoss(t, ctx)
 }
+
+// Scenario (a'): the primary's host crashes (every process killed, link
+// down). Once Corosync has dropped it, the synchronous standby is promoted;
+// no acknowledged commit is lost. Booted again, the old primary does not
+// come back as primary (invariant 3).
+func TestPrimaryHostCrash(t *testing.T) {
+	s := startScenario(t, "e2ecrash", nil)
+	l, old := s.l, s.primary
+	ctx := deadline(t, 3*time.Minute)
+	if err := l.Crash(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	fault := time.Now()
+	observer := otherThan(s.db, old)
+	var newPrimary string
+	if err := lab.WaitFor(ctx, "another node promoted", 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
+		p, err := promoted(ctx, l, observer)
+		if err == nil && len(p) == 1 && p[0] != old {
+			newPrimary = p[0]
+			return true, "", nil
+		}
+		return false, fmt.Sprintf("promoted %v %v", p, err), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	promotedAt := time.Since(fault)
+	if err := lab.WaitFor(ctx, "50 writes acknowledged by the new primary", 50*time.Millisecond, func(context.Context) (bool, string, error) {
+		n, _ := s.w.ackedSince(fault, s.addr(old))
+		return n >= 50, fmt.Sprintf("%d", n), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_, first := s.w.ackedSince(fault, s.addr(old))
+	t.Logf("host %s crashed: %s promoted after %s, first write it acknowledged after %s",
+		old, newPrimary, promotedAt.Round(10*time.Millisecond), first.Sub(fault).Round(10*time.Millisecond))
+	s.requireNoLoss(t, ctx)
+
+	if err := l.Boot(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.WaitClusterOnline(ctx, s.db); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.WaitFor(ctx, "the old primary's start refused", 200*time.Millisecond, func(context.Context) (bool, string, error) {
+		return strings.Contains(l.AgentLog(old), "may have diverged"), "", nil
+	}); err != nil {
+		t.Error(err)
+	}
+	if p, _ := promoted(ctx, l, newPrimary); len(p) != 1 || p[0] != newPrimary {
+		t.Errorf("after the old primary booted, promoted %v, want only %s", p, newPrimary)
+	}
+}

@@ -38,6 +38,10 @@ func (l *Lab) ManagePostgres(ctx context.Context, extra PgsqlOptions) error {
 			return err
 		}
 	}
+	l.state.PacemakerPG = true
+	if err := l.save(); err != nil {
+		return err
+	}
 	if _, err := l.crmConfigure(ctx, l.pgsqlConfig(extra)); err != nil {
 		return err
 	}

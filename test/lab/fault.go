@@ -76,8 +76,8 @@ func (l *Lab) Crash(ctx context.Context, host string) error {
 }
 
 // Boot starts a crashed host again: link up (unless cut), fresh /run, and
-// its services: Corosync, Pacemaker and PostgreSQL (in the role its data
-// directory says).
+// its services: Corosync, Pacemaker and, unless Pacemaker manages it,
+// PostgreSQL (in the role its data directory says).
 func (l *Lab) Boot(ctx context.Context, host string) error {
 	h, err := l.host(host)
 	if err != nil {
@@ -108,6 +108,9 @@ func (l *Lab) Boot(ctx context.Context, host string) error {
 	}
 	if err := l.startPacemaker(host); err != nil {
 		return err
+	}
+	if l.state.PacemakerPG {
+		return nil
 	}
 	return l.StartPostgres(ctx, host)
 }

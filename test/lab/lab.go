@@ -32,6 +32,9 @@ type State struct {
 	Cut       map[string]bool
 	Crashed   map[string]bool
 	Partition [][]string // groups of hosts cut off from the rest; nil when healed
+	// PacemakerPG: PostgreSQL is Pacemaker's (ocf:rampart:pgsql), so the lab
+	// never starts it itself, not even when a host boots.
+	PacemakerPG bool
 }
 
 // Host is one host of a running lab.
