@@ -43,8 +43,11 @@ demo: deps build
 	$(BIN) lab demo --id demo
 
 ## bench: benchmarks, run side by side with their baselines in one run
-bench: build
+## (failover: ocf:rampart:pgsql against the ClusterLabs pgsql agent; minutes)
+bench: deps build
 	$(GO) test -run '^$$' -bench . -count 5 ./...
+	RAMPART_BENCH=1 $(GO) test -count=1 -timeout 60m -run TestFailoverBench -v ./test/bench
+
 
 clean:
 	rm -rf bin bench.out

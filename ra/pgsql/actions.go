@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -74,7 +73,7 @@ func (a *actions) reload(ctx context.Context, r *ocf.Request) (ocf.Status, error
 	return a.validate(ctx, r)
 }
 
-// running reports whether the postmaster runs, and a connection if it does.
+// connect opens a connection to the local instance as the system user.
 func (c *call) connect(ctx context.Context) (*pgx.Conn, error) {
 	return c.cfg.inst.Connect(ctx, c.cfg.user)
 }
@@ -172,10 +171,10 @@ func (c *call) rejoin(ctx context.Context, primary string) error {
 		// PostgreSQL 16) may produce a data directory that cannot start.
 		if err := pg.Checkpoint(ctx, source); err != nil {
 			c.log.Warn("rejoin: the primary did not checkpoint (grant pg_checkpoint to the rewind_user): re-cloning instead of pg_rewind", "err", err)
-		} else if out, err := c.cfg.inst.Rewind(ctx, source); err != nil {
+		} else if _, err := c.cfg.inst.Rewind(ctx, source); err != nil {
 			c.log.Warn("rejoin: pg_rewind failed, re-cloning with pg_basebackup", "primary", primary, "err", err)
 		} else {
-			c.log.Info("rejoin: rewound with pg_rewind", "primary", primary, "output", lastLine(out))
+			c.log.Info("rejoin: rewound with pg_rewind", "primary", primary)
 			return nil
 		}
 	}
@@ -187,11 +186,6 @@ func (c *call) rejoin(ctx context.Context, primary string) error {
 	}
 	c.log.Info("rejoin: re-cloned with pg_basebackup; the old data directory is kept", "primary", primary, "kept", kept)
 	return nil
-}
-
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return lines[len(lines)-1]
 }
 
 // configureStandby writes what makes the instance a standby of primary (""

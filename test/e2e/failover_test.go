@@ -32,7 +32,7 @@ func otherThan(hosts []string, not string) string {
 // running: at least 100 commits acknowledged when it returns.
 type scenario struct {
 	l       *lab.Lab
-	w       *writer
+	w       *lab.Writer
 	primary string
 	db      []string
 }
@@ -46,20 +46,22 @@ func startScenario(t *testing.T, id string, opts lab.PgsqlOptions) *scenario {
 	if err != nil || len(p) != 1 {
 		t.Fatalf("promoted %v, %v; want one", p, err)
 	}
-	w := newWriter(t, l)
-	if err := w.exec(ctx, "CREATE TABLE acked (id bigint PRIMARY KEY, at timestamptz DEFAULT now())"); err != nil {
+	var hosts []string
+	for _, h := range l.Hosts() {
+		if h.Role == lab.RoleDatabase {
+			hosts = append(hosts, h.Addr.String())
+		}
+	}
+	w, err := l.NewWriter("client", "host="+strings.Join(hosts, ",")+" target_session_attrs=read-write", 10*time.Millisecond)
+	if err != nil {
 		t.Fatal(err)
 	}
-	go w.run()
-	t.Cleanup(func() {
-		select {
-		case <-w.done:
-		default:
-			w.halt()
-		}
-	})
+	if err := w.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
 	if err := lab.WaitFor(ctx, "100 acknowledged writes before the fault", 50*time.Millisecond, func(context.Context) (bool, string, error) {
-		n, _ := w.ackedSince(time.Time{}, "")
+		n, _ := w.AckedSince(time.Time{}, "")
 		return n >= 100, fmt.Sprintf("%d acknowledged", n), nil
 	}); err != nil {
 		t.Fatal(err)
@@ -80,15 +82,15 @@ func (s *scenario) addr(host string) string {
 // the primary (invariant 2).
 func (s *scenario) requireNoLoss(t *testing.T, ctx context.Context) {
 	t.Helper()
-	s.w.halt()
-	lost, err := s.w.missing(ctx)
+	s.w.Stop()
+	lost, err := s.w.Missing(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(lost) > 0 {
-		t.Errorf("%d acknowledged commits lost (of %d): %v", len(lost), len(s.w.ids()), lost[:min(len(lost), 20)])
+		t.Errorf("%d acknowledged commits lost (of %d): %v", len(lost), len(s.w.IDs()), lost[:min(len(lost), 20)])
 	}
-	t.Logf("%d commits acknowledged, none lost", len(s.w.ids()))
+	t.Logf("%d commits acknowledged, none lost", len(s.w.IDs()))
 }
 
 // syncStandby returns the standby the primary's pg_stat_replication calls sync.
@@ -134,12 +136,12 @@ func TestKillPrimaryPostmaster(t *testing.T) {
 		t.Errorf("new primary %s: synchronous_standby_names = %q (%v), want its standbys named", newPrimary, names, err)
 	}
 	if err := lab.WaitFor(ctx, "50 writes acknowledged by the new primary", 50*time.Millisecond, func(context.Context) (bool, string, error) {
-		n, _ := w.ackedSince(fault, s.addr(old))
-		return n >= 50, fmt.Sprintf("%d acknowledged since the fault, %d errors", n, w.errors), nil
+		n, _ := w.AckedSince(fault, s.addr(old))
+		return n >= 50, fmt.Sprintf("%d acknowledged since the fault, %d errors", n, w.Errors()), nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	_, first := w.ackedSince(fault, s.addr(old))
+	_, first := w.AckedSince(fault, s.addr(old))
 	t.Logf("fault → %s promoted: %s; fault → first write acknowledged by it: %s",
 		newPrimary, promotedAt.Round(10*time.Millisecond), first.Sub(fault).Round(10*time.Millisecond))
 	s.requireNoLoss(t, ctx)
@@ -255,12 +257,12 @@ func TestKillSyncStandby(t *testing.T) {
 	}
 	replaced := time.Since(fault)
 	if err := lab.WaitFor(ctx, "writes acknowledged 5 s after the fault", 50*time.Millisecond, func(context.Context) (bool, string, error) {
-		n, _ := s.w.ackedSince(fault.Add(5*time.Second), "")
+		n, _ := s.w.AckedSince(fault.Add(5*time.Second), "")
 		return n >= 20, fmt.Sprintf("%d", n), nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	stall := s.w.longestStall(fault, time.Now())
+	stall := s.w.LongestStall(fault, time.Now())
 	t.Logf("sync standby %s killed: %s synchronous after %s; longest write stall %s",
 		victim, replacement, replaced.Round(10*time.Millisecond), stall.Round(10*time.Millisecond))
 	if stall > 10*time.Second {
@@ -295,7 +297,7 @@ func TestKillAsyncStandby(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	stall := s.w.longestStall(fault, time.Now())
+	stall := s.w.LongestStall(fault, time.Now())
 	t.Logf("async standby %s killed: longest write stall %s", victim, stall.Round(time.Millisecond))
 	if stall > time.Second {
 		t.Errorf("writes stalled %s after an async standby died, want none", stall)
@@ -341,12 +343,12 @@ func TestSwitchover(t *testing.T) {
 	}
 	move("--clear")
 	if err := lab.WaitFor(ctx, "writes acknowledged by "+target, 50*time.Millisecond, func(context.Context) (bool, string, error) {
-		n, _ := s.w.ackedSince(start, s.addr(old))
+		n, _ := s.w.AckedSince(start, s.addr(old))
 		return n >= 50, fmt.Sprintf("%d", n), nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	stall := s.w.longestStall(start, time.Now())
+	stall := s.w.LongestStall(start, time.Now())
 	t.Logf("switchover %s → %s: longest write stall %s", old, target, stall.Round(10*time.Millisecond))
 	// A real demote: the old primary runs as a standby of the new one.
 	if err := s.l.WaitStreaming(ctx, target, []string{old}); err != nil {
@@ -381,12 +383,12 @@ func TestPrimaryHostCrash(t *testing.T) {
 	}
 	promotedAt := time.Since(fault)
 	if err := lab.WaitFor(ctx, "50 writes acknowledged by the new primary", 50*time.Millisecond, func(context.Context) (bool, string, error) {
-		n, _ := s.w.ackedSince(fault, s.addr(old))
+		n, _ := s.w.AckedSince(fault, s.addr(old))
 		return n >= 50, fmt.Sprintf("%d", n), nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	_, first := s.w.ackedSince(fault, s.addr(old))
+	_, first := s.w.AckedSince(fault, s.addr(old))
 	t.Logf("host %s crashed: %s promoted after %s, first write it acknowledged after %s",
 		old, newPrimary, promotedAt.Round(10*time.Millisecond), first.Sub(fault).Round(10*time.Millisecond))
 	s.requireNoLoss(t, ctx)

@@ -45,28 +45,7 @@ func (l *Lab) ManagePostgres(ctx context.Context, extra PgsqlOptions) error {
 	if _, err := l.crmConfigure(ctx, l.pgsqlConfig(extra)); err != nil {
 		return err
 	}
-	primary := ""
-	err := WaitFor(ctx, "one promoted pgsql instance", pollEvery, func(ctx context.Context) (bool, string, error) {
-		s, err := l.Cluster(ctx, l.DBHosts()[0])
-		if err != nil {
-			return false, err.Error(), nil
-		}
-		p := s.Promoted(PgsqlResource)
-		if len(p) == 1 {
-			primary = p[0]
-		}
-		return len(p) == 1 && len(s.RunningOn(PgsqlResource)) == len(l.DBHosts()), fmt.Sprintf("promoted %v, running %v", p, s.RunningOn(PgsqlResource)), nil
-	})
-	if err != nil {
-		return err
-	}
-	var standbys []string
-	for _, h := range l.DBHosts() {
-		if h != primary {
-			standbys = append(standbys, h)
-		}
-	}
-	return l.WaitStreaming(ctx, primary, standbys)
+	return l.waitPromotedAndStreaming(ctx)
 }
 
 // pgsqlConfig is the crm configuration of the promotable clone, with the
@@ -156,4 +135,145 @@ func (l *Lab) PostgresLog(host string, lines int) string {
 	}
 	all := strings.Split(strings.TrimSpace(string(b)), "\n")
 	return strings.Join(all[max(0, len(all)-lines):], "\n")
+}
+
+// AddVIP adds an ocf:heartbeat:IPaddr2 virtual IP (the lab's first, .100)
+// that follows the promoted instance of clone, as the ClusterLabs wiki
+// configures it (advisory orders), and waits until PostgreSQL answers on it.
+func (l *Lab) AddVIP(ctx context.Context, clone string) error {
+	vip := l.cfg.VIP()
+	text := fmt.Sprintf(`primitive vip ocf:heartbeat:IPaddr2 params ip=%[1]s cidr_netmask=%[2]d nic=eth0 \
+	op start timeout=60s interval=0 op monitor interval=10s timeout=60s op stop timeout=60s interval=0 on-fail=block
+colocation vip-with-promoted inf: vip %[3]s:Promoted
+order promote-then-vip Optional: %[3]s:promote vip:start symmetrical=false
+order demote-then-stop-vip Optional: %[3]s:demote vip:stop symmetrical=false
+`, vip, l.cfg.Subnet.Bits(), clone)
+	if _, err := l.crmConfigure(ctx, text); err != nil {
+		return err
+	}
+	return WaitFor(ctx, "PostgreSQL on the VIP "+vip.String(), pollEvery, func(ctx context.Context) (bool, string, error) {
+		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		out, err := l.ClientPsql(qctx, vip.String(), "SELECT pg_is_in_recovery()", 2)
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		return out == "f", "in recovery: " + out, nil
+	})
+}
+
+// ManageClusterLabsPgsql hands PostgreSQL to the ClusterLabs agent
+// ocf:heartbeat:pgsql (rep_mode=sync, replication through the VIP), set up
+// as ../shared/lab-recipe.md describes, with the VIP (AddVIP) its standbys
+// stream from, so that benchmarks can run it side by side with
+// ocf:rampart:pgsql. Its clone is "pgsql-clone" too.
+func (l *Lab) ManageClusterLabsPgsql(ctx context.Context) error {
+	// resource-agents 4.12 on Pacemaker 2.1.5: crm_attribute misparses
+	// "-p -v -INFINITY"; name the resource, in a copy bound over the
+	// original inside the hosts only.
+	const shellfuncs = "/usr/lib/ocf/lib/heartbeat/ocf-shellfuncs"
+	orig, err := os.ReadFile(shellfuncs)
+	if err != nil {
+		return fmt.Errorf("ClusterLabs agent: %w (is resource-agents installed?)", err)
+	}
+	fixed := strings.Replace(string(orig), "${HA_SBIN_DIR}/crm_attribute -p $@", `${HA_SBIN_DIR}/crm_attribute -p "${OCF_RESOURCE_INSTANCE}" $@`, 1)
+	if fixed == string(orig) {
+		return fmt.Errorf("ClusterLabs agent: %s has no ocf_promotion_score line to fix", shellfuncs)
+	}
+	copyPath := filepath.Join(l.cfg.Dir(), "ocf-shellfuncs")
+	if err := os.WriteFile(copyPath, []byte(fixed), 0o644); err != nil {
+		return err
+	}
+	for _, h := range l.DBHosts() {
+		hh, _ := l.host(h)
+		if _, err := run(ctx, "nsenter", "--target", fmt.Sprint(hh.Anchor), "--mount", "--", "mount", "--bind", copyPath, shellfuncs); err != nil {
+			return err
+		}
+		if err := l.StopPostgres(ctx, h); err != nil {
+			return err
+		}
+		if err := l.writePG(h, PGData+"/lab-node.conf", nodeConf(hh.HostSpec, ""), 0o600); err != nil {
+			return err
+		}
+		if err := os.Remove(l.pgHostPath(h, PGData+"/standby.signal")); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+		if err := mkdirOwned(l.pgHostPath(h, "/var/lib/postgresql/lab/tmp"), "postgres", "postgres", 0o700); err != nil {
+			return err
+		}
+	}
+	l.state.PacemakerPG = true
+	if err := l.save(); err != nil {
+		return err
+	}
+	var nodes []string
+	nodes = append(nodes, l.DBHosts()...)
+	bin := l.cfg.PGBin
+	text := fmt.Sprintf(`rsc_defaults rsc-options: resource-stickiness=INFINITY migration-threshold=1
+primitive %[1]s ocf:heartbeat:pgsql \
+	params pgctl=%[2]s/pg_ctl psql=%[2]s/psql pgdata=%[3]s config=%[3]s/postgresql.conf \
+		tmpdir=/var/lib/postgresql/lab/tmp logfile=/var/lib/postgresql/lab/clusterlabs.log socketdir=/run/postgresql \
+		pgport=5432 rep_mode=sync node_list="%[4]s" master_ip=%[5]s repuser=%[6]s restart_on_promote=false \
+		primary_conninfo_opt="keepalives_idle=60 keepalives_interval=5 keepalives_count=5" \
+	op start timeout=120s interval=0 on-fail=restart \
+	op monitor interval=4s timeout=60s on-fail=restart \
+	op monitor interval=3s role=Promoted timeout=60s on-fail=restart \
+	op promote timeout=120s interval=0 on-fail=restart op demote timeout=120s interval=0 on-fail=stop \
+	op stop timeout=120s interval=0 on-fail=block op notify timeout=90s interval=0
+clone %[1]s-clone %[1]s meta promotable=true promoted-max=1 promoted-node-max=1 clone-max=%[7]d clone-node-max=1 notify=true
+`, PgsqlResource, bin, PGData, strings.Join(nodes, " "), l.cfg.VIP(), ReplicationUser, len(nodes))
+	if _, err := l.crmConfigure(ctx, text); err != nil {
+		return err
+	}
+	// Its standbys stream from master_ip: the VIP must follow the primary.
+	if err := l.AddVIP(ctx, PgsqlResource+"-clone"); err != nil {
+		return err
+	}
+	if err := l.waitPromotedAndStreaming(ctx); err != nil {
+		return err
+	}
+	// Ready as the recipe defines it: the agent itself has a standby at
+	// STREAMING|SYNC (promotion score 100); before that it promotes nobody.
+	return WaitFor(ctx, "a STREAMING|SYNC standby in the ClusterLabs agent's attributes", pollEvery, func(ctx context.Context) (bool, string, error) {
+		var seen []string
+		for _, h := range l.DBHosts() {
+			qctx, cancel := context.WithTimeout(ctx, observeTimeout)
+			out, err := l.runIn(qctx, l.DBHosts()[0], "", "crm_attribute", "--lifetime=forever", "--node="+h, "--name=pgsql-data-status", "--query", "--quiet")
+			cancel()
+			if err == nil {
+				seen = append(seen, h+"="+strings.TrimSpace(out))
+				if strings.TrimSpace(out) == "STREAMING|SYNC" {
+					return true, "", nil
+				}
+			}
+		}
+		return false, strings.Join(seen, " "), nil
+	})
+}
+
+// waitPromotedAndStreaming waits for one promoted instance of the pgsql
+// clone, every instance running, and every other streaming from it.
+func (l *Lab) waitPromotedAndStreaming(ctx context.Context) error {
+	primary := ""
+	err := WaitFor(ctx, "one promoted pgsql instance", pollEvery, func(ctx context.Context) (bool, string, error) {
+		s, err := l.Cluster(ctx, l.DBHosts()[0])
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		p := s.Promoted(PgsqlResource)
+		if len(p) == 1 {
+			primary = p[0]
+		}
+		return len(p) == 1 && len(s.RunningOn(PgsqlResource)) == len(l.DBHosts()), fmt.Sprintf("promoted %v, running %v", p, s.RunningOn(PgsqlResource)), nil
+	})
+	if err != nil {
+		return err
+	}
+	var standbys []string
+	for _, h := range l.DBHosts() {
+		if h != primary {
+			standbys = append(standbys, h)
+		}
+	}
+	return l.WaitStreaming(ctx, primary, standbys)
 }

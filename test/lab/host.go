@@ -241,5 +241,6 @@ func ocfMounts(c Config) [][]string {
 			mounts = append(mounts, []string{"mount", "--bind", filepath.Join(ocfRoot, e.Name()), filepath.Join(c.ocfDir(), e.Name())})
 		}
 	}
-	return append(mounts, []string{"mount", "--bind", c.ocfDir(), ocfRoot})
+	// --rbind: the providers bound inside must come along.
+	return append(mounts, []string{"mount", "--rbind", c.ocfDir(), ocfRoot})
 }

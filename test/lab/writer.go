@@ -1,0 +1,209 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Writer is a client host's write load that records every acknowledged
+// commit: one connection at a time, one INSERT per transaction into table
+// acked, paced so that the cluster keeps its share of the machine.
+type Writer struct {
+	cfg    *pgx.ConnConfig
+	every  time.Duration
+	mu     sync.Mutex
+	acked  []Ack
+	errors int
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+// Ack is one acknowledged commit.
+type Ack struct {
+	ID     int64
+	At     time.Time
+	Server string // address of the server that acknowledged it
+}
+
+// NewWriter returns a load that runs on host (usually "client") against
+// conninfo (hosts, target_session_attrs, …) as the lab's app user, one
+// transaction per every at most.
+func (l *Lab) NewWriter(host, conninfo string, every time.Duration) (*Writer, error) {
+	cfg, err := pgx.ParseConfig(fmt.Sprintf("%s port=5432 user=%s password=%s dbname=%s connect_timeout=2",
+		conninfo, AppUser, l.Password(AppUser), AppDatabase))
+	if err != nil {
+		return nil, err
+	}
+	dial, err := l.Dialer(host)
+	if err != nil {
+		return nil, err
+	}
+	cfg.DialFunc = dial
+	return &Writer{cfg: cfg, every: every, stop: make(chan struct{}), done: make(chan struct{})}, nil
+}
+
+// Exec runs one statement on a fresh connection.
+func (w *Writer) Exec(ctx context.Context, sql string) error {
+	c, err := pgx.ConnectConfig(ctx, w.cfg)
+	if err != nil {
+		return err
+	}
+	defer c.Close(context.WithoutCancel(ctx))
+	_, err = c.Exec(ctx, sql)
+	return err
+}
+
+// Start creates table acked and starts writing.
+func (w *Writer) Start(ctx context.Context) error {
+	if err := w.Exec(ctx, "CREATE TABLE acked (id bigint PRIMARY KEY, at timestamptz DEFAULT now())"); err != nil {
+		return err
+	}
+	go w.run()
+	return nil
+}
+
+func (w *Writer) run() {
+	defer close(w.done)
+	var conn *pgx.Conn
+	pace := time.NewTicker(w.every)
+	defer pace.Stop()
+	for id := int64(1); ; id++ {
+		select {
+		case <-w.stop:
+			if conn != nil {
+				conn.Close(context.Background())
+			}
+			return
+		case <-pace.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		if conn == nil {
+			c, err := pgx.ConnectConfig(ctx, w.cfg)
+			if err != nil {
+				cancel()
+				w.mu.Lock()
+				w.errors++
+				w.mu.Unlock()
+				continue
+			}
+			conn = c
+		}
+		_, err := conn.Exec(ctx, "INSERT INTO acked (id) VALUES ($1)", id)
+		cancel()
+		w.mu.Lock()
+		if err == nil {
+			w.acked = append(w.acked, Ack{id, time.Now(), conn.PgConn().Conn().RemoteAddr().String()})
+		} else {
+			w.errors++
+		}
+		w.mu.Unlock()
+		if err != nil {
+			conn.Close(context.Background())
+			conn = nil
+		}
+	}
+}
+
+// Stop ends the load and waits for it; calling it again does nothing.
+func (w *Writer) Stop() {
+	select {
+	case <-w.done:
+		return
+	default:
+	}
+	select {
+	case <-w.stop:
+	default:
+		close(w.stop)
+	}
+	<-w.done
+}
+
+// Errors counts failed attempts.
+func (w *Writer) Errors() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.errors
+}
+
+// AckedSince returns how many commits were acknowledged after t, and the
+// first of them; with notFrom set, only those acknowledged by other servers
+// than that address.
+func (w *Writer) AckedSince(t time.Time, notFrom string) (int, time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n, first := 0, time.Time{}
+	for _, a := range w.acked {
+		if a.At.After(t) && (notFrom == "" || !strings.HasPrefix(a.Server, notFrom+":")) {
+			if n == 0 {
+				first = a.At
+			}
+			n++
+		}
+	}
+	return n, first
+}
+
+// LongestStall returns the longest time without an acknowledgement between
+// from and to.
+func (w *Writer) LongestStall(from, to time.Time) time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	last, longest := from, time.Duration(0)
+	for _, a := range w.acked {
+		if a.At.Before(from) || a.At.After(to) {
+			continue
+		}
+		longest = max(longest, a.At.Sub(last))
+		last = a.At
+	}
+	return max(longest, to.Sub(last))
+}
+
+// IDs returns the acknowledged ids.
+func (w *Writer) IDs() []int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ids := make([]int64, len(w.acked))
+	for i, a := range w.acked {
+		ids[i] = a.ID
+	}
+	return ids
+}
+
+// Missing returns the acknowledged ids that the server the load now
+// reaches does not have.
+func (w *Writer) Missing(ctx context.Context) ([]int64, error) {
+	c, err := pgx.ConnectConfig(ctx, w.cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close(context.WithoutCancel(ctx))
+	rows, err := c.Query(ctx, "SELECT id FROM acked")
+	if err != nil {
+		return nil, err
+	}
+	have := map[int64]bool{}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		have[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	var lost []int64
+	for _, id := range w.IDs() {
+		if !have[id] {
+			lost = append(lost, id)
+		}
+	}
+	return lost, nil
+}
