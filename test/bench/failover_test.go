@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,16 +24,13 @@ func TestMain(m *testing.M) {
 			return m.Run()
 		}
 		dir := "/var/lib/rampart/bench-bin"
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		defer os.RemoveAll(dir)
+		bin, err := lab.BuildAgent("../..", dir)
+		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
-		defer os.RemoveAll(dir)
-		agentBinary = filepath.Join(dir, "rampart")
-		if out, err := exec.Command("go", "build", "-o", agentBinary, "../../cmd/rampart").CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build rampart: %v\n%s", err, out)
-			return 1
-		}
+		agentBinary = bin
 		return m.Run()
 	}()
 	os.Exit(code)

@@ -115,21 +115,7 @@ func TestKillPrimaryPostmaster(t *testing.T) {
 		t.Fatal(err)
 	}
 	fault := time.Now() // the postmaster is gone
-	observer := otherThan(db, old)
-	var newPrimary string
-	if err := lab.WaitFor(ctx, "another node promoted", 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
-		p, err := promoted(ctx, l, observer)
-		if err != nil {
-			return false, err.Error(), nil
-		}
-		if len(p) == 1 && p[0] != old {
-			newPrimary = p[0]
-			return true, "", nil
-		}
-		return false, fmt.Sprintf("promoted %v", p), nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	newPrimary := s.waitNewPrimary(t, ctx, old)
 	promotedAt := time.Since(fault)
 	// Invariant 4: the new primary names its standbys before its first commit.
 	if names, err := l.Psql(ctx, newPrimary, "SHOW synchronous_standby_names"); err != nil || names == "" {
@@ -204,17 +190,7 @@ func TestOldPrimaryRejoins(t *testing.T) {
 	if _, err := l.KillPostmaster(ctx, old); err != nil {
 		t.Fatal(err)
 	}
-	var newPrimary string
-	if err := lab.WaitFor(ctx, "another node promoted", 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
-		p, err := promoted(ctx, l, otherThan(s.db, old))
-		if err == nil && len(p) == 1 && p[0] != old {
-			newPrimary = p[0]
-			return true, "", nil
-		}
-		return false, fmt.Sprintf("promoted %v %v", p, err), nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	newPrimary := s.waitNewPrimary(t, ctx, old)
 	s.cleanup(t, ctx, old)
 	if err := l.WaitStreaming(ctx, newPrimary, []string{old}); err != nil {
 		t.Fatal(err)
@@ -369,18 +345,7 @@ func TestPrimaryHostCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	fault := time.Now()
-	observer := otherThan(s.db, old)
-	var newPrimary string
-	if err := lab.WaitFor(ctx, "another node promoted", 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
-		p, err := promoted(ctx, l, observer)
-		if err == nil && len(p) == 1 && p[0] != old {
-			newPrimary = p[0]
-			return true, "", nil
-		}
-		return false, fmt.Sprintf("promoted %v %v", p, err), nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	newPrimary := s.waitNewPrimary(t, ctx, old)
 	promotedAt := time.Since(fault)
 	if err := lab.WaitFor(ctx, "50 writes acknowledged by the new primary", 50*time.Millisecond, func(context.Context) (bool, string, error) {
 		n, _ := s.w.AckedSince(fault, s.addr(old))
@@ -407,4 +372,22 @@ func TestPrimaryHostCrash(t *testing.T) {
 	if p, _ := promoted(ctx, l, newPrimary); len(p) != 1 || p[0] != newPrimary {
 		t.Errorf("after the old primary booted, promoted %v, want only %s", p, newPrimary)
 	}
+}
+
+// waitNewPrimary waits until a node other than old is promoted, as seen
+// from a third node, and returns it.
+func (s *scenario) waitNewPrimary(t *testing.T, ctx context.Context, old string) string {
+	t.Helper()
+	var newPrimary string
+	if err := lab.WaitFor(ctx, "another node promoted", 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
+		p, err := promoted(ctx, s.l, otherThan(s.db, old))
+		if err == nil && len(p) == 1 && p[0] != old {
+			newPrimary = p[0]
+			return true, "", nil
+		}
+		return false, fmt.Sprintf("promoted %v %v", p, err), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return newPrimary
 }

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -25,17 +23,13 @@ func TestMain(m *testing.M) {
 		flag.Parse()
 		if os.Geteuid() == 0 && !testing.Short() {
 			dir := "/var/lib/rampart/e2e-bin"
-			if err := os.MkdirAll(dir, 0o755); err != nil {
+			defer os.RemoveAll(dir)
+			bin, err := lab.BuildAgent("../..", dir)
+			if err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				return 1
 			}
-			agentBinary = filepath.Join(dir, "rampart")
-			out, err := exec.Command("go", "build", "-o", agentBinary, "../../cmd/rampart").CombinedOutput()
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "build rampart: %v\n%s", err, out)
-				return 1
-			}
-			defer os.RemoveAll(dir)
+			agentBinary = bin
 		}
 		return m.Run()
 	}()
@@ -53,15 +47,28 @@ func (w testWriter) Write(b []byte) (int, error) {
 // ocf:rampart:pgsql, and removes it when the test ends.
 func startAgentLab(t *testing.T, id string, opts lab.PgsqlOptions) *lab.Lab {
 	t.Helper()
+	c := lab.DefaultConfig()
+	c.ID = id
+	l := startLab(t, c)
+	ctx := deadline(t, 4*time.Minute)
+	if err := l.ManagePostgres(ctx, opts); err != nil {
+		t.Fatalf("hand PostgreSQL to Pacemaker: %v", err)
+	}
+	return l
+}
+
+// startLab brings up lab c with this run's agent binary as its OCF provider
+// "rampart" (PostgreSQL still run by the lab), and removes it when the test
+// ends, showing the agent's log if the test failed.
+func startLab(t *testing.T, c lab.Config) *lab.Lab {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("e2e: skipped with -short")
 	}
-	c := lab.DefaultConfig()
-	c.ID = id
+	c.Agent = agentBinary
 	if missing := lab.Prerequisites(c); len(missing) > 0 {
 		t.Skipf("e2e needs %s: run as root after `make deps`", strings.Join(missing, ", "))
 	}
-	c.Agent = agentBinary
 	log := slog.New(slog.NewTextHandler(testWriter{t}, nil))
 	ctx := context.Background()
 	if err := lab.Destroy(ctx, c.Root, c.ID, log); err != nil {
@@ -76,7 +83,7 @@ func startAgentLab(t *testing.T, id string, opts lab.PgsqlOptions) *lab.Lab {
 				t.Logf("--- agent log of %s\n%s", h, l.AgentLog(h))
 				t.Logf("--- postgres start-up log of %s\n%s", h, l.PostgresLog(h, 25))
 			}
-			if cmd, err := l.Exec(ctx, l.DBHosts()[1], "crm_mon", "-1A"); err == nil {
+			if cmd, err := l.Exec(ctx, l.DBHosts()[0], "crm_mon", "-1A"); err == nil {
 				out, _ := cmd.CombinedOutput()
 				t.Logf("--- crm_mon -1A\n%s", out)
 			}
@@ -87,9 +94,6 @@ func startAgentLab(t *testing.T, id string, opts lab.PgsqlOptions) *lab.Lab {
 	})
 	if err != nil {
 		t.Fatalf("lab up: %v", err)
-	}
-	if err := l.ManagePostgres(upCtx, opts); err != nil {
-		t.Fatalf("hand PostgreSQL to Pacemaker: %v", err)
 	}
 	return l
 }

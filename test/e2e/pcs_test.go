@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"context"
-	"log/slog"
 	"os/exec"
 	"strings"
 	"testing"
@@ -15,29 +13,14 @@ import (
 // the agent as users write it: pcs reads the meta-data, shows it, creates
 // the promotable clone, and refuses a parameter the agent does not have.
 func TestPcsAcceptsAgent(t *testing.T) {
-	if testing.Short() {
-		t.Skip("e2e: skipped with -short")
-	}
 	if _, err := exec.LookPath("pcs"); err != nil {
 		t.Skip("needs pcs (make deps)")
 	}
 	c := lab.DefaultConfig()
-	c.ID, c.Agent, c.DBHosts = "e2epcs", agentBinary, 1
-	if missing := lab.Prerequisites(c); len(missing) > 0 {
-		t.Skipf("e2e needs %s", strings.Join(missing, ", "))
-	}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	c.ID = "e2epcs"
+	c.DBHosts = 1
+	l := startLab(t, c)
 	ctx := deadline(t, 3*time.Minute)
-	_ = lab.Destroy(ctx, c.Root, c.ID, log)
-	l, err := lab.Up(ctx, c, log)
-	t.Cleanup(func() {
-		if err := lab.Destroy(context.Background(), c.Root, c.ID, log); err != nil {
-			t.Errorf("lab down: %v", err)
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	pcs := func(args ...string) (string, error) {
 		cmd, err := l.Exec(ctx, "n1", append([]string{"pcs"}, args...)...)
 		if err != nil {
