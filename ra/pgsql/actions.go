@@ -308,39 +308,18 @@ func (c *call) standbyMonitor(ctx context.Context, obs pg.Observation) error {
 	if err != nil {
 		return err
 	}
-	if _, scored := scores[c.node]; scored {
-		return nil // the last primary's word stands (invariant 2)
-	}
-	for _, v := range scores {
-		if v != "-INFINITY" {
-			return nil // another node is a candidate already
-		}
-	}
-	reports, err := c.positions(ctx, 30*time.Second)
+	positions, err := c.positions(ctx, 30*time.Second)
 	if err != nil {
 		return err
 	}
-	active := s.RunningOn(c.rsc)
-	for _, n := range active {
-		if _, ok := reports[n]; !ok {
-			c.log.Info("election: waiting for positions", "missing", n)
-			return nil
-		}
+	reports := map[string]Candidate{}
+	for n, p := range positions {
+		reports[n] = Candidate{Node: n, Timeline: p.Timeline, ReceivedLSN: p.LSN}
 	}
-	var cands []Candidate
-	for n, p := range reports {
-		if slices.Contains(active, n) {
-			cands = append(cands, Candidate{Node: n, Timeline: p.Timeline, ReceivedLSN: p.LSN})
-		}
-	}
-	ok, why := CheckPromotion(c.node, cands)
-	if !ok {
+	volunteer, why := DecideElection(c.node, reports, s.RunningOn(c.rsc), scores)
+	if !volunteer {
+		c.log.Debug("election: not volunteering", "reason", why)
 		return nil
-	}
-	for _, cand := range cands { // ties: the smallest name
-		if cand.Node < c.node && cand.Timeline == own.Timeline && cand.ReceivedLSN == own.LSN {
-			return nil
-		}
 	}
 	c.log.Info("election: no primary runs; this standby is the most advanced", "reason", why)
 	return pacemaker.SetPromotionScore(ctx, c.run, c.rsc, c.node, "10")

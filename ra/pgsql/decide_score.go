@@ -122,3 +122,38 @@ func CheckPromotion(self string, reports []Candidate) (bool, string) {
 	}
 	return true, fmt.Sprintf("%s (timeline %d, received %s) is the most advanced of %d standbys", self, me.Timeline, me.ReceivedLSN, len(reports))
 }
+
+// DecideElection decides, on a standby while no primary runs, whether it
+// gives itself a promotion score. Scores left by the last primary stand
+// (invariant 2): it acts only when no node has a usable score. It waits
+// until every active instance has reported its position, and only the most
+// advanced one (the smallest name among equals) volunteers.
+func DecideElection(self string, reports map[string]Candidate, active []string, scores map[string]string) (bool, string) {
+	if _, scored := scores[self]; scored {
+		return false, "the last primary's scores stand"
+	}
+	for n, v := range scores {
+		if v != FormatScore(NoPromotion) {
+			return false, n + " is a candidate already"
+		}
+	}
+	var cands []Candidate
+	for _, n := range active {
+		c, ok := reports[n]
+		if !ok {
+			return false, "waiting for the position of " + n
+		}
+		cands = append(cands, c)
+	}
+	ok, why := CheckPromotion(self, cands)
+	if !ok {
+		return false, why
+	}
+	me := reports[self]
+	for _, c := range cands {
+		if c.Node < self && c.Timeline == me.Timeline && c.ReceivedLSN == me.ReceivedLSN {
+			return false, c.Node + " is as advanced and comes first"
+		}
+	}
+	return true, why
+}

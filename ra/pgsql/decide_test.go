@@ -276,3 +276,33 @@ func TestDecideStart(t *testing.T) {
 		})
 	}
 }
+
+func TestDecideElection(t *testing.T) {
+	at := func(n string, tl uint32, l string) Candidate { return Candidate{n, tl, lsn(l)} }
+	all := map[string]Candidate{"n1": at("n1", 1, "0/500"), "n2": at("n2", 1, "0/400"), "n3": at("n3", 1, "0/500")}
+	active := []string{"n1", "n2", "n3"}
+	tests := []struct {
+		name    string
+		self    string
+		reports map[string]Candidate
+		scores  map[string]string
+		want    bool
+		says    string
+	}{
+		{"the most advanced volunteers", "n1", all, nil, true, "most advanced"},
+		{"a less advanced one does not", "n2", all, nil, false, "ahead"},
+		{"among equals the smallest name volunteers", "n3", all, nil, false, "n1 is as advanced"},
+		{"the last primary's scores stand, even -INFINITY (invariant 2)", "n1", all, map[string]string{"n1": "-INFINITY"}, false, "scores stand"},
+		{"another node already has a score", "n1", all, map[string]string{"n2": "100"}, false, "candidate already"},
+		{"everyone else at -INFINITY does not stop it", "n1", all, map[string]string{"n2": "-INFINITY"}, true, ""},
+		{"waits for every active instance's position", "n1", map[string]Candidate{"n1": all["n1"], "n3": all["n3"]}, nil, false, "waiting for the position of n2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, why := DecideElection(tt.self, tt.reports, active, tt.scores)
+			if got != tt.want || !strings.Contains(why, tt.says) {
+				t.Errorf("got %v %q, want %v with %q", got, why, tt.want, tt.says)
+			}
+		})
+	}
+}
