@@ -66,6 +66,10 @@ func startScenario(t *testing.T, id string, opts lab.PgsqlOptions) *scenario {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	// Faults start from a settled cluster: a standby confirmed synchronous.
+	if _, err := l.WaitSyncStandby(ctx); err != nil {
+		t.Fatal(err)
+	}
 	return &scenario{l: l, w: w, primary: p[0], db: db}
 }
 

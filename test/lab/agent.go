@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/rampart-ha/rampart/ra/pacemaker"
 )
 
 // PgsqlResource is the primitive id the lab gives ocf:rampart:pgsql; its
@@ -276,4 +278,40 @@ func (l *Lab) waitPromotedAndStreaming(ctx context.Context) error {
 		}
 	}
 	return l.WaitStreaming(ctx, primary, standbys)
+}
+
+// NodeAttr returns a transient node attribute of node as attrd has it,
+// read on node ("" when unset).
+func (l *Lab) NodeAttr(ctx context.Context, node, name string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, observeTimeout)
+	defer cancel()
+	values, err := pacemaker.QueryTransient(ctx, l.runner(node), name)
+	if err != nil {
+		return "", err
+	}
+	return values[node], nil
+}
+
+// WaitSyncStandby waits until ocf:rampart:pgsql reports a standby as
+// "sync" (a candidate with every acknowledged commit) and returns it. Right
+// after a promotion there is none for a few seconds: a primary lost then
+// leaves no candidate (durability holds; availability waits).
+func (l *Lab) WaitSyncStandby(ctx context.Context) (string, error) {
+	var sync string
+	err := WaitFor(ctx, "a synchronous standby in the agent's node attributes", pollEvery, func(ctx context.Context) (bool, string, error) {
+		var seen []string
+		for _, h := range l.DBHosts() {
+			st, err := l.NodeAttr(ctx, h, "rampart-"+PgsqlResource+"-state")
+			if err != nil {
+				continue
+			}
+			seen = append(seen, h+"="+st)
+			if st == "sync" {
+				sync = h
+				return true, "", nil
+			}
+		}
+		return false, strings.Join(seen, " "), nil
+	})
+	return sync, err
 }

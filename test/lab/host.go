@@ -223,8 +223,18 @@ func prepareOCF(c Config) error {
 	if err := os.MkdirAll(own, 0o755); err != nil {
 		return err
 	}
+	// A copy in the lab folder: the agent re-executes itself as postgres,
+	// who may not be allowed into the folder the binary was built in.
+	bin := filepath.Join(c.Dir(), "rampart")
+	data, err := os.ReadFile(c.Agent)
+	if err != nil {
+		return fmt.Errorf("agent binary: %w", err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		return err
+	}
 	for _, agent := range []string{"pgsql"} {
-		if err := os.Symlink(c.Agent, filepath.Join(own, agent)); err != nil && !os.IsExist(err) {
+		if err := os.Symlink(bin, filepath.Join(own, agent)); err != nil && !os.IsExist(err) {
 			return err
 		}
 	}
