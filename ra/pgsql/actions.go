@@ -479,6 +479,15 @@ func (c *call) awaitEligible(ctx context.Context, conn *pgx.Conn, d SyncDecision
 	return eligible, standbys
 }
 
+func anyStreaming(rs []pg.Replica) bool {
+	for _, r := range rs {
+		if r.State == "streaming" {
+			return true
+		}
+	}
+	return false
+}
+
 // ---- promote / demote ----
 
 func (a *actions) promote(ctx context.Context, r *ocf.Request) (ocf.Status, error) {
@@ -598,9 +607,16 @@ func (a *actions) notify(ctx context.Context, r *ocf.Request) (ocf.Status, error
 	case "pre-promote":
 		nerr = c.reportPosition(ctx)
 	case "post-promote":
-		nerr = c.followPrimary(ctx, ocf.Nodes(n.Promote))
+		if slices.Contains(ocf.Nodes(n.Promote), c.node) {
+			// The new primary confirms its sync standbys now, while they
+			// re-point (their own post-promote), not a monitor later: until
+			// one has confirmed, no standby is a candidate.
+			nerr = c.primaryRecheck(ctx, n, 3*time.Second)
+		} else {
+			nerr = c.followPrimary(ctx, ocf.Nodes(n.Promote))
+		}
 	case "post-stop", "post-start":
-		nerr = c.primaryRecheck(ctx, n)
+		nerr = c.primaryRecheck(ctx, n, 0)
 	}
 	if nerr != nil {
 		c.log.Warn("notify", "what", n.Type+"-"+n.Operation, "err", nerr)
@@ -651,9 +667,11 @@ func (c *call) followPrimary(ctx context.Context, promoted []string) error {
 	return pg.Reload(ctx, conn)
 }
 
-// primaryRecheck lets the primary replace a stopped sync standby (or name a
-// started one) at once, not a monitor later.
-func (c *call) primaryRecheck(ctx context.Context, n ocf.Notify) error {
+// primaryRecheck lets the primary replace a stopped sync standby, name a
+// started one, or (after its promotion) confirm its first, at once rather
+// than a monitor later.
+// awaitStandby bounds how long it first waits for a standby to stream.
+func (c *call) primaryRecheck(ctx context.Context, n ocf.Notify, awaitStandby time.Duration) error {
 	conn, err := c.connect(ctx)
 	if err != nil {
 		return nil // not running here: nothing to do
@@ -663,6 +681,23 @@ func (c *call) primaryRecheck(ctx context.Context, n ocf.Notify) error {
 	if err != nil || obs.InRecovery {
 		return err
 	}
+	if awaitStandby > 0 {
+		wait, cancel := context.WithTimeout(ctx, awaitStandby)
+		tick := time.NewTicker(100 * time.Millisecond)
+		for !anyStreaming(obs.Replication) {
+			select {
+			case <-wait.Done():
+			case <-tick.C:
+				if o, err := pg.Observe(wait, conn); err == nil {
+					obs = o
+				}
+				continue
+			}
+			break
+		}
+		tick.Stop()
+		cancel()
+	}
 	active := map[string]bool{}
 	for _, n := range ocf.Nodes(n.Active) {
 		active[n] = true
@@ -670,7 +705,7 @@ func (c *call) primaryRecheck(ctx context.Context, n ocf.Notify) error {
 	for _, n := range ocf.Nodes(n.Start) {
 		active[n] = true
 	}
-	if n.Type == "post" && n.Operation == "stop" {
+	if n.Type == "post" { // stopped in this transition
 		for _, s := range ocf.Nodes(n.Stop) {
 			delete(active, s)
 		}
