@@ -109,52 +109,42 @@ func (l *Lab) WaitClusterOnline(ctx context.Context, hosts []string) error {
 // WaitStreaming waits until primary's pg_stat_replication shows each of the
 // standbys streaming.
 func (l *Lab) WaitStreaming(ctx context.Context, primary string, standbys []string) error {
-	return WaitFor(ctx, fmt.Sprintf("%v streaming from %s", standbys, primary), pollEvery,
-		func(ctx context.Context) (bool, string, error) {
-			qctx, cancel := context.WithTimeout(ctx, observeTimeout)
-			defer cancel()
-			s := l.Postgres(qctx, primary)
-			if !s.Up {
-				return false, s.Error, nil
-			}
-			streaming := map[string]bool{}
-			var seen []string
-			for _, r := range s.Replication {
-				streaming[r.Name] = r.State == "streaming"
-				seen = append(seen, r.Name+":"+r.State)
-			}
-			for _, sb := range standbys {
-				if !streaming[sb] {
-					return false, "pg_stat_replication: " + strings.Join(seen, " "), nil
-				}
-			}
-			return true, "", nil
-		})
+	return l.waitReplicas(ctx, fmt.Sprintf("%v streaming from %s", standbys, primary), primary, standbys,
+		func(_ PGState, r Replica) (bool, string) { return r.State == "streaming", r.Name + ":" + r.State })
 }
 
 // WaitCaughtUp waits until every standby has replayed everything the
 // primary has written (replay_lsn = pg_current_wal_lsn()).
 func (l *Lab) WaitCaughtUp(ctx context.Context, primary string, standbys []string) error {
-	return WaitFor(ctx, fmt.Sprintf("%v to replay all of %s's WAL", standbys, primary), pollEvery,
-		func(ctx context.Context) (bool, string, error) {
-			qctx, cancel := context.WithTimeout(ctx, observeTimeout)
-			defer cancel()
-			s := l.Postgres(qctx, primary)
-			if !s.Up {
-				return false, s.Error, nil
-			}
-			replayed := map[string]string{}
-			var seen []string
-			for _, r := range s.Replication {
-				replayed[r.Name] = r.ReplayLSN
-				seen = append(seen, r.Name+"@"+r.ReplayLSN)
-			}
-			state := fmt.Sprintf("primary at %s, standbys %s", s.LSN, strings.Join(seen, " "))
-			for _, sb := range standbys {
-				if replayed[sb] != s.LSN {
-					return false, state, nil
-				}
-			}
-			return true, state, nil
+	return l.waitReplicas(ctx, fmt.Sprintf("%v to replay all of %s's WAL", standbys, primary), primary, standbys,
+		func(p PGState, r Replica) (bool, string) {
+			return r.ReplayLSN == p.LSN, r.Name + "@" + r.ReplayLSN + " of " + p.LSN
 		})
+}
+
+// waitReplicas polls primary's pg_stat_replication until ok holds for the
+// row of every one of standbys.
+func (l *Lab) waitReplicas(ctx context.Context, what, primary string, standbys []string, ok func(PGState, Replica) (bool, string)) error {
+	return WaitFor(ctx, what, pollEvery, func(ctx context.Context) (bool, string, error) {
+		qctx, cancel := context.WithTimeout(ctx, observeTimeout)
+		defer cancel()
+		s := l.Postgres(qctx, primary)
+		if !s.Up {
+			return false, s.Error, nil
+		}
+		good := map[string]bool{}
+		var seen []string
+		for _, r := range s.Replication {
+			var note string
+			good[r.Name], note = ok(s, r)
+			seen = append(seen, note)
+		}
+		state := "pg_stat_replication: " + strings.Join(seen, " ")
+		for _, sb := range standbys {
+			if !good[sb] {
+				return false, state, nil
+			}
+		}
+		return true, state, nil
+	})
 }
