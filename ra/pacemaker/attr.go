@@ -48,14 +48,6 @@ func SetTransient(ctx context.Context, run Runner, node, name, value string, pri
 	return nil
 }
 
-// DeleteTransient removes a transient node attribute.
-func DeleteTransient(ctx context.Context, run Runner, node, name string) error {
-	if _, err := run(ctx, "attrd_updater", "--node="+node, "--name="+name, "--delete"); err != nil {
-		return fmt.Errorf("delete attribute %s on %s: %w", name, node, err)
-	}
-	return nil
-}
-
 // QueryTransient returns a transient attribute's value on every node that
 // has it (private ones included).
 func QueryTransient(ctx context.Context, run Runner, name string) (map[string]string, error) {

@@ -134,19 +134,6 @@ func (i Instance) SetAutoConfFile(set map[string]*string) (bool, error) {
 	return true, writeAtomic(path, []byte(text), 0o600)
 }
 
-// ReadAutoConfFile returns a setting of postgresql.auto.conf.
-func (i Instance) ReadAutoConfFile(key string) (string, bool, error) {
-	b, err := os.ReadFile(filepath.Join(i.DataDir, "postgresql.auto.conf"))
-	if errors.Is(err, os.ErrNotExist) {
-		return "", false, nil
-	}
-	if err != nil {
-		return "", false, err
-	}
-	v, ok := ReadAutoConf(string(b), key)
-	return v, ok, nil
-}
-
 // SetStandbySignal creates (or removes) standby.signal.
 func (i Instance) SetStandbySignal(on bool) error {
 	path := filepath.Join(i.DataDir, "standby.signal")
