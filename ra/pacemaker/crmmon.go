@@ -48,6 +48,18 @@ type ClusterStatus struct {
 	Resolved bool   // a DC has been elected
 	// Resources lists every resource instance, clone instances flattened.
 	Resources []Resource
+	// Failures are the failed operations Pacemaker remembers (until a
+	// cleanup or failure-timeout).
+	Failures []Failure
+}
+
+// Failure is one failed operation in crm_mon's "Failed Resource Actions".
+type Failure struct {
+	OpKey      string // "pgsql_monitor_3000", "pgsql_asyncmon_0" (crm_resource --fail)
+	Task       string // monitor, start, asyncmon, …
+	Node       string
+	ExitCode   int
+	ExitReason string
 }
 
 // Resource is one resource instance as crm_mon reports it.
@@ -140,6 +152,13 @@ type crmMonXML struct {
 		ID        string        `xml:"id,attr"`
 		Resources []xmlResource `xml:"resource"`
 	} `xml:"resources>clone"`
+	Failures []struct {
+		OpKey      string `xml:"op_key,attr"`
+		Task       string `xml:"task,attr"`
+		Node       string `xml:"node,attr"`
+		ExitCode   int    `xml:"exitcode,attr"`
+		ExitReason string `xml:"exitreason,attr"`
+	} `xml:"failures>failure"`
 	Status struct {
 		Code    string `xml:"code,attr"`
 		Message string `xml:"message,attr"`
@@ -189,6 +208,9 @@ func ParseCrmMon(b []byte) (ClusterStatus, error) {
 		for _, r := range c.Resources {
 			s.Resources = append(s.Resources, r.resource(c.ID))
 		}
+	}
+	for _, f := range x.Failures {
+		s.Failures = append(s.Failures, Failure{OpKey: f.OpKey, Task: f.Task, Node: f.Node, ExitCode: f.ExitCode, ExitReason: f.ExitReason})
 	}
 	for _, n := range x.Nodes {
 		s.Nodes = append(s.Nodes, Node{

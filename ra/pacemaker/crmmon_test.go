@@ -39,6 +39,29 @@ func TestParseCrmMon(t *testing.T) {
 	}
 }
 
+func TestParseCrmMonFailures(t *testing.T) {
+	b, err := os.ReadFile("testdata/crm_mon-watcher-failure.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ParseCrmMon(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Failure{{OpKey: "pgsql_asyncmon_0", Task: "asyncmon", Node: "n1", ExitCode: 1, ExitReason: "Simulated failure"}}
+	if !slices.Equal(s.Failures, want) {
+		t.Errorf("failures: got %+v, want %+v", s.Failures, want)
+	}
+	if got := s.Promoted("pgsql"); !slices.Equal(got, []string{"n3"}) {
+		t.Errorf("promoted: got %v, want [n3]", got)
+	}
+	if b, _ := os.ReadFile("testdata/crm_mon-3-online.xml"); len(b) > 0 {
+		if s, _ := ParseCrmMon(b); len(s.Failures) != 0 {
+			t.Errorf("a clean cluster: got failures %+v", s.Failures)
+		}
+	}
+}
+
 func TestParseCrmMonRejectsGarbageAndErrors(t *testing.T) {
 	for name, in := range map[string]string{
 		"not XML":        "crm_mon: Error: cluster is not available on this node",

@@ -29,7 +29,8 @@ const clusterGroup = "haclient"
 // the agent re-executes itself as the PostgreSQL system user, with the
 // haclient group for Pacemaker's tools, so that pg_ctl runs as the owner of
 // the data directory and the agent connects with peer authentication: no
-// su, no shell, no password.
+// su, no shell, no password. Around the actions root keeps the postmaster
+// watcher (watch.go) in step.
 func Main(ctx context.Context, args, environ []string, stdout, stderr io.Writer, log *slog.Logger) int {
 	agent := New(pacemaker.Local, time.Now)
 	action := ""
@@ -39,10 +40,35 @@ func Main(ctx context.Context, args, environ []string, stdout, stderr io.Writer,
 	switch action {
 	case "", "meta-data", "usage", "help", "--help", "-h", "validate-all":
 		return int(ocf.Run(ctx, agent, args, environ, stdout, stderr, log))
+	case watchAction:
+		// A log file of its own: clock times matter there.
+		return runWatcher(ctx, args, pacemaker.Local, slog.New(slog.NewTextHandler(stderr, nil)).With("agent", "rampart-pgsql"))
 	}
 	if os.Geteuid() != 0 || hasEnv(environ, reexecMarker) {
 		return int(ocf.Run(ctx, agent, args, environ, stdout, stderr, log))
 	}
+	// The postmaster watcher is root's business: it runs as Pacemaker's
+	// user, which the system user cannot switch to.
+	env, eerr := ocf.ParseEnv(environ)
+	values, verr := ocf.Validate(Params, env.Params)
+	watch := eerr == nil && verr == nil && env.Resource != ""
+	if stopBefore, _ := WatcherStep(action, 0); watch && stopBefore {
+		if err := stopWatcher(watchLockPath(env.Resource), log); err != nil {
+			fmt.Fprintf(stderr, "ocf-exit-reason:%s %s: %v\n", action, env.Resource, err)
+			return int(ocf.ErrGeneric)
+		}
+	}
+	code := runAs(ctx, args, environ, stdout, stderr)
+	if _, ensure := WatcherStep(action, ocf.Status(code)); watch && ensure {
+		if err := ensureWatcher(newConfig(values).inst, env.Resource, env.OnNode, args[0], log); err != nil {
+			log.Warn("no postmaster watcher: Pacemaker learns of a postmaster's death at the next monitor", "err", err)
+		}
+	}
+	return code
+}
+
+// runAs runs the action as the PostgreSQL system user.
+func runAs(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
 	name := "postgres"
 	for _, kv := range environ {
 		if v, ok := strings.CutPrefix(kv, "OCF_RESKEY_system_user="); ok && v != "" {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rampart-ha/rampart/ra/pacemaker"
 	"github.com/rampart-ha/rampart/test/lab"
 )
 
@@ -97,6 +98,15 @@ func (s *scenario) requireNoLoss(t *testing.T, ctx context.Context) {
 	t.Logf("%d commits acknowledged, none lost", len(s.w.IDs()))
 }
 
+// failures returns the failed operations Pacemaker records, seen from host.
+func (s *scenario) failures(ctx context.Context, host string) []pacemaker.Failure {
+	st, err := s.l.Cluster(ctx, host)
+	if err != nil {
+		return []pacemaker.Failure{{Node: host, ExitReason: "crm_mon: " + err.Error()}}
+	}
+	return st.Failures
+}
+
 // syncStandby returns the standby the primary's pg_stat_replication calls sync.
 func (s *scenario) syncStandby(ctx context.Context) string {
 	for _, r := range s.l.Postgres(ctx, s.primary).Replication {
@@ -121,6 +131,11 @@ func TestKillPrimaryPostmaster(t *testing.T) {
 	fault := time.Now() // the postmaster is gone
 	newPrimary := s.waitNewPrimary(t, ctx, old)
 	promotedAt := time.Since(fault)
+	// The postmaster watcher told Pacemaker (crm_resource --fail records an
+	// "asyncmon" failure), not the next monitor.
+	if f := s.failures(ctx, newPrimary); !slices.ContainsFunc(f, func(f pacemaker.Failure) bool { return f.Node == old && f.Task == "asyncmon" }) {
+		t.Errorf("no failure reported by the postmaster watcher on %s; failures: %+v", old, f)
+	}
 	// Invariant 4: the new primary names its standbys before its first commit.
 	if names, err := l.Psql(ctx, newPrimary, "SHOW synchronous_standby_names"); err != nil || names == "" {
 		t.Errorf("new primary %s: synchronous_standby_names = %q (%v), want its standbys named", newPrimary, names, err)
@@ -330,6 +345,11 @@ func TestSwitchover(t *testing.T) {
 	}
 	stall := s.w.LongestStall(start, time.Now())
 	t.Logf("switchover %s → %s: longest write stall %s", old, target, stall.Round(10*time.Millisecond))
+	// The agent stopped its postmaster watcher before the demote: nothing
+	// reported a failure.
+	if f := s.failures(ctx, target); len(f) > 0 {
+		t.Errorf("failures after a switchover: %+v", f)
+	}
 	// A real demote: the old primary runs as a standby of the new one.
 	if err := s.l.WaitStreaming(ctx, target, []string{old}); err != nil {
 		t.Error(err)
