@@ -93,6 +93,19 @@ func Reload(ctx context.Context, conn *pgx.Conn) error {
 	return nil
 }
 
+// NudgeStandbys writes and flushes one commit record without waiting for
+// any standby. Commits waiting for a synchronous standby are released only
+// when a standby that now counts replies, and an idle standby replies only
+// when WAL arrives or at its wal_receiver_status_interval: after a change
+// of synchronous_standby_names this makes them reply now.
+func NudgeStandbys(ctx context.Context, conn *pgx.Conn) error {
+	_, err := conn.Exec(ctx, "BEGIN; SET LOCAL synchronous_commit TO local; SELECT pg_current_xact_id(); COMMIT")
+	if err != nil {
+		return fmt.Errorf("nudge standbys: %w", err)
+	}
+	return nil
+}
+
 // CurrentLSN returns the primary's pg_current_wal_lsn().
 func CurrentLSN(ctx context.Context, conn *pgx.Conn) (LSN, error) {
 	var s string

@@ -438,6 +438,9 @@ func (c *call) putSyncNames(ctx context.Context, conn *pgx.Conn, obs pg.Observat
 	if err := pg.Reload(ctx, conn); err != nil {
 		return err
 	}
+	if err := pg.NudgeStandbys(ctx, conn); err != nil {
+		c.log.Warn("waiting commits are released at the standbys' next status reply", "err", err)
+	}
 	after, err := pg.CurrentLSN(ctx, conn)
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,12 +37,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-type run struct {
-	firstWrite time.Duration // fault → first acknowledged write
-	lost       int
-	acked      int
-}
-
 type agent struct {
 	name   string
 	manage func(ctx context.Context, l *lab.Lab) error
@@ -57,11 +52,30 @@ var agents = []agent{
 	{"ocf:heartbeat:pgsql (ClusterLabs, rep_mode=sync)", func(ctx context.Context, l *lab.Lab) error { return l.ManageClusterLabsPgsql(ctx) }},
 }
 
-// TestFailoverBench kills the primary's postmaster under a write load
-// through the VIP, for each agent in turn with the same lab, monitors
-// (3 s promoted, 4 s unpromoted), VIP and load, and prints the time from
-// the kill to the first acknowledged write and the acknowledged commits
-// lost.
+// outcome is one run of a scenario: its durations (named by the
+// scenario's metrics, in order) and its commit counts.
+type outcome struct {
+	durations []time.Duration
+	lost      int // acknowledged commits missing afterwards
+	asyncAcks int // commits a primary acknowledged with synchronous_standby_names empty
+	acked     int
+}
+
+type scenario struct {
+	name    string
+	metrics []string
+	run     func(ctx context.Context, b *bed) (outcome, error)
+}
+
+var scenarios = []scenario{
+	{"primary postmaster killed", []string{"kill → first write", "kill → new primary has a sync standby", "new primary writable with no sync standby named"}, killPrimary},
+	{"sync standby postmaster killed", []string{"longest write stall", "kill → another standby is sync"}, killSyncStandby},
+}
+
+// TestFailoverBench runs each scenario under a write load through the VIP,
+// for each agent in turn (interleaved, so drift hits both alike) with the
+// same lab, monitors (3 s promoted, 4 s unpromoted), VIP and load, and
+// prints medians, ranges and ratios.
 func TestFailoverBench(t *testing.T) {
 	if os.Getenv("RAMPART_BENCH") == "" {
 		t.Skip("benchmark: run it with `make bench` (RAMPART_BENCH=1)")
@@ -75,56 +89,94 @@ func TestFailoverBench(t *testing.T) {
 	if missing := lab.Prerequisites(c); len(missing) > 0 {
 		t.Skipf("benchmark needs %s", strings.Join(missing, ", "))
 	}
-	results := map[string][]run{}
-	for i := 0; i < runs; i++ {
-		for _, a := range agents { // interleaved, so drift hits both alike
-			if only := os.Getenv("RAMPART_BENCH_ONLY"); only != "" && !strings.Contains(a.name, only) {
-				continue
-			}
-			r, err := killPrimary(t, c, a)
-			if err != nil {
-				t.Fatalf("%s, run %d: %v", a.name, i+1, err)
-			}
-			t.Logf("%s, run %d: first write after %s, %d of %d acknowledged commits lost", a.name, i+1, r.firstWrite.Round(10*time.Millisecond), r.lost, r.acked)
-			results[a.name] = append(results[a.name], r)
-		}
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "\nfailover: primary postmaster killed, writes through the VIP (%d runs each, interleaved)\n", runs)
-	fmt.Fprintf(&b, "%-50s %-30s %s\n", "agent", "kill → first write: median (runs)", "lost commits")
-	medians := map[string]time.Duration{}
-	for _, a := range agents {
-		if len(results[a.name]) == 0 {
+	var report strings.Builder
+	for _, sc := range scenarios {
+		if only := os.Getenv("RAMPART_BENCH_SCENARIO"); only != "" && !strings.Contains(sc.name, only) {
 			continue
 		}
-		var ds []time.Duration
-		lost := 0
-		for _, r := range results[a.name] {
-			ds = append(ds, r.firstWrite)
-			lost += r.lost
+		results := map[string][]outcome{}
+		for i := 0; i < runs; i++ {
+			for _, a := range agents {
+				if only := os.Getenv("RAMPART_BENCH_ONLY"); only != "" && !strings.Contains(a.name, only) {
+					continue
+				}
+				o, err := runOnce(c, a, sc)
+				if err != nil {
+					t.Fatalf("%s, %s, run %d: %v", sc.name, a.name, i+1, err)
+				}
+				var parts []string
+				for k, d := range o.durations {
+					parts = append(parts, fmt.Sprintf("%s %s", sc.metrics[k], d.Round(10*time.Millisecond)))
+				}
+				t.Logf("%s, %s, run %d: %s; %d of %d acknowledged commits lost, %d acknowledged with no sync standby named",
+					sc.name, a.name, i+1, strings.Join(parts, ", "), o.lost, o.acked, o.asyncAcks)
+				results[a.name] = append(results[a.name], o)
+			}
 		}
-		slices.Sort(ds)
-		med := ds[len(ds)/2]
-		medians[a.name] = med
-		var each []string
-		for _, d := range ds {
-			each = append(each, d.Round(10*time.Millisecond).String())
-		}
-		fmt.Fprintf(&b, "%-50s %-30s %d\n", a.name, med.Round(10*time.Millisecond).String()+" ("+strings.Join(each, " ")+")", lost)
+		writeReport(&report, sc, runs, results)
 	}
-	if ours, theirs := medians[agents[0].name], medians[agents[1].name]; ours > 0 && theirs > 0 {
-		fmt.Fprintf(&b, "ratio rampart / ClusterLabs (medians): %.2f\n", float64(ours)/float64(theirs))
-	}
-	t.Log(b.String())
-	fmt.Println(b.String())
+	t.Log(report.String())
+	fmt.Println(report.String())
 }
 
-func killPrimary(t *testing.T, c lab.Config, a agent) (r run, err error) {
+func writeReport(b *strings.Builder, sc scenario, runs int, results map[string][]outcome) {
+	fmt.Fprintf(b, "\nfailover: %s, writes through the VIP (%d runs per agent, interleaved)\n", sc.name, runs)
+	medians := map[string][]time.Duration{}
+	for k, m := range sc.metrics {
+		fmt.Fprintf(b, "  %s\n", m)
+		for _, a := range agents {
+			rs := results[a.name]
+			if len(rs) == 0 {
+				continue
+			}
+			var ds []time.Duration
+			for _, r := range rs {
+				ds = append(ds, r.durations[k])
+			}
+			slices.Sort(ds)
+			med := ds[len(ds)/2]
+			medians[a.name] = append(medians[a.name], med)
+			var each []string
+			for _, d := range ds {
+				each = append(each, d.Round(10*time.Millisecond).String())
+			}
+			fmt.Fprintf(b, "    %-50s median %-8s (%s)\n", a.name, med.Round(10*time.Millisecond), strings.Join(each, " "))
+		}
+		ours, theirs := medians[agents[0].name], medians[agents[1].name]
+		switch {
+		case len(ours) <= k || len(theirs) <= k:
+		case theirs[k] > 0:
+			fmt.Fprintf(b, "    ratio rampart / ClusterLabs (medians): %.2f\n", float64(ours[k])/float64(theirs[k]))
+		case ours[k] == 0:
+			fmt.Fprintf(b, "    both zero\n")
+		}
+	}
+	fmt.Fprintf(b, "  acknowledged commits: lost / acknowledged with no sync standby named (all runs)\n")
+	for _, a := range agents {
+		lost, async, acked := 0, 0, 0
+		for _, r := range results[a.name] {
+			lost, async, acked = lost+r.lost, async+r.asyncAcks, acked+r.acked
+		}
+		if len(results[a.name]) > 0 {
+			fmt.Fprintf(b, "    %-50s %d lost, %d async, of %d\n", a.name, lost, async, acked)
+		}
+	}
+}
+
+// bed is a lab with one agent managing PostgreSQL, a VIP on the primary,
+// and the client's write load through the VIP.
+type bed struct {
+	l       *lab.Lab
+	w       *lab.Writer
+	primary string
+}
+
+func runOnce(c lab.Config, a agent, sc scenario) (o outcome, err error) {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	if err := lab.Destroy(ctx, c.Root, c.ID, log); err != nil {
-		return run{}, err
+		return o, err
 	}
 	defer func() {
 		// RAMPART_BENCH_KEEP=1 leaves a failed run's lab for a look (rampart lab status --id bench).
@@ -134,50 +186,217 @@ func killPrimary(t *testing.T, c lab.Config, a agent) (r run, err error) {
 	}()
 	l, err := lab.Up(ctx, c, log)
 	if err != nil {
-		return run{}, err
+		return o, err
 	}
 	if err := a.manage(ctx, l); err != nil {
-		return run{}, err
+		return o, err
 	}
 	w, err := l.NewWriter("client", "host="+l.Config().VIP().String(), 10*time.Millisecond)
 	if err != nil {
-		return run{}, err
+		return o, err
 	}
 	if err := w.Start(ctx); err != nil {
-		return run{}, err
+		return o, err
 	}
 	defer w.Stop()
 	if err := lab.WaitFor(ctx, "100 acknowledged writes", 50*time.Millisecond, func(context.Context) (bool, string, error) {
 		n, _ := w.AckedSince(time.Time{}, "")
 		return n >= 100, fmt.Sprint(n), nil
 	}); err != nil {
-		return run{}, err
+		return o, err
 	}
 	s, err := l.Cluster(ctx, l.DBHosts()[0])
 	if err != nil {
-		return run{}, err
+		return o, err
 	}
 	p := s.Promoted(lab.PgsqlResource)
 	if len(p) != 1 {
-		return run{}, fmt.Errorf("promoted %v", p)
+		return o, fmt.Errorf("promoted %v", p)
 	}
-	if _, err := l.KillPostmaster(ctx, p[0]); err != nil {
-		return run{}, err
+	b := &bed{l: l, w: w, primary: p[0]}
+	// Faults start from a settled cluster: a standby streaming as sync.
+	if _, err := b.syncStandby(ctx, p[0], ""); err != nil {
+		return o, err
 	}
-	fault := time.Now()
-	wctx, wcancel := context.WithTimeout(ctx, 90*time.Second)
-	defer wcancel()
-	if err := lab.WaitFor(wctx, "20 writes acknowledged after the kill", 50*time.Millisecond, func(context.Context) (bool, string, error) {
-		n, _ := w.AckedSince(fault, "")
-		return n >= 20, fmt.Sprintf("%d, %d errors", n, w.Errors()), nil
-	}); err != nil {
-		return run{}, err
+	o, err = sc.run(ctx, b)
+	if err != nil {
+		return o, err
 	}
-	_, first := w.AckedSince(fault, "")
 	w.Stop()
 	lost, err := w.Missing(ctx)
 	if err != nil {
-		return run{}, err
+		return o, err
 	}
-	return run{firstWrite: first.Sub(fault), lost: len(lost), acked: len(w.IDs())}, nil
+	o.lost, o.acked = len(lost), len(w.IDs())
+	return o, nil
+}
+
+// syncStandby waits until primary streams to a synchronous standby other
+// than not, and returns it.
+func (b *bed) syncStandby(ctx context.Context, primary, not string) (string, error) {
+	var sync string
+	err := lab.WaitFor(ctx, primary+" streaming to a sync standby", 50*time.Millisecond, func(ctx context.Context) (bool, string, error) {
+		st := b.l.Postgres(ctx, primary)
+		for _, r := range st.Replication {
+			if r.State == "streaming" && (r.SyncState == "sync" || r.SyncState == "quorum") && r.Name != not {
+				sync = r.Name
+				return true, "", nil
+			}
+		}
+		return false, fmt.Sprintf("%+v", st.Replication), nil
+	})
+	return sync, err
+}
+
+// killPrimary kills the primary's postmaster and measures the time to the
+// first write acknowledged after it, the time until the new primary
+// streams to a sync standby, and how long (and for how many commits) a new
+// primary was writable with an empty synchronous_standby_names.
+func killPrimary(ctx context.Context, b *bed) (outcome, error) {
+	var others []string
+	for _, h := range b.l.DBHosts() {
+		if h != b.primary {
+			others = append(others, h)
+		}
+	}
+	samples := sample(ctx, b.l, others, 100*time.Millisecond)
+	if _, err := b.l.KillPostmaster(ctx, b.primary); err != nil {
+		samples.stop()
+		return outcome{}, err
+	}
+	fault := time.Now()
+	wctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	err := lab.WaitFor(wctx, "20 writes acknowledged after the kill", 50*time.Millisecond, func(context.Context) (bool, string, error) {
+		n, _ := b.w.AckedSince(fault, "")
+		return n >= 20, fmt.Sprintf("%d, %d errors", n, b.w.Errors()), nil
+	})
+	if err != nil {
+		samples.stop()
+		return outcome{}, err
+	}
+	_, first := b.w.AckedSince(fault, "")
+	var syncAt time.Time
+	err = lab.WaitFor(wctx, "the new primary streaming to a sync standby", 50*time.Millisecond, func(context.Context) (bool, string, error) {
+		syncAt = samples.firstSync()
+		return !syncAt.IsZero(), "", nil
+	})
+	samples.stop()
+	if err != nil {
+		return outcome{}, err
+	}
+	window, acks := samples.asyncWindow(b)
+	return outcome{durations: []time.Duration{first.Sub(fault), syncAt.Sub(fault), window}, asyncAcks: acks}, nil
+}
+
+// killSyncStandby kills the synchronous standby's postmaster and measures
+// the longest write stall in the 8 s after, and the time until another
+// standby is synchronous.
+func killSyncStandby(ctx context.Context, b *bed) (outcome, error) {
+	victim, err := b.syncStandby(ctx, b.primary, "")
+	if err != nil {
+		return outcome{}, err
+	}
+	if _, err := b.l.KillPostmaster(ctx, victim); err != nil {
+		return outcome{}, err
+	}
+	fault := time.Now()
+	wctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	if _, err := b.syncStandby(wctx, b.primary, victim); err != nil {
+		return outcome{}, err
+	}
+	replaced := time.Since(fault)
+	if err := lab.WaitFor(wctx, "8 s of load after the kill", 100*time.Millisecond, func(context.Context) (bool, string, error) {
+		n, _ := b.w.AckedSince(fault.Add(8*time.Second), "")
+		return n > 0, "", nil
+	}); err != nil {
+		return outcome{}, err
+	}
+	stall := b.w.LongestStall(fault, fault.Add(8*time.Second))
+	return outcome{durations: []time.Duration{stall, replaced}}, nil
+}
+
+// samples records what the database hosts report, every interval, until
+// stopped.
+type samples struct {
+	mu   sync.Mutex
+	seen []observed
+	done chan struct{}
+	quit chan struct{}
+}
+
+type observed struct {
+	at   time.Time
+	host string
+	pg   lab.PGState
+}
+
+func sample(ctx context.Context, l *lab.Lab, hosts []string, every time.Duration) *samples {
+	s := &samples{done: make(chan struct{}), quit: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			for _, h := range hosts {
+				st := l.Postgres(ctx, h)
+				s.mu.Lock()
+				s.seen = append(s.seen, observed{time.Now(), h, st})
+				s.mu.Unlock()
+			}
+			select {
+			case <-s.quit:
+				return
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return s
+}
+
+func (s *samples) stop() {
+	close(s.quit)
+	<-s.done
+}
+
+// firstSync is when a writable host was first seen streaming to a sync
+// standby (zero if not yet).
+func (s *samples) firstSync() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, o := range s.seen {
+		if o.pg.Role() != "primary" {
+			continue
+		}
+		for _, r := range o.pg.Replication {
+			if r.State == "streaming" && (r.SyncState == "sync" || r.SyncState == "quorum") {
+				return o.at
+			}
+		}
+	}
+	return time.Time{}
+}
+
+// asyncWindow sums the sampled time during which a host was writable with
+// synchronous_standby_names empty, and counts the commits it acknowledged
+// then.
+func (s *samples) asyncWindow(b *bed) (time.Duration, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var total time.Duration
+	acks := 0
+	last := map[string]observed{}
+	for _, o := range s.seen {
+		if prev, ok := last[o.host]; ok && prev.pg.Role() == "primary" && strings.TrimSpace(prev.pg.SyncNames) == "" {
+			total += o.at.Sub(prev.at)
+			// Through the VIP every server has the VIP's address; only
+			// this host was writable then.
+			acks += b.w.AckedBy("", prev.at, o.at)
+		}
+		last[o.host] = o
+	}
+	return total, acks
 }

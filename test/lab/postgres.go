@@ -213,6 +213,7 @@ type PGState struct {
 	Up          bool      `json:"-"`
 	Error       string    `json:"-"`
 	InRecovery  bool      `json:"recovery"`
+	SyncNames   string    `json:"sync_names"` // synchronous_standby_names in force
 	LSN         string    `json:"lsn"`
 	Timeline    int       `json:"timeline"`
 	Receiver    *Receiver `json:"receiver"`
@@ -248,6 +249,7 @@ type Replica struct {
 
 const pgStateSQL = `SELECT json_build_object(
  'recovery', pg_is_in_recovery(),
+ 'sync_names', current_setting('synchronous_standby_names'),
  'lsn', CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END,
  'timeline', (SELECT timeline_id FROM pg_control_checkpoint()),
  'receiver', (SELECT json_build_object('status', status, 'sender', sender_host) FROM pg_stat_wal_receiver),

@@ -149,6 +149,20 @@ func (w *Writer) AckedSince(t time.Time, notFrom string) (int, time.Time) {
 	return n, first
 }
 
+// AckedBy returns how many commits the server at addr ("" for any)
+// acknowledged in [from, to).
+func (w *Writer) AckedBy(addr string, from, to time.Time) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, a := range w.acked {
+		if !a.At.Before(from) && a.At.Before(to) && (addr == "" || strings.HasPrefix(a.Server, addr+":")) {
+			n++
+		}
+	}
+	return n
+}
+
 // LongestStall returns the longest time without an acknowledgement between
 // from and to.
 func (w *Writer) LongestStall(from, to time.Time) time.Duration {
