@@ -18,6 +18,14 @@ type Observation struct {
 	Sender      string // standby: the host it streams from
 	SyncNames   string // synchronous_standby_names in force
 	Replication []Replica
+	Slots       []Slot // physical replication slots
+}
+
+// Slot is one physical replication slot (pg_replication_slots).
+type Slot struct {
+	Name     string
+	Active   bool // a walsender streams through it now
+	Reserved bool // it holds WAL back (restart_lsn is set)
 }
 
 // Replica is one row of pg_stat_replication.
@@ -42,6 +50,9 @@ const replicationSQL = `SELECT application_name, coalesce(state, ''), coalesce(s
  coalesce(flush_lsn::text, '0/0'), coalesce(replay_lsn::text, '0/0')
  FROM pg_stat_replication ORDER BY application_name`
 
+const slotsSQL = `SELECT slot_name::text, active, restart_lsn IS NOT NULL
+ FROM pg_replication_slots WHERE slot_type = 'physical' ORDER BY slot_name`
+
 // Observe reads role, positions and replication state in one batch.
 func Observe(ctx context.Context, conn *pgx.Conn) (Observation, error) {
 	var o Observation
@@ -51,6 +62,7 @@ func Observe(ctx context.Context, conn *pgx.Conn) (Observation, error) {
 	b := &pgx.Batch{}
 	b.Queue(observeSQL)
 	b.Queue(replicationSQL)
+	b.Queue(slotsSQL)
 	res := conn.SendBatch(ctx, b)
 	defer res.Close()
 	if err := res.QueryRow().Scan(&o.InRecovery, &tl, &lsn, &replay, &o.Receiver, &o.Sender, &o.SyncNames, &receivedTL); err != nil {
@@ -82,7 +94,40 @@ func Observe(ctx context.Context, conn *pgx.Conn) (Observation, error) {
 		r.ReplayLSN, _ = ParseLSN(rep)
 		o.Replication = append(o.Replication, r)
 	}
-	return o, rows.Err()
+	if err := rows.Err(); err != nil {
+		return o, err
+	}
+	rows.Close()
+	slots, err := res.Query()
+	if err != nil {
+		return o, fmt.Errorf("observe slots: %w", err)
+	}
+	defer slots.Close()
+	for slots.Next() {
+		var sl Slot
+		if err := slots.Scan(&sl.Name, &sl.Active, &sl.Reserved); err != nil {
+			return o, err
+		}
+		o.Slots = append(o.Slots, sl)
+	}
+	return o, slots.Err()
+}
+
+// CreateSlot creates a physical replication slot that holds no WAL until
+// a standby first streams through it.
+func CreateSlot(ctx context.Context, conn *pgx.Conn, name string) error {
+	if _, err := conn.Exec(ctx, "SELECT pg_create_physical_replication_slot($1, false)", name); err != nil {
+		return fmt.Errorf("create replication slot %s: %w", name, err)
+	}
+	return nil
+}
+
+// DropSlot drops a replication slot.
+func DropSlot(ctx context.Context, conn *pgx.Conn, name string) error {
+	if _, err := conn.Exec(ctx, "SELECT pg_drop_replication_slot($1)", name); err != nil {
+		return fmt.Errorf("drop replication slot %s: %w", name, err)
+	}
+	return nil
 }
 
 // Reload asks the postmaster to reread its configuration.

@@ -191,7 +191,11 @@ func (c *call) rejoin(ctx context.Context, primary string) error {
 // configureStandby writes what makes the instance a standby of primary (""
 // when unknown: it then replays its own WAL until told).
 func (c *call) configureStandby(primary string) error {
-	set := map[string]*string{"synchronous_standby_names": nil, "primary_conninfo": nil}
+	set := map[string]*string{"synchronous_standby_names": nil, "primary_conninfo": nil, "primary_slot_name": nil}
+	if c.cfg.slots {
+		slot := SlotName(c.node)
+		set["primary_slot_name"] = &slot
+	}
 	if primary != "" {
 		ci := PrimaryConninfo(c.node, primary, c.cfg.inst.Port, c.cfg.repuser, c.cfg.nodeHosts, c.cfg.extraConn).String()
 		set["primary_conninfo"] = &ci
@@ -271,6 +275,9 @@ func (a *actions) monitor(ctx context.Context, r *ocf.Request) (ocf.Status, erro
 	// make Pacemaker restart a healthy instance; each step stops before the
 	// ones that depend on it, so nothing unsafe follows.
 	if obs.InRecovery {
+		if err := c.manageSlots(ctx, conn, obs, nil); err != nil {
+			c.log.Error("replication slot management failed", "err", err)
+		}
 		if err := c.standbyMonitor(ctx, obs); err != nil {
 			c.log.Error("standby bookkeeping failed", "err", err)
 		}
@@ -280,10 +287,52 @@ func (a *actions) monitor(ctx context.Context, r *ocf.Request) (ocf.Status, erro
 		// A primary found by a probe: Pacemaker decides; report it honestly.
 		return ocf.RunningPromoted, nil
 	}
-	if err := c.manageSync(ctx, conn, obs, nil); err != nil {
+	s, err := c.cluster(ctx)
+	if err != nil {
+		c.log.Error("cluster status unreadable: replication bookkeeping skipped; PostgreSQL itself runs", "err", err)
+		return ocf.RunningPromoted, nil
+	}
+	var nodes []string
+	for _, n := range s.Nodes {
+		nodes = append(nodes, n.Name)
+	}
+	if err := c.manageSlots(ctx, conn, obs, nodes); err != nil {
+		c.log.Error("replication slot management failed", "err", err)
+	}
+	members := []string{}
+	for _, n := range s.RunningOn(c.rsc) {
+		if n != c.node {
+			members = append(members, n)
+		}
+	}
+	if err := c.manageSync(ctx, conn, obs, members); err != nil {
 		c.log.Error("synchronous standby management failed; PostgreSQL itself runs", "err", err)
 	}
 	return ocf.RunningPromoted, nil
+}
+
+// manageSlots keeps the instance's managed replication slots as
+// DecideSlots plans (nodes nil: the cluster's nodes are not known here).
+func (c *call) manageSlots(ctx context.Context, conn *pgx.Conn, obs pg.Observation, nodes []string) error {
+	if !c.cfg.slots {
+		return nil
+	}
+	plan := DecideSlots(SlotInput{Self: c.node, Primary: !obs.InRecovery, Nodes: nodes, Slots: obs.Slots})
+	if plan.Empty() {
+		return nil
+	}
+	c.log.Info("replication slots", "drop", plan.Drop, "create", plan.Create, "why", plan.Reasons)
+	for _, name := range plan.Drop {
+		if err := pg.DropSlot(ctx, conn, name); err != nil {
+			return err
+		}
+	}
+	for _, name := range plan.Create {
+		if err := pg.CreateSlot(ctx, conn, name); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // standbyMonitor takes part in the election when no primary runs: a
@@ -342,20 +391,9 @@ func (c *call) positions(ctx context.Context, maxAge time.Duration) (map[string]
 
 // manageSync runs on the primary: choose the sync set, publish scores and
 // states, and put the set in force, lowering scores before and raising them
-// after (invariant 2). members overrides the standby instances Pacemaker
-// runs (used during notifications, before crm_mon shows the change).
+// after (invariant 2). members are the other nodes Pacemaker runs an
+// instance on (from crm_mon, or from a notification before crm_mon shows it).
 func (c *call) manageSync(ctx context.Context, conn *pgx.Conn, obs pg.Observation, members []string) error {
-	if members == nil {
-		s, err := c.cluster(ctx)
-		if err != nil {
-			return err
-		}
-		for _, n := range s.RunningOn(c.rsc) {
-			if n != c.node {
-				members = append(members, n)
-			}
-		}
-	}
 	memos, err := pacemaker.QueryTransient(ctx, c.run, memoAttr(c.rsc))
 	if err != nil {
 		return err
@@ -377,11 +415,25 @@ func (c *call) manageSync(ctx context.Context, conn *pgx.Conn, obs pg.Observatio
 	scores := DecideScores(in, c.cfg.policy, d)
 	states := StandbyStates(in, d)
 
-	lower, _ := ScoreChanges(memo.Scores, scores)
-	for n, s := range lower {
-		if err := pacemaker.SetPromotionScore(ctx, c.run, c.rsc, n, FormatScore(s)); err != nil {
-			return err
+	// Changes are made against the scores attrd holds, not against what
+	// this agent believes it published.
+	values, err := pacemaker.QueryTransient(ctx, c.run, pacemaker.PromotionAttr(c.rsc))
+	if err != nil {
+		return err
+	}
+	published := ParseScores(values)
+	apply := func(changes map[string]int) error {
+		for n, s := range changes {
+			if err := pacemaker.SetPromotionScore(ctx, c.run, c.rsc, n, FormatScore(s)); err != nil {
+				return err
+			}
+			published[n] = s
 		}
+		return nil
+	}
+	lower, _ := ScoreChanges(published, scores)
+	if err := apply(lower); err != nil {
+		return err
 	}
 	if !d.Names.Equal(current) || obs.SyncNames != d.Names.String() {
 		if err := c.putSyncNames(ctx, conn, obs, current, &d); err != nil {
@@ -393,11 +445,14 @@ func (c *call) manageSync(ctx context.Context, conn *pgx.Conn, obs pg.Observatio
 		scores = DecideScores(in, c.cfg.policy, d)
 		states = StandbyStates(in, d)
 	}
-	_, raise := ScoreChanges(memo.Scores, scores)
-	for n, s := range raise {
-		if err := pacemaker.SetPromotionScore(ctx, c.run, c.rsc, n, FormatScore(s)); err != nil {
-			return err
-		}
+	// A member eligible at first may have dropped out while the set
+	// changed: lower it too, before raising anyone.
+	lower, raise := ScoreChanges(published, scores)
+	if err := apply(lower); err != nil {
+		return err
+	}
+	if err := apply(raise); err != nil {
+		return err
 	}
 	for n, st := range states {
 		if memo.States[n] != st {
@@ -409,7 +464,7 @@ func (c *call) manageSync(ctx context.Context, conn *pgx.Conn, obs pg.Observatio
 	if d.WritesBlocked && memo.States[c.node] != states[c.node] {
 		c.log.Warn("writes blocked: too few synchronous standbys", "reason", d.Reason)
 	}
-	next := Memo{Joined: map[string]string{}, Scores: scores, States: states}
+	next := Memo{Joined: map[string]string{}, States: states}
 	for n, l := range d.JoinedAt {
 		next.Joined[n] = l.String()
 	}
@@ -428,8 +483,9 @@ func (c *call) manageSync(ctx context.Context, conn *pgx.Conn, obs pg.Observatio
 }
 
 // putSyncNames puts d.Names in force and moves the join position of every
-// new member to the primary's position after the reload: commits
-// acknowledged until then were confirmed by the old members only.
+// new member (every member, when the old list was not tight) to the
+// primary's position after the reload: commits acknowledged until then
+// were confirmed without them.
 func (c *call) putSyncNames(ctx context.Context, conn *pgx.Conn, obs pg.Observation, current pg.SyncNames, d *SyncDecision) error {
 	value := d.Names.String()
 	if _, err := c.cfg.inst.SetAutoConfFile(map[string]*string{"synchronous_standby_names": &value}); err != nil {
@@ -446,7 +502,7 @@ func (c *call) putSyncNames(ctx context.Context, conn *pgx.Conn, obs pg.Observat
 		return err
 	}
 	for _, n := range d.Names.Names {
-		if !slices.Contains(current.Names, n) {
+		if !slices.Contains(current.Names, n) || !tight(current) {
 			d.JoinedAt[n] = after
 		}
 	}
@@ -638,6 +694,10 @@ func (c *call) reportPosition(ctx context.Context) error {
 	if err != nil || !obs.InRecovery {
 		return err
 	}
+	// The slots exist before a promotion: the standbys re-attach at once.
+	if err := c.manageSlots(ctx, conn, obs, allNodes(c.r.Env.Notify)); err != nil {
+		c.log.Warn("replication slots before promotion", "err", err)
+	}
 	scores, err := pacemaker.QueryTransient(ctx, c.run, pacemaker.PromotionAttr(c.rsc))
 	if err != nil {
 		return err
@@ -720,5 +780,16 @@ func (c *call) primaryRecheck(ctx context.Context, n ocf.Notify, awaitStandby ti
 		}
 	}
 	slices.Sort(members)
+	if err := c.manageSlots(ctx, conn, obs, allNodes(n)); err != nil {
+		c.log.Warn("replication slots", "err", err)
+	}
 	return c.manageSync(ctx, conn, obs, members)
+}
+
+// allNodes is every node a notification names (nil when it names none).
+func allNodes(n ocf.Notify) []string {
+	if len(n.All) == 0 {
+		return nil
+	}
+	return n.All
 }

@@ -79,6 +79,12 @@ var Params = []ocf.Param{
 		Long:  "durability: keep synchronous_standby_names and let commits wait (reported as writes blocked); availability: after async_grace, lower the requirement (asynchronous if none qualifies) and say so."},
 	{Name: "async_grace", Type: ocf.Time, Default: "10s",
 		Short: "how long availability waits", Long: "With sync_policy=availability, how long commits wait for a synchronous standby before the primary goes asynchronous."},
+	{Name: "replication_slots", Type: ocf.Boolean, Default: "true",
+		Short: "a replication slot for each standby",
+		Long: "true (default): every node keeps a physical replication slot rampart_NODE for each other node, and standbys stream through theirs (primary_slot_name), " +
+			"so a standby that lags or is down finds the WAL it needs. The primary drops the slot of a node that leaves the cluster. " +
+			"A slot of a long-stopped standby holds WAL without limit: bound it with max_slot_wal_keep_size. Slots not named rampart_* are never touched. " +
+			"false: no slots (standbys rely on wal_keep_size or a WAL archive)."},
 }
 
 func checkNodeHosts(s string) error {
@@ -122,6 +128,7 @@ type config struct {
 	// auto_rejoin and the role pg_rewind uses ("" for re-clone only)
 	autoRejoin bool
 	rewindUser string
+	slots      bool
 }
 
 func newConfig(v ocf.Values) config {
@@ -135,7 +142,7 @@ func newConfig(v ocf.Values) config {
 		inst: pg.Instance{BinDir: v.String("bindir"), DataDir: v.String("pgdata"), SocketDir: v.String("socketdir"),
 			Port: int(v.Int("pgport")), LogFile: logfile},
 		user: v.String("system_user"), repuser: v.String("repuser"), nodeHosts: hosts, extraConn: extra,
-		autoRejoin: v.Bool("auto_rejoin"), rewindUser: v.String("rewind_user"),
+		autoRejoin: v.Bool("auto_rejoin"), rewindUser: v.String("rewind_user"), slots: v.Bool("replication_slots"),
 		policy: SyncPolicy{
 			Count: int(v.Int("sync_count")), Method: pg.Method(strings.ToUpper(v.String("sync_method"))),
 			MaxLag: uint64(v.Int("max_lag")), Mode: Mode(v.String("sync_policy")), Grace: v.Duration("async_grace"),

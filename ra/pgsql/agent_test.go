@@ -133,7 +133,7 @@ func TestPositionRoundTrip(t *testing.T) {
 }
 
 func TestMemoRoundTripAndGarbage(t *testing.T) {
-	m := Memo{Joined: map[string]string{"n2": "0/5000000"}, ShortSince: 17, Scores: map[string]int{"n2": 100}, States: map[string]string{"n2": "sync"}}
+	m := Memo{Joined: map[string]string{"n2": "0/5000000"}, ShortSince: 17, States: map[string]string{"n2": "sync"}}
 	back := ParseMemo(m.String())
 	if back.String() != m.String() || back.JoinedLSNs()["n2"] != 0x5000000 {
 		t.Errorf("round trip: %+v", back)

@@ -3,6 +3,8 @@ package pgsql
 import (
 	"fmt"
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/rampart-ha/rampart/ra/pg"
 )
@@ -59,6 +61,28 @@ func DecideScores(in SyncInput, p SyncPolicy, d SyncDecision) map[string]int {
 		}
 	}
 	return scores
+}
+
+// ParseScores reads published promotion scores (attribute values). A value
+// that is no score is taken for a candidate's, so that any lowering of it
+// is applied.
+func ParseScores(values map[string]string) map[string]int {
+	out := map[string]int{}
+	for n, v := range values {
+		switch v = strings.TrimSpace(v); v {
+		case "-INFINITY":
+			out[n] = NoPromotion
+		case "INFINITY", "+INFINITY":
+			out[n] = -NoPromotion
+		default:
+			s, err := strconv.Atoi(v)
+			if err != nil {
+				s = -NoPromotion
+			}
+			out[n] = max(s, NoPromotion)
+		}
+	}
+	return out
 }
 
 // ScoreChanges splits the move from old to new scores into the lowerings,

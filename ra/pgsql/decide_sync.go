@@ -137,11 +137,19 @@ func DecideSync(in SyncInput, p SyncPolicy) SyncDecision {
 		}
 		d.WentAsync = true
 		d.Reason = fmt.Sprintf("only %d of %d wanted standbys qualify for %s (grace %s): availability policy lowers the requirement", len(chosen), p.Count, in.ShortFor, p.Grace)
+	case len(chosen) == 0 && tight(in.Current) && connected(in.Current.Names, byName):
+		// Keep waiting on the members, which still stream (lagging) or
+		// catch up: they stay the only ones that acknowledge, so they stay
+		// candidates.
+		d.Names = in.Current
+		d.WritesBlocked = true
+		d.Reason = fmt.Sprintf("no standby qualifies; the members of %s are connected but lag: commits wait for them (%s policy)", in.Current, p.Mode)
 	default:
 		// Keep waiting: qualified ones first, then the members that were in
 		// the set (they have every acknowledged commit), then any known
 		// standby, so that the list is never empty and whoever comes back
-		// first can take the place.
+		// first can take the place. Such a list is not tight: nobody is a
+		// candidate until a monitor narrows it again.
 		names := slices.Clone(chosen)
 		add := func(n string) {
 			if n != "" && n != in.Self && !slices.Contains(names, n) {
@@ -168,9 +176,11 @@ func DecideSync(in SyncInput, p SyncPolicy) SyncDecision {
 		}
 	}
 
-	// Join positions: kept for members that stay, set now for new ones.
+	// Join positions: kept for members that stay in a list that was tight,
+	// set now for the others (under a longer list others may have
+	// acknowledged commits without them).
 	for _, n := range d.Names.Names {
-		if at, ok := in.JoinedAt[n]; ok && current[n] {
+		if at, ok := in.JoinedAt[n]; ok && current[n] && tight(in.Current) {
 			d.JoinedAt[n] = at
 		} else {
 			d.JoinedAt[n] = in.PrimaryLSN
@@ -180,12 +190,35 @@ func DecideSync(in SyncInput, p SyncPolicy) SyncDecision {
 	return d
 }
 
+// tight says whether names lists exactly as many standbys as must confirm
+// each commit: then no commit is acknowledged without every member, and a
+// member that stops confirming stops the commits rather than being
+// bypassed. Only a tight list has candidates: under FIRST 1 (a, b), b
+// acknowledges alone the moment a disconnects, before any monitor could
+// lower a's promotion score.
+func tight(names pg.SyncNames) bool {
+	return !names.Empty() && len(names.Names) == names.Num && !slices.Contains(names.Names, "*")
+}
+
+// connected says whether every one of names has a walsender.
+func connected(names []string, standbys map[string]Standby) bool {
+	for _, n := range names {
+		if _, ok := standbys[n]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
 // Eligible returns the members of names that have every acknowledged
 // commit: PostgreSQL counts them as synchronous (streaming, sync or quorum)
 // and they have flushed at least up to where the primary was when they
 // joined the set. Before that, commits acknowledged by the old members may
-// be missing on them.
+// be missing on them. Only members of a tight list are eligible.
 func Eligible(names pg.SyncNames, joinedAt map[string]pg.LSN, standbys []Standby) []string {
+	if !tight(names) {
+		return nil
+	}
 	var out []string
 	for _, n := range names.Names {
 		at, joined := joinedAt[n]

@@ -23,6 +23,28 @@ func names(method pg.Method, num int, n ...string) pg.SyncNames {
 
 var durable1 = SyncPolicy{Count: 1, Method: pg.First, MaxLag: 16 << 20, Mode: Durability}
 
+// A list naming more standbys than must confirm has no candidate: under
+// FIRST 1 (n2, n3), n3 acknowledges alone the moment n2 disconnects, before
+// any monitor could lower n2's score.
+func TestEligibleNeedsATightList(t *testing.T) {
+	joined := map[string]pg.LSN{"n2": 0, "n3": 0}
+	sb := []Standby{{Name: "n2", State: "streaming", SyncState: "sync", FlushLSN: 100}, {Name: "n3", State: "streaming", SyncState: "potential", FlushLSN: 90}}
+	for _, tt := range []struct {
+		names pg.SyncNames
+		want  []string
+	}{
+		{names(pg.First, 1, "n2"), []string{"n2"}},
+		{names(pg.First, 1, "n2", "n3"), nil},
+		{names(pg.First, 1, "*"), nil},
+		{names(pg.Any, 1, "n2", "n3"), nil},
+		{names(pg.Any, 2, "n2", "n3"), []string{"n2"}}, // every commit needs both; n3 is not confirmed
+	} {
+		if got := Eligible(tt.names, joined, sb); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("Eligible(%s) = %v, want %v", tt.names, got, tt.want)
+		}
+	}
+}
+
 func TestDecideSync(t *testing.T) {
 	streaming := func(name, sync, flush string) Standby {
 		return Standby{Name: name, State: "streaming", SyncState: sync, FlushLSN: lsn(flush)}
@@ -99,6 +121,20 @@ func TestDecideSync(t *testing.T) {
 			in: SyncInput{Self: "n1", PrimaryLSN: lsn("0/7000000"), Members: []string{"n2"},
 				Standbys: []Standby{{Name: "n2", State: "catchup", SyncState: "async", FlushLSN: lsn("0/1000000")}}},
 			p: durable1, want: names(pg.First, 1, "n2"), blocked: true,
+		},
+		{
+			name: "narrowed from a longer list, the member confirms anew from now (found by the model test)",
+			in: SyncInput{Self: "n1", PrimaryLSN: lsn("0/6000000"), Members: []string{"n2", "n3"}, Current: names(pg.First, 1, "n2", "n3"),
+				JoinedAt: map[string]pg.LSN{"n2": lsn("0/1000000"), "n3": lsn("0/1000000")},
+				Standbys: []Standby{streaming("n2", "sync", "0/5000000")}},
+			p: durable1, want: names(pg.First, 1, "n2"),
+		},
+		{
+			name: "a sync standby that lags past the limit but streams keeps the list to itself and stays a candidate",
+			in: SyncInput{Self: "n1", PrimaryLSN: lsn("1/0"), Members: []string{"n2", "n3"}, Current: names(pg.First, 1, "n2"),
+				JoinedAt: map[string]pg.LSN{"n2": lsn("0/1000")},
+				Standbys: []Standby{streaming("n2", "sync", "0/2000000")}},
+			p: durable1, want: names(pg.First, 1, "n2"), elig: []string{"n2"}, blocked: true,
 		},
 		{
 			name: "a streaming standby beyond the lag limit does not qualify",

@@ -10,12 +10,12 @@ import (
 
 // Memo is what the primary remembers between monitors, kept in a private
 // node attribute (never in the CIB): join positions of sync-set members,
-// since when too few standbys qualify, and the scores and states it last
-// published, so that it writes only changes.
+// since when too few standbys qualify, and the states it last published,
+// so that it writes only changes. (Scores are read back from attrd
+// instead: a belief about them could miss a lowering.)
 type Memo struct {
 	Joined     map[string]string `json:"joined,omitempty"`      // node → LSN
 	ShortSince int64             `json:"short_since,omitempty"` // unix seconds, 0 when enough qualify
-	Scores     map[string]int    `json:"scores,omitempty"`
 	States     map[string]string `json:"states,omitempty"`
 }
 

@@ -68,7 +68,11 @@ type scenario struct {
 }
 
 var scenarios = []scenario{
-	{"primary postmaster killed", []string{"kill → first write", "kill → new primary has a sync standby", "new primary writable with no sync standby named"}, killPrimary},
+	{"primary postmaster killed", []string{
+		"kill → first write through the VIP",
+		"kill → first write, libpq multi-host (target_session_attrs=read-write)",
+		"kill → new primary has a sync standby",
+		"new primary writable with no sync standby named"}, killPrimary},
 	{"sync standby postmaster killed", []string{"longest write stall", "kill → another standby is sync"}, killSyncStandby},
 }
 
@@ -164,10 +168,12 @@ func writeReport(b *strings.Builder, sc scenario, runs int, results map[string][
 }
 
 // bed is a lab with one agent managing PostgreSQL, a VIP on the primary,
-// and the client's write load through the VIP.
+// and two write loads from the client: through the VIP, and straight to
+// the database hosts with libpq's multi-host failover.
 type bed struct {
 	l       *lab.Lab
-	w       *lab.Writer
+	w       *lab.Writer // through the VIP
+	direct  *lab.Writer // host=n1,n2,n3 target_session_attrs=read-write
 	primary string
 }
 
@@ -195,13 +201,27 @@ func runOnce(c lab.Config, a agent, sc scenario) (o outcome, err error) {
 	if err != nil {
 		return o, err
 	}
-	if err := w.Start(ctx); err != nil {
+	var hosts []string
+	for _, h := range l.Hosts() {
+		if h.Role == lab.RoleDatabase {
+			hosts = append(hosts, h.Addr.String())
+		}
+	}
+	direct, err := l.NewWriter("client", "host="+strings.Join(hosts, ",")+" target_session_attrs=read-write", 10*time.Millisecond)
+	if err != nil {
 		return o, err
 	}
-	defer w.Stop()
-	if err := lab.WaitFor(ctx, "100 acknowledged writes", 50*time.Millisecond, func(context.Context) (bool, string, error) {
+	direct.Table = "acked_direct"
+	for _, w := range []*lab.Writer{w, direct} {
+		if err := w.Start(ctx); err != nil {
+			return o, err
+		}
+		defer w.Stop()
+	}
+	if err := lab.WaitFor(ctx, "100 acknowledged writes in each load", 50*time.Millisecond, func(context.Context) (bool, string, error) {
 		n, _ := w.AckedSince(time.Time{}, "")
-		return n >= 100, fmt.Sprint(n), nil
+		m, _ := direct.AckedSince(time.Time{}, "")
+		return n >= 100 && m >= 100, fmt.Sprint(n, m), nil
 	}); err != nil {
 		return o, err
 	}
@@ -213,7 +233,7 @@ func runOnce(c lab.Config, a agent, sc scenario) (o outcome, err error) {
 	if len(p) != 1 {
 		return o, fmt.Errorf("promoted %v", p)
 	}
-	b := &bed{l: l, w: w, primary: p[0]}
+	b := &bed{l: l, w: w, direct: direct, primary: p[0]}
 	// Faults start from a settled cluster: a standby streaming as sync.
 	if _, err := b.syncStandby(ctx, p[0], ""); err != nil {
 		return o, err
@@ -222,12 +242,14 @@ func runOnce(c lab.Config, a agent, sc scenario) (o outcome, err error) {
 	if err != nil {
 		return o, err
 	}
-	w.Stop()
-	lost, err := w.Missing(ctx)
-	if err != nil {
-		return o, err
+	for _, w := range []*lab.Writer{w, direct} {
+		w.Stop()
+		lost, err := w.Missing(ctx)
+		if err != nil {
+			return o, err
+		}
+		o.lost, o.acked = o.lost+len(lost), o.acked+len(w.IDs())
 	}
-	o.lost, o.acked = len(lost), len(w.IDs())
 	return o, nil
 }
 
@@ -267,15 +289,17 @@ func killPrimary(ctx context.Context, b *bed) (outcome, error) {
 	fault := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
-	err := lab.WaitFor(wctx, "20 writes acknowledged after the kill", 50*time.Millisecond, func(context.Context) (bool, string, error) {
+	err := lab.WaitFor(wctx, "20 writes acknowledged after the kill in each load", 50*time.Millisecond, func(context.Context) (bool, string, error) {
 		n, _ := b.w.AckedSince(fault, "")
-		return n >= 20, fmt.Sprintf("%d, %d errors", n, b.w.Errors()), nil
+		m, _ := b.direct.AckedSince(fault, "")
+		return n >= 20 && m >= 20, fmt.Sprintf("VIP %d (%d errors), direct %d (%d errors)", n, b.w.Errors(), m, b.direct.Errors()), nil
 	})
 	if err != nil {
 		samples.stop()
 		return outcome{}, err
 	}
 	_, first := b.w.AckedSince(fault, "")
+	_, firstDirect := b.direct.AckedSince(fault, "")
 	var syncAt time.Time
 	err = lab.WaitFor(wctx, "the new primary streaming to a sync standby", 50*time.Millisecond, func(context.Context) (bool, string, error) {
 		syncAt = samples.firstSync()
@@ -286,7 +310,7 @@ func killPrimary(ctx context.Context, b *bed) (outcome, error) {
 		return outcome{}, err
 	}
 	window, acks := samples.asyncWindow(b)
-	return outcome{durations: []time.Duration{first.Sub(fault), syncAt.Sub(fault), window}, asyncAcks: acks}, nil
+	return outcome{durations: []time.Duration{first.Sub(fault), firstDirect.Sub(fault), syncAt.Sub(fault), window}, asyncAcks: acks}, nil
 }
 
 // killSyncStandby kills the synchronous standby's postmaster and measures
@@ -309,11 +333,12 @@ func killSyncStandby(ctx context.Context, b *bed) (outcome, error) {
 	replaced := time.Since(fault)
 	if err := lab.WaitFor(wctx, "8 s of load after the kill", 100*time.Millisecond, func(context.Context) (bool, string, error) {
 		n, _ := b.w.AckedSince(fault.Add(8*time.Second), "")
-		return n > 0, "", nil
+		m, _ := b.direct.AckedSince(fault.Add(8*time.Second), "")
+		return n > 0 && m > 0, "", nil
 	}); err != nil {
 		return outcome{}, err
 	}
-	stall := b.w.LongestStall(fault, fault.Add(8*time.Second))
+	stall := max(b.w.LongestStall(fault, fault.Add(8*time.Second)), b.direct.LongestStall(fault, fault.Add(8*time.Second)))
 	return outcome{durations: []time.Duration{stall, replaced}}, nil
 }
 
@@ -394,7 +419,7 @@ func (s *samples) asyncWindow(b *bed) (time.Duration, int) {
 			total += o.at.Sub(prev.at)
 			// Through the VIP every server has the VIP's address; only
 			// this host was writable then.
-			acks += b.w.AckedBy("", prev.at, o.at)
+			acks += b.w.AckedBy("", prev.at, o.at) + b.direct.AckedBy("", prev.at, o.at)
 		}
 		last[o.host] = o
 	}

@@ -172,6 +172,16 @@ func TestKillPrimaryPostmaster(t *testing.T) {
 	if err := l.WaitStreaming(ctx, newPrimary, []string{other}); err != nil {
 		t.Error(err)
 	}
+	// It streams through its replication slot on the new primary, which
+	// keeps a slot for the stopped old primary too.
+	if err := lab.WaitFor(ctx, "slots on the new primary", 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
+		got, err := l.Psql(ctx, newPrimary, "SELECT string_agg(slot_name || '=' || active, ' ' ORDER BY slot_name) FROM pg_replication_slots")
+		want := []string{"rampart_" + old + "=false", "rampart_" + other + "=true"}
+		slices.Sort(want)
+		return got == strings.Join(want, " "), fmt.Sprintf("got %q (%v), want %q", got, err, want), nil
+	}); err != nil {
+		t.Error(err)
+	}
 
 	// Scenario (d) without auto_rejoin: asked to start again, the old
 	// primary refuses, saying why and what to do (invariant 3).
@@ -358,6 +368,13 @@ func TestSwitchover(t *testing.T) {
 	}
 	// A real demote: the old primary runs as a standby of the new one.
 	if err := s.l.WaitStreaming(ctx, target, []string{old}); err != nil {
+		t.Error(err)
+	}
+	// Its slots from its time as primary hold no WAL on it any more.
+	if err := lab.WaitFor(ctx, "the demoted primary's slots released", 200*time.Millisecond, func(ctx context.Context) (bool, string, error) {
+		got, err := s.l.Psql(ctx, old, "SELECT count(*) FILTER (WHERE restart_lsn IS NOT NULL) || '/' || count(*) FROM pg_replication_slots")
+		return got == "0/2", fmt.Sprintf("reserved/all: %q %v", got, err), nil
+	}); err != nil {
 		t.Error(err)
 	}
 	s.requireNoLoss(t, ctx)

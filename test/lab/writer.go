@@ -14,6 +14,9 @@ import (
 // commit: one connection at a time, one INSERT per transaction into table
 // acked, paced so that the cluster keeps its share of the machine.
 type Writer struct {
+	// Table is where it writes ("acked"); set it before Start to run two
+	// loads side by side.
+	Table  string
 	cfg    *pgx.ConnConfig
 	every  time.Duration
 	mu     sync.Mutex
@@ -44,8 +47,10 @@ func (l *Lab) NewWriter(host, conninfo string, every time.Duration) (*Writer, er
 		return nil, err
 	}
 	cfg.DialFunc = dial
-	return &Writer{cfg: cfg, every: every, stop: make(chan struct{}), done: make(chan struct{})}, nil
+	return &Writer{Table: "acked", cfg: cfg, every: every, stop: make(chan struct{}), done: make(chan struct{})}, nil
 }
+
+func (w *Writer) table() string { return pgx.Identifier{w.Table}.Sanitize() }
 
 // Exec runs one statement on a fresh connection.
 func (w *Writer) Exec(ctx context.Context, sql string) error {
@@ -58,9 +63,9 @@ func (w *Writer) Exec(ctx context.Context, sql string) error {
 	return err
 }
 
-// Start creates table acked and starts writing.
+// Start creates the table and starts writing.
 func (w *Writer) Start(ctx context.Context) error {
-	if err := w.Exec(ctx, "CREATE TABLE acked (id bigint PRIMARY KEY, at timestamptz DEFAULT now())"); err != nil {
+	if err := w.Exec(ctx, "CREATE TABLE "+w.table()+" (id bigint PRIMARY KEY, at timestamptz DEFAULT now())"); err != nil {
 		return err
 	}
 	go w.run()
@@ -93,7 +98,7 @@ func (w *Writer) run() {
 			}
 			conn = c
 		}
-		_, err := conn.Exec(ctx, "INSERT INTO acked (id) VALUES ($1)", id)
+		_, err := conn.Exec(ctx, "INSERT INTO "+w.table()+" (id) VALUES ($1)", id)
 		cancel()
 		w.mu.Lock()
 		if err == nil {
@@ -198,7 +203,7 @@ func (w *Writer) Missing(ctx context.Context) ([]int64, error) {
 		return nil, err
 	}
 	defer c.Close(context.WithoutCancel(ctx))
-	rows, err := c.Query(ctx, "SELECT id FROM acked")
+	rows, err := c.Query(ctx, "SELECT id FROM "+w.table())
 	if err != nil {
 		return nil, err
 	}
