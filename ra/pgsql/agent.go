@@ -181,7 +181,7 @@ func New(run pacemaker.Runner, now func() time.Time) *ocf.Agent {
 			"keeps synchronous_standby_names in step with the standbys that stream and keep up. " +
 			"Node attributes rampart-<resource>-state show each node's replication state in crm_mon -A. " +
 			"The agent edits no configuration file but PGDATA/postgresql.auto.conf, where it sets primary_conninfo, " +
-			"recovery_target_timeline, wal_retrieve_retry_interval (500ms, so a promotion is noticed at once) and " +
+			"primary_slot_name, recovery_target_timeline, wal_retrieve_retry_interval (100ms, so a promotion is noticed at once) and " +
 			"synchronous_standby_names, and PGDATA/standby.signal.",
 		Params: Params, Ops: Ops,
 		Actions: map[string]ocf.Action{

@@ -190,6 +190,28 @@ func DecideSync(in SyncInput, p SyncPolicy) SyncDecision {
 	return d
 }
 
+// AwaitConfirmation says whether the primary should wait (briefly) for
+// the members of a tight list to confirm before publishing scores: some
+// member is not eligible yet, and it is connected or may connect soon
+// (expectSoon: the list just changed, or the primary was just promoted).
+// Waiting for a member that is not even connected would only delay.
+func AwaitConfirmation(d SyncDecision, standbys []Standby, expectSoon bool) bool {
+	if !tight(d.Names) || len(d.Eligible) == len(d.Names.Names) {
+		return false
+	}
+	if expectSoon {
+		return true
+	}
+	for _, n := range d.Names.Names {
+		for _, s := range standbys {
+			if s.Name == n && !slices.Contains(d.Eligible, n) {
+				return true // connected, catching up or not yet confirmed
+			}
+		}
+	}
+	return false
+}
+
 // tight says whether names lists exactly as many standbys as must confirm
 // each commit: then no commit is acknowledged without every member, and a
 // member that stops confirming stops the commits rather than being

@@ -342,3 +342,35 @@ func TestDecideElection(t *testing.T) {
 		})
 	}
 }
+
+func TestAwaitConfirmation(t *testing.T) {
+	sb := func(name string) Standby { return Standby{Name: name, State: "streaming", SyncState: "sync"} }
+	tests := []struct {
+		name   string
+		d      SyncDecision
+		seen   []Standby
+		soon   bool
+		expect bool
+	}{
+		{"all members eligible: nothing to wait for", SyncDecision{Names: names(pg.First, 1, "n2"), Eligible: []string{"n2"}}, []Standby{sb("n2")}, true, false},
+		{"a connected member still catching up", SyncDecision{Names: names(pg.First, 1, "n2")}, []Standby{sb("n2")}, false, true},
+		{"a member not connected, nothing expected", SyncDecision{Names: names(pg.First, 1, "n2")}, nil, false, false},
+		{"just promoted: the first standbys are on their way", SyncDecision{Names: names(pg.First, 1, "n2")}, nil, true, true},
+		{"a list that is not tight has no candidates to wait for", SyncDecision{Names: names(pg.First, 1, "n2", "n3")}, []Standby{sb("n2")}, true, false},
+	}
+	for _, tt := range tests {
+		if got := AwaitConfirmation(tt.d, tt.seen, tt.soon); got != tt.expect {
+			t.Errorf("%s: got %v, want %v", tt.name, got, tt.expect)
+		}
+	}
+}
+
+func TestPromotionMemoForgetsOldJoinPositions(t *testing.T) {
+	m := PromotionMemo(names(pg.First, 1, "n2", "n3"), lsn("0/9000000"), 42)
+	if got := m.JoinedLSNs(); len(got) != 2 || got["n2"] != lsn("0/9000000") || got["n3"] != lsn("0/9000000") || m.PromotedAt != 42 {
+		t.Errorf("got %+v", m)
+	}
+	if back := ParseMemo(m.String()); back.String() != m.String() {
+		t.Errorf("round trip: %s → %s", m, back)
+	}
+}

@@ -16,7 +16,21 @@ import (
 type Memo struct {
 	Joined     map[string]string `json:"joined,omitempty"`      // node → LSN
 	ShortSince int64             `json:"short_since,omitempty"` // unix seconds, 0 when enough qualify
+	PromotedAt int64             `json:"promoted_at,omitempty"` // unix milliseconds of this node's promotion
 	States     map[string]string `json:"states,omitempty"`
+}
+
+// PromotionMemo is a new primary's first memo: every member of names
+// joins at lsn, the position right after the promotion. A member must have
+// flushed past it to hold every commit the old primary acknowledged (the
+// new primary had them all); join positions from an earlier time as
+// primary must not survive.
+func PromotionMemo(names pg.SyncNames, lsn pg.LSN, atMillis int64) Memo {
+	m := Memo{Joined: map[string]string{}, PromotedAt: atMillis}
+	for _, n := range names.Names {
+		m.Joined[n] = lsn.String()
+	}
+	return m
 }
 
 // ParseMemo reads a memo; a missing or unreadable one is empty.

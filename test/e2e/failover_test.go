@@ -282,6 +282,48 @@ func TestKillSyncStandby(t *testing.T) {
 	s.requireNoLoss(t, ctx)
 }
 
+// Scenario (b'): the synchronous standby's host crashes. Nothing closes its
+// TCP connection, so the primary learns of it from wal_sender_timeout (5 s
+// in the lab) or from Pacemaker's node loss, whichever comes first; writes
+// wait that long, not the 60 s of the defaults.
+func TestSyncStandbyHostCrash(t *testing.T) {
+	s := startScenario(t, "e2esynccrash", nil)
+	ctx := deadline(t, 2*time.Minute)
+	var victim string
+	if err := lab.WaitFor(ctx, "a synchronous standby", 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
+		victim = s.syncStandby(ctx)
+		return victim != "", "", nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.l.Crash(ctx, victim); err != nil {
+		t.Fatal(err)
+	}
+	fault := time.Now()
+	var replacement string
+	if err := lab.WaitFor(ctx, "another synchronous standby", 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
+		replacement = s.syncStandby(ctx)
+		return replacement != "" && replacement != victim, "sync: " + replacement, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	replaced := time.Since(fault)
+	if err := lab.WaitFor(ctx, "writes acknowledged 15 s after the fault", 50*time.Millisecond, func(context.Context) (bool, string, error) {
+		n, _ := s.w.AckedSince(fault.Add(15*time.Second), "")
+		return n >= 20, fmt.Sprintf("%d", n), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	stall := s.w.LongestStall(fault, time.Now())
+	t.Logf("sync standby host %s crashed: %s synchronous after %s; longest write stall %s",
+		victim, replacement, replaced.Round(10*time.Millisecond), stall.Round(10*time.Millisecond))
+	// wal_sender_timeout (5 s) plus one promoted monitor (3 s) at most.
+	if stall > 9*time.Second {
+		t.Errorf("writes stalled %s after the sync standby's host crashed, want at most wal_sender_timeout + a monitor", stall)
+	}
+	s.requireNoLoss(t, ctx)
+}
+
 // Scenario (c): an asynchronous standby's postmaster is killed: writes do
 // not notice.
 func TestKillAsyncStandby(t *testing.T) {
