@@ -43,10 +43,11 @@ demo: deps build
 	$(BIN) lab demo --id demo
 
 ## bench: benchmarks, run side by side with their baselines in one run
-## (failover: ocf:rampart:pgsql against the ClusterLabs pgsql agent; minutes)
+## (failover: ocf:rampart:pgsql against the ClusterLabs pgsql agent; vip:
+## ocf:rampart:vip against IPaddr2; minutes)
 bench: deps build
 	$(GO) test -run '^$$' -bench . -count 5 ./...
-	RAMPART_BENCH=1 $(GO) test -count=1 -timeout 60m -run TestFailoverBench -v ./test/bench
+	RAMPART_BENCH=1 $(GO) test -count=1 -timeout 60m -run 'Bench$$' -v ./test/bench
 
 
 clean:

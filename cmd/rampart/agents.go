@@ -3,20 +3,28 @@ package main
 import (
 	"context"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 
 	"github.com/rampart-ha/rampart/ra/pgsql"
+	"github.com/rampart-ha/rampart/ra/vip"
 )
+
+// agentMains runs each agent of ra.Agents (a test checks they match).
+var agentMains = map[string]func(ctx context.Context, args, environ []string, stdout, stderr io.Writer, log *slog.Logger) int{
+	"pgsql": pgsql.Main,
+	"vip":   vip.Main,
+}
 
 // agentMain runs the agent named by the program's name (a link such as
 // /usr/lib/ocf/resource.d/rampart/pgsql to this binary); ok is false when
 // the name is no agent's.
 func agentMain(ctx context.Context, args []string, stdout, stderr io.Writer) (code int, ok bool) {
-	switch filepath.Base(args[0]) {
-	case "pgsql":
-		// Pacemaker records an agent's stderr in its log.
-		return pgsql.Main(ctx, args, os.Environ(), stdout, stderr, newLogger(stderr, false)), true
+	run, ok := agentMains[filepath.Base(args[0])]
+	if !ok {
+		return 0, false
 	}
-	return 0, false
+	// Pacemaker records an agent's stderr in its log.
+	return run(ctx, args, os.Environ(), stdout, stderr, newLogger(stderr, false)), true
 }

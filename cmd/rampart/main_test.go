@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/rampart-ha/rampart/ra"
 )
 
 func runApp(t *testing.T, args ...string) (string, int) {
@@ -75,6 +77,19 @@ func TestParseGroups(t *testing.T) {
 	for _, tt := range tests {
 		if got := parseGroups(tt.args); !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("parseGroups(%q) = %q, want %q", tt.args, got, tt.want)
+		}
+	}
+}
+
+// The binary runs exactly the agents ra.Agents names (the list the lab and
+// the packages link).
+func TestAgentDispatchMatchesTheList(t *testing.T) {
+	if len(agentMains) != len(ra.Agents) {
+		t.Errorf("dispatch has %d agents, ra.Agents %d", len(agentMains), len(ra.Agents))
+	}
+	for _, name := range ra.Agents {
+		if _, ok := agentMains[name]; !ok {
+			t.Errorf("agent %q listed but not dispatched", name)
 		}
 	}
 }

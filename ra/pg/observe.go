@@ -188,3 +188,20 @@ func Checkpoint(ctx context.Context, conninfo Conninfo) error {
 	}
 	return nil
 }
+
+// WritablePrimary says whether the instance conn reaches accepts writes: a
+// primary (not in recovery) whose default_transaction_read_only is off.
+func WritablePrimary(ctx context.Context, conn *pgx.Conn) (bool, string, error) {
+	var recovery bool
+	var readOnly string
+	err := conn.QueryRow(ctx, "SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only')").Scan(&recovery, &readOnly)
+	switch {
+	case err != nil:
+		return false, "", fmt.Errorf("ask whether PostgreSQL is a writable primary: %w", err)
+	case recovery:
+		return false, "PostgreSQL is a standby", nil
+	case readOnly == "on":
+		return false, "PostgreSQL is a primary but read-only (default_transaction_read_only)", nil
+	}
+	return true, "PostgreSQL is a writable primary", nil
+}

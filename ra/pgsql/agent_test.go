@@ -6,13 +6,12 @@ import (
 	"flag"
 	"io"
 	"log/slog"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rampart-ha/rampart/ra/ocf"
+	"github.com/rampart-ha/rampart/ra/ocf/ocftest"
 	"github.com/rampart-ha/rampart/ra/pg"
 )
 
@@ -31,35 +30,9 @@ func runAgent(t *testing.T, environ []string, action string) (ocf.Status, string
 }
 
 func TestMetaDataGolden(t *testing.T) {
-	st, out, _ := runAgent(t, nil, "meta-data")
-	if st != ocf.Success {
-		t.Fatal(st)
-	}
-	const golden = "testdata/meta-data.xml"
-	if *update {
-		if err := os.WriteFile(golden, []byte(out), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out != string(want) {
-		t.Errorf("meta-data differs from %s (go test -update rewrites it):\n%s", golden, out)
-	}
-	const dtd = "/usr/share/resource-agents/ra-api-1.dtd"
-	if _, err := exec.LookPath("xmllint"); err != nil {
-		t.Skip("needs xmllint (make deps)")
-	}
-	if _, err := os.Stat(dtd); err != nil {
-		t.Skipf("needs %s (make deps)", dtd)
-	}
-	cmd := exec.Command("xmllint", "--noout", "--dtdvalid", dtd, "-")
-	cmd.Stdin = strings.NewReader(out)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Errorf("meta-data does not validate against ra-api-1.dtd: %v\n%s", err, b)
-	}
+	out := ocftest.MetaData(t, New(noPacemaker, time.Now))
+	ocftest.Golden(t, out, "testdata/meta-data.xml", *update)
+	ocftest.ValidDTD(t, out)
 }
 
 // Invariant 6: bad parameters are refused with OCF_ERR_CONFIGURED, naming

@@ -43,13 +43,13 @@ type agent struct {
 }
 
 var agents = []agent{
-	{"ocf:rampart:pgsql", func(ctx context.Context, l *lab.Lab) error {
+	{"ocf:rampart:pgsql + ocf:rampart:vip", func(ctx context.Context, l *lab.Lab) error {
 		if err := l.ManagePostgres(ctx, nil); err != nil {
 			return err
 		}
-		return l.AddVIP(ctx, lab.PgsqlResource+"-clone")
+		return l.AddVIP(ctx, lab.PgsqlResource+"-clone", lab.RampartVIP)
 	}},
-	{"ocf:heartbeat:pgsql (ClusterLabs, rep_mode=sync)", func(ctx context.Context, l *lab.Lab) error { return l.ManageClusterLabsPgsql(ctx) }},
+	{"ocf:heartbeat:pgsql (rep_mode=sync) + IPaddr2", func(ctx context.Context, l *lab.Lab) error { return l.ManageClusterLabsPgsql(ctx) }},
 }
 
 // outcome is one run of a scenario: its durations (named by the

@@ -33,7 +33,8 @@ func otherThan(hosts []string, not string) string {
 // running: at least 100 commits acknowledged when it returns.
 type scenario struct {
 	l       *lab.Lab
-	w       *lab.Writer
+	w       *lab.Writer // libpq multi-host: host=n1,n2,n3 target_session_attrs=read-write
+	vw      *lab.Writer // through the VIP (ocf:rampart:vip on the primary)
 	primary string
 	db      []string
 }
@@ -53,17 +54,28 @@ func startScenario(t *testing.T, id string, opts lab.PgsqlOptions) *scenario {
 			hosts = append(hosts, h.Addr.String())
 		}
 	}
+	if err := l.AddVIP(ctx, lab.PgsqlResource+"-clone", lab.RampartVIP); err != nil {
+		t.Fatal(err)
+	}
 	w, err := l.NewWriter("client", "host="+strings.Join(hosts, ",")+" target_session_attrs=read-write", 10*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Start(ctx); err != nil {
+	vw, err := l.NewWriter("client", "host="+l.Config().VIP().String(), 10*time.Millisecond)
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(w.Stop)
-	if err := lab.WaitFor(ctx, "100 acknowledged writes before the fault", 50*time.Millisecond, func(context.Context) (bool, string, error) {
+	vw.Table = "acked_vip"
+	for _, w := range []*lab.Writer{w, vw} {
+		if err := w.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(w.Stop)
+	}
+	if err := lab.WaitFor(ctx, "100 acknowledged writes in each load before the fault", 50*time.Millisecond, func(context.Context) (bool, string, error) {
 		n, _ := w.AckedSince(time.Time{}, "")
-		return n >= 100, fmt.Sprintf("%d acknowledged", n), nil
+		m, _ := vw.AckedSince(time.Time{}, "")
+		return n >= 100 && m >= 100, fmt.Sprintf("%d and %d acknowledged", n, m), nil
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +83,7 @@ func startScenario(t *testing.T, id string, opts lab.PgsqlOptions) *scenario {
 	if _, err := l.WaitSyncStandby(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return &scenario{l: l, w: w, primary: p[0], db: db}
+	return &scenario{l: l, w: w, vw: vw, primary: p[0], db: db}
 }
 
 func (s *scenario) addr(host string) string {
@@ -87,15 +99,17 @@ func (s *scenario) addr(host string) string {
 // the primary (invariant 2).
 func (s *scenario) requireNoLoss(t *testing.T, ctx context.Context) {
 	t.Helper()
-	s.w.Stop()
-	lost, err := s.w.Missing(ctx)
-	if err != nil {
-		t.Fatal(err)
+	for _, w := range []*lab.Writer{s.w, s.vw} {
+		w.Stop()
+		lost, err := w.Missing(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(lost) > 0 {
+			t.Errorf("%s: %d acknowledged commits lost (of %d): %v", w.Table, len(lost), len(w.IDs()), lost[:min(len(lost), 20)])
+		}
 	}
-	if len(lost) > 0 {
-		t.Errorf("%d acknowledged commits lost (of %d): %v", len(lost), len(s.w.IDs()), lost[:min(len(lost), 20)])
-	}
-	t.Logf("%d commits acknowledged, none lost", len(s.w.IDs()))
+	t.Logf("%d + %d commits acknowledged (multi-host, VIP), none lost", len(s.w.IDs()), len(s.vw.IDs()))
 }
 
 // failures returns the failed operations Pacemaker records, seen from host.
@@ -147,8 +161,16 @@ func TestKillPrimaryPostmaster(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, first := w.AckedSince(fault, s.addr(old))
-	t.Logf("fault → %s promoted: %s; fault → first write acknowledged by it: %s",
-		newPrimary, promotedAt.Round(10*time.Millisecond), first.Sub(fault).Round(10*time.Millisecond))
+	// The VIP follows: writes through it resume too.
+	if err := lab.WaitFor(ctx, "20 writes through the VIP after the fault", 50*time.Millisecond, func(context.Context) (bool, string, error) {
+		n, _ := s.vw.AckedSince(fault, "")
+		return n >= 20, fmt.Sprintf("%d acknowledged, %d errors", n, s.vw.Errors()), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_, firstVIP := s.vw.AckedSince(fault, "")
+	t.Logf("fault → %s promoted: %s; fault → first write it acknowledged: %s (multi-host), %s (VIP)",
+		newPrimary, promotedAt.Round(10*time.Millisecond), first.Sub(fault).Round(10*time.Millisecond), firstVIP.Sub(fault).Round(10*time.Millisecond))
 	s.requireNoLoss(t, ctx)
 
 	// The old primary: demoted and stopped, never promoted again.

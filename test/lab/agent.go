@@ -139,17 +139,24 @@ func (l *Lab) PostgresLog(host string, lines int) string {
 	return strings.Join(all[max(0, len(all)-lines):], "\n")
 }
 
-// AddVIP adds an ocf:heartbeat:IPaddr2 virtual IP (the lab's first, .100)
-// that follows the promoted instance of clone, as the ClusterLabs wiki
-// configures it (advisory orders), and waits until PostgreSQL answers on it.
-func (l *Lab) AddVIP(ctx context.Context, clone string) error {
+// VIP agents AddVIP can configure: both take ip, cidr_netmask and nic.
+const (
+	IPaddr2    = "ocf:heartbeat:IPaddr2"
+	RampartVIP = "ocf:rampart:vip"
+)
+
+// AddVIP adds a virtual IP (the lab's first, .100) run by agent (IPaddr2
+// or RampartVIP) that follows the promoted instance of clone, as the
+// ClusterLabs wiki configures it (advisory orders), and waits until
+// PostgreSQL answers on it.
+func (l *Lab) AddVIP(ctx context.Context, clone, agent string) error {
 	vip := l.cfg.VIP()
-	text := fmt.Sprintf(`primitive vip ocf:heartbeat:IPaddr2 params ip=%[1]s cidr_netmask=%[2]d nic=eth0 \
+	text := fmt.Sprintf(`primitive vip %[4]s params ip=%[1]s cidr_netmask=%[2]d nic=eth0 \
 	op start timeout=60s interval=0 op monitor interval=10s timeout=60s op stop timeout=60s interval=0 on-fail=block
 colocation vip-with-promoted inf: vip %[3]s:Promoted
 order promote-then-vip Optional: %[3]s:promote vip:start symmetrical=false
 order demote-then-stop-vip Optional: %[3]s:demote vip:stop symmetrical=false
-`, vip, l.cfg.Subnet.Bits(), clone)
+`, vip, l.cfg.Subnet.Bits(), clone, agent)
 	if _, err := l.crmConfigure(ctx, text); err != nil {
 		return err
 	}
@@ -228,7 +235,7 @@ clone %[1]s-clone %[1]s meta promotable=true promoted-max=1 promoted-node-max=1 
 		return err
 	}
 	// Its standbys stream from master_ip: the VIP must follow the primary.
-	if err := l.AddVIP(ctx, PgsqlResource+"-clone"); err != nil {
+	if err := l.AddVIP(ctx, PgsqlResource+"-clone", IPaddr2); err != nil {
 		return err
 	}
 	if err := l.waitPromotedAndStreaming(ctx); err != nil {

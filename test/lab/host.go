@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rampart-ha/rampart/ra"
 )
 
 // A host's own view of the file system: the anchor process holds a mount and
@@ -233,7 +235,7 @@ func prepareOCF(c Config) error {
 	if err := os.WriteFile(bin, data, 0o755); err != nil {
 		return err
 	}
-	for _, agent := range []string{"pgsql"} {
+	for _, agent := range ra.Agents {
 		if err := os.Symlink(bin, filepath.Join(own, agent)); err != nil && !os.IsExist(err) {
 			return err
 		}
