@@ -86,6 +86,9 @@ func (l *Lab) Boot(ctx context.Context, host string) error {
 	if !l.state.Crashed[host] {
 		return fmt.Errorf("boot %s: it is running; crash it first with `rampart lab fault crash %s`", host, host)
 	}
+	if err := resetAddresses(ctx, l.cfg, h); err != nil {
+		return err
+	}
 	pid, err := bootAnchor(ctx, l.cfg, h.HostSpec)
 	if err != nil {
 		return err

@@ -68,6 +68,23 @@ func labNamespaces(id string) ([]string, error) {
 	return names, nil
 }
 
+// resetAddresses gives host's eth0 what a boot gives it: its lab address
+// and nothing else (a crashed host's virtual IPs do not survive a power
+// cycle; the namespace does, so they must go by hand).
+func resetAddresses(ctx context.Context, c Config, h Host) error {
+	ns := c.hostNamespace(h.Name)
+	for _, s := range [][]string{
+		{"ip", "-n", ns, "addr", "flush", "dev", "eth0"},
+		{"ip", "-n", ns, "addr", "add", fmt.Sprintf("%s/%d", h.Addr, c.Subnet.Bits()), "dev", "eth0"},
+		{"ip", "-n", ns, "neigh", "flush", "dev", "eth0"},
+	} {
+		if _, err := run(ctx, s...); err != nil {
+			return fmt.Errorf("boot %s: %w", h.Name, err)
+		}
+	}
+	return nil
+}
+
 // setPort sets a host's bridge port up or down.
 func setPort(ctx context.Context, c Config, host string, up bool) error {
 	state := "down"
