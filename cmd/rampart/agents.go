@@ -25,6 +25,6 @@ func agentMain(ctx context.Context, args []string, stdout, stderr io.Writer) (co
 	if !ok {
 		return 0, false
 	}
-	// Pacemaker records an agent's stderr in its log.
-	return run(ctx, args, os.Environ(), stdout, stderr, newLogger(stderr, false)), true
+	environ := os.Environ()
+	return run(ctx, args, environ, stdout, stderr, agentLogger(filepath.Base(args[0]), environ, stderr)), true
 }

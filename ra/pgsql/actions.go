@@ -471,7 +471,11 @@ func (c *call) manageSync(ctx context.Context, conn *pgx.Conn, obs pg.Observatio
 		}
 	}
 	if d.WritesBlocked && memo.States[c.node] != states[c.node] {
-		c.log.Warn("writes blocked: too few synchronous standbys", "reason", d.Reason)
+		if recent {
+			c.log.Info("new primary: commits wait for the first synchronous standby", "reason", d.Reason)
+		} else {
+			c.log.Warn("writes blocked: too few synchronous standbys", "reason", d.Reason)
+		}
 	}
 	next := Memo{Joined: map[string]string{}, States: states, PromotedAt: memo.PromotedAt}
 	for n, l := range d.JoinedAt {

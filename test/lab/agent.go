@@ -121,7 +121,7 @@ func (l *Lab) AgentLog(host string) string {
 	}
 	var lines []string
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.Contains(line, "pgsql_") && (strings.Contains(line, "error output") || strings.Contains(line, "Result of")) {
+		if strings.Contains(line, " rampart-pgsql(") || strings.Contains(line, "pgsql_") && (strings.Contains(line, "error output") || strings.Contains(line, "Result of")) {
 			lines = append(lines, line)
 		}
 	}
