@@ -74,6 +74,11 @@ var scenarios = []scenario{
 		"kill → new primary has a sync standby",
 		"new primary writable with no sync standby named"}, killPrimary},
 	{"sync standby postmaster killed", []string{"longest write stall", "kill → another standby is sync"}, killSyncStandby},
+	// Without fencing (issue 5) a frozen primary that thaws is unsafe for
+	// both agents; the lab is thrown away frozen, the outage is what counts.
+	{"primary host frozen (SIGSTOP of every process, stonith off)", []string{
+		"freeze → first write through the VIP",
+		"freeze → first write, libpq multi-host (target_session_attrs=read-write)"}, freezePrimary},
 }
 
 // TestFailoverBench runs each scenario under a write load through the VIP,
@@ -311,6 +316,28 @@ func killPrimary(ctx context.Context, b *bed) (outcome, error) {
 	}
 	window, acks := samples.asyncWindow(b)
 	return outcome{durations: []time.Duration{first.Sub(fault), firstDirect.Sub(fault), syncAt.Sub(fault), window}, asyncAcks: acks}, nil
+}
+
+// freezePrimary stops every process of the primary's host (its kernel
+// still answers ARP and TCP handshakes) and measures the time to the first
+// write after it in each load.
+func freezePrimary(ctx context.Context, b *bed) (outcome, error) {
+	if err := b.l.Freeze(ctx, b.primary); err != nil {
+		return outcome{}, err
+	}
+	fault := time.Now()
+	wctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	if err := lab.WaitFor(wctx, "20 writes acknowledged after the freeze in each load", 50*time.Millisecond, func(context.Context) (bool, string, error) {
+		n, _ := b.w.AckedSince(fault, "")
+		m, _ := b.direct.AckedSince(fault, "")
+		return n >= 20 && m >= 20, fmt.Sprintf("VIP %d, direct %d", n, m), nil
+	}); err != nil {
+		return outcome{}, err
+	}
+	_, first := b.w.AckedSince(fault, "")
+	_, firstDirect := b.direct.AckedSince(fault, "")
+	return outcome{durations: []time.Duration{first.Sub(fault), firstDirect.Sub(fault)}}, nil
 }
 
 // killSyncStandby kills the synchronous standby's postmaster and measures

@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -333,7 +336,7 @@ type daemon struct {
 	host string
 }
 
-func (v *vipLab) startDaemon(ctx context.Context, host string) *daemon {
+func (v *vipLab) startDaemon(ctx context.Context, host string, env ...string) *daemon {
 	v.t.Helper()
 	cmd, err := v.l.Exec(ctx, host, "setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups",
 		"--inh-caps=+net_admin,+net_raw", "--ambient-caps=+net_admin,+net_raw", "--",
@@ -341,6 +344,7 @@ func (v *vipLab) startDaemon(ctx context.Context, host string) *daemon {
 	if err != nil {
 		v.t.Fatal(err)
 	}
+	cmd.Env = append(cmd.Env, env...)
 	d := &daemon{cmd: cmd, out: &bytes.Buffer{}, host: host}
 	cmd.Stdout, cmd.Stderr = d.out, d.out
 	if err := cmd.Start(); err != nil {
@@ -374,8 +378,40 @@ func (v *vipLab) runHolds() {
 			return v.holds(ctx, host, vip4) == want, "", nil
 		})
 	}
+	// systemd's side of Type=notify and WatchdogSec=: a datagram socket.
+	dir, err := os.MkdirTemp("", "rampart-notify-") // reachable by postgres, unlike t.TempDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "notify")
+	notify, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer notify.Close()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(sock, 0o777); err != nil { // the daemon runs as postgres
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var messages []string
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := notify.Read(buf)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			messages = append(messages, string(buf[:n]))
+			mu.Unlock()
+		}
+	}()
 	standby := v.startDaemon(ctx, "n2")
-	primary := v.startDaemon(ctx, "n1")
+	primary := v.startDaemon(ctx, "n1", "NOTIFY_SOCKET="+sock, "WATCHDOG_USEC=1000000")
 	if err := holdsWithin("n1", true, 5*time.Second); err != nil {
 		t.Fatalf("%v\n%s", err, primary.out)
 	}
@@ -390,6 +426,13 @@ func (v *vipLab) runHolds() {
 	}
 	if err := primary.cmd.Wait(); err != nil {
 		t.Errorf("after SIGTERM the daemon exited with %v, want 0\n%s", err, primary.out)
+	}
+	mu.Lock()
+	got := strings.Join(messages, " | ")
+	mu.Unlock()
+	if !strings.HasPrefix(got, "READY=1\nSTATUS=held: PostgreSQL is a writable primary") ||
+		strings.Count(got, "WATCHDOG=1") < 3 || !strings.Contains(got, "STATUS=released: stopping") {
+		t.Errorf("sd_notify messages: %q\nwant READY=1 with a STATUS first, WATCHDOG=1 at every look, a last STATUS on release", got)
 	}
 
 	again := v.startDaemon(ctx, "n1")
