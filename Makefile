@@ -9,7 +9,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # Debian packages the tests and the demo use. Keep in step with test/lab's
 # Prerequisites and the README.
-DEB_PACKAGES := \
+DEB_PACKAGES := openipmi ipmitool fence-agents \
 	corosync pacemaker pacemaker-cli-utils crmsh pcs resource-agents \
 	postgresql-15 postgresql-client-15 \
 	iproute2 util-linux procps hostname tini libxml2-utils

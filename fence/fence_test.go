@@ -8,11 +8,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rampart-ha/rampart/fence/fencetest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -223,24 +224,7 @@ func TestMetadata(t *testing.T) {
 	if out.String() != string(want) {
 		t.Errorf("metadata differs from %s (go test -update rewrites it):\n%s", golden, out.String())
 	}
-	ValidateMetadata(t, out.String())
-}
-
-// ValidateMetadata checks metadata against fence-agents' metadata.rng.
-func ValidateMetadata(t *testing.T, metadata string) {
-	t.Helper()
-	const rng = "/usr/share/cluster/relaxng/metadata.rng"
-	if _, err := exec.LookPath("xmllint"); err != nil {
-		t.Skip("needs xmllint (make deps)")
-	}
-	if _, err := os.Stat(rng); err != nil {
-		t.Skipf("needs %s (Debian fence-agents; make deps)", rng)
-	}
-	cmd := exec.Command("xmllint", "--noout", "--relaxng", rng, "-")
-	cmd.Stdin = strings.NewReader(metadata)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Errorf("metadata does not validate against metadata.rng: %v\n%s", err, b)
-	}
+	fencetest.ValidMetadata(t, out.String())
 }
 
 // Call runs fence-agents' fence_dummy as Pacemaker would.
