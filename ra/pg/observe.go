@@ -3,6 +3,7 @@ package pg
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -10,15 +11,18 @@ import (
 // Observation is what a running instance says about itself in one round
 // trip.
 type Observation struct {
-	InRecovery  bool
-	Timeline    uint32
-	LSN         LSN    // primary: pg_current_wal_lsn(); standby: last received (or replayed) position
-	ReplayLSN   LSN    // standby: pg_last_wal_replay_lsn()
-	Receiver    string // standby: walreceiver status ("streaming", …), "" when none
-	Sender      string // standby: the host it streams from
-	SyncNames   string // synchronous_standby_names in force
-	Replication []Replica
-	Slots       []Slot // physical replication slots
+	InRecovery bool
+	Timeline   uint32
+	LSN        LSN    // primary: pg_current_wal_lsn(); standby: last received (or replayed) position
+	ReplayLSN  LSN    // standby: pg_last_wal_replay_lsn()
+	Receiver   string // standby: walreceiver status ("streaming", …), "" when none
+	Sender     string // standby: the host it streams from
+	SyncNames  string // synchronous_standby_names in force
+	// WalSenderTimeout is how long a primary waits for a silent standby
+	// before dropping it (wal_sender_timeout; 0: never).
+	WalSenderTimeout time.Duration
+	Replication      []Replica
+	Slots            []Slot // physical replication slots
 }
 
 // Slot is one physical replication slot (pg_replication_slots).
@@ -44,6 +48,7 @@ const observeSQL = `SELECT pg_is_in_recovery(),
  coalesce((SELECT status FROM pg_stat_wal_receiver), ''),
  coalesce((SELECT sender_host FROM pg_stat_wal_receiver), ''),
  current_setting('synchronous_standby_names'),
+ (SELECT setting::bigint * CASE unit WHEN 's' THEN 1000 ELSE 1 END FROM pg_settings WHERE name = 'wal_sender_timeout'),
  (SELECT received_tli FROM pg_stat_wal_receiver)::bigint`
 
 const replicationSQL = `SELECT application_name, coalesce(state, ''), coalesce(sync_state, ''),
@@ -59,16 +64,18 @@ func Observe(ctx context.Context, conn *pgx.Conn) (Observation, error) {
 	var tl int64
 	var receivedTL *int64
 	var lsn, replay string
+	var senderMillis int64
 	b := &pgx.Batch{}
 	b.Queue(observeSQL)
 	b.Queue(replicationSQL)
 	b.Queue(slotsSQL)
 	res := conn.SendBatch(ctx, b)
 	defer res.Close()
-	if err := res.QueryRow().Scan(&o.InRecovery, &tl, &lsn, &replay, &o.Receiver, &o.Sender, &o.SyncNames, &receivedTL); err != nil {
+	if err := res.QueryRow().Scan(&o.InRecovery, &tl, &lsn, &replay, &o.Receiver, &o.Sender, &o.SyncNames, &senderMillis, &receivedTL); err != nil {
 		return o, fmt.Errorf("observe: %w", err)
 	}
 	o.Timeline = uint32(tl)
+	o.WalSenderTimeout = time.Duration(senderMillis) * time.Millisecond
 	if receivedTL != nil && uint32(*receivedTL) > o.Timeline {
 		o.Timeline = uint32(*receivedTL)
 	}

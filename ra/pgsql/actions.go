@@ -627,6 +627,10 @@ func (a *actions) promote(ctx context.Context, r *ocf.Request) (ocf.Status, erro
 	if err := pacemaker.SetPromotionScore(ctx, c.run, c.rsc, c.node, FormatScore(PrimaryScore)); err != nil {
 		return 0, err
 	}
+	if c.cfg.policy.Count > 0 && (obs.WalSenderTimeout == 0 || obs.WalSenderTimeout > 10*time.Second) {
+		c.log.Warn("wal_sender_timeout lets a vanished synchronous standby stall commits that long before it is replaced: set 5s–10s in postgresql.conf",
+			"wal_sender_timeout", obs.WalSenderTimeout)
+	}
 	c.log.Info("promoted", "timeline_before", obs.Timeline, "lsn", obs.LSN.String(),
 		"checks", checked.Sub(started), "pg_promote", promoted.Sub(checked), "score", c.now().Sub(promoted))
 	return ocf.Success, nil

@@ -74,8 +74,10 @@ var scenarios = []scenario{
 		"kill → new primary has a sync standby",
 		"new primary writable with no sync standby named"}, killPrimary},
 	{"sync standby postmaster killed", []string{"longest write stall", "kill → another standby is sync"}, killSyncStandby},
-	// Without fencing (issue 5) a frozen primary that thaws is unsafe for
-	// both agents; the lab is thrown away frozen, the outage is what counts.
+	// Without fencing (issue 5) a frozen primary is not a defined outcome for
+	// either agent: here one run in three of ours never resumed writes within
+	// 90 s. It runs only when RAMPART_BENCH_SCENARIO names it, until the lab
+	// fences (issue 5 makes it a default scenario).
 	{"primary host frozen (SIGSTOP of every process, stonith off)", []string{
 		"freeze → first write through the VIP",
 		"freeze → first write, libpq multi-host (target_session_attrs=read-write)"}, freezePrimary},
@@ -100,7 +102,8 @@ func TestFailoverBench(t *testing.T) {
 	}
 	var report strings.Builder
 	for _, sc := range scenarios {
-		if only := os.Getenv("RAMPART_BENCH_SCENARIO"); only != "" && !strings.Contains(sc.name, only) {
+		only := os.Getenv("RAMPART_BENCH_SCENARIO")
+		if only != "" && !strings.Contains(sc.name, only) || only == "" && strings.Contains(sc.name, "stonith off") {
 			continue
 		}
 		results := map[string][]outcome{}
