@@ -563,6 +563,16 @@ func (a *actions) promote(ctx context.Context, r *ocf.Request) (ocf.Status, erro
 	if err != nil {
 		return 0, err
 	}
+	// Invariant 1 needs fencing: refuse first, before anything changes.
+	opts, err := pacemaker.ClusterOptions(ctx, c.run)
+	if err != nil {
+		return 0, ocf.Errorf(ocf.ErrGeneric, "promote %s refused: cannot tell whether the cluster fences: %v", c.node, err)
+	}
+	if ok, unfenced, why := FencingAllows(opts, c.cfg.unfenced); !ok {
+		return 0, ocf.Errorf(ocf.ErrGeneric, "promote %s refused: %s", c.node, why)
+	} else if unfenced {
+		c.log.Warn(why)
+	}
 	conn, err := c.connect(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("promote %s: %w", c.node, err)

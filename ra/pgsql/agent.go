@@ -79,6 +79,11 @@ var Params = []ocf.Param{
 		Long:  "durability: keep synchronous_standby_names and let commits wait (reported as writes blocked); availability: after async_grace, lower the requirement (asynchronous if none qualifies) and say so."},
 	{Name: "async_grace", Type: ocf.Time, Default: "10s",
 		Short: "how long availability waits", Long: "With sync_policy=availability, how long commits wait for a synchronous standby before the primary goes asynchronous."},
+	{Name: "unsafe_promote_without_fencing", Type: ocf.Boolean, Default: "false",
+		Short: "promote even where stonith is disabled (loses data)",
+		Long: "The agent refuses to promote while the cluster has stonith-enabled=false: without fencing, a primary host that hangs " +
+			"and comes back takes writes beside the new primary, and acknowledged commits are lost. true overrides this for test " +
+			"labs; never in production."},
 	{Name: "replication_slots", Type: ocf.Boolean, Default: "true",
 		Short: "a replication slot for each standby",
 		Long: "true (default): every node keeps a physical replication slot rampart_NODE for each other node, and standbys stream through theirs (primary_slot_name), " +
@@ -129,6 +134,7 @@ type config struct {
 	autoRejoin bool
 	rewindUser string
 	slots      bool
+	unfenced   bool // unsafe_promote_without_fencing
 }
 
 func newConfig(v ocf.Values) config {
@@ -142,7 +148,7 @@ func newConfig(v ocf.Values) config {
 		inst: pg.Instance{BinDir: v.String("bindir"), DataDir: v.String("pgdata"), SocketDir: v.String("socketdir"),
 			Port: int(v.Int("pgport")), LogFile: logfile},
 		user: v.String("system_user"), repuser: v.String("repuser"), nodeHosts: hosts, extraConn: extra,
-		autoRejoin: v.Bool("auto_rejoin"), rewindUser: v.String("rewind_user"), slots: v.Bool("replication_slots"),
+		autoRejoin: v.Bool("auto_rejoin"), rewindUser: v.String("rewind_user"), slots: v.Bool("replication_slots"), unfenced: v.Bool("unsafe_promote_without_fencing"),
 		policy: SyncPolicy{
 			Count: int(v.Int("sync_count")), Method: pg.Method(strings.ToUpper(v.String("sync_method"))),
 			MaxLag: uint64(v.Int("max_lag")), Mode: Mode(v.String("sync_policy")), Grace: v.Duration("async_grace"),

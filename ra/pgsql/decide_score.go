@@ -63,6 +63,24 @@ func DecideScores(in SyncInput, p SyncPolicy, d SyncDecision) map[string]int {
 	return scores
 }
 
+// FencingAllows decides whether a promotion may go ahead given the
+// cluster options (crm_config): Pacemaker fences unless stonith-enabled is
+// false; without fencing only the explicit override allows it, and says
+// so (unfenced).
+func FencingAllows(options map[string]string, override bool) (allowed, unfenced bool, why string) {
+	v := options["stonith-enabled"] // absent: Pacemaker's default, true
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "false", "no", "off", "0", "n", "f":
+	default:
+		return true, false, "stonith is enabled"
+	}
+	if override {
+		return true, true, "stonith-enabled=false and unsafe_promote_without_fencing=true: promoting without fencing; a primary that hangs and comes back can take writes beside this one"
+	}
+	return false, true, "stonith-enabled=false: without fencing a hung primary that comes back takes writes beside the new one and acknowledged commits are lost; " +
+		"configure fence devices and set stonith-enabled=true (or, for a test lab only, unsafe_promote_without_fencing=true)"
+}
+
 // ParseScores reads published promotion scores (attribute values). A value
 // that is no score is taken for a candidate's, so that any lowering of it
 // is applied.

@@ -374,3 +374,23 @@ func TestPromotionMemoForgetsOldJoinPositions(t *testing.T) {
 		t.Errorf("round trip: %s → %s", m, back)
 	}
 }
+
+func TestFencingAllows(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		opts     map[string]string
+		override bool
+		allowed  bool
+	}{
+		{"stonith-enabled not set: Pacemaker's default fences", map[string]string{}, false, true},
+		{"stonith-enabled=true", map[string]string{"stonith-enabled": "true"}, false, true},
+		{"stonith-enabled=false: refused (the ClusterLabs agent promotes)", map[string]string{"stonith-enabled": "false"}, false, false},
+		{"stonith-enabled=no: refused", map[string]string{"stonith-enabled": "no"}, false, false},
+		{"stonith-enabled=false with the override", map[string]string{"stonith-enabled": "false"}, true, true},
+	} {
+		ok, unfenced, why := FencingAllows(tt.opts, tt.override)
+		if ok != tt.allowed || why == "" || unfenced == (tt.opts["stonith-enabled"] == "" || tt.opts["stonith-enabled"] == "true") {
+			t.Errorf("%s: allowed %v unfenced %v (%s), want allowed %v", tt.name, ok, unfenced, why, tt.allowed)
+		}
+	}
+}

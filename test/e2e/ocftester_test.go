@@ -23,12 +23,26 @@ func TestOCFTester(t *testing.T) {
 	if err := l.StopPostgres(ctx, "n3"); err != nil {
 		t.Fatal(err)
 	}
-	cmd, err := l.Exec(ctx, "n3", "ocf-tester", "-n", lab.PgsqlResource, "-o", "pgdata="+lab.PGData,
-		"/usr/lib/ocf/resource.d/rampart/pgsql")
+	// The lab cluster runs with stonith-enabled=false: without the
+	// override the agent refuses to promote, saying why.
+	cmd, err := l.Exec(ctx, "n3", "/usr/lib/ocf/resource.d/rampart/pgsql", "promote")
 	if err != nil {
 		t.Fatal(err)
 	}
+	cmd.Env = append(cmd.Env, "OCF_ROOT=/usr/lib/ocf", "OCF_RESOURCE_INSTANCE="+lab.PgsqlResource, "OCF_RESKEY_pgdata="+lab.PGData)
 	out, err := cmd.CombinedOutput()
+	if cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != 1 || !strings.Contains(string(out), "stonith-enabled=false") {
+		t.Errorf("promote without fencing: %v\n%s\nwant exit 1 naming stonith-enabled=false", err, out)
+	}
+	if pg := l.Postgres(ctx, "n3"); pg.Up {
+		t.Errorf("the refused promote started PostgreSQL (%s)", pg.Role())
+	}
+	cmd, err = l.Exec(ctx, "n3", "ocf-tester", "-n", lab.PgsqlResource, "-o", "pgdata="+lab.PGData,
+		"-o", "unsafe_promote_without_fencing=true", "/usr/lib/ocf/resource.d/rampart/pgsql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err = cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "passed all tests") {
 		t.Errorf("ocf-tester: %v\n%s", err, out)
 	}

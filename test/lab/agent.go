@@ -62,6 +62,9 @@ func (l *Lab) pgsqlConfig(extra PgsqlOptions) string {
 	params := map[string]string{
 		"pgdata": PGData, "bindir": l.cfg.PGBin, "repuser": ReplicationUser,
 		"node_hosts": strings.Join(hosts, " "),
+		// The lab has no fence devices yet (stonith-enabled=false): the
+		// agent refuses to promote there without this.
+		"unsafe_promote_without_fencing": "true",
 	}
 	for k, v := range extra {
 		params[k] = v
