@@ -259,11 +259,12 @@ func TestOldPrimaryRejoins(t *testing.T) {
 	s.requireNoLoss(t, ctx)
 }
 
-// Scenario (b): the synchronous standby's postmaster is killed. The other
-// standby takes its place within seconds; writes wait only that long.
-func TestKillSyncStandby(t *testing.T) {
-	s := startScenario(t, "e2esync", nil)
-	ctx := deadline(t, 2*time.Minute)
+// loseSyncStandby takes the synchronous standby away with fault and
+// waits until another standby is synchronous and writes have flowed for
+// settle after the fault. It returns the victim, how long the replacement
+// took and the longest write stall.
+func (s *scenario) loseSyncStandby(t *testing.T, ctx context.Context, fault func(host string) error, settle time.Duration) (string, time.Duration, time.Duration) {
+	t.Helper()
 	var victim string
 	if err := lab.WaitFor(ctx, "a synchronous standby", 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
 		victim = s.syncStandby(ctx)
@@ -271,10 +272,10 @@ func TestKillSyncStandby(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.l.KillPostmaster(ctx, victim); err != nil {
+	if err := fault(victim); err != nil {
 		t.Fatal(err)
 	}
-	fault := time.Now()
+	at := time.Now()
 	var replacement string
 	if err := lab.WaitFor(ctx, "another synchronous standby", 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
 		replacement = s.syncStandby(ctx)
@@ -282,16 +283,28 @@ func TestKillSyncStandby(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	replaced := time.Since(fault)
-	if err := lab.WaitFor(ctx, "writes acknowledged 5 s after the fault", 50*time.Millisecond, func(context.Context) (bool, string, error) {
-		n, _ := s.w.AckedSince(fault.Add(5*time.Second), "")
+	replaced := time.Since(at)
+	if err := lab.WaitFor(ctx, fmt.Sprintf("writes acknowledged %s after the fault", settle), 50*time.Millisecond, func(context.Context) (bool, string, error) {
+		n, _ := s.w.AckedSince(at.Add(settle), "")
 		return n >= 20, fmt.Sprintf("%d", n), nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	stall := s.w.LongestStall(fault, time.Now())
-	t.Logf("sync standby %s killed: %s synchronous after %s; longest write stall %s",
+	stall := s.w.LongestStall(at, time.Now())
+	t.Logf("sync standby %s lost: %s synchronous after %s; longest write stall %s",
 		victim, replacement, replaced.Round(10*time.Millisecond), stall.Round(10*time.Millisecond))
+	return victim, replaced, stall
+}
+
+// Scenario (b): the synchronous standby's postmaster is killed. The other
+// standby takes its place within seconds; writes wait only that long.
+func TestKillSyncStandby(t *testing.T) {
+	s := startScenario(t, "e2esync", nil)
+	ctx := deadline(t, 2*time.Minute)
+	victim, _, stall := s.loseSyncStandby(t, ctx, func(h string) error {
+		_, err := s.l.KillPostmaster(ctx, h)
+		return err
+	}, 5*time.Second)
 	// The postmaster watcher reports the death at once and the primary
 	// replaces the standby in its post-stop notification: well under one
 	// monitor interval (3 s).
@@ -311,34 +324,7 @@ func TestKillSyncStandby(t *testing.T) {
 func TestSyncStandbyHostCrash(t *testing.T) {
 	s := startScenario(t, "e2esynccrash", nil)
 	ctx := deadline(t, 2*time.Minute)
-	var victim string
-	if err := lab.WaitFor(ctx, "a synchronous standby", 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
-		victim = s.syncStandby(ctx)
-		return victim != "", "", nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.l.Crash(ctx, victim); err != nil {
-		t.Fatal(err)
-	}
-	fault := time.Now()
-	var replacement string
-	if err := lab.WaitFor(ctx, "another synchronous standby", 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
-		replacement = s.syncStandby(ctx)
-		return replacement != "" && replacement != victim, "sync: " + replacement, nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	replaced := time.Since(fault)
-	if err := lab.WaitFor(ctx, "writes acknowledged 15 s after the fault", 50*time.Millisecond, func(context.Context) (bool, string, error) {
-		n, _ := s.w.AckedSince(fault.Add(15*time.Second), "")
-		return n >= 20, fmt.Sprintf("%d", n), nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	stall := s.w.LongestStall(fault, time.Now())
-	t.Logf("sync standby host %s crashed: %s synchronous after %s; longest write stall %s",
-		victim, replacement, replaced.Round(10*time.Millisecond), stall.Round(10*time.Millisecond))
+	_, _, stall := s.loseSyncStandby(t, ctx, func(h string) error { return s.l.Crash(ctx, h) }, 15*time.Second)
 	// wal_sender_timeout (5 s) plus one promoted monitor (3 s) at most.
 	if stall > 9*time.Second {
 		t.Errorf("writes stalled %s after the sync standby's host crashed, want at most wal_sender_timeout + a monitor", stall)
