@@ -37,6 +37,7 @@ func labCommand() *cli.Command {
 			labFaultCommand(),
 			labExecCommand(),
 			labDemoCommand(),
+			labBMCPowerCommand(),
 		},
 	}
 }
@@ -49,9 +50,10 @@ func labUpCommand() *cli.Command {
 		Flags: append(labFlags(),
 			&cli.IntFlag{Name: "db-hosts", Value: d.DBHosts, Usage: fmt.Sprintf("number of database hosts (1–%d)", lab.MaxDBHosts)},
 			&cli.StringFlag{Name: "subnet", Value: d.Subnet.String(), Usage: "IPv4 `PREFIX` used only inside the lab"},
+			&cli.StringFlag{Name: "management-subnet", Value: d.Management.String(), Usage: "IPv4 `PREFIX` of the lab's management network (hosts' eth1 and their BMCs)"},
 			&cli.DurationFlag{Name: "token", Value: d.Token, Usage: "Corosync token timeout"},
 			&cli.DurationFlag{Name: "timeout", Value: 3 * time.Minute, Usage: "give up when not ready after this long"},
-			&cli.BoolFlag{Name: "agent", Usage: "hand PostgreSQL to Pacemaker as the promotable clone pgsql-clone (ocf:rampart:pgsql, this binary)"},
+			&cli.BoolFlag{Name: "agent", Usage: "hand PostgreSQL to Pacemaker as the promotable clone pgsql-clone (ocf:rampart:pgsql)"},
 		),
 		Action: func(c *cli.Context) error {
 			cfg, err := labConfig(c)
@@ -61,10 +63,10 @@ func labUpCommand() *cli.Command {
 			log := newLogger(c.App.ErrWriter, c.Bool("verbose"))
 			ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
 			defer cancel()
-			if c.Bool("agent") {
-				if cfg.Agent, err = os.Executable(); err != nil {
-					return err
-				}
+			// This binary is the hosts' OCF provider "rampart", their fence
+			// agents and their BMCs' power program.
+			if cfg.Agent, err = os.Executable(); err != nil {
+				return err
 			}
 			l, err := lab.Up(ctx, cfg, log)
 			if err == nil && c.Bool("agent") {
@@ -89,6 +91,10 @@ func labConfig(c *cli.Context) (lab.Config, error) {
 		return cfg, cli.Exit(fmt.Sprintf("--subnet: %v", err), 2)
 	}
 	cfg.Subnet = p
+	if p, err = netip.ParsePrefix(c.String("management-subnet")); err != nil {
+		return cfg, cli.Exit(fmt.Sprintf("--management-subnet: %v", err), 2)
+	}
+	cfg.Management = p
 	if err := cfg.Validate(); err != nil {
 		return cfg, cli.Exit(err.Error(), 2)
 	}
@@ -196,9 +202,7 @@ func labFaultCommand() *cli.Command {
 			oneHost("crash", "kill every process of the host and take its link down (power loss)", func(ctx context.Context, l *lab.Lab, h string) error {
 				return l.Crash(ctx, h)
 			}),
-			oneHost("boot", "start a crashed host again with its services", func(ctx context.Context, l *lab.Lab, h string) error {
-				return l.Boot(ctx, h)
-			}),
+			bootCommand(oneHost),
 			oneHost("freeze", "SIGSTOP every process of the host (an OS hang; its kernel still answers ARP)", func(ctx context.Context, l *lab.Lab, h string) error {
 				return l.Freeze(ctx, h)
 			}),
@@ -265,4 +269,40 @@ func parseGroups(args []string) [][]string {
 		groups = append(groups, cur)
 	}
 	return groups
+}
+
+// labBMCPowerCommand is the chassis_control program of the lab's simulated
+// BMCs (ipmi_sim runs "PROG get power" and "PROG set power 0|1").
+func labBMCPowerCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "bmc-power",
+		Usage:     "power control of a lab host's simulated BMC (run by ipmi_sim)",
+		ArgsUsage: "HOST get NAME… | HOST set NAME VALUE…",
+		Hidden:    true,
+		Flags:     labFlags(),
+		Action: func(c *cli.Context) error {
+			if c.NArg() < 3 {
+				return cli.Exit("usage: rampart lab bmc-power HOST get NAME… | HOST set NAME VALUE…", 2)
+			}
+			l, err := openLab(c)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(c.Context, 30*time.Second)
+			defer cancel()
+			return l.ChassisControl(ctx, c.Args().First(), c.Args().Tail(), c.App.Writer)
+		},
+	}
+}
+
+func bootCommand(oneHost func(name, usage string, do func(ctx context.Context, l *lab.Lab, host string) error) *cli.Command) *cli.Command {
+	var post time.Duration
+	cmd := oneHost("boot", "start a crashed host again with its services", func(ctx context.Context, l *lab.Lab, h string) error {
+		return l.BootAfter(ctx, h, post)
+	})
+	cmd.Flags = append(cmd.Flags, &cli.DurationFlag{
+		Name: "post", Destination: &post,
+		Usage: "wait this long between power on and the host's services, like a real machine's firmware and kernel",
+	})
+	return cmd
 }

@@ -40,8 +40,7 @@ func (l *Lab) ManagePostgres(ctx context.Context, extra PgsqlOptions) error {
 			return err
 		}
 	}
-	l.state.PacemakerPG = true
-	if err := l.save(); err != nil {
+	if err := l.change(func(s *State) { s.PacemakerPG = true }); err != nil {
 		return err
 	}
 	if _, err := l.crmConfigure(ctx, l.pgsqlConfig(extra)); err != nil {
@@ -62,9 +61,11 @@ func (l *Lab) pgsqlConfig(extra PgsqlOptions) string {
 	params := map[string]string{
 		"pgdata": PGData, "bindir": l.cfg.PGBin, "repuser": ReplicationUser,
 		"node_hosts": strings.Join(hosts, " "),
-		// The lab has no fence devices yet (stonith-enabled=false): the
-		// agent refuses to promote there without this.
-		"unsafe_promote_without_fencing": "true",
+	}
+	if !l.cfg.fences() {
+		// A one-host lab has no fencing (stonith-enabled=false): the agent
+		// refuses to promote there without this.
+		params["unsafe_promote_without_fencing"] = "true"
 	}
 	for k, v := range extra {
 		params[k] = v
@@ -95,8 +96,9 @@ clone %[1]s-clone %[1]s meta promotable=true promoted-max=1 promoted-node-max=1 
 // crmConfigure loads configuration text with `crm configure load update -`
 // on the first database host that runs.
 func (l *Lab) crmConfigure(ctx context.Context, text string) (string, error) {
+	st := l.current()
 	for _, h := range l.DBHosts() {
-		if l.state.Crashed[h] {
+		if st.Crashed[h] {
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
@@ -218,8 +220,7 @@ func (l *Lab) ManageClusterLabsPgsql(ctx context.Context) error {
 			return err
 		}
 	}
-	l.state.PacemakerPG = true
-	if err := l.save(); err != nil {
+	if err := l.change(func(s *State) { s.PacemakerPG = true }); err != nil {
 		return err
 	}
 	var nodes []string

@@ -14,8 +14,10 @@ import (
 // CIB has them.
 func ClusterOptions() []Option {
 	return []Option{
-		// The lab has no fence devices yet (fencing comes with fence_rampart_ipmi).
+		// Off until the lab has configured its fence devices (fence_rampart_ipmi
+		// through each host's simulated BMC); a one-host lab has none.
 		{"stonith-enabled", "false"},
+		{"stonith-action", FenceAction},
 		// A partition without quorum stops its resources.
 		{"no-quorum-policy", "stop"},
 		// An empty CIB waits 20 s for a DC on first start.

@@ -19,6 +19,11 @@ type Config struct {
 	// Subnet is the lab's IPv4 subnet. It exists only inside the lab's own
 	// namespaces; two labs may use the same one.
 	Subnet netip.Prefix
+	// Management is the IPv4 subnet of the lab's management network: the
+	// database hosts' second link (eth1) and their simulated BMCs, apart
+	// from Subnet as on real sites, so a partition of Subnet leaves fencing
+	// working. It must not overlap Subnet.
+	Management netip.Prefix
 	// Root is the folder that holds one folder per lab.
 	Root string
 	// PGBin is the folder of PostgreSQL's server binaries.
@@ -34,16 +39,21 @@ type Config struct {
 // DefaultConfig is a 3-database-host lab with id "lab".
 func DefaultConfig() Config {
 	return Config{
-		ID:      "lab",
-		DBHosts: 3,
-		Subnet:  netip.MustParsePrefix("192.168.77.0/24"),
-		Root:    "/var/lib/rampart/lab",
-		PGBin:   "/usr/lib/postgresql/15/bin",
-		Token:   3 * time.Second,
+		ID:         "lab",
+		DBHosts:    3,
+		Subnet:     netip.MustParsePrefix("192.168.77.0/24"),
+		Management: netip.MustParsePrefix("192.168.78.0/24"),
+		Root:       "/var/lib/rampart/lab",
+		PGBin:      "/usr/lib/postgresql/15/bin",
+		Token:      3 * time.Second,
 	}
 }
 
 var idPattern = regexp.MustCompile(`^[a-z0-9]{1,12}$`)
+
+// rootPattern keeps the lab folder's path plain: ipmi_sim hands its power
+// command line to sh, and the path is part of it.
+var rootPattern = regexp.MustCompile(`^/[A-Za-z0-9/._-]*$`)
 
 // MaxDBHosts bounds the address plan: database hosts take .11 to .19.
 const MaxDBHosts = 9
@@ -62,8 +72,17 @@ func (c Config) Validate() error {
 	if c.Subnet.Masked() != c.Subnet {
 		return fmt.Errorf("lab subnet %v: host bits set; did you mean %v?", c.Subnet, c.Subnet.Masked())
 	}
-	if c.Root == "" || c.Root[0] != '/' {
-		return fmt.Errorf("lab root %q: use an absolute path", c.Root)
+	if !c.Management.IsValid() || !c.Management.Addr().Is4() || c.Management.Bits() > 24 || c.Management.Bits() < 8 {
+		return fmt.Errorf("management subnet %v: use an IPv4 prefix from /8 to /24", c.Management)
+	}
+	if c.Management.Masked() != c.Management {
+		return fmt.Errorf("management subnet %v: host bits set; did you mean %v?", c.Management, c.Management.Masked())
+	}
+	if c.Management.Overlaps(c.Subnet) {
+		return fmt.Errorf("management subnet %v overlaps the lab subnet %v: pick another", c.Management, c.Subnet)
+	}
+	if !rootPattern.MatchString(c.Root) {
+		return fmt.Errorf("lab root %q: use an absolute path of letters, digits, '/', '.', '_' and '-'", c.Root)
 	}
 	if c.PGBin == "" || c.PGBin[0] != '/' {
 		return fmt.Errorf("PostgreSQL bin folder %q: use an absolute path", c.PGBin)
@@ -92,15 +111,20 @@ type HostSpec struct {
 	Role   Role
 	Addr   netip.Addr
 	NodeID int // Corosync node id; 0 for hosts outside the cluster
+	// Mgmt is the host's address on the management network (eth1) and BMC
+	// its simulated BMC's; both invalid for hosts without a BMC.
+	Mgmt, BMC netip.Addr
 }
 
 // Address plan, as offsets in the lab subnet: database hosts .11–.19,
 // pooler hosts .21–.29 and a witness .30 (reserved), the client .50,
-// virtual IPs from .100.
+// virtual IPs from .100. On the management network a database host keeps
+// its offset and its BMC adds 200 (n1: .11, its BMC .211).
 const (
 	dbOffset     = 11
 	clientOffset = 50
 	vipOffset    = 100
+	bmcOffset    = 200
 )
 
 // Hosts is the lab's address plan: database hosts first, then the client.
@@ -112,6 +136,8 @@ func (c Config) Hosts() []HostSpec {
 			Role:   RoleDatabase,
 			Addr:   c.addr(dbOffset + i),
 			NodeID: i + 1,
+			Mgmt:   offset(c.Management, dbOffset+i),
+			BMC:    offset(c.Management, bmcOffset+dbOffset+i),
 		})
 	}
 	hosts = append(hosts, HostSpec{Name: "client", Role: RoleClient, Addr: c.addr(clientOffset)})
@@ -121,9 +147,11 @@ func (c Config) Hosts() []HostSpec {
 // VIP is the first virtual IP of the lab (unused until an agent holds it).
 func (c Config) VIP() netip.Addr { return c.addr(vipOffset) }
 
-func (c Config) addr(offset int) netip.Addr {
-	a := c.Subnet.Addr().As4()
-	a[3] += byte(offset)
+func (c Config) addr(n int) netip.Addr { return offset(c.Subnet, n) }
+
+func offset(p netip.Prefix, n int) netip.Addr {
+	a := p.Addr().As4()
+	a[3] += byte(n)
 	return netip.AddrFrom4(a)
 }
 

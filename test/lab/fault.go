@@ -69,21 +69,29 @@ func (l *Lab) Crash(ctx context.Context, host string) error {
 	if err := killNamespace(kctx, l.cfg.hostNamespace(host)); err != nil {
 		return fmt.Errorf("crash %s: %w", host, err)
 	}
-	l.state.Crashed[host] = true
-	l.state.Frozen[host] = false
-	l.state.Anchors[host] = 0
-	return l.save()
+	return l.change(func(s *State) {
+		s.Crashed[host] = true
+		s.Frozen[host] = false
+		s.Anchors[host] = 0
+	})
 }
 
 // Boot starts a crashed host again: link up (unless cut), fresh /run, and
 // its services: Corosync, Pacemaker and, unless Pacemaker manages it,
 // PostgreSQL (in the role its data directory says).
-func (l *Lab) Boot(ctx context.Context, host string) error {
+func (l *Lab) Boot(ctx context.Context, host string) error { return l.BootAfter(ctx, host, 0) }
+
+// BootAfter boots host like Boot but starts its services only post after
+// its init: the time a real machine spends between power on and its
+// services (firmware, kernel). A host powered on by a fence agent needs it:
+// were its Pacemaker back before the fencer has told the cluster the
+// fencing is done, it would learn it was fenced and shut itself down.
+func (l *Lab) BootAfter(ctx context.Context, host string, post time.Duration) error {
 	h, err := l.host(host)
 	if err != nil {
 		return err
 	}
-	if !l.state.Crashed[host] {
+	if !l.current().Crashed[host] {
 		return fmt.Errorf("boot %s: it is running; crash it first with `rampart lab fault crash %s`", host, host)
 	}
 	if err := resetAddresses(ctx, l.cfg, h); err != nil {
@@ -93,12 +101,14 @@ func (l *Lab) Boot(ctx context.Context, host string) error {
 	if err != nil {
 		return err
 	}
-	l.state.Anchors[host] = pid
-	l.state.Crashed[host] = false
-	if err := l.save(); err != nil {
+	if err := l.change(func(s *State) {
+		s.Anchors[host] = pid
+		s.Crashed[host] = false
+	}); err != nil {
 		return err
 	}
-	if !l.state.Cut[host] {
+	st := l.current()
+	if !st.Cut[host] {
 		if err := setPort(ctx, l.cfg, host, true); err != nil {
 			return err
 		}
@@ -106,13 +116,18 @@ func (l *Lab) Boot(ctx context.Context, host string) error {
 	if h.Role != RoleDatabase {
 		return nil
 	}
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("boot %s: %w", host, ctx.Err())
+	case <-time.After(post):
+	}
 	if err := l.startCorosync(host); err != nil {
 		return err
 	}
 	if err := l.startPacemaker(host); err != nil {
 		return err
 	}
-	if l.state.PacemakerPG {
+	if st.PacemakerPG {
 		return nil
 	}
 	return l.StartPostgres(ctx, host)
@@ -130,8 +145,7 @@ func (l *Lab) Freeze(ctx context.Context, host string) error {
 	if err := freezeNamespace(fctx, l.cfg.hostNamespace(host)); err != nil {
 		return fmt.Errorf("freeze %s: %w", host, err)
 	}
-	l.state.Frozen[host] = true
-	return l.save()
+	return l.change(func(s *State) { s.Frozen[host] = true })
 }
 
 // Thaw resumes a frozen host with SIGCONT.
@@ -142,8 +156,7 @@ func (l *Lab) Thaw(host string) error {
 	if err := thawNamespace(l.cfg.hostNamespace(host)); err != nil {
 		return fmt.Errorf("thaw %s: %w", host, err)
 	}
-	l.state.Frozen[host] = false
-	return l.save()
+	return l.change(func(s *State) { s.Frozen[host] = false })
 }
 
 // Cut takes host's link down: the others hear nothing from it and it hears
@@ -155,8 +168,7 @@ func (l *Lab) Cut(ctx context.Context, host string) error {
 	if err := setPort(ctx, l.cfg, host, false); err != nil {
 		return err
 	}
-	l.state.Cut[host] = true
-	return l.save()
+	return l.change(func(s *State) { s.Cut[host] = true })
 }
 
 // Restore brings a cut link back.
@@ -164,20 +176,19 @@ func (l *Lab) Restore(ctx context.Context, host string) error {
 	if _, err := l.host(host); err != nil {
 		return err
 	}
-	if !l.state.Crashed[host] {
+	if !l.current().Crashed[host] {
 		if err := setPort(ctx, l.cfg, host, true); err != nil {
 			return err
 		}
 	}
-	l.state.Cut[host] = false
-	return l.save()
+	return l.change(func(s *State) { s.Cut[host] = false })
 }
 
 // Partition splits the lab: each group becomes a network of its own; hosts
 // in no group stay together. Heal undoes it.
 func (l *Lab) Partition(ctx context.Context, groups [][]string) error {
-	if l.state.Partition != nil {
-		return fmt.Errorf("partition: the lab is partitioned already (%s): heal it first", formatGroups(l.state.Partition))
+	if p := l.current().Partition; p != nil {
+		return fmt.Errorf("partition: the lab is partitioned already (%s): heal it first", formatGroups(p))
 	}
 	if err := checkGroups(l.cfg, groups); err != nil {
 		return err
@@ -185,17 +196,15 @@ func (l *Lab) Partition(ctx context.Context, groups [][]string) error {
 	if err := partition(ctx, l.cfg, groups); err != nil {
 		return err
 	}
-	l.state.Partition = groups
-	return l.save()
+	return l.change(func(s *State) { s.Partition = groups })
 }
 
 // Heal joins a partitioned lab again.
 func (l *Lab) Heal(ctx context.Context) error {
-	if err := heal(ctx, l.cfg, len(l.state.Partition)); err != nil {
+	if err := heal(ctx, l.cfg, len(l.current().Partition)); err != nil {
 		return err
 	}
-	l.state.Partition = nil
-	return l.save()
+	return l.change(func(s *State) { s.Partition = nil })
 }
 
 // checkGroups validates partition groups: known hosts, each in one group at
@@ -251,7 +260,7 @@ func (l *Lab) needRunning(host string) error {
 	if _, err := l.host(host); err != nil {
 		return err
 	}
-	if l.state.Crashed[host] {
+	if l.current().Crashed[host] {
 		return fmt.Errorf("host %s is crashed: boot it first with `rampart lab fault boot %s`", host, host)
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rampart-ha/rampart/fence/ipmi"
 	"github.com/rampart-ha/rampart/ra"
 )
 
@@ -240,11 +241,22 @@ func prepareOCF(c Config) error {
 			return err
 		}
 	}
+	// Pacemaker's fencer runs fence agents from /usr/sbin.
+	if err := os.MkdirAll(c.sbinDir(), 0o755); err != nil {
+		return err
+	}
+	if err := os.Symlink(bin, filepath.Join(c.sbinDir(), ipmi.Name)); err != nil && !os.IsExist(err) {
+		return err
+	}
 	return nil
 }
 
+// sbinDir holds the lab's fence agents, laid over /usr/sbin inside hosts.
+func (c Config) sbinDir() string { return filepath.Join(c.Dir(), "sbin") }
+
 // ocfMounts binds the machine's providers into the lab's resource.d, then
-// the lab's resource.d over the machine's, inside one host.
+// the lab's resource.d over the machine's, inside one host; and adds the
+// lab's fence agents to /usr/sbin.
 func ocfMounts(c Config) [][]string {
 	var mounts [][]string
 	entries, _ := os.ReadDir(c.ocfDir())
@@ -254,5 +266,8 @@ func ocfMounts(c Config) [][]string {
 		}
 	}
 	// --rbind: the providers bound inside must come along.
-	return append(mounts, []string{"mount", "--rbind", c.ocfDir(), ocfRoot})
+	mounts = append(mounts, []string{"mount", "--rbind", c.ocfDir(), ocfRoot})
+	// A read-only overlay adds the lab's fence agents to the machine's
+	// /usr/sbin, which stays untouched.
+	return append(mounts, []string{"mount", "-t", "overlay", "overlay", "-o", "lowerdir=" + c.sbinDir() + ":/usr/sbin", "/usr/sbin"})
 }

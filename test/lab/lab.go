@@ -11,14 +11,17 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
 // Lab is a running lab. Its state is kept in the lab folder (lab.json), so
 // that separate `rampart lab` commands work on the same lab.
 type Lab struct {
-	cfg   Config
-	log   *slog.Logger
+	cfg Config
+	log *slog.Logger
+	mu  sync.Mutex // guards state; a State's maps are never changed once published
+	// state is the last state seen; current() reloads it.
 	state State
 }
 
@@ -48,9 +51,10 @@ func (l *Lab) Config() Config { return l.cfg }
 
 // Hosts returns the lab's hosts in address-plan order.
 func (l *Lab) Hosts() []Host {
+	st := l.current()
 	var hosts []Host
 	for _, h := range l.cfg.Hosts() {
-		hosts = append(hosts, Host{HostSpec: h, Anchor: l.state.Anchors[h.Name]})
+		hosts = append(hosts, Host{HostSpec: h, Anchor: st.Anchors[h.Name]})
 	}
 	return hosts
 }
@@ -80,7 +84,7 @@ func (l *Lab) host(name string) (Host, error) {
 }
 
 // Password returns the password of a lab role.
-func (l *Lab) Password(role string) string { return l.state.Passwords[role] }
+func (l *Lab) Password(role string) string { return l.current().Passwords[role] }
 
 // runIn runs argv inside host as user ("" or "root" for root).
 func (l *Lab) runIn(ctx context.Context, host, user string, argv ...string) (string, error) {
@@ -96,7 +100,7 @@ func (l *Lab) runInAs(ctx context.Context, host, user string, env []string, argv
 	if err != nil {
 		return "", err
 	}
-	if l.state.Crashed[host] || h.Anchor == 0 {
+	if h.Anchor == 0 {
 		return "", fmt.Errorf("host %s is down (crashed): boot it with `rampart lab fault boot %s`", host, host)
 	}
 	return runEnv(ctx, env, inHost(h.Anchor, user, argv)...)
@@ -110,7 +114,7 @@ func (l *Lab) Exec(ctx context.Context, host string, argv ...string) (*exec.Cmd,
 	if err != nil {
 		return nil, err
 	}
-	if l.state.Crashed[host] || h.Anchor == 0 {
+	if h.Anchor == 0 {
 		return nil, fmt.Errorf("host %s is down (crashed): boot it with `rampart lab fault boot %s`", host, host)
 	}
 	full := inHost(h.Anchor, "", argv)
@@ -121,12 +125,69 @@ func (l *Lab) Exec(ctx context.Context, host string, argv ...string) (*exec.Cmd,
 
 func statePath(dir string) string { return filepath.Join(dir, "lab.json") }
 
-func (l *Lab) save() error {
-	b, err := json.MarshalIndent(l.state, "", "  ")
+// The lab's state is shared by every process that works on the lab: the
+// test or command that built it, `rampart lab fault …` commands, and the
+// BMCs' power command run by ipmi_sim. Readers reload it; writers change it
+// under a lock on lab.lock.
+
+// current reloads the state and returns it; a state file that cannot be
+// read (a lab being destroyed) leaves the last one seen.
+func (l *Lab) current() State {
+	s, err := loadState(l.cfg.Dir())
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err == nil {
+		l.state = s
+	}
+	return l.state
+}
+
+// change applies fn to the latest state and saves it, under the lab's lock.
+func (l *Lab) change(fn func(*State)) error {
+	f, err := os.OpenFile(filepath.Join(l.cfg.Dir(), "lab.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return fmt.Errorf("lock lab state: %w", err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		return fmt.Errorf("lock lab state: %w", err)
+	}
+	s, err := loadState(l.cfg.Dir())
+	if err != nil {
+		return fmt.Errorf("change lab state: %w", err)
+	}
+	fn(&s)
+	if err := saveState(l.cfg.Dir(), s); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.state = s
+	l.mu.Unlock()
+	return nil
+}
+
+func loadState(dir string) (State, error) {
+	var s State
+	b, err := os.ReadFile(statePath(dir))
+	if err != nil {
+		return s, err
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		return s, fmt.Errorf("%s: %w", statePath(dir), err)
+	}
+	return s, nil
+}
+
+// save writes the state while Up builds the lab, before anyone else can
+// see it; afterwards state changes go through change.
+func (l *Lab) save() error { return saveState(l.cfg.Dir(), l.state) }
+
+func saveState(dir string, s State) error {
+	b, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return err
 	}
-	path := statePath(l.cfg.Dir())
+	path := statePath(dir)
 	if err := os.WriteFile(path+".tmp", b, 0o600); err != nil {
 		return fmt.Errorf("save lab state: %w", err)
 	}
@@ -135,17 +196,12 @@ func (l *Lab) save() error {
 
 // Open returns the running lab id under root.
 func Open(root, id string, log *slog.Logger) (*Lab, error) {
-	dir := filepath.Join(root, id)
-	b, err := os.ReadFile(statePath(dir))
+	s, err := loadState(filepath.Join(root, id))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("no lab %q under %s: start one with `rampart lab up --id %s`", id, root, id)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open lab %s: %w", id, err)
-	}
-	var s State
-	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("open lab %s: %s: %w", id, statePath(dir), err)
 	}
 	return &Lab{cfg: s.Config, log: log, state: s}, nil
 }
@@ -192,10 +248,13 @@ func Up(ctx context.Context, c Config, log *slog.Logger) (*Lab, error) {
 		Anchors: map[string]int{}, Passwords: map[string]string{},
 		Frozen: map[string]bool{}, Cut: map[string]bool{}, Crashed: map[string]bool{},
 	}}
-	for _, role := range []string{ReplicationUser, AppUser, RewindUser} {
+	for _, role := range []string{ReplicationUser, AppUser, RewindUser, bmcRole} {
 		pw, err := newPassword()
 		if err != nil {
 			return nil, err
+		}
+		if role == bmcRole {
+			pw = pw[:16] // IPMI 1.5 passwords, which ipmi_sim keeps, have 16 bytes at most
 		}
 		l.state.Passwords[role] = pw
 	}
@@ -250,6 +309,12 @@ func Up(ctx context.Context, c Config, log *slog.Logger) (*Lab, error) {
 		return l, err
 	}
 	phase("hosts ready", "hosts", len(c.Hosts()))
+	if c.Agent != "" {
+		if err := l.startBMCs(ctx); err != nil {
+			return l, err
+		}
+		phase("BMCs ready", "management network", c.Management.String())
+	}
 
 	// Corosync and Pacemaker settle while PostgreSQL is being set up.
 	for _, h := range l.DBHosts() {
@@ -289,6 +354,12 @@ func Up(ctx context.Context, c Config, log *slog.Logger) (*Lab, error) {
 		return l, err
 	}
 	phase("pacemaker: quorate, all nodes online")
+	if c.fences() {
+		if err := l.configureFencing(ctx); err != nil {
+			return l, err
+		}
+		phase("fencing on", "devices", strings.Join(l.FenceDevices(), " "), "stonith-action", FenceAction)
+	}
 	if err := l.WaitStreaming(ctx, "n1", l.DBHosts()[1:]); err != nil {
 		return l, err
 	}

@@ -14,10 +14,20 @@ import (
 // p-<host>. The machine's own namespace gets nothing, so no lab packet can
 // leave the lab. A partition moves bridge ports onto extra bridges (brp1, …);
 // a cut link is a bridge port set down, which the host sees as carrier loss.
+//
+// The management network is a second bridge, brm, in the same namespace:
+// each database host's eth1 (bridge end m-<host>) and the simulated BMCs,
+// whose addresses brm itself holds. Faults never touch it, as on a site
+// whose BMCs sit on their own switch.
 
-const bridge = "br0"
+const (
+	bridge     = "br0"
+	mgmtBridge = "brm"
+)
 
 func bridgePort(host string) string { return "p-" + host }
+
+func mgmtPort(host string) string { return "m-" + host }
 
 func createNetwork(ctx context.Context, c Config) error {
 	lnet := c.netNamespace()
@@ -26,6 +36,8 @@ func createNetwork(ctx context.Context, c Config) error {
 		{"ip", "-n", lnet, "link", "add", bridge, "type", "bridge"},
 		{"ip", "-n", lnet, "link", "set", bridge, "up"},
 		{"ip", "-n", lnet, "link", "set", "lo", "up"},
+		{"ip", "-n", lnet, "link", "add", mgmtBridge, "type", "bridge"},
+		{"ip", "-n", lnet, "link", "set", mgmtBridge, "up"},
 	}
 	for _, h := range c.Hosts() {
 		ns := c.hostNamespace(h.Name)
@@ -38,6 +50,16 @@ func createNetwork(ctx context.Context, c Config) error {
 			[]string{"ip", "-n", ns, "link", "set", "eth0", "up"},
 			[]string{"ip", "-n", ns, "link", "set", "lo", "up"},
 		)
+		if h.Mgmt.IsValid() {
+			mport := mgmtPort(h.Name)
+			steps = append(steps,
+				[]string{"ip", "link", "add", mport, "netns", lnet, "type", "veth", "peer", "name", "eth1", "netns", ns},
+				[]string{"ip", "-n", lnet, "link", "set", mport, "master", mgmtBridge, "up"},
+				[]string{"ip", "-n", ns, "addr", "add", fmt.Sprintf("%s/%d", h.Mgmt, c.Management.Bits()), "dev", "eth1"},
+				[]string{"ip", "-n", ns, "link", "set", "eth1", "up"},
+				[]string{"ip", "-n", lnet, "addr", "add", fmt.Sprintf("%s/%d", h.BMC, c.Management.Bits()), "dev", mgmtBridge},
+			)
+		}
 	}
 	for _, s := range steps {
 		if _, err := run(ctx, s...); err != nil {

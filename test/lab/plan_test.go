@@ -29,6 +29,9 @@ func TestConfigValidate(t *testing.T) {
 		{"subnet smaller than /24", func(c *Config) { c.Subnet = netip.MustParsePrefix("192.168.77.0/25") }, "subnet"},
 		{"subnet with host bits", func(c *Config) { c.Subnet = netip.MustParsePrefix("192.168.77.5/24") }, "did you mean 192.168.77.0/24"},
 		{"relative root", func(c *Config) { c.Root = "lab" }, "root"},
+		{"root that sh would split (ipmi_sim runs the BMC power program through it)", func(c *Config) { c.Root = "/var/lib/my labs" }, "root"},
+		{"management network overlapping the lab subnet", func(c *Config) { c.Management = netip.MustParsePrefix("192.168.0.0/16") }, "overlaps"},
+		{"IPv6 management network", func(c *Config) { c.Management = netip.MustParsePrefix("fd00::/64") }, "management subnet"},
 		{"token too short for a loaded machine", func(c *Config) { c.Token = 100 * time.Millisecond }, "token"},
 	}
 	for _, tt := range tests {

@@ -43,7 +43,8 @@ type HostStatus struct {
 // Status observes the lab. Hosts are observed in parallel, each under a short
 // deadline, so a frozen host costs seconds, not a hang.
 func (l *Lab) Status(ctx context.Context) Status {
-	s := Status{ID: l.cfg.ID, Dir: l.cfg.Dir(), Subnet: l.cfg.Subnet.String(), Created: l.state.Created, Partition: l.state.Partition}
+	st := l.current()
+	s := Status{ID: l.cfg.ID, Dir: l.cfg.Dir(), Subnet: l.cfg.Subnet.String(), Created: st.Created, Partition: st.Partition}
 	hosts := l.Hosts()
 	s.Hosts = make([]HostStatus, len(hosts))
 	var wg sync.WaitGroup
@@ -51,7 +52,7 @@ func (l *Lab) Status(ctx context.Context) Status {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.Hosts[i] = l.hostStatus(ctx, h)
+			s.Hosts[i] = l.hostStatus(ctx, st, h)
 		}()
 	}
 	wg.Wait()
@@ -73,21 +74,21 @@ func (l *Lab) Status(ctx context.Context) Status {
 	return s
 }
 
-func (l *Lab) hostStatus(ctx context.Context, h Host) HostStatus {
+func (l *Lab) hostStatus(ctx context.Context, st State, h Host) HostStatus {
 	hs := HostStatus{Name: h.Name, Role: h.Role, Addr: h.Addr.String(), Condition: "running"}
 	switch {
-	case l.state.Crashed[h.Name]:
+	case st.Crashed[h.Name]:
 		hs.Condition = "crashed"
-	case l.state.Frozen[h.Name]:
+	case st.Frozen[h.Name]:
 		hs.Condition = "frozen"
 	}
-	if l.state.Cut[h.Name] {
+	if st.Cut[h.Name] {
 		hs.Condition += " + link cut"
 	}
 	if procs, err := procsInNamespace(l.cfg.hostNamespace(h.Name)); err == nil {
 		hs.Processes, hs.PSSKiB = len(procs), pssKiB(procs)
 	}
-	if h.Role != RoleDatabase || l.state.Crashed[h.Name] {
+	if h.Role != RoleDatabase || st.Crashed[h.Name] {
 		return hs
 	}
 	if m, err := l.Members(ctx, h.Name); err != nil {

@@ -1,0 +1,316 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/rampart-ha/rampart/fence/ipmi"
+)
+
+// Simulated BMCs. Each database host gets one: an OpenIPMI ipmi_sim in the
+// lab's network namespace, listening on the host's BMC address on the
+// management bridge, whose chassis_control program is the lab's rampart
+// binary (`rampart lab bmc-power`): power off crashes the host, power on
+// boots it. Pacemaker fences with fence_rampart_ipmi through them.
+
+// BMCUser is the BMC login the lab creates (administrator); its password is
+// the lab password of the role "bmc".
+const (
+	BMCUser = "admin"
+	bmcRole = "bmc"
+	// FenceAction is the lab's stonith-action: a fenced host stays off until
+	// someone boots it (`rampart lab fault boot`), as many DBAs want for a
+	// database host that misbehaved, and so that tests control when it
+	// comes back.
+	FenceAction = "off"
+)
+
+// fences: the lab has BMCs when it has the rampart binary (their power
+// program), and fencing when there is more than one database host (none
+// fences itself).
+func (c Config) fences() bool { return c.Agent != "" && c.DBHosts > 1 }
+
+func (c Config) bmcDir(host string) string { return filepath.Join(c.Dir(), "bmc", host) }
+
+// bmcEmu is the BMC's one management controller (from OpenIPMI's samples).
+const bmcEmu = `mc_setbmc 0x20
+mc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr
+sel_enable 0x20 1000 0x0a
+mc_enable 0x20
+`
+
+// renderBMCConf is ipmi_sim's configuration for host h's BMC. ipmi_sim runs
+// chassis_control through sh; every part of it is validated plain text
+// (Config.Validate: root path, id; host names are the lab's own).
+func renderBMCConf(c Config, h HostSpec, password string) string {
+	return fmt.Sprintf(`# rampart lab %[1]s: BMC of %[2]s, written by the lab
+name "%[2]s-bmc"
+set_working_mc 0x20
+  startlan 1
+    addr %[3]s 623
+    priv_limit admin
+    allowed_auths_callback none md2 md5 straight
+    allowed_auths_user none md2 md5 straight
+    allowed_auths_operator none md2 md5 straight
+    allowed_auths_admin none md2 md5 straight
+    guid %[4]s
+  endlan
+  chassis_control "%[5]s lab bmc-power --root %[6]s --id %[1]s %[2]s"
+  user 2 true "%[7]s" "%[8]s" admin 10 none md2 md5 straight
+`, c.ID, h.Name, h.BMC, bmcGUID(h.NodeID), c.labBinary(), c.Root, BMCUser, password)
+}
+
+// bmcGUID is a stable, distinct GUID per BMC.
+func bmcGUID(node int) string { return fmt.Sprintf("72616d70617274%018x", node) }
+
+// labBinary is the lab's copy of the rampart binary (see prepareOCF).
+func (c Config) labBinary() string { return filepath.Join(c.Dir(), "rampart") }
+
+// startBMCs starts every database host's BMC and waits until each listens.
+func (l *Lab) startBMCs(ctx context.Context) error {
+	pw := l.state.Passwords[bmcRole]
+	var pids []int
+	var hosts []HostSpec
+	for _, h := range l.cfg.Hosts() {
+		if !h.BMC.IsValid() {
+			continue
+		}
+		dir := l.cfg.bmcDir(h.Name)
+		if err := os.MkdirAll(filepath.Join(dir, "state"), 0o700); err != nil {
+			return err
+		}
+		for name, text := range map[string]string{"lan.conf": renderBMCConf(l.cfg, h, pw), "bmc.emu": bmcEmu} {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+				return err
+			}
+		}
+		pid, err := startDaemon(filepath.Join(dir, "ipmi_sim.log"), nil,
+			"ip", "netns", "exec", l.cfg.netNamespace(),
+			"ipmi_sim", "-n", "-c", filepath.Join(dir, "lan.conf"), "-f", filepath.Join(dir, "bmc.emu"), "-s", filepath.Join(dir, "state"))
+		if err != nil {
+			return fmt.Errorf("BMC of %s: %w", h.Name, err)
+		}
+		pids = append(pids, pid)
+		hosts = append(hosts, h)
+	}
+	for i, h := range hosts {
+		err := WaitFor(ctx, "BMC of "+h.Name+" listening on "+h.BMC.String()+":623", 10*time.Millisecond, func(context.Context) (bool, string, error) {
+			if !alive(pids[i]) {
+				return false, "", fmt.Errorf("ipmi_sim exited: see %s", filepath.Join(l.cfg.bmcDir(h.Name), "ipmi_sim.log"))
+			}
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/udp", pids[i]))
+			if err != nil {
+				return false, err.Error(), nil
+			}
+			return listensUDP(string(b), h.BMC.As4(), 623), "not yet", nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// listensUDP reports whether /proc/net/udp text has a socket bound to
+// addr:port.
+func listensUDP(text string, addr [4]byte, port int) bool {
+	// /proc/net/udp writes the address as the hex of its in-memory
+	// (network order) bytes read as a little-endian word.
+	want := fmt.Sprintf("%02X%02X%02X%02X:%04X", addr[3], addr[2], addr[1], addr[0], port)
+	for _, line := range strings.Split(text, "\n") {
+		f := strings.Fields(line)
+		if len(f) > 1 && f[1] == want {
+			return true
+		}
+	}
+	return false
+}
+
+// fencingConfig is the crm configuration of one fence_rampart_ipmi device
+// per database host, each kept off the host it fences, and fencing on.
+func (l *Lab) fencingConfig() string {
+	var b strings.Builder
+	for _, h := range l.cfg.Hosts() {
+		if !h.BMC.IsValid() {
+			continue
+		}
+		// power_wait=0: the simulated BMC has crashed the host before it
+		// answers; status still confirms it.
+		fmt.Fprintf(&b, `primitive fence-%[1]s stonith:%[2]s \
+	params ip=%[3]s username=%[4]s password=%[5]q node=%[1]s pcmk_host_list=%[1]s power_wait=0 \
+	op monitor interval=60s timeout=20s
+location fence-%[1]s-elsewhere fence-%[1]s -inf: %[1]s
+`, h.Name, ipmi.Name, h.BMC, BMCUser, l.state.Passwords[bmcRole])
+	}
+	b.WriteString("property cib-bootstrap-options: stonith-enabled=true\n")
+	return b.String()
+}
+
+// FenceDevices names the lab's fence devices.
+func (l *Lab) FenceDevices() []string {
+	if !l.cfg.fences() {
+		return nil
+	}
+	var names []string
+	for _, h := range l.cfg.Hosts() {
+		if h.BMC.IsValid() {
+			names = append(names, "fence-"+h.Name)
+		}
+	}
+	return names
+}
+
+// configureFencing loads fencingConfig and waits until every device runs.
+func (l *Lab) configureFencing(ctx context.Context) error {
+	if _, err := l.crmConfigure(ctx, l.fencingConfig()); err != nil {
+		return err
+	}
+	observer := l.DBHosts()[0]
+	return WaitFor(ctx, "every fence device started", 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
+		s, err := l.Cluster(ctx, observer)
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		for _, f := range s.Failures {
+			if strings.HasPrefix(f.OpKey, "fence-") {
+				return false, "", fmt.Errorf("fence device: %s failed on %s: %s (see the fencer's lines in %s/hosts/*/var-log-pacemaker/pacemaker.log)",
+					f.OpKey, f.Node, f.ExitReason, l.cfg.Dir())
+			}
+		}
+		var waiting []string
+		for _, d := range l.FenceDevices() {
+			started := false
+			for _, r := range s.Resources {
+				started = started || (r.ID == d && r.Active && r.Role == "Started" && !r.Failed)
+			}
+			if !started {
+				waiting = append(waiting, d)
+			}
+		}
+		return len(waiting) == 0, "not started: " + strings.Join(waiting, " "), nil
+	})
+}
+
+// ChassisRequest is one call of ipmi_sim's chassis_control program:
+// "get NAME…" or "set NAME VALUE …" (OpenIPMI lanserv/extcmd.c).
+type ChassisRequest struct {
+	Get []string
+	Set [][2]string
+}
+
+// ParseChassisRequest parses the arguments ipmi_sim passes.
+func ParseChassisRequest(args []string) (ChassisRequest, error) {
+	var r ChassisRequest
+	if len(args) < 2 {
+		return r, fmt.Errorf("chassis control: want get NAME… or set NAME VALUE…, got %q", args)
+	}
+	switch args[0] {
+	case "get":
+		r.Get = args[1:]
+	case "set":
+		if len(args)%2 != 1 {
+			return r, fmt.Errorf("chassis control: set wants NAME VALUE pairs, got %q", args[1:])
+		}
+		for i := 1; i < len(args); i += 2 {
+			r.Set = append(r.Set, [2]string{args[i], strings.Trim(args[i+1], `"`)})
+		}
+	default:
+		return r, fmt.Errorf("chassis control: unknown verb %q", args[0])
+	}
+	return r, nil
+}
+
+// ChassisControl answers one chassis_control call for host's BMC: power is
+// on while the host has processes; off crashes it, on boots it (in the
+// background: ipmi_sim waits for this program, and a boot takes seconds),
+// reset does both. It returns once the power state reads as set.
+func (l *Lab) ChassisControl(ctx context.Context, host string, args []string, out io.Writer) error {
+	r, err := ParseChassisRequest(args)
+	if err != nil {
+		return err
+	}
+	if _, err := l.host(host); err != nil {
+		return err
+	}
+	for _, name := range r.Get {
+		switch name {
+		case "power":
+			fmt.Fprintf(out, "power:%d\n", b2i(l.poweredOn(host)))
+		case "boot":
+			fmt.Fprintln(out, "boot:default")
+		default:
+			return fmt.Errorf("chassis control: cannot get %q", name)
+		}
+	}
+	for _, kv := range r.Set {
+		switch {
+		case kv[0] == "power" && kv[1] == "0":
+			if l.poweredOn(host) {
+				if err := l.Crash(ctx, host); err != nil {
+					return err
+				}
+			}
+		case kv[0] == "power" && kv[1] == "1":
+			if !l.poweredOn(host) {
+				if err := l.bootInBackground(ctx, host); err != nil {
+					return err
+				}
+			}
+		case kv[0] == "reset" && kv[1] == "1":
+			if l.poweredOn(host) {
+				if err := l.Crash(ctx, host); err != nil {
+					return err
+				}
+			}
+			if err := l.bootInBackground(ctx, host); err != nil {
+				return err
+			}
+		case slices.Contains([]string{"boot", "shutdown", "reset"}, kv[0]):
+			// Boot device, soft shutdown request: nothing to simulate.
+		default:
+			return fmt.Errorf("chassis control: cannot set %s to %q", kv[0], kv[1])
+		}
+	}
+	return nil
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// poweredOn: a host is on while any process runs in it.
+func (l *Lab) poweredOn(host string) bool {
+	procs, err := procsInNamespace(l.cfg.hostNamespace(host))
+	return err == nil && len(procs) > 0
+}
+
+// PowerOnPost is how long a host powered on through its BMC takes to start
+// its services (see BootAfter): longer than Corosync takes to see the host
+// gone (token, consensus = 1.2 token, a new membership), after which the
+// fencer reports the fencing done. Real servers take minutes.
+func (c Config) PowerOnPost() time.Duration { return 3*c.Token + time.Second }
+
+// bootInBackground starts `rampart lab fault boot HOST` detached and waits
+// until the host's init runs.
+func (l *Lab) bootInBackground(ctx context.Context, host string) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	if _, err := startDaemon(filepath.Join(l.cfg.logDir(host), "power-on.log"), nil,
+		self, "lab", "fault", "boot", "--root", l.cfg.Root, "--id", l.cfg.ID, "--post", l.cfg.PowerOnPost().String(), host); err != nil {
+		return fmt.Errorf("power on %s: %w", host, err)
+	}
+	return WaitFor(ctx, host+" powered on", 10*time.Millisecond, func(context.Context) (bool, string, error) {
+		return l.current().Anchors[host] != 0, "init not started", nil
+	})
+}
