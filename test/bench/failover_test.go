@@ -74,11 +74,9 @@ var scenarios = []scenario{
 		"kill → new primary has a sync standby",
 		"new primary writable with no sync standby named"}, killPrimary},
 	{"sync standby postmaster killed", []string{"longest write stall", "kill → another standby is sync"}, killSyncStandby},
-	// Without fencing (issue 5) a frozen primary is not a defined outcome for
-	// either agent: here one run in three of ours never resumed writes within
-	// 90 s. It runs only when RAMPART_BENCH_SCENARIO names it, until the lab
-	// fences (issue 5 makes it a default scenario).
-	{"primary host frozen (SIGSTOP of every process, stonith off)", []string{
+	// The lab fences through each host's simulated BMC (fence_rampart_ipmi,
+	// stonith-action=off) for both agents alike.
+	{"primary host frozen (SIGSTOP of every process; fenced)", []string{
 		"freeze → first write through the VIP",
 		"freeze → first write, libpq multi-host (target_session_attrs=read-write)"}, freezePrimary},
 }
@@ -103,7 +101,7 @@ func TestFailoverBench(t *testing.T) {
 	var report strings.Builder
 	for _, sc := range scenarios {
 		only := os.Getenv("RAMPART_BENCH_SCENARIO")
-		if only != "" && !strings.Contains(sc.name, only) || only == "" && strings.Contains(sc.name, "stonith off") {
+		if only != "" && !strings.Contains(sc.name, only) {
 			continue
 		}
 		results := map[string][]outcome{}
@@ -323,7 +321,7 @@ func killPrimary(ctx context.Context, b *bed) (outcome, error) {
 
 // freezePrimary stops every process of the primary's host (its kernel
 // still answers ARP and TCP handshakes) and measures the time to the first
-// write after it in each load.
+// write after it in each load; the cluster must have fenced the host.
 func freezePrimary(ctx context.Context, b *bed) (outcome, error) {
 	if err := b.l.Freeze(ctx, b.primary); err != nil {
 		return outcome{}, err
@@ -340,6 +338,9 @@ func freezePrimary(ctx context.Context, b *bed) (outcome, error) {
 	}
 	_, first := b.w.AckedSince(fault, "")
 	_, firstDirect := b.direct.AckedSince(fault, "")
+	if !b.l.Crashed(b.primary) {
+		return outcome{}, fmt.Errorf("writes resumed but the frozen primary %s was not fenced", b.primary)
+	}
 	return outcome{durations: []time.Duration{first.Sub(fault), firstDirect.Sub(fault)}}, nil
 }
 

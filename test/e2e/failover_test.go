@@ -471,6 +471,69 @@ func TestPrimaryHostCrash(t *testing.T) {
 	}
 }
 
+// Scenario (a''): the seed's "OS hang": every process of the primary's
+// host stopped (SIGSTOP), its kernel still answering. Once Corosync drops
+// it, the cluster fences it through its BMC (fence_rampart_ipmi, power
+// off), and only then promotes the synchronous standby: writes resume, no
+// acknowledged commit is lost, and nothing of the old primary can take a
+// write again, because it is off (a thaw has nothing to resume). Booted, it
+// stays out as a diverged former primary.
+func TestPrimaryHostFreeze(t *testing.T) {
+	s := startScenario(t, "e2efreeze", nil)
+	l, old := s.l, s.primary
+	ctx := deadline(t, 3*time.Minute)
+	if err := l.Freeze(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	fault := time.Now()
+	newPrimary := s.waitNewPrimary(t, ctx, old)
+	promotedAt := time.Since(fault)
+	// Promoted only after the fencing: the old primary's host is off.
+	if !l.Crashed(old) {
+		t.Errorf("%s promoted while the frozen %s still has power", newPrimary, old)
+	}
+	hist, err := l.FenceHistory(ctx, newPrimary, old)
+	if err != nil || !strings.Contains(hist, lab.FenceAction+" of "+old+" successful") {
+		t.Errorf("fence history of %s: %v\n%s\nwant a successful %s", old, err, hist, lab.FenceAction)
+	}
+	for _, w := range []*lab.Writer{s.w, s.vw} {
+		if err := lab.WaitFor(ctx, w.Table+": 20 writes acknowledged after the freeze", 50*time.Millisecond, func(context.Context) (bool, string, error) {
+			n, _ := w.AckedSince(fault, "")
+			return n >= 20, fmt.Sprintf("%d acknowledged, %d errors", n, w.Errors()), nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, first := s.w.AckedSince(fault, "")
+	_, firstVIP := s.vw.AckedSince(fault, "")
+	t.Logf("%s frozen: fenced, %s promoted after %s; first write after %s (multi-host), %s (VIP)", old, newPrimary,
+		promotedAt.Round(10*time.Millisecond), first.Sub(fault).Round(10*time.Millisecond), firstVIP.Sub(fault).Round(10*time.Millisecond))
+
+	// The thaw finds nothing to resume.
+	if err := l.Thaw(old); err == nil || !strings.Contains(err.Error(), "crashed") {
+		t.Errorf("thaw of the fenced %s: %v, want it refused as powered off", old, err)
+	}
+	s.requireNoLoss(t, ctx)
+
+	if err := l.Boot(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.WaitClusterOnline(ctx, s.db); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.WaitFor(ctx, "the old primary's start refused", 200*time.Millisecond, func(context.Context) (bool, string, error) {
+		return strings.Contains(l.AgentLog(old), "may have diverged"), "", nil
+	}); err != nil {
+		t.Error(err)
+	}
+	if pg := l.Postgres(ctx, old); pg.Up {
+		t.Errorf("old primary %s runs again (%s)", old, pg.Role())
+	}
+	if p, _ := promoted(ctx, l, newPrimary); len(p) != 1 || p[0] != newPrimary {
+		t.Errorf("after the old primary booted, promoted %v, want only %s", p, newPrimary)
+	}
+}
+
 // waitNewPrimary waits until a node other than old is promoted, as seen
 // from a third node, and returns it.
 func (s *scenario) waitNewPrimary(t *testing.T, ctx context.Context, old string) string {

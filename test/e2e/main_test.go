@@ -82,6 +82,7 @@ func startLab(t *testing.T, c lab.Config) *lab.Lab {
 			for _, h := range l.DBHosts() {
 				t.Logf("--- agent log of %s\n%s", h, l.AgentLog(h))
 				t.Logf("--- postgres start-up log of %s\n%s", h, l.PostgresLog(h, 25))
+				t.Logf("--- fencer log of %s\n%s", h, l.FenceLog(h))
 			}
 			if cmd, err := l.Exec(ctx, l.DBHosts()[0], "crm_mon", "-1A"); err == nil {
 				out, _ := cmd.CombinedOutput()

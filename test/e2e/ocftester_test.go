@@ -23,8 +23,19 @@ func TestOCFTester(t *testing.T) {
 	if err := l.StopPostgres(ctx, "n3"); err != nil {
 		t.Fatal(err)
 	}
-	// The lab cluster runs with stonith-enabled=false: without the
-	// override the agent refuses to promote, saying why.
+	// In a cluster with stonith-enabled=false the agent refuses to promote
+	// without the override, saying why.
+	setStonith := func(v string) {
+		t.Helper()
+		cmd, err := l.Exec(ctx, "n1", "crm_attribute", "--type", "crm_config", "--name", "stonith-enabled", "--update", v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("stonith-enabled=%s: %v\n%s", v, err, out)
+		}
+	}
+	setStonith("false")
 	cmd, err := l.Exec(ctx, "n3", "/usr/lib/ocf/resource.d/rampart/pgsql", "promote")
 	if err != nil {
 		t.Fatal(err)
@@ -37,8 +48,10 @@ func TestOCFTester(t *testing.T) {
 	if pg := l.Postgres(ctx, "n3"); pg.Up {
 		t.Errorf("the refused promote started PostgreSQL (%s)", pg.Role())
 	}
+	// With the lab's fencing back on, every action passes as configured.
+	setStonith("true")
 	cmd, err = l.Exec(ctx, "n3", "ocf-tester", "-n", lab.PgsqlResource, "-o", "pgdata="+lab.PGData,
-		"-o", "unsafe_promote_without_fencing=true", "/usr/lib/ocf/resource.d/rampart/pgsql")
+		"/usr/lib/ocf/resource.d/rampart/pgsql")
 	if err != nil {
 		t.Fatal(err)
 	}

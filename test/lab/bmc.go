@@ -314,3 +314,28 @@ func (l *Lab) bootInBackground(ctx context.Context, host string) error {
 		return l.current().Anchors[host] != 0, "init not started", nil
 	})
 }
+
+// BMCPassword is the password of BMCUser on every BMC of the lab.
+func (l *Lab) BMCPassword() string { return l.Password(bmcRole) }
+
+// FenceHistory is `stonith_admin --history TARGET` as observer sees it
+// ("*" for every target).
+func (l *Lab) FenceHistory(ctx context.Context, observer, target string) (string, error) {
+	return l.runIn(ctx, observer, "", "stonith_admin", "--history", target)
+}
+
+// FenceLog returns the fencer's notices and the fence agents' output in
+// host's Pacemaker log (for tests that fail).
+func (l *Lab) FenceLog(host string) string {
+	b, err := os.ReadFile(filepath.Join(l.cfg.hostDir(host), "var-log-pacemaker", "pacemaker.log"))
+	if err != nil {
+		return err.Error()
+	}
+	var lines []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, "pacemaker-fenced") && (strings.Contains(line, "notice:") || strings.Contains(line, "error") || strings.Contains(line, "warning:")) {
+			lines = append(lines, line)
+		}
+	}
+	return strings.Join(lines, "\n")
+}

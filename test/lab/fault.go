@@ -133,6 +133,10 @@ func (l *Lab) BootAfter(ctx context.Context, host string, post time.Duration) er
 	return l.StartPostgres(ctx, host)
 }
 
+// Crashed reports whether host is powered off: crashed, or fenced through
+// its BMC.
+func (l *Lab) Crashed(host string) bool { return l.current().Crashed[host] }
+
 // Freeze stops every process of host with SIGSTOP, the seed's "OS hang".
 // Its kernel still answers ARP and TCP handshakes; combine with Cut for a
 // silent host.
