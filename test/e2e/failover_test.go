@@ -471,7 +471,7 @@ func TestPrimaryHostCrash(t *testing.T) {
 	}
 }
 
-// Scenario (a''): the seed's "OS hang": every process of the primary's
+// Scenario (a) on a frozen host, the seed's "OS hang": every process of the primary's
 // host stopped (SIGSTOP), its kernel still answering. Once Corosync drops
 // it, the cluster fences it through its BMC (fence_rampart_ipmi, power
 // off), and only then promotes the synchronous standby: writes resume, no
