@@ -209,6 +209,12 @@ func labFaultCommand() *cli.Command {
 			oneHost("thaw", "SIGCONT every process of a frozen host", func(_ context.Context, l *lab.Lab, h string) error {
 				return l.Thaw(h)
 			}),
+			oneHost("bmc-down", "stop the host's BMC: fencing the host fails until bmc-up", func(ctx context.Context, l *lab.Lab, h string) error {
+				return l.BMCDown(ctx, h)
+			}),
+			oneHost("bmc-up", "start the host's BMC again", func(ctx context.Context, l *lab.Lab, h string) error {
+				return l.BMCUp(ctx, h)
+			}),
 			oneHost("cut", "take the host's link down (carrier lost on both sides)", func(ctx context.Context, l *lab.Lab, h string) error {
 				return l.Cut(ctx, h)
 			}),

@@ -77,6 +77,7 @@ var scenarios = []scenario{
 	// The lab fences through each host's simulated BMC (fence_rampart_ipmi,
 	// stonith-action=off) for both agents alike.
 	{"primary host frozen (SIGSTOP of every process; fenced)", []string{
+		"freeze → a standby writable (sampled every 100 ms)",
 		"freeze → first write through the VIP",
 		"freeze → first write, libpq multi-host (target_session_attrs=read-write)"}, freezePrimary},
 }
@@ -323,6 +324,14 @@ func killPrimary(ctx context.Context, b *bed) (outcome, error) {
 // still answers ARP and TCP handshakes) and measures the time to the first
 // write after it in each load; the cluster must have fenced the host.
 func freezePrimary(ctx context.Context, b *bed) (outcome, error) {
+	var others []string
+	for _, h := range b.l.DBHosts() {
+		if h != b.primary {
+			others = append(others, h)
+		}
+	}
+	samples := sample(ctx, b.l, others, 100*time.Millisecond)
+	defer samples.stop()
 	if err := b.l.Freeze(ctx, b.primary); err != nil {
 		return outcome{}, err
 	}
@@ -341,7 +350,7 @@ func freezePrimary(ctx context.Context, b *bed) (outcome, error) {
 	if !b.l.Crashed(b.primary) {
 		return outcome{}, fmt.Errorf("writes resumed but the frozen primary %s was not fenced", b.primary)
 	}
-	return outcome{durations: []time.Duration{first.Sub(fault), firstDirect.Sub(fault)}}, nil
+	return outcome{durations: []time.Duration{samples.firstWritable().Sub(fault), first.Sub(fault), firstDirect.Sub(fault)}}, nil
 }
 
 // killSyncStandby kills the synchronous standby's postmaster and measures
@@ -416,6 +425,18 @@ func sample(ctx context.Context, l *lab.Lab, hosts []string, every time.Duration
 func (s *samples) stop() {
 	close(s.quit)
 	<-s.done
+}
+
+// firstWritable is when a host was first seen writable (zero if not yet).
+func (s *samples) firstWritable() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, o := range s.seen {
+		if o.pg.Role() == "primary" {
+			return o.at
+		}
+	}
+	return time.Time{}
 }
 
 // firstSync is when a writable host was first seen streaming to a sync

@@ -534,6 +534,64 @@ func TestPrimaryHostFreeze(t *testing.T) {
 	}
 }
 
+// The same freeze with the primary's BMC down: fencing fails, so no
+// standby is promoted and none takes a write, however long it takes
+// (invariant 1: never two writable primaries). Once the BMC answers again,
+// the next attempt fences the host and the failover completes, losing
+// nothing.
+func TestPrimaryFreezeFencingFails(t *testing.T) {
+	s := startScenario(t, "e2enofence", nil)
+	l, old := s.l, s.primary
+	ctx := deadline(t, 4*time.Minute)
+	if err := l.BMCDown(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Freeze(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	fault := time.Now()
+	observer := otherThan(s.db, old)
+	failed := func(ctx context.Context) (bool, string, error) {
+		for _, h := range s.db {
+			if h == old {
+				continue
+			}
+			if pg := l.Postgres(ctx, h); pg.Role() == "primary" {
+				return false, "", fmt.Errorf("%s is writable while %s is frozen and unfenced", h, old)
+			}
+		}
+		if p, err := promoted(ctx, l, observer); err == nil && slices.ContainsFunc(p, func(h string) bool { return h != old }) {
+			return false, "", fmt.Errorf("promoted %v while %s is frozen and unfenced", p, old)
+		}
+		hist, err := l.FenceHistory(ctx, observer, old)
+		return strings.Count(hist, "of "+old+" failed") >= 2, fmt.Sprintf("fence history: %q %v", hist, err), nil
+	}
+	if err := lab.WaitFor(ctx, "two failed attempts to fence "+old+", nothing promoted meanwhile", 200*time.Millisecond, failed); err != nil {
+		t.Fatal(err)
+	}
+	stalled := time.Since(fault)
+	if n, _ := s.w.AckedSince(fault, ""); n > 0 {
+		t.Errorf("%d writes acknowledged while the primary was frozen and unfenced", n)
+	}
+	if err := l.BMCUp(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	back := time.Now()
+	newPrimary := s.waitNewPrimary(t, ctx, old)
+	if !l.Crashed(old) {
+		t.Errorf("%s promoted while the frozen %s still has power", newPrimary, old)
+	}
+	if err := lab.WaitFor(ctx, "20 writes acknowledged after the fencing", 50*time.Millisecond, func(context.Context) (bool, string, error) {
+		n, _ := s.w.AckedSince(fault, "")
+		return n >= 20, fmt.Sprintf("%d acknowledged, %d errors", n, s.w.Errors()), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("fencing %s failed for %s with nothing promoted; BMC back → %s promoted after %s",
+		old, stalled.Round(100*time.Millisecond), newPrimary, time.Since(back).Round(100*time.Millisecond))
+	s.requireNoLoss(t, ctx)
+}
+
 // waitNewPrimary waits until a node other than old is promoted, as seen
 // from a third node, and returns it.
 func (s *scenario) waitNewPrimary(t *testing.T, ctx context.Context, old string) string {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/rampart-ha/rampart/fence/ipmi"
@@ -74,47 +75,109 @@ func (c Config) labBinary() string { return filepath.Join(c.Dir(), "rampart") }
 
 // startBMCs starts every database host's BMC and waits until each listens.
 func (l *Lab) startBMCs(ctx context.Context) error {
-	pw := l.state.Passwords[bmcRole]
-	var pids []int
-	var hosts []HostSpec
 	for _, h := range l.cfg.Hosts() {
-		if !h.BMC.IsValid() {
-			continue
-		}
-		dir := l.cfg.bmcDir(h.Name)
-		if err := os.MkdirAll(filepath.Join(dir, "state"), 0o700); err != nil {
-			return err
-		}
-		for name, text := range map[string]string{"lan.conf": renderBMCConf(l.cfg, h, pw), "bmc.emu": bmcEmu} {
-			if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+		if h.BMC.IsValid() {
+			if err := l.startBMC(ctx, h); err != nil {
 				return err
 			}
 		}
-		pid, err := startDaemon(filepath.Join(dir, "ipmi_sim.log"), nil,
-			"ip", "netns", "exec", l.cfg.netNamespace(),
-			"ipmi_sim", "-n", "-c", filepath.Join(dir, "lan.conf"), "-f", filepath.Join(dir, "bmc.emu"), "-s", filepath.Join(dir, "state"))
-		if err != nil {
-			return fmt.Errorf("BMC of %s: %w", h.Name, err)
-		}
-		pids = append(pids, pid)
-		hosts = append(hosts, h)
 	}
-	for i, h := range hosts {
-		err := WaitFor(ctx, "BMC of "+h.Name+" listening on "+h.BMC.String()+":623", 10*time.Millisecond, func(context.Context) (bool, string, error) {
-			if !alive(pids[i]) {
-				return false, "", fmt.Errorf("ipmi_sim exited: see %s", filepath.Join(l.cfg.bmcDir(h.Name), "ipmi_sim.log"))
-			}
-			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/udp", pids[i]))
-			if err != nil {
-				return false, err.Error(), nil
-			}
-			return listensUDP(string(b), h.BMC.As4(), 623), "not yet", nil
-		})
-		if err != nil {
+	return nil
+}
+
+// startBMC starts h's BMC and waits until it listens.
+func (l *Lab) startBMC(ctx context.Context, h HostSpec) error {
+	dir := l.cfg.bmcDir(h.Name)
+	if err := os.MkdirAll(filepath.Join(dir, "state"), 0o700); err != nil {
+		return err
+	}
+	for name, text := range map[string]string{"lan.conf": renderBMCConf(l.cfg, h, l.BMCPassword()), "bmc.emu": bmcEmu} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
 			return err
 		}
 	}
-	return nil
+	pid, err := startDaemon(filepath.Join(dir, "ipmi_sim.log"), nil,
+		"ip", "netns", "exec", l.cfg.netNamespace(),
+		"ipmi_sim", "-n", "-c", filepath.Join(dir, "lan.conf"), "-f", filepath.Join(dir, "bmc.emu"), "-s", filepath.Join(dir, "state"))
+	if err != nil {
+		return fmt.Errorf("BMC of %s: %w", h.Name, err)
+	}
+	return WaitFor(ctx, "BMC of "+h.Name+" listening on "+h.BMC.String()+":623", 10*time.Millisecond, func(context.Context) (bool, string, error) {
+		if !alive(pid) {
+			return false, "", fmt.Errorf("ipmi_sim exited: see %s", filepath.Join(dir, "ipmi_sim.log"))
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/udp", pid))
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		return listensUDP(string(b), h.BMC.As4(), 623), "not yet", nil
+	})
+}
+
+// bmcPID finds the ipmi_sim of host's BMC; 0 if none runs.
+func (l *Lab) bmcPID(host string) (int, error) {
+	procs, err := procsInNamespace(l.cfg.netNamespace())
+	if err != nil {
+		return 0, err
+	}
+	conf := filepath.Join(l.cfg.bmcDir(host), "lan.conf")
+	for _, p := range procs {
+		if p.Comm != "ipmi_sim" {
+			continue
+		}
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p.PID))
+		if slices.Contains(strings.Split(string(cmdline), "\x00"), conf) {
+			return p.PID, nil
+		}
+	}
+	return 0, nil
+}
+
+// BMCDown stops host's BMC: fencing host fails until BMCUp.
+func (l *Lab) BMCDown(ctx context.Context, host string) error {
+	h, err := l.host(host)
+	if err != nil {
+		return err
+	}
+	if !h.BMC.IsValid() || !l.cfg.fences() {
+		return fmt.Errorf("%s has no BMC in lab %s", host, l.cfg.ID)
+	}
+	pid, err := l.bmcPID(host)
+	if err != nil || pid == 0 {
+		return fmt.Errorf("BMC of %s: not running (%v)", host, err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		return fmt.Errorf("BMC of %s: %w", host, err)
+	}
+	if err := WaitFor(ctx, "BMC of "+host+" gone", 10*time.Millisecond, func(context.Context) (bool, string, error) {
+		return !alive(pid), "", nil
+	}); err != nil {
+		return err
+	}
+	return l.change(func(s *State) { s.BMCDown = setFlag(s.BMCDown, host, true) })
+}
+
+// BMCUp starts host's BMC again.
+func (l *Lab) BMCUp(ctx context.Context, host string) error {
+	h, err := l.host(host)
+	if err != nil {
+		return err
+	}
+	if pid, err := l.bmcPID(host); err != nil || pid != 0 {
+		return fmt.Errorf("BMC of %s: runs already (pid %d) %v", host, pid, err)
+	}
+	if err := l.startBMC(ctx, h.HostSpec); err != nil {
+		return err
+	}
+	return l.change(func(s *State) { s.BMCDown = setFlag(s.BMCDown, host, false) })
+}
+
+func setFlag(m map[string]bool, k string, v bool) map[string]bool {
+	if m == nil {
+		m = map[string]bool{}
+	}
+	m[k] = v
+	return m
 }
 
 // listensUDP reports whether /proc/net/udp text has a socket bound to
@@ -318,10 +381,10 @@ func (l *Lab) bootInBackground(ctx context.Context, host string) error {
 // BMCPassword is the password of BMCUser on every BMC of the lab.
 func (l *Lab) BMCPassword() string { return l.Password(bmcRole) }
 
-// FenceHistory is `stonith_admin --history TARGET` as observer sees it
-// ("*" for every target).
+// FenceHistory is `stonith_admin --history TARGET --verbose` as observer
+// sees it ("*" for every target): failed attempts too, a line each.
 func (l *Lab) FenceHistory(ctx context.Context, observer, target string) (string, error) {
-	return l.runIn(ctx, observer, "", "stonith_admin", "--history", target)
+	return l.runIn(ctx, observer, "", "stonith_admin", "--history", target, "--verbose")
 }
 
 // FenceLog returns the fencer's notices and the fence agents' output in

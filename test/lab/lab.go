@@ -34,7 +34,8 @@ type State struct {
 	Frozen    map[string]bool
 	Cut       map[string]bool
 	Crashed   map[string]bool
-	Partition [][]string // groups of hosts cut off from the rest; nil when healed
+	Partition [][]string      // groups of hosts cut off from the rest; nil when healed
+	BMCDown   map[string]bool // hosts whose BMC does not answer
 	// PacemakerPG: PostgreSQL is Pacemaker's (ocf:rampart:pgsql), so the lab
 	// never starts it itself, not even when a host boots.
 	PacemakerPG bool

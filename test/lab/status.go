@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/rampart-ha/rampart/fence/ipmi"
 	"github.com/rampart-ha/rampart/ra/pacemaker"
 )
 
@@ -17,6 +18,7 @@ type Status struct {
 	ID        string
 	Dir       string
 	Subnet    string
+	Mgmt      string // management network (BMCs); "" without BMCs
 	Created   time.Time
 	Partition [][]string
 	Hosts     []HostStatus
@@ -45,6 +47,9 @@ type HostStatus struct {
 func (l *Lab) Status(ctx context.Context) Status {
 	st := l.current()
 	s := Status{ID: l.cfg.ID, Dir: l.cfg.Dir(), Subnet: l.cfg.Subnet.String(), Created: st.Created, Partition: st.Partition}
+	if l.cfg.fences() {
+		s.Mgmt = l.cfg.Management.String()
+	}
 	hosts := l.Hosts()
 	s.Hosts = make([]HostStatus, len(hosts))
 	var wg sync.WaitGroup
@@ -85,6 +90,9 @@ func (l *Lab) hostStatus(ctx context.Context, st State, h Host) HostStatus {
 	if st.Cut[h.Name] {
 		hs.Condition += " + link cut"
 	}
+	if st.BMCDown[h.Name] {
+		hs.Condition += " + BMC down"
+	}
 	if procs, err := procsInNamespace(l.cfg.hostNamespace(h.Name)); err == nil {
 		hs.Processes, hs.PSSKiB = len(procs), pssKiB(procs)
 	}
@@ -105,6 +113,9 @@ func (l *Lab) hostStatus(ctx context.Context, st State, h Host) HostStatus {
 // Format writes s for people.
 func (s Status) Format(w io.Writer) {
 	fmt.Fprintf(w, "lab %s  (folder %s, subnet %s, up since %s)\n", s.ID, s.Dir, s.Subnet, s.Created.Local().Format(time.DateTime))
+	if s.Mgmt != "" {
+		fmt.Fprintf(w, "management network %s: a BMC per database host at .2NN, fenced with %s\n", s.Mgmt, ipmi.Name)
+	}
 	if s.Partition != nil {
 		fmt.Fprintf(w, "PARTITIONED: %s\n", formatGroups(s.Partition))
 	}
