@@ -12,7 +12,8 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 DEB_PACKAGES := openipmi ipmitool fence-agents \
 	corosync pacemaker pacemaker-cli-utils crmsh pcs resource-agents \
 	postgresql-15 postgresql-client-15 \
-	iproute2 util-linux procps hostname tini libxml2-utils
+	iproute2 util-linux procps hostname tini libxml2-utils \
+	gcc libc6-dev
 
 .PHONY: all build test test-short lint deps demo bench clean
 
