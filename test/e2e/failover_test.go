@@ -534,6 +534,39 @@ func TestPrimaryHostFreeze(t *testing.T) {
 	}
 }
 
+// The primary's host cut off from the others (and from the client) by a
+// partition of the database network: the quorate side fences it through
+// the management network, where its BMC still answers, and promotes the
+// synchronous standby; nothing acknowledged is lost. The cut-off host,
+// without quorum, is powered off before it could matter.
+func TestPrimaryPartitioned(t *testing.T) {
+	s := startScenario(t, "e2epart", nil)
+	l, old := s.l, s.primary
+	ctx := deadline(t, 3*time.Minute)
+	if err := l.Partition(ctx, [][]string{{old}}); err != nil {
+		t.Fatal(err)
+	}
+	fault := time.Now()
+	newPrimary := s.waitNewPrimary(t, ctx, old)
+	promotedAt := time.Since(fault)
+	if !l.Crashed(old) {
+		t.Errorf("%s promoted while the cut-off %s still has power", newPrimary, old)
+	}
+	if err := lab.WaitFor(ctx, "20 writes acknowledged after the partition", 50*time.Millisecond, func(context.Context) (bool, string, error) {
+		n, _ := s.vw.AckedSince(fault, "")
+		return n >= 20, fmt.Sprintf("%d acknowledged, %d errors", n, s.vw.Errors()), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_, first := s.vw.AckedSince(fault, "")
+	t.Logf("%s cut off: fenced, %s promoted after %s, first write through the VIP after %s", old, newPrimary,
+		promotedAt.Round(10*time.Millisecond), first.Sub(fault).Round(10*time.Millisecond))
+	if err := l.Heal(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.requireNoLoss(t, ctx)
+}
+
 // The same freeze with the primary's BMC down: fencing fails, so no
 // standby is promoted and none takes a write, however long it takes
 // (invariant 1: never two writable primaries). Once the BMC answers again,

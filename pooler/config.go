@@ -1,0 +1,305 @@
+package pooler
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rampart-ha/rampart/ra/pg"
+)
+
+// Config is the pooler's configuration file, parsed and validated.
+type Config struct {
+	ListenAddr string // address to listen on ("*" for all)
+	ListenPort int
+	AuthFile   string // "user" "SCRAM-SHA-256$…" lines, as PgBouncer's auth_file
+	PoolMode   string // transaction or session
+	// DefaultPoolSize is the number of server connections per (database,
+	// user) and node; MaxClientConn bounds client connections.
+	DefaultPoolSize int
+	MaxClientConn   int
+	// ServerIdleTimeout closes server connections idle this long.
+	ServerIdleTimeout time.Duration
+	// ServerResetQuery runs when a server connection returns to its pool
+	// after a session (session mode; transaction mode needs none).
+	ServerResetQuery string
+	// MaxPacketSize bounds one client message; a bigger one gets an
+	// ErrorResponse and the connection closes.
+	MaxPacketSize int
+	// Routing.
+	MaxLagBytes    int64
+	MaxLagTime     time.Duration
+	ReadYourWrites time.Duration
+	WriteFunctions []string
+	// HealthCheckPeriod is how often every node is asked its role and lag.
+	HealthCheckPeriod time.Duration
+	// Nodes are the PostgreSQL servers, in file order.
+	Nodes []Node
+}
+
+// Node is one PostgreSQL server of [nodes].
+type Node struct {
+	Name   string
+	Host   string
+	Port   int
+	Weight int // share of reads; 0 takes none
+}
+
+// DefaultConfig holds the defaults of keys a file leaves out.
+func DefaultConfig() Config {
+	return Config{
+		ListenAddr: "127.0.0.1", ListenPort: 6432, PoolMode: "transaction",
+		DefaultPoolSize: 20, MaxClientConn: 100, ServerIdleTimeout: 10 * time.Minute,
+		ServerResetQuery: "DISCARD ALL", MaxPacketSize: 1 << 30,
+		MaxLagBytes: 16 << 20, MaxLagTime: 10 * time.Second, ReadYourWrites: 2 * time.Second,
+		HealthCheckPeriod: time.Second,
+	}
+}
+
+// ConfigError is a problem of one line of the file.
+type ConfigError struct {
+	File string
+	Line int
+	Key  string
+	Msg  string
+}
+
+func (e *ConfigError) Error() string {
+	if e.Key == "" {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s:%d: %s: %s", e.File, e.Line, e.Key, e.Msg)
+}
+
+// LoadConfig reads and validates the file at path.
+func LoadConfig(path string) (Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("pooler config: %w", err)
+	}
+	defer f.Close()
+	return ParseConfig(path, f)
+}
+
+// A key of [pooler]: how to set it from its text.
+type setting func(c *Config, v string) error
+
+var poolerKeys = map[string]setting{
+	"listen_addr": func(c *Config, v string) error {
+		if v != "*" && net.ParseIP(v) == nil {
+			return fmt.Errorf("%q is not an IP address or *", v)
+		}
+		c.ListenAddr = v
+		return nil
+	},
+	"listen_port": func(c *Config, v string) error { return intIn(&c.ListenPort, v, 1, 65535) },
+	"auth_file":   func(c *Config, v string) error { c.AuthFile = v; return nonEmpty(v) },
+	"pool_mode": func(c *Config, v string) error {
+		if v != "transaction" && v != "session" {
+			return fmt.Errorf("%q: use transaction or session", v)
+		}
+		c.PoolMode = v
+		return nil
+	},
+	"default_pool_size":   func(c *Config, v string) error { return intIn(&c.DefaultPoolSize, v, 1, 10000) },
+	"max_client_conn":     func(c *Config, v string) error { return intIn(&c.MaxClientConn, v, 1, 1000000) },
+	"server_idle_timeout": func(c *Config, v string) error { return duration(&c.ServerIdleTimeout, v, 0) },
+	"server_reset_query":  func(c *Config, v string) error { c.ServerResetQuery = v; return nil },
+	"max_packet_size": func(c *Config, v string) error {
+		n, err := size(v)
+		if err != nil {
+			return err
+		}
+		if n < 1024 || n > 1<<30 {
+			return fmt.Errorf("%q: use 1kB to 1GB", v)
+		}
+		c.MaxPacketSize = int(n)
+		return nil
+	},
+	"max_lag_bytes": func(c *Config, v string) error {
+		n, err := size(v)
+		c.MaxLagBytes = n
+		return err
+	},
+	"max_lag_time":        func(c *Config, v string) error { return duration(&c.MaxLagTime, v, 0) },
+	"read_your_writes":    func(c *Config, v string) error { return duration(&c.ReadYourWrites, v, 0) },
+	"health_check_period": func(c *Config, v string) error { return duration(&c.HealthCheckPeriod, v, 100*time.Millisecond) },
+	"write_functions": func(c *Config, v string) error {
+		c.WriteFunctions = nil
+		for _, f := range strings.Split(v, ",") {
+			if f = strings.ToLower(strings.TrimSpace(f)); f != "" {
+				c.WriteFunctions = append(c.WriteFunctions, f)
+			}
+		}
+		return nil
+	},
+}
+
+// ParseConfig parses a configuration file's text; name is for messages.
+// Sections: [pooler] (keys above) and [nodes] (NAME = host=… port=…
+// weight=…). Lines starting with ; or # are comments; a value runs to the
+// end of its line (it may hold ; or #, as a reset query may).
+func ParseConfig(name string, r io.Reader) (Config, error) {
+	c := DefaultConfig()
+	section := ""
+	seen := map[string]int{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 64*1024)
+	line := 0
+	for sc.Scan() {
+		line++
+		text := strings.TrimSpace(sc.Text())
+		if text == "" || text[0] == ';' || text[0] == '#' {
+			continue
+		}
+		if text[0] == '[' {
+			if !strings.HasSuffix(text, "]") {
+				return c, &ConfigError{name, line, "", fmt.Sprintf("section header %q has no closing ]", text)}
+			}
+			section = strings.ToLower(strings.TrimSpace(text[1 : len(text)-1]))
+			if section != "pooler" && section != "nodes" {
+				return c, &ConfigError{name, line, "", fmt.Sprintf("unknown section [%s]: use [pooler] and [nodes]", section)}
+			}
+			continue
+		}
+		key, value, ok := strings.Cut(text, "=")
+		key, value = strings.ToLower(strings.TrimSpace(key)), strings.TrimSpace(value)
+		if !ok || key == "" {
+			return c, &ConfigError{name, line, "", fmt.Sprintf("%q: want key = value", text)}
+		}
+		if section == "" {
+			return c, &ConfigError{name, line, key, "outside any section: start with [pooler]"}
+		}
+		if prev, dup := seen[section+"."+key]; dup {
+			return c, &ConfigError{name, line, key, fmt.Sprintf("set twice (first on line %d)", prev)}
+		}
+		seen[section+"."+key] = line
+		var err error
+		if section == "nodes" {
+			err = addNode(&c, key, value)
+		} else if set, known := poolerKeys[key]; known {
+			err = set(&c, value)
+		} else {
+			err = fmt.Errorf("unknown key (known: %s)", strings.Join(knownKeys(), ", "))
+		}
+		if err != nil {
+			return c, &ConfigError{name, line, key, err.Error()}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return c, &ConfigError{name, line + 1, "", err.Error()}
+	}
+	if len(c.Nodes) == 0 {
+		return c, &ConfigError{name, max(line, 1), "", "no [nodes]: name at least one PostgreSQL server"}
+	}
+	return c, nil
+}
+
+func knownKeys() []string {
+	var keys []string
+	for k := range poolerKeys {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// addNode parses "host=… port=… weight=…" (libpq's key=value syntax).
+func addNode(c *Config, name, value string) error {
+	for _, n := range c.Nodes {
+		if n.Name == name {
+			return fmt.Errorf("node defined twice")
+		}
+	}
+	kv, err := pg.ParseConninfo(value)
+	if err != nil {
+		return err
+	}
+	n := Node{Name: name, Port: 5432, Weight: 1}
+	keys := make([]string, 0, len(kv))
+	for k := range kv {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys) // the first bad one reported is the same every time
+	for _, k := range keys {
+		v := kv[k]
+		switch k {
+		case "host":
+			n.Host = v
+		case "port":
+			if err := intIn(&n.Port, v, 1, 65535); err != nil {
+				return fmt.Errorf("port: %w", err)
+			}
+		case "weight":
+			if err := intIn(&n.Weight, v, 0, 1000); err != nil {
+				return fmt.Errorf("weight: %w", err)
+			}
+		default:
+			return fmt.Errorf("unknown node setting %q: use host, port, weight", k)
+		}
+	}
+	if n.Host == "" {
+		return fmt.Errorf("no host=")
+	}
+	c.Nodes = append(c.Nodes, n)
+	return nil
+}
+
+func nonEmpty(v string) error {
+	if v == "" {
+		return fmt.Errorf("empty")
+	}
+	return nil
+}
+
+func intIn(dst *int, v string, lo, hi int) error {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return fmt.Errorf("%q: use a whole number from %d to %d", v, lo, hi)
+	}
+	*dst = n
+	return nil
+}
+
+// duration accepts Go durations ("500ms", "2s"), PostgreSQL's "min",
+// and, as PgBouncer, plain seconds ("600").
+func duration(dst *time.Duration, v string, least time.Duration) error {
+	d, err := time.ParseDuration(strings.Replace(v, "min", "m", 1))
+	if err != nil {
+		n, nerr := strconv.ParseFloat(v, 64)
+		if nerr != nil || n < 0 || n > 1e9 {
+			return fmt.Errorf("%q: use a duration such as 500ms, 2s, 10min, or seconds", v)
+		}
+		d = time.Duration(n * float64(time.Second))
+	}
+	if d < least {
+		return fmt.Errorf("%q: at least %s", v, least)
+	}
+	*dst = d
+	return nil
+}
+
+// size accepts bytes with PostgreSQL's units (kB, MB, GB).
+func size(v string) (int64, error) {
+	num, unit := v, int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"kB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30}, {"TB", 1 << 40}} {
+		if strings.HasSuffix(v, u.suffix) {
+			num, unit = strings.TrimSpace(strings.TrimSuffix(v, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/unit {
+		return 0, fmt.Errorf("%q: use bytes, or a number with kB, MB, GB or TB", v)
+	}
+	return n * unit, nil
+}

@@ -1,0 +1,103 @@
+package pooler
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+const sample = `; rampart pooler
+[pooler]
+listen_addr = *
+listen_port = 6432
+auth_file = /etc/rampart/userlist.txt
+pool_mode = transaction
+default_pool_size = 30
+server_idle_timeout = 600
+max_packet_size = 64MB
+max_lag_bytes = 1MB
+max_lag_time = 2s
+read_your_writes = 500ms
+health_check_period = 1min
+write_functions = audit_log, App.Touch
+
+[nodes]
+n1 = host=10.0.0.11
+n2 = host=10.0.0.12 port=5433 weight=2
+n3 = host='db 3.example' weight=0
+`
+
+func TestParseConfig(t *testing.T) {
+	c, err := ParseConfig("pooler.ini", strings.NewReader(sample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := DefaultConfig()
+	want.ListenAddr, want.AuthFile, want.DefaultPoolSize = "*", "/etc/rampart/userlist.txt", 30
+	want.ServerIdleTimeout, want.MaxPacketSize = 600*time.Second, 64<<20
+	want.MaxLagBytes, want.MaxLagTime, want.ReadYourWrites = 1<<20, 2*time.Second, 500*time.Millisecond
+	want.HealthCheckPeriod = time.Minute
+	want.WriteFunctions = []string{"audit_log", "app.touch"}
+	want.Nodes = []Node{
+		{Name: "n1", Host: "10.0.0.11", Port: 5432, Weight: 1},
+		{Name: "n2", Host: "10.0.0.12", Port: 5433, Weight: 2},
+		{Name: "n3", Host: "db 3.example", Port: 5432, Weight: 0},
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("got  %+v\nwant %+v", c, want)
+	}
+}
+
+func TestParseConfigErrors(t *testing.T) {
+	tests := []struct {
+		text string
+		line int
+		want string
+	}{
+		{"listen_port = 1\n", 1, "outside any section"},
+		{"[pooler]\nlisten_prot = 6432\n[nodes]\nn1 = host=a\n", 2, "listen_prot: unknown key (known: auth_file"},
+		{"[pooler]\nlisten_port = 0\n", 2, "listen_port: \"0\": use a whole number from 1 to 65535"},
+		{"[pooler]\nlisten_port = 6432\nlisten_port = 6433\n", 3, "set twice (first on line 2)"},
+		{"[pooler]\npool_mode = statement\n", 2, "use transaction or session"},
+		{"[pooler]\nlisten_addr = localhost\n", 2, "not an IP address"},
+		{"[pooler]\nserver_idle_timeout = soon\n", 2, "use a duration"},
+		{"[pooler]\nhealth_check_period = 10ms\n", 2, "at least 100ms"},
+		{"[pooler]\nmax_packet_size = 12XB\n", 2, "use bytes"},
+		{"[pooler]\nmax_packet_size = 2GB\n", 2, "1kB to 1GB"},
+		{"[pool]\n", 1, "unknown section [pool]"},
+		{"[pooler\n", 1, "no closing ]"},
+		{"[pooler]\njust words\n", 2, "want key = value"},
+		{"[nodes]\nn1 = port=5432\n", 2, "n1: no host="},
+		{"[nodes]\nn1 = host=a user=b\n", 2, "unknown node setting \"user\""},
+		{"[nodes]\nn1 = host=a weight=-1\n", 2, "weight"},
+		{"[nodes]\nn1 = host='a\n", 2, "n1:"},
+		{"[pooler]\nlisten_port = 6432\n", 2, "no [nodes]"},
+	}
+	for _, tt := range tests {
+		_, err := ParseConfig("p.ini", strings.NewReader(tt.text))
+		var ce *ConfigError
+		if !errors.As(err, &ce) || ce.Line != tt.line || !strings.Contains(err.Error(), tt.want) || !strings.HasPrefix(err.Error(), "p.ini:") {
+			t.Errorf("%q: got %v; want p.ini:%d: …%s…", tt.text, err, tt.line, tt.want)
+		}
+	}
+}
+
+func FuzzParseConfig(f *testing.F) {
+	f.Add(sample)
+	f.Add("[nodes]\nn1 = host=a port=1\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		c, err := ParseConfig("f.ini", strings.NewReader(text))
+		if err != nil {
+			var ce *ConfigError
+			if !errors.As(err, &ce) || ce.Line < 1 {
+				t.Errorf("error %v does not name a line", err)
+			}
+			return
+		}
+		if len(c.Nodes) == 0 || c.ListenPort < 1 || c.DefaultPoolSize < 1 {
+			t.Errorf("accepted an invalid config: %+v", c)
+		}
+	})
+}
