@@ -49,3 +49,11 @@ func (c *Cache) Stats() (hits, misses uint64) {
 	defer c.mu.Unlock()
 	return c.hits, c.misses
 }
+
+// Reset forgets every verdict: what the catalogue says of functions has
+// changed.
+func (c *Cache) Reset() {
+	c.mu.Lock()
+	c.seen = map[string]Verdict{}
+	c.mu.Unlock()
+}

@@ -54,12 +54,18 @@ type Policy struct {
 	// ReadYourWrites: for this long after a client's write, its reads go
 	// to the primary, or to a standby that has replayed past that write.
 	ReadYourWrites time.Duration
+	// PrimaryReads lets the primary take reads by its weight like a
+	// standby; otherwise it reads only when no standby can.
+	PrimaryReads bool
 }
 
 // Client is what the router remembers of one client.
 type Client struct {
 	LastWrite    time.Time // zero: never wrote
 	LastWriteLSN uint64    // the primary's WAL position after it; 0 unknown
+	// Turn breaks ties between equally loaded backends: the caller counts
+	// its choices, so that equal backends take turns.
+	Turn uint64
 }
 
 // Errors of Choose; the proxy holds the client (a failover is under way)
@@ -90,8 +96,10 @@ func Choose(backends []Backend, v Verdict, c Client, p Policy, now time.Time) (i
 	}
 	mustSee := !c.LastWrite.IsZero() && p.ReadYourWrites > 0 && now.Sub(c.LastWrite) < p.ReadYourWrites
 	best, bestLoad := -1, 0.0
-	for i, b := range backends {
-		if !readable(b, p) || b.Weight <= 0 {
+	for k := range backends {
+		i := (k + int(c.Turn%uint64(len(backends)))) % len(backends)
+		b := backends[i]
+		if !readable(b, p) || b.Weight <= 0 || b.Role == RolePrimary && !p.PrimaryReads {
 			continue
 		}
 		if b.Role == RoleStandby && mustSee && (c.LastWriteLSN == 0 || b.ReplayLSN < c.LastWriteLSN) {

@@ -31,7 +31,9 @@ func TestChoose(t *testing.T) {
 		{"a standby lagging in time gets no reads", []Backend{p, with(s1, func(b *Backend) { b.LagTime = 3 * time.Second }), with(s2, func(b *Backend) { b.Outstanding = 9 })}, read, Client{}, "s2", nil},
 		{"drained standbys get nothing new", []Backend{p, with(s1, func(b *Backend) { b.Drained = true }), with(s2, func(b *Backend) { b.Outstanding = 9 })}, read, Client{}, "s2", nil},
 		{"no readable standby: the primary reads", []Backend{p, with(s1, func(b *Backend) { b.Up = false }), with(s2, func(b *Backend) { b.LagBytes = 5 << 20 })}, read, Client{}, "p", nil},
-		{"a primary with weight shares reads", []Backend{with(p, func(b *Backend) { b.Weight = 2 }), with(s1, func(b *Backend) { b.Outstanding = 1 })}, read, Client{}, "p", nil},
+		{"the primary reads only when no standby can", []Backend{with(p, func(b *Backend) { b.Weight = 9 }), with(s1, func(b *Backend) { b.Outstanding = 7 })}, read, Client{}, "s1", nil},
+		{"equal standbys take turns", []Backend{p, s1, s2}, read, Client{Turn: 2}, "s2", nil},
+		{"equal standbys take turns (next)", []Backend{p, s1, s2}, read, Client{Turn: 3}, "s1", nil},
 		{"after a write, reads go where the write is replayed", []Backend{p, with(s1, func(b *Backend) { b.Outstanding = 5 }), s2}, read, Client{LastWrite: now.Add(-time.Second), LastWriteLSN: 950}, "s1", nil},
 		{"after a write of unknown position, reads go to the primary", []Backend{p, s1, s2}, read, Client{LastWrite: now.Add(-time.Second)}, "p", nil},
 		{"the read-your-writes window ends", []Backend{p, with(s1, func(b *Backend) { b.Outstanding = 5 }), s2}, read, Client{LastWrite: now.Add(-6 * time.Second), LastWriteLSN: 950}, "s2", nil},
@@ -40,6 +42,11 @@ func TestChoose(t *testing.T) {
 		{"no primary: reads still go to a standby", []Backend{s1, s2}, read, Client{}, "s1", nil},
 		{"no primary, standbys lagging: reads still answered", []Backend{with(s1, func(b *Backend) { b.LagBytes = 9 << 20 })}, read, Client{}, "s1", nil},
 		{"nothing up", []Backend{with(s1, func(b *Backend) { b.Up = false })}, read, Client{}, "", ErrNoServer},
+	}
+	shared := policy
+	shared.PrimaryReads = true
+	if i, _ := Choose([]Backend{with(p, func(b *Backend) { b.Weight = 2 }), with(s1, func(b *Backend) { b.Outstanding = 1 })}, read, Client{}, shared, now); i != 0 {
+		t.Errorf("primary_reads: a primary with weight 2 and no load lost to a loaded standby (chose %d)", i)
 	}
 	for _, tt := range tests {
 		i, err := Choose(tt.backends, tt.v, tt.c, policy, now)

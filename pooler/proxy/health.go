@@ -1,0 +1,163 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/rampart-ha/rampart/pooler/route"
+	"github.com/rampart-ha/rampart/ra/pg"
+)
+
+// observation is one health check of one node.
+type observation struct {
+	up         bool
+	role       route.Role
+	lsn        pg.LSN // current (primary) or replayed (standby) WAL position
+	replayedAt time.Time
+	err        error
+}
+
+// Monitor checks every node each HealthPeriod until ctx ends: whether it
+// answers, its role (pg_is_in_recovery()), its WAL position and, for
+// standbys, the lag behind the primary. Routing uses the latest view.
+func (p *Proxy) Monitor(ctx context.Context) {
+	period := p.cfg.HealthPeriod
+	if period <= 0 {
+		period = time.Second
+	}
+	conns := make([]*pgx.Conn, len(p.cfg.Nodes))
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				c.Close(context.Background())
+			}
+		}
+	}()
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	for {
+		obs := make([]observation, len(p.cfg.Nodes))
+		var wg sync.WaitGroup
+		for i := range p.cfg.Nodes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				cctx, done := context.WithTimeout(ctx, period+time.Second)
+				defer done()
+				obs[i] = p.check(cctx, &conns[i], i)
+			}()
+		}
+		wg.Wait()
+		p.apply(obs)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (p *Proxy) check(ctx context.Context, conn **pgx.Conn, i int) observation {
+	fresh := *conn == nil
+	if fresh {
+		c, err := p.healthConn(ctx, i)
+		if err != nil {
+			return observation{err: err}
+		}
+		*conn = c
+	}
+	var inRecovery bool
+	var lsn string
+	var replayed *time.Time
+	err := (*conn).QueryRow(ctx, `SELECT pg_is_in_recovery(),
+		CASE WHEN pg_is_in_recovery() THEN coalesce(pg_last_wal_replay_lsn(), '0/0') ELSE pg_current_wal_lsn() END::text,
+		pg_last_xact_replay_timestamp()`).Scan(&inRecovery, &lsn, &replayed)
+	if err != nil {
+		(*conn).Close(context.Background())
+		*conn = nil
+		return observation{err: err}
+	}
+	o := observation{up: true, role: route.RolePrimary}
+	if inRecovery {
+		o.role = route.RoleStandby
+	}
+	if !inRecovery && p.catalog != nil && (fresh || !p.catalog.loaded()) {
+		if err := p.catalog.load(ctx, *conn); err != nil {
+			p.cfg.Log.Warn("load functions from the primary's catalogue", "node", p.cfg.Nodes[i].Name, "err", err)
+		} else {
+			p.cache.Reset() // verdicts of "unknown function" are stale
+		}
+	}
+	o.lsn, _ = pg.ParseLSN(lsn)
+	if replayed != nil {
+		o.replayedAt = *replayed
+	}
+	return o
+}
+
+func (p *Proxy) healthConn(ctx context.Context, i int) (*pgx.Conn, error) {
+	u := p.cfg.Users[p.cfg.HealthUser]
+	host, port, err := net.SplitHostPort(p.cfg.Nodes[i].Addr)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := pgx.ParseConfig("")
+	if err != nil {
+		return nil, err
+	}
+	n, _ := strconv.Atoi(port)
+	cfg.Host, cfg.Port, cfg.User, cfg.Password, cfg.Database = host, uint16(n), p.cfg.HealthUser, u.Password, p.cfg.HealthDatabase
+	cfg.TLSConfig, cfg.Fallbacks, cfg.DialFunc, cfg.ConnectTimeout = nil, nil, p.cfg.Dial, 2*time.Second
+	c, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("health check of %s: %w", p.cfg.Nodes[i].Name, err)
+	}
+	return c, nil
+}
+
+// apply turns one round of observations into the routing view: lag is
+// measured against the primary seen in the same round.
+func (p *Proxy) apply(obs []observation) {
+	var primaryLSN pg.LSN
+	primaries := 0
+	for _, o := range obs {
+		if o.up && o.role == route.RolePrimary {
+			primaryLSN = max(primaryLSN, o.lsn)
+			primaries++
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.cfg.Now()
+	for i, o := range obs {
+		b := &p.backends[i]
+		was := b.Role
+		b.Up, b.Role, b.ReplayLSN = o.up, o.role, uint64(o.lsn)
+		if !o.up {
+			b.Role = route.RoleUnknown
+		}
+		// Two writable nodes: route writes to neither until one is gone
+		// (invariant 1 through the pooler).
+		if primaries > 1 && o.role == route.RolePrimary {
+			b.Role = route.RoleUnknown
+		}
+		b.LagBytes, b.LagTime = 0, 0
+		if o.up && o.role == route.RoleStandby && primaries == 1 {
+			if primaryLSN > o.lsn {
+				b.LagBytes = int64(primaryLSN - o.lsn)
+				if !o.replayedAt.IsZero() {
+					b.LagTime = now.Sub(o.replayedAt)
+				}
+			}
+		}
+		if was != b.Role && p.cfg.Log != nil {
+			p.cfg.Log.Info("node role", "node", b.Name, "was", was.String(), "now", b.Role.String(), "err", o.err)
+		}
+	}
+}

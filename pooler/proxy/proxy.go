@@ -1,0 +1,278 @@
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/rampart-ha/rampart/pooler/route"
+)
+
+// Node is one PostgreSQL server the proxy routes to.
+type Node struct {
+	Name   string
+	Addr   string // host:port
+	Weight int
+}
+
+// Config is what the proxy needs; pooler builds it from the file.
+type Config struct {
+	Nodes []Node
+	Users map[string]User
+	// PoolSize bounds server connections per (node, database, user).
+	PoolSize int
+	// Session: a client keeps its server connection until it leaves
+	// (pool_mode=session); otherwise until its transaction ends.
+	Session bool
+	// ServerResetQuery runs before a server connection that carried
+	// session state goes back to its pool.
+	ServerResetQuery string
+	MaxPacketSize    int
+	Rules            route.Rules
+	Policy           route.Policy
+	// HealthUser logs in (with its auth-file password) to check each node
+	// every HealthPeriod; HealthDatabase is where.
+	HealthUser, HealthDatabase string
+	HealthPeriod               time.Duration
+	// PrimaryWait is how long a write waits for a primary (a failover)
+	// before the client gets an error.
+	PrimaryWait time.Duration
+	// Dial makes server connections (a lab's namespace, a test's seam).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	Log  *slog.Logger
+	Now  func() time.Time
+}
+
+// Proxy is a running router and pool.
+type Proxy struct {
+	cfg     Config
+	cache   *route.Cache
+	catalog *catalog // nil when the configuration supplies the functions
+
+	turn atomic.Uint64 // counts backend choices, so that equal standbys take turns
+
+	mu       sync.Mutex
+	backends []route.Backend // index = cfg.Nodes index
+	pools    map[poolKey]*pool
+	clients  map[cancelKey]*session
+}
+
+// New returns a proxy for cfg; Serve and Monitor run it.
+func New(cfg Config) *Proxy {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Dial == nil {
+		cfg.Dial = (&net.Dialer{}).DialContext
+	}
+	if cfg.PoolSize <= 0 {
+		cfg.PoolSize = 20
+	}
+	if cfg.PrimaryWait <= 0 {
+		cfg.PrimaryWait = 10 * time.Second
+	}
+	p := &Proxy{cfg: cfg, pools: map[poolKey]*pool{}, clients: map[cancelKey]*session{}}
+	if cfg.Rules.Functions == nil {
+		// Learnt from the primary by the health checker.
+		p.catalog = &catalog{}
+		cfg.Rules.Functions = p.catalog
+	}
+	p.cache = route.NewCache(cfg.Rules, 10000)
+	for _, n := range cfg.Nodes {
+		p.backends = append(p.backends, route.Backend{Name: n.Name, Weight: n.Weight})
+	}
+	return p
+}
+
+// Backends returns what the proxy last observed of its nodes.
+func (p *Proxy) Backends() []route.Backend {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]route.Backend(nil), p.backends...)
+}
+
+// Serve accepts clients on ln until ctx ends.
+func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
+	go func() {
+		<-ctx.Done()
+		ln.Close()
+	}()
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("pooler: accept: %w", err)
+		}
+		go p.serveClient(ctx, conn)
+	}
+}
+
+// poolKey names one pool: a node, a database, a user.
+type poolKey struct {
+	node           int
+	database, user string
+}
+
+// pool holds a key's idle server connections; tokens bound how many exist.
+type pool struct {
+	tokens chan struct{}
+	mu     sync.Mutex
+	idle   []*serverConn
+}
+
+func (p *Proxy) poolFor(k poolKey) *pool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pl := p.pools[k]
+	if pl == nil {
+		pl = &pool{tokens: make(chan struct{}, p.cfg.PoolSize)}
+		p.pools[k] = pl
+	}
+	return pl
+}
+
+// serverConn is one authenticated connection to a node, driven directly.
+type serverConn struct {
+	key      poolKey
+	conn     net.Conn
+	fe       *pgproto3.Frontend
+	pid      uint32
+	secret   []byte
+	params   map[string]string
+	prepared map[string]string // statement name → query text prepared on it
+	broken   bool
+}
+
+// acquire returns a server connection of k, waiting for a free slot.
+func (p *Proxy) acquire(ctx context.Context, k poolKey) (*serverConn, error) {
+	pl := p.poolFor(k)
+	select {
+	case pl.tokens <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("wait for a server connection to %s: %w", p.cfg.Nodes[k.node].Name, ctx.Err())
+	}
+	pl.mu.Lock()
+	if n := len(pl.idle); n > 0 {
+		sc := pl.idle[n-1]
+		pl.idle = pl.idle[:n-1]
+		pl.mu.Unlock()
+		return sc, nil
+	}
+	pl.mu.Unlock()
+	sc, err := p.connect(ctx, k)
+	if err != nil {
+		<-pl.tokens
+		return nil, err
+	}
+	return sc, nil
+}
+
+// release returns sc to its pool, or closes it when it is broken or not
+// idle.
+func (p *Proxy) release(sc *serverConn, reusable bool) {
+	pl := p.poolFor(sc.key)
+	if sc.broken || !reusable {
+		sc.conn.Close()
+	} else {
+		pl.mu.Lock()
+		pl.idle = append(pl.idle, sc)
+		pl.mu.Unlock()
+	}
+	<-pl.tokens
+}
+
+// connect logs in to a node as the client's user with pgconn, then takes
+// the connection over.
+func (p *Proxy) connect(ctx context.Context, k poolKey) (*serverConn, error) {
+	node := p.cfg.Nodes[k.node]
+	u, ok := p.cfg.Users[k.user]
+	if !ok || u.Password == "" {
+		return nil, fmt.Errorf("the pooler needs %s's password in auth_file to log in to %s", k.user, node.Name)
+	}
+	host, port, err := net.SplitHostPort(node.Addr)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := pgconn.ParseConfig("")
+	if err != nil {
+		return nil, err
+	}
+	portNum, _ := strconv.Atoi(port)
+	cfg.Host, cfg.Port, cfg.User, cfg.Password, cfg.Database = host, uint16(portNum), k.user, u.Password, k.database
+	cfg.TLSConfig, cfg.Fallbacks = nil, nil
+	cfg.DialFunc = p.cfg.Dial
+	cfg.ConnectTimeout = 5 * time.Second
+	pc, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", node.Name, err)
+	}
+	if err := pc.SyncConn(ctx); err != nil {
+		pc.Close(ctx)
+		return nil, err
+	}
+	hc, err := pc.Hijack()
+	if err != nil {
+		return nil, err
+	}
+	return &serverConn{key: k, conn: hc.Conn, fe: hc.Frontend, pid: hc.PID, secret: hc.SecretKey,
+		params: hc.ParameterStatuses, prepared: map[string]string{}}, nil
+}
+
+// cancelKey is the BackendKeyData the proxy gives a client.
+type cancelKey struct {
+	pid    uint32
+	secret string
+}
+
+func newCancelKey() (cancelKey, error) {
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		return cancelKey{}, err
+	}
+	return cancelKey{pid: binary.BigEndian.Uint32(b[:4]) & 0x7fffffff, secret: string(b[4:])}, nil
+}
+
+// cancel forwards a client's CancelRequest to the server it is attached
+// to, and nowhere else.
+func (p *Proxy) cancel(ctx context.Context, pid uint32, secret []byte) {
+	p.mu.Lock()
+	s := p.clients[cancelKey{pid, string(secret)}]
+	p.mu.Unlock()
+	if s == nil {
+		return
+	}
+	sc := s.attached()
+	if sc == nil {
+		return
+	}
+	cctx, done := context.WithTimeout(ctx, 5*time.Second)
+	defer done()
+	conn, err := p.cfg.Dial(cctx, "tcp", p.cfg.Nodes[sc.key.node].Addr)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	buf, _ := (&pgproto3.CancelRequest{ProcessID: sc.pid, SecretKey: sc.secret}).Encode(nil)
+	conn.Write(buf)
+}
+
+// errorResponse is what the proxy itself tells a client.
+func errorResponse(code, msg, hint string) *pgproto3.ErrorResponse {
+	return &pgproto3.ErrorResponse{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: code, Message: msg, Hint: hint}
+}
+
+func fatal(code, msg string) *pgproto3.ErrorResponse {
+	return &pgproto3.ErrorResponse{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: code, Message: msg}
+}

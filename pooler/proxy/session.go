@@ -1,0 +1,506 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/rampart-ha/rampart/pooler/route"
+)
+
+// session is one client connection.
+type session struct {
+	p        *Proxy
+	conn     net.Conn
+	be       *pgproto3.Backend
+	user, db string
+	key      cancelKey
+
+	mu sync.Mutex
+	sc *serverConn // attached server connection, nil between transactions
+	// pinned: the session left state on sc; it keeps sc until it ends.
+	pinned bool
+	// stmts are the client's prepared statements (name → query), so they
+	// can be prepared again on whichever server a later batch reaches.
+	stmts     map[string]*pgproto3.Parse
+	lastWrite time.Time
+}
+
+func (s *session) attached() *serverConn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sc
+}
+
+func (p *Proxy) serveClient(ctx context.Context, conn net.Conn) {
+	defer conn.Close()
+	s := &session{p: p, conn: conn, be: pgproto3.NewBackend(conn, conn), stmts: map[string]*pgproto3.Parse{}}
+	if p.cfg.MaxPacketSize > 0 {
+		s.be.SetMaxBodyLen(p.cfg.MaxPacketSize)
+	}
+	if err := s.startup(ctx); err != nil {
+		if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+			p.cfg.Log.Info("client start-up failed", "client", conn.RemoteAddr().String(), "err", err)
+		}
+		return
+	}
+	defer func() {
+		p.mu.Lock()
+		delete(p.clients, s.key)
+		p.mu.Unlock()
+		s.detach(false)
+	}()
+	if err := s.loop(ctx); err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		p.cfg.Log.Info("client session ended", "client", conn.RemoteAddr().String(), "user", s.user, "err", err)
+	}
+}
+
+// startup negotiates (no TLS yet: SSLRequest and GSSEncRequest get N),
+// answers CancelRequest, authenticates the user with SCRAM-SHA-256, and
+// sends what a server sends after authentication.
+func (s *session) startup(ctx context.Context) error {
+	s.conn.SetDeadline(time.Now().Add(15 * time.Second))
+	defer s.conn.SetDeadline(time.Time{})
+	var startup *pgproto3.StartupMessage
+	for i := 0; startup == nil; i++ {
+		if i == 3 {
+			return errors.New("too many negotiation requests")
+		}
+		msg, err := s.be.ReceiveStartupMessage()
+		if err != nil {
+			return err
+		}
+		switch m := msg.(type) {
+		case *pgproto3.SSLRequest, *pgproto3.GSSEncRequest:
+			if _, err := s.conn.Write([]byte{'N'}); err != nil {
+				return err
+			}
+		case *pgproto3.CancelRequest:
+			s.p.cancel(ctx, m.ProcessID, m.SecretKey)
+			return io.EOF
+		case *pgproto3.StartupMessage:
+			startup = m
+		}
+	}
+	s.user, s.db = startup.Parameters["user"], startup.Parameters["database"]
+	if s.db == "" {
+		s.db = s.user
+	}
+	if s.user == "" {
+		return s.refuse(fatal("28000", "no PostgreSQL user name specified in startup packet"))
+	}
+	u, ok := s.p.cfg.Users[s.user]
+	if err := s.scram(u.Verifier, ok); err != nil {
+		return err
+	}
+	// What a server said at its start-up: the client's driver wants
+	// server_version, client_encoding, … before its first query.
+	sc, err := s.p.acquire(ctx, poolKey{node: s.p.anyUp(), database: s.db, user: s.user})
+	if err != nil {
+		return s.refuse(fatal("08006", err.Error()))
+	}
+	params := sc.params
+	s.p.release(sc, true)
+	s.be.Send(&pgproto3.AuthenticationOk{})
+	for k, v := range params {
+		s.be.Send(&pgproto3.ParameterStatus{Name: k, Value: v})
+	}
+	if s.key, err = newCancelKey(); err != nil {
+		return err
+	}
+	s.p.mu.Lock()
+	s.p.clients[s.key] = s
+	s.p.mu.Unlock()
+	s.be.Send(&pgproto3.BackendKeyData{ProcessID: s.key.pid, SecretKey: []byte(s.key.secret)})
+	s.be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+	return s.be.Flush()
+}
+
+func (s *session) refuse(e *pgproto3.ErrorResponse) error {
+	s.be.Send(e)
+	s.be.Flush()
+	return errors.New(e.Message)
+}
+
+// scram runs the SCRAM-SHA-256 exchange. An unknown user goes through it
+// against a made-up verifier, so a client cannot tell unknown from wrong.
+func (s *session) scram(v Verifier, known bool) error {
+	if !known {
+		v, _ = NewVerifier(string(make([]byte, 16)))
+	}
+	s.be.Send(&pgproto3.AuthenticationSASL{AuthMechanisms: []string{"SCRAM-SHA-256"}})
+	if err := s.be.Flush(); err != nil {
+		return err
+	}
+	s.be.SetAuthType(pgproto3.AuthTypeSASL)
+	msg, err := s.be.Receive()
+	if err != nil {
+		return err
+	}
+	init, ok := msg.(*pgproto3.SASLInitialResponse)
+	if !ok || init.AuthMechanism != "SCRAM-SHA-256" {
+		return s.refuse(fatal("28000", "SCRAM-SHA-256 authentication expected"))
+	}
+	ex := &scramServer{v: v}
+	first, err := ex.first(string(init.Data))
+	if err != nil {
+		return s.refuse(fatal("28000", err.Error()))
+	}
+	s.be.Send(&pgproto3.AuthenticationSASLContinue{Data: []byte(first)})
+	if err := s.be.Flush(); err != nil {
+		return err
+	}
+	s.be.SetAuthType(pgproto3.AuthTypeSASLContinue)
+	msg, err = s.be.Receive()
+	if err != nil {
+		return err
+	}
+	resp, ok := msg.(*pgproto3.SASLResponse)
+	if !ok {
+		return s.refuse(fatal("28000", "SCRAM-SHA-256 response expected"))
+	}
+	final, err := ex.final(string(resp.Data))
+	if err != nil || !known {
+		return s.refuse(fatal("28P01", fmt.Sprintf("password authentication failed for user %q", s.user)))
+	}
+	s.be.Send(&pgproto3.AuthenticationSASLFinal{Data: []byte(final)})
+	return nil
+}
+
+// anyUp returns a node that is up, the primary first; 0 when none is known
+// up yet (the connection attempt then reports the node's error).
+func (p *Proxy) anyUp() int {
+	i, err := route.Choose(p.Backends(), route.Verdict{Target: route.Primary}, route.Client{}, p.cfg.Policy, p.cfg.Now())
+	if err == nil {
+		return i
+	}
+	if i, err = route.Choose(p.Backends(), route.Verdict{}, route.Client{}, p.cfg.Policy, p.cfg.Now()); err == nil {
+		return i
+	}
+	return 0
+}
+
+// batch is a client's extended-protocol messages up to Sync, encoded.
+type batch struct {
+	msgs    [][]byte
+	queries []string // statements it parses or binds, for routing
+	parses  []*pgproto3.Parse
+}
+
+// loop serves the client's messages until it leaves.
+func (s *session) loop(ctx context.Context) error {
+	var b batch
+	for {
+		msg, err := s.be.Receive()
+		if err != nil {
+			var tooBig *pgproto3.ExceededMaxBodyLenErr
+			if errors.As(err, &tooBig) {
+				return s.refuse(fatal("08P01", fmt.Sprintf("message of %d bytes exceeds max_packet_size %d", tooBig.ActualBodyLen, tooBig.MaxExpectedBodyLen)))
+			}
+			return err
+		}
+		switch m := msg.(type) {
+		case *pgproto3.Terminate:
+			return io.EOF
+		case *pgproto3.Query:
+			raw, _ := m.Encode(nil)
+			if err := s.run(ctx, s.p.cache.Classify(m.String), [][]byte{raw}, nil, strings.Contains(strings.ToUpper(m.String), "DISCARD") || strings.Contains(strings.ToUpper(m.String), "DEALLOCATE")); err != nil {
+				return err
+			}
+		case *pgproto3.Parse:
+			cp := *m
+			cp.ParameterOIDs = append([]uint32(nil), m.ParameterOIDs...)
+			s.stmts[m.Name] = &cp
+			b.queries = append(b.queries, m.Query)
+			b.parses = append(b.parses, &cp)
+			raw, _ := m.Encode(nil)
+			b.msgs = append(b.msgs, raw)
+		case *pgproto3.Bind:
+			if st := s.stmts[m.PreparedStatement]; st != nil {
+				b.queries = append(b.queries, st.Query)
+			}
+			raw, _ := m.Encode(nil)
+			b.msgs = append(b.msgs, raw)
+		case *pgproto3.Describe, *pgproto3.Execute, *pgproto3.Close, *pgproto3.Flush:
+			if c, ok := m.(*pgproto3.Close); ok && c.ObjectType == 'S' {
+				delete(s.stmts, c.Name)
+			}
+			raw, _ := m.(interface{ Encode([]byte) ([]byte, error) }).Encode(nil)
+			b.msgs = append(b.msgs, raw)
+		case *pgproto3.Sync:
+			raw, _ := m.Encode(nil)
+			b.msgs = append(b.msgs, raw)
+			v := route.Verdict{}
+			for _, q := range b.queries {
+				v = mergeVerdicts(v, s.p.cache.Classify(q))
+			}
+			err := s.run(ctx, v, b.msgs, b.queries, false)
+			b = batch{}
+			if err != nil {
+				return err
+			}
+		default:
+			return s.refuse(fatal("08P01", fmt.Sprintf("unexpected message %T", msg)))
+		}
+	}
+}
+
+func mergeVerdicts(a, b route.Verdict) route.Verdict {
+	if b.Target == route.Primary {
+		a.Target = route.Primary
+	}
+	a.Pin = a.Pin || b.Pin
+	if b.Txn != route.TxnNone {
+		a.Txn = b.Txn
+	}
+	return a
+}
+
+// run sends one unit (a simple query, or a batch up to Sync) to the
+// attached server, attaching one first, relays the answers up to
+// ReadyForQuery, and detaches when the transaction is over.
+func (s *session) run(ctx context.Context, v route.Verdict, msgs [][]byte, queries []string, resetsStatements bool) error {
+	if s.attached() == nil {
+		if err := s.attach(ctx, v); err != nil {
+			s.be.Send(errorResponse("57P03", err.Error(), "a failover may be under way; retry"))
+			s.be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+			return s.be.Flush()
+		}
+	}
+	sc := s.attached()
+	if v.Pin {
+		s.pinned = true
+	}
+	if v.Target == route.Primary {
+		s.lastWrite = s.p.cfg.Now()
+	}
+	out, added, err := s.prepareMissing(sc, msgs)
+	if err != nil {
+		return err
+	}
+	if _, err := sc.conn.Write(out); err != nil {
+		sc.broken = true
+		s.detach(false)
+		return s.refuse(fatal("08006", "server connection lost: "+err.Error()))
+	}
+	status, err := s.relay(sc, added)
+	if err != nil {
+		sc.broken = true
+		s.detach(false)
+		return s.refuse(fatal("08006", "server connection lost: "+err.Error()))
+	}
+	if resetsStatements {
+		sc.prepared = map[string]string{}
+	}
+	if status == 'I' && !s.pinned && !s.p.cfg.Session {
+		s.detach(true)
+	}
+	return nil
+}
+
+// attach picks a server for v and takes a connection from its pool,
+// waiting up to PrimaryWait for a primary.
+func (s *session) attach(ctx context.Context, v route.Verdict) error {
+	deadline := s.p.cfg.Now().Add(s.p.cfg.PrimaryWait)
+	for {
+		i, err := route.Choose(s.p.Backends(), v, route.Client{LastWrite: s.lastWrite, Turn: s.p.turn.Add(1)}, s.p.cfg.Policy, s.p.cfg.Now())
+		if err == nil {
+			sc, err := s.p.acquire(ctx, poolKey{node: i, database: s.db, user: s.user})
+			if err != nil {
+				return err
+			}
+			s.p.mu.Lock()
+			s.p.backends[i].Outstanding++
+			s.p.mu.Unlock()
+			s.mu.Lock()
+			s.sc = sc
+			s.mu.Unlock()
+			return nil
+		}
+		if !errors.Is(err, route.ErrNoPrimary) || s.p.cfg.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond): // poll the health checker's view
+		}
+	}
+}
+
+// detach gives the attached server connection back (reusable only when
+// idle and clean).
+func (s *session) detach(idle bool) {
+	s.mu.Lock()
+	sc := s.sc
+	s.sc = nil
+	s.mu.Unlock()
+	if sc == nil {
+		return
+	}
+	s.p.mu.Lock()
+	s.p.backends[sc.key.node].Outstanding--
+	s.p.mu.Unlock()
+	if idle && s.pinned && s.p.cfg.ServerResetQuery != "" && !sc.broken {
+		idle = s.reset(sc)
+	}
+	s.pinned = false
+	s.p.release(sc, idle && !sc.broken)
+}
+
+// reset runs the server reset query; false when the connection is not
+// clean afterwards.
+func (s *session) reset(sc *serverConn) bool {
+	raw, _ := (&pgproto3.Query{String: s.p.cfg.ServerResetQuery}).Encode(nil)
+	if _, err := sc.conn.Write(raw); err != nil {
+		return false
+	}
+	for {
+		msg, err := sc.fe.Receive()
+		if err != nil {
+			return false
+		}
+		if r, ok := msg.(*pgproto3.ReadyForQuery); ok {
+			sc.prepared = map[string]string{}
+			return r.TxStatus == 'I'
+		}
+	}
+}
+
+// injected counts the messages prepareMissing added, whose answers the
+// client must not see.
+type injected struct{ parses, closes int }
+
+// prepareMissing puts a Parse before every Bind or Describe of a
+// statement this server connection has not prepared (the client prepared
+// it on another), closing first a different statement of the same name.
+func (s *session) prepareMissing(sc *serverConn, msgs [][]byte) ([]byte, injected, error) {
+	var out []byte
+	var added injected
+	for _, raw := range msgs {
+		switch raw[0] {
+		case 'P':
+			var m pgproto3.Parse
+			if err := m.Decode(raw[5:]); err == nil {
+				sc.prepared[m.Name] = m.Query
+			}
+		case 'B', 'D':
+			name := ""
+			if raw[0] == 'B' {
+				var m pgproto3.Bind
+				if err := m.Decode(raw[5:]); err != nil {
+					return nil, added, err
+				}
+				name = m.PreparedStatement
+			} else {
+				var m pgproto3.Describe
+				if err := m.Decode(raw[5:]); err != nil || m.ObjectType != 'S' {
+					break
+				}
+				name = m.Name
+			}
+			st := s.stmts[name]
+			if st != nil && sc.prepared[name] != st.Query {
+				if _, had := sc.prepared[name]; had && name != "" {
+					c, _ := (&pgproto3.Close{ObjectType: 'S', Name: name}).Encode(nil)
+					out = append(out, c...)
+					added.closes++
+				}
+				p, _ := st.Encode(nil)
+				out = append(out, p...)
+				added.parses++
+				sc.prepared[name] = st.Query
+			}
+		case 'C':
+			var m pgproto3.Close
+			if err := m.Decode(raw[5:]); err == nil && m.ObjectType == 'S' {
+				delete(sc.prepared, m.Name)
+			}
+		}
+		out = append(out, raw...)
+	}
+	return out, added, nil
+}
+
+// relay forwards the server's answers to the client up to ReadyForQuery
+// and returns its transaction status; it swallows the answers to Parse and
+// Close messages prepareMissing added, and carries COPY FROM STDIN data.
+func (s *session) relay(sc *serverConn, added injected) (byte, error) {
+	parses, closes := added.parses, added.closes
+	n := 0
+	for {
+		msg, err := sc.fe.Receive()
+		if err != nil {
+			return 0, err
+		}
+		switch m := msg.(type) {
+		case *pgproto3.ParseComplete:
+			if parses > 0 {
+				parses--
+				continue
+			}
+		case *pgproto3.CloseComplete:
+			if closes > 0 {
+				closes--
+				continue
+			}
+		case *pgproto3.ReadyForQuery:
+			s.be.Send(m)
+			return m.TxStatus, s.be.Flush()
+		case *pgproto3.CopyInResponse:
+			s.be.Send(m)
+			if err := s.be.Flush(); err != nil {
+				return 0, err
+			}
+			if err := s.copyIn(sc); err != nil {
+				return 0, err
+			}
+			continue
+		case *pgproto3.CopyBothResponse:
+			return 0, errors.New("replication connections are not pooled")
+		}
+		s.be.Send(msg)
+		if n++; n%64 == 0 {
+			if err := s.be.Flush(); err != nil {
+				return 0, err
+			}
+		}
+	}
+}
+
+// copyIn forwards the client's COPY data to the server until it ends.
+func (s *session) copyIn(sc *serverConn) error {
+	for {
+		msg, err := s.be.Receive()
+		if err != nil {
+			return err
+		}
+		var raw []byte
+		switch m := msg.(type) {
+		case *pgproto3.CopyData:
+			raw, _ = m.Encode(nil)
+		case *pgproto3.CopyDone:
+			raw, _ = m.Encode(nil)
+		case *pgproto3.CopyFail:
+			raw, _ = m.Encode(nil)
+		case *pgproto3.Flush, *pgproto3.Sync:
+			continue // drivers may send them during COPY; the server ignores them too
+		default:
+			return fmt.Errorf("unexpected %T during COPY", msg)
+		}
+		if _, err := sc.conn.Write(raw); err != nil {
+			return err
+		}
+		switch msg.(type) {
+		case *pgproto3.CopyDone, *pgproto3.CopyFail:
+			return nil
+		}
+	}
+}
