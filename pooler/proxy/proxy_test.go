@@ -129,11 +129,17 @@ func (pl *proxyLab) where(t *testing.T, ctx context.Context, c *pgx.Conn, sql st
 	return pl.addrs[strings.TrimSuffix(addr, "/32")]
 }
 
+// The proxy in a lab: one lab for the subtests, which run in order.
+func TestProxy(t *testing.T) {
+	pl := startProxyLab(t, "pxy")
+	t.Run("routes", func(t *testing.T) { testRoutes(t, pl) })
+	t.Run("clients", func(t *testing.T) { testClients(t, pl) })
+}
+
 // Where each kind of statement runs, proven by inet_server_addr(), over
 // pgx's extended protocol (prepared statements cached per connection) and
 // simple protocol.
-func TestProxyRoutes(t *testing.T) {
-	pl := startProxyLab(t, "pxy")
+func testRoutes(t *testing.T, pl *proxyLab) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	for _, mode := range []string{"", "default_query_exec_mode=simple_protocol"} {
@@ -182,5 +188,72 @@ func TestProxyRoutes(t *testing.T) {
 				t.Errorf("a transaction block ran on %v, want n1 throughout", hosts)
 			}
 		})
+	}
+}
+
+// Real clients through the proxy: pgbench initialises through it (COPY
+// FROM STDIN, DDL, VACUUM: all on the primary), then runs read-only
+// transactions in each protocol, which the standbys answer; psql
+// connects with SCRAM like any application.
+func testClients(t *testing.T, pl *proxyLab) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	run := func(argv ...string) string {
+		t.Helper()
+		cmd, err := pl.l.Exec(ctx, "client", argv...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, out)
+		}
+		return string(out)
+	}
+	conn := []string{"-h", "127.0.0.1", "-p", "6432", "-U", lab.AppUser}
+	run(append(append([]string{"pgbench", "-i", "-s", "2", "-q"}, conn...), lab.AppDatabase)...)
+	if err := pl.l.WaitCaughtUp(ctx, "n1", []string{"n2", "n3"}); err != nil {
+		t.Fatal(err)
+	}
+	commits := func() map[string]int {
+		m := map[string]int{}
+		for _, h := range []string{"n1", "n2", "n3"} {
+			out, err := pl.l.Psql(ctx, h, "SELECT xact_commit FROM pg_stat_database WHERE datname = '"+lab.AppDatabase+"'")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var n int
+			fmt.Sscan(out, &n)
+			m[h] = n
+		}
+		return m
+	}
+	for _, mode := range []string{"simple", "extended", "prepared"} {
+		before := commits()
+		out := run(append(append([]string{"pgbench", "-S", "-M", mode, "-c", "4", "-j", "2", "-T", "3", "--max-tries=1"}, conn...), lab.AppDatabase)...)
+		var processed, failed int
+		for _, line := range strings.Split(out, "\n") {
+			fmt.Sscanf(line, "number of transactions actually processed: %d", &processed)
+			fmt.Sscanf(line, "number of failed transactions: %d", &failed)
+		}
+		if processed < 100 || failed != 0 {
+			t.Errorf("pgbench -S -M %s: %d processed, %d failed\n%s", mode, processed, failed, out)
+		}
+		// Pooled server connections stay open: their statistics reach
+		// pg_stat_database within PostgreSQL's idle flush interval (10 s).
+		var onStandbys, onPrimary int
+		err := lab.WaitFor(ctx, "the standbys' commit counts", 200*time.Millisecond, func(context.Context) (bool, string, error) {
+			after := commits()
+			onStandbys = after["n2"] - before["n2"] + after["n3"] - before["n3"]
+			onPrimary = after["n1"] - before["n1"]
+			return onStandbys >= processed, fmt.Sprintf("%d of %d on n2+n3, %d on n1", onStandbys, processed, onPrimary), nil
+		})
+		t.Logf("pgbench -S -M %s: %d transactions, %d failed; commits on n2+n3 %d, on n1 %d", mode, processed, failed, onStandbys, onPrimary)
+		if err != nil {
+			t.Errorf("pgbench -S -M %s: the standbys did not run its read-only transactions: %v", mode, err)
+		}
+	}
+	if got := strings.TrimSpace(run(append(append([]string{"psql", "-X", "-At"}, conn...), "-d", lab.AppDatabase, "-c", "SELECT host(inet_server_addr())")...)); pl.addrs[got] != "n2" && pl.addrs[got] != "n3" {
+		t.Errorf("psql's SELECT ran on %q, want a standby", got)
 	}
 }
