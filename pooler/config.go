@@ -39,6 +39,14 @@ type Config struct {
 	WriteFunctions []string
 	// HealthCheckPeriod is how often every node is asked its role and lag.
 	HealthCheckPeriod time.Duration
+	// HealthCheckUser logs in (with its auth_file password) to
+	// HealthCheckDBName to check nodes and read the function catalogue.
+	HealthCheckUser, HealthCheckDBName string
+	// PrimaryReads lets the primary take reads too (by its weight).
+	PrimaryReads bool
+	// PrimaryWait is how long a write waits for a primary during a
+	// failover before the client gets an error.
+	PrimaryWait time.Duration
 	// Nodes are the PostgreSQL servers, in file order.
 	Nodes []Node
 }
@@ -58,7 +66,7 @@ func DefaultConfig() Config {
 		DefaultPoolSize: 20, MaxClientConn: 100, ServerIdleTimeout: 10 * time.Minute,
 		ServerResetQuery: "DISCARD ALL", MaxPacketSize: 1 << 30,
 		MaxLagBytes: 16 << 20, MaxLagTime: 10 * time.Second, ReadYourWrites: 2 * time.Second,
-		HealthCheckPeriod: time.Second,
+		HealthCheckPeriod: time.Second, HealthCheckDBName: "postgres", PrimaryWait: 10 * time.Second,
 	}
 }
 
@@ -130,6 +138,20 @@ var poolerKeys = map[string]setting{
 	"max_lag_time":        func(c *Config, v string) error { return duration(&c.MaxLagTime, v, 0) },
 	"read_your_writes":    func(c *Config, v string) error { return duration(&c.ReadYourWrites, v, 0) },
 	"health_check_period": func(c *Config, v string) error { return duration(&c.HealthCheckPeriod, v, 100*time.Millisecond) },
+	"health_check_user":   func(c *Config, v string) error { c.HealthCheckUser = v; return nonEmpty(v) },
+	"health_check_dbname": func(c *Config, v string) error { c.HealthCheckDBName = v; return nonEmpty(v) },
+	"primary_wait":        func(c *Config, v string) error { return duration(&c.PrimaryWait, v, 0) },
+	"primary_reads": func(c *Config, v string) error {
+		switch strings.ToLower(v) {
+		case "1", "on", "true", "yes":
+			c.PrimaryReads = true
+		case "0", "off", "false", "no":
+			c.PrimaryReads = false
+		default:
+			return fmt.Errorf("%q: use on or off", v)
+		}
+		return nil
+	},
 	"write_functions": func(c *Config, v string) error {
 		c.WriteFunctions = nil
 		for _, f := range strings.Split(v, ",") {
@@ -194,6 +216,11 @@ func ParseConfig(name string, r io.Reader) (Config, error) {
 	}
 	if err := sc.Err(); err != nil {
 		return c, &ConfigError{name, line + 1, "", err.Error()}
+	}
+	for _, k := range []string{"auth_file", "health_check_user"} {
+		if _, ok := seen["pooler."+k]; !ok {
+			return c, &ConfigError{name, max(line, 1), k, "missing from [pooler]"}
+		}
 	}
 	if len(c.Nodes) == 0 {
 		return c, &ConfigError{name, max(line, 1), "", "no [nodes]: name at least one PostgreSQL server"}

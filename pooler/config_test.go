@@ -13,6 +13,8 @@ const sample = `; rampart pooler
 listen_addr = *
 listen_port = 6432
 auth_file = /etc/rampart/userlist.txt
+health_check_user = rampart
+primary_reads = on
 pool_mode = transaction
 default_pool_size = 30
 server_idle_timeout = 600
@@ -36,6 +38,7 @@ func TestParseConfig(t *testing.T) {
 	}
 	want := DefaultConfig()
 	want.ListenAddr, want.AuthFile, want.DefaultPoolSize = "*", "/etc/rampart/userlist.txt", 30
+	want.HealthCheckUser, want.PrimaryReads = "rampart", true
 	want.ServerIdleTimeout, want.MaxPacketSize = 600*time.Second, 64<<20
 	want.MaxLagBytes, want.MaxLagTime, want.ReadYourWrites = 1<<20, 2*time.Second, 500*time.Millisecond
 	want.HealthCheckPeriod = time.Minute
@@ -73,7 +76,9 @@ func TestParseConfigErrors(t *testing.T) {
 		{"[nodes]\nn1 = host=a user=b\n", 2, "unknown node setting \"user\""},
 		{"[nodes]\nn1 = host=a weight=-1\n", 2, "weight"},
 		{"[nodes]\nn1 = host='a\n", 2, "n1:"},
-		{"[pooler]\nlisten_port = 6432\n", 2, "no [nodes]"},
+		{"[pooler]\nauth_file = a\nhealth_check_user = u\n", 3, "no [nodes]"},
+		{"[pooler]\nauth_file = a\n[nodes]\nn1 = host=a\n", 4, "health_check_user: missing"},
+		{"[pooler]\nprimary_reads = maybe\n", 2, "use on or off"},
 	}
 	for _, tt := range tests {
 		_, err := ParseConfig("p.ini", strings.NewReader(tt.text))
@@ -86,7 +91,7 @@ func TestParseConfigErrors(t *testing.T) {
 
 func FuzzParseConfig(f *testing.F) {
 	f.Add(sample)
-	f.Add("[nodes]\nn1 = host=a port=1\n")
+	f.Add("[pooler]\nauth_file = a\nhealth_check_user = u\n[nodes]\nn1 = host=a port=1\n")
 	f.Fuzz(func(t *testing.T, text string) {
 		c, err := ParseConfig("f.ini", strings.NewReader(text))
 		if err != nil {

@@ -1,0 +1,37 @@
+package pooler
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	auth := write("userlist.txt", `"app" "s3cret"`+"\n"+`"ro" "SCRAM-SHA-256$4096:c2FsdA==$`+strings.Repeat("A", 43)+`=:`+strings.Repeat("A", 43)+`="`+"\n")
+	conf := write("pooler.ini", "[pooler]\nauth_file = "+auth+"\nhealth_check_user = app\nwrite_functions = audit\n[nodes]\nn1 = host=10.0.0.1\nn2 = host=10.0.0.2 port=5433 weight=0\n")
+	_, pc, err := Load(conf, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pc.Users) != 2 || pc.Nodes[1].Addr != "10.0.0.2:5433" || pc.Nodes[1].Weight != 0 || !pc.Rules.WriteFunctions["audit"] {
+		t.Errorf("proxy config %+v", pc)
+	}
+	// The health check user must be able to log in: a verifier is not enough.
+	conf2 := write("p2.ini", "[pooler]\nauth_file = "+auth+"\nhealth_check_user = ro\n[nodes]\nn1 = host=a\n")
+	if _, _, err := Load(conf2, nil); err == nil || !strings.Contains(err.Error(), "needs a password") {
+		t.Errorf("health user with a verifier only: %v", err)
+	}
+	conf3 := write("p3.ini", "[pooler]\nauth_file = "+filepath.Join(dir, "none")+"\nhealth_check_user = app\n[nodes]\nn1 = host=a\n")
+	if _, _, err := Load(conf3, nil); err == nil || !strings.Contains(err.Error(), "auth_file") {
+		t.Errorf("missing auth file: %v", err)
+	}
+}
