@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/rampart-ha/rampart/pooler/route"
 	"github.com/rampart-ha/rampart/test/lab"
@@ -134,6 +135,42 @@ func TestProxy(t *testing.T) {
 	pl := startProxyLab(t, "pxy")
 	t.Run("routes", func(t *testing.T) { testRoutes(t, pl) })
 	t.Run("clients", func(t *testing.T) { testClients(t, pl) })
+	t.Run("bad input", func(t *testing.T) { testBadInput(t, pl) })
+}
+
+// A client that sends an oversized or unknown message gets an
+// ErrorResponse and loses its connection; another client goes on.
+func testBadInput(t *testing.T, pl *proxyLab) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	other := pl.connect(t, ctx, "")
+	for name, msg := range map[string][]byte{
+		"oversized": {'Q', 0, 0x20, 0, 0}, // claims 2 MiB, over max_packet_size (1 MiB)
+		"unknown":   {'y', 0, 0, 0, 4},
+	} {
+		c := pl.connect(t, ctx, "")
+		raw, err := c.PgConn().Hijack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw.Conn.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := raw.Conn.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		reply, err := raw.Frontend.Receive()
+		e, ok := reply.(*pgproto3.ErrorResponse)
+		if err != nil || !ok || e.Code != "08P01" {
+			t.Errorf("%s message: got %#v, %v; want an ErrorResponse 08P01", name, reply, err)
+		}
+		if _, err := raw.Frontend.Receive(); err == nil {
+			t.Errorf("%s message: the connection stays open", name)
+		}
+		raw.Conn.Close()
+		var one int
+		if err := other.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil || one != 1 {
+			t.Errorf("after the %s message another client's query: %d, %v", name, one, err)
+		}
+	}
 }
 
 // Where each kind of statement runs, proven by inet_server_addr(), over

@@ -204,7 +204,10 @@ func (s *session) loop(ctx context.Context) error {
 			if errors.As(err, &tooBig) {
 				return s.refuse(fatal("08P01", fmt.Sprintf("message of %d bytes exceeds max_packet_size %d", tooBig.ActualBodyLen, tooBig.MaxExpectedBodyLen)))
 			}
-			return err
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			return s.refuse(fatal("08P01", "invalid frontend message: "+err.Error()))
 		}
 		switch m := msg.(type) {
 		case *pgproto3.Terminate:

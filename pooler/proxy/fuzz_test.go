@@ -1,0 +1,62 @@
+package proxy
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+func startupBytes(params map[string]string) []byte {
+	b, _ := (&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber, Parameters: params}).Encode(nil)
+	return b
+}
+
+// Whatever a client sends before it is authenticated, the session ends
+// (with an ErrorResponse or a close) within its deadline, and the proxy
+// stays up for the next client.
+func FuzzClientStartup(f *testing.F) {
+	f.Add(startupBytes(map[string]string{"user": "app", "database": "lab"}))
+	f.Add(append([]byte{0, 0, 0, 8, 4, 210, 22, 47}, startupBytes(map[string]string{"user": "app"})...)) // SSLRequest first
+	f.Add([]byte{0, 0, 0, 16, 4, 210, 22, 46, 0, 0, 0, 1, 0, 0, 0, 2})                                   // CancelRequest
+	f.Add(append(startupBytes(map[string]string{"user": "app"}), 'p', 0, 0, 0, 40, 'S', 'C', 'R', 'A', 'M'))
+	big := make([]byte, 8)
+	binary.BigEndian.PutUint32(big, 1<<30)
+	f.Add(big)
+	v, err := NewVerifier("pw")
+	if err != nil {
+		f.Fatal(err)
+	}
+	p := New(Config{
+		Nodes:         []Node{{Name: "n1", Addr: "192.0.2.1:5432", Weight: 1}},
+		Users:         map[string]User{"app": {Name: "app", Password: "pw", Verifier: v}},
+		MaxPacketSize: 1 << 16,
+		Dial: func(context.Context, string, string) (net.Conn, error) {
+			return nil, errors.New("no server in this test")
+		},
+		Log: slog.New(slog.DiscardHandler),
+	})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		client, server := net.Pipe()
+		done := make(chan struct{})
+		go func() {
+			p.serveClient(context.Background(), server)
+			close(done)
+		}()
+		go io.Copy(io.Discard, client)
+		client.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		client.Write(data)
+		client.Close()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("session still running 5 s after the client left (input %q)", data)
+		}
+	})
+}
