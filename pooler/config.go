@@ -42,6 +42,8 @@ type Config struct {
 	// HealthCheckUser logs in (with its auth_file password) to
 	// HealthCheckDBName to check nodes and read the function catalogue.
 	HealthCheckUser, HealthCheckDBName string
+	// AdminUsers may use the console (database rampart or pgbouncer).
+	AdminUsers []string
 	// PrimaryReads lets the primary take reads too (by its weight).
 	PrimaryReads bool
 	// PrimaryWait is how long a write waits for a primary during a
@@ -149,6 +151,15 @@ var poolerKeys = map[string]setting{
 			c.PrimaryReads = false
 		default:
 			return fmt.Errorf("%q: use on or off", v)
+		}
+		return nil
+	},
+	"admin_users": func(c *Config, v string) error {
+		c.AdminUsers = nil
+		for _, u := range strings.Split(v, ",") {
+			if u = strings.TrimSpace(u); u != "" {
+				c.AdminUsers = append(c.AdminUsers, u)
+			}
 		}
 		return nil
 	},

@@ -14,6 +14,7 @@ listen_addr = *
 listen_port = 6432
 auth_file = /etc/rampart/userlist.txt
 health_check_user = rampart
+admin_users = dba, ops
 primary_reads = on
 pool_mode = transaction
 default_pool_size = 30
@@ -39,6 +40,7 @@ func TestParseConfig(t *testing.T) {
 	want := DefaultConfig()
 	want.ListenAddr, want.AuthFile, want.DefaultPoolSize = "*", "/etc/rampart/userlist.txt", 30
 	want.HealthCheckUser, want.PrimaryReads = "rampart", true
+	want.AdminUsers = []string{"dba", "ops"}
 	want.ServerIdleTimeout, want.MaxPacketSize = 600*time.Second, 64<<20
 	want.MaxLagBytes, want.MaxLagTime, want.ReadYourWrites = 1<<20, 2*time.Second, 500*time.Millisecond
 	want.HealthCheckPeriod = time.Minute

@@ -41,7 +41,7 @@ func Load(path string, log *slog.Logger) (Config, proxy.Config, error) {
 		Policy: route.Policy{MaxLagBytes: c.MaxLagBytes, MaxLagTime: c.MaxLagTime, ReadYourWrites: c.ReadYourWrites,
 			PrimaryReads: c.PrimaryReads},
 		HealthUser: c.HealthCheckUser, HealthDatabase: c.HealthCheckDBName, HealthPeriod: c.HealthCheckPeriod,
-		PrimaryWait: c.PrimaryWait, Log: log,
+		PrimaryWait: c.PrimaryWait, Log: log, AdminUsers: c.AdminUsers,
 	}
 	for _, fn := range c.WriteFunctions {
 		pc.Rules.WriteFunctions[fn] = true

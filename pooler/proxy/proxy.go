@@ -47,6 +47,11 @@ type Config struct {
 	// PrimaryWait is how long a write waits for a primary (a failover)
 	// before the client gets an error.
 	PrimaryWait time.Duration
+	// AdminUsers may use the console (database "rampart" or "pgbouncer").
+	AdminUsers []string
+	// Reload re-reads the configuration (the console's RELOAD); nil when
+	// there is no file.
+	Reload func() error
 	// Dial makes server connections (a lab's namespace, a test's seam).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	Log  *slog.Logger
@@ -63,6 +68,8 @@ type Proxy struct {
 
 	mu       sync.Mutex
 	backends []route.Backend // index = cfg.Nodes index
+	detached []bool          // by DETACH, until ATTACH
+	resumed  chan struct{}   // non-nil while paused; closed by RESUME
 	pools    map[poolKey]*pool
 	clients  map[cancelKey]*session
 }
@@ -91,6 +98,7 @@ func New(cfg Config) *Proxy {
 	for _, n := range cfg.Nodes {
 		p.backends = append(p.backends, route.Backend{Name: n.Name, Weight: n.Weight})
 	}
+	p.detached = make([]bool, len(cfg.Nodes))
 	return p
 }
 

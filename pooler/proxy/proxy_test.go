@@ -73,7 +73,7 @@ func startProxyLab(t *testing.T, id string) *proxyLab {
 		PoolSize: 4, MaxPacketSize: 1 << 20, ServerResetQuery: "DISCARD ALL",
 		Policy:     route.Policy{MaxLagBytes: 16 << 20, ReadYourWrites: 0},
 		HealthUser: lab.AppUser, HealthDatabase: lab.AppDatabase, HealthPeriod: 200 * time.Millisecond,
-		PrimaryWait: 5 * time.Second, Dial: dial, Log: log,
+		PrimaryWait: 5 * time.Second, Dial: dial, Log: log, AdminUsers: []string{lab.AppUser},
 	})
 	var ln net.Listener
 	if err := l.InNetwork("client", func() (err error) {
@@ -136,6 +136,82 @@ func TestProxy(t *testing.T) {
 	t.Run("routes", func(t *testing.T) { testRoutes(t, pl) })
 	t.Run("clients", func(t *testing.T) { testClients(t, pl) })
 	t.Run("bad input", func(t *testing.T) { testBadInput(t, pl) })
+	t.Run("detach under load", func(t *testing.T) { testDetachUnderLoad(t, pl) })
+}
+
+// The seed's finding: detaching a node made clients fail. Here pgbench
+// reads through the proxy (--max-tries=1: any error fails a transaction)
+// while an operator drains, detaches and attaches a standby through the
+// console with psql: not one transaction fails.
+func testDetachUnderLoad(t *testing.T, pl *proxyLab) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	conn := []string{"-h", "127.0.0.1", "-p", "6432", "-U", lab.AppUser}
+	bench, err := pl.l.Exec(ctx, "client", append(append([]string{"pgbench", "-S", "-M", "prepared", "-c", "8", "-j", "2", "-T", "8", "--max-tries=1"}, conn...), lab.AppDatabase)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	bench.Stdout, bench.Stderr = &out, &out
+	if err := bench.Start(); err != nil {
+		t.Fatal(err)
+	}
+	busy := func(node string) int {
+		for _, b := range pl.p.Backends() {
+			if b.Name == node {
+				return b.Outstanding
+			}
+		}
+		return -1
+	}
+	if err := lab.WaitFor(ctx, "pgbench reading from n2", 10*time.Millisecond, func(context.Context) (bool, string, error) {
+		return busy("n2") > 0, "", nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	console := func(sql string) string {
+		t.Helper()
+		cmd, err := pl.l.Exec(ctx, "client", append(append([]string{"psql", "-X", "-At", "-F", " "}, conn...), "-d", "rampart", "-c", sql)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("console %q: %v\n%s", sql, err, b)
+		}
+		return string(b)
+	}
+	console("DRAIN n2")
+	console("DETACH n2")
+	if n := busy("n2"); n != 0 {
+		t.Errorf("after DETACH n2 still runs %d transactions", n)
+	}
+	if nodes := console("SHOW NODES"); !strings.Contains(nodes, "n2 ") || !strings.Contains(nodes, " detached ") {
+		t.Errorf("SHOW NODES after DETACH n2:\n%s", nodes)
+	}
+	if err := lab.WaitFor(ctx, "pgbench still running, on n3 alone", 10*time.Millisecond, func(context.Context) (bool, string, error) {
+		return busy("n3") > 0 && busy("n2") == 0, fmt.Sprintf("n2 %d, n3 %d", busy("n2"), busy("n3")), nil
+	}); err != nil {
+		t.Error(err)
+	}
+	console("ATTACH n2")
+	if err := lab.WaitFor(ctx, "n2 reading again", 10*time.Millisecond, func(context.Context) (bool, string, error) {
+		return busy("n2") > 0, "", nil
+	}); err != nil {
+		t.Error(err)
+	}
+	if err := bench.Wait(); err != nil {
+		t.Fatalf("pgbench: %v\n%s", err, out.String())
+	}
+	var processed, failed int
+	for _, line := range strings.Split(out.String(), "\n") {
+		fmt.Sscanf(line, "number of transactions actually processed: %d", &processed)
+		fmt.Sscanf(line, "number of failed transactions: %d", &failed)
+	}
+	t.Logf("pgbench -S -M prepared -c 8 during DRAIN, DETACH, ATTACH n2: %d transactions, %d failed", processed, failed)
+	if processed < 1000 || failed != 0 || strings.Contains(out.String(), "error") {
+		t.Errorf("pgbench: %d processed, %d failed\n%s", processed, failed, out.String())
+	}
 }
 
 // A client that sends an oversized or unknown message gets an
@@ -273,7 +349,7 @@ func testClients(t *testing.T, pl *proxyLab) {
 			fmt.Sscanf(line, "number of transactions actually processed: %d", &processed)
 			fmt.Sscanf(line, "number of failed transactions: %d", &failed)
 		}
-		if processed < 100 || failed != 0 {
+		if processed < 100 || failed != 0 || strings.Contains(out, "error") {
 			t.Errorf("pgbench -S -M %s: %d processed, %d failed\n%s", mode, processed, failed, out)
 		}
 		// Pooled server connections stay open: their statistics reach

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +32,7 @@ type session struct {
 	// can be prepared again on whichever server a later batch reaches.
 	stmts     map[string]*pgproto3.Parse
 	lastWrite time.Time
+	admin     bool // connected to the console, not to a server
 }
 
 func (s *session) attached() *serverConn {
@@ -57,7 +59,11 @@ func (p *Proxy) serveClient(ctx context.Context, conn net.Conn) {
 		p.mu.Unlock()
 		s.detach(false)
 	}()
-	if err := s.loop(ctx); err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+	serve := s.loop
+	if s.admin {
+		serve = s.adminLoop
+	}
+	if err := serve(ctx); err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 		p.cfg.Log.Info("client session ended", "client", conn.RemoteAddr().String(), "user", s.user, "err", err)
 	}
 }
@@ -99,6 +105,20 @@ func (s *session) startup(ctx context.Context) error {
 	u, ok := s.p.cfg.Users[s.user]
 	if err := s.scram(u.Verifier, ok); err != nil {
 		return err
+	}
+	if slices.Contains(AdminDatabases, s.db) {
+		if !slices.Contains(s.p.cfg.AdminUsers, s.user) {
+			return s.refuse(fatal("28000", fmt.Sprintf("user %q is not in admin_users: no access to the console", s.user)))
+		}
+		s.admin = true
+		s.be.Send(&pgproto3.AuthenticationOk{})
+		for k, v := range map[string]string{"server_version": "15.0 (rampart pooler console)", "client_encoding": "UTF8",
+			"server_encoding": "UTF8", "DateStyle": "ISO", "integer_datetimes": "on", "standard_conforming_strings": "on"} {
+			s.be.Send(&pgproto3.ParameterStatus{Name: k, Value: v})
+		}
+		s.be.Send(&pgproto3.BackendKeyData{ProcessID: 0, SecretKey: make([]byte, 4)})
+		s.be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+		return s.be.Flush()
 	}
 	// What a server said at its start-up: the client's driver wants
 	// server_version, client_encoding, … before its first query.
@@ -311,6 +331,9 @@ func (s *session) run(ctx context.Context, v route.Verdict, msgs [][]byte, queri
 // attach picks a server for v and takes a connection from its pool,
 // waiting up to PrimaryWait for a primary.
 func (s *session) attach(ctx context.Context, v route.Verdict) error {
+	if err := s.p.waitResumed(ctx); err != nil {
+		return err
+	}
 	deadline := s.p.cfg.Now().Add(s.p.cfg.PrimaryWait)
 	for {
 		i, err := route.Choose(s.p.Backends(), v, route.Client{LastWrite: s.lastWrite, Turn: s.p.turn.Add(1)}, s.p.cfg.Policy, s.p.cfg.Now())
@@ -391,9 +414,17 @@ func (s *session) prepareMissing(sc *serverConn, msgs [][]byte) ([]byte, injecte
 		switch raw[0] {
 		case 'P':
 			var m pgproto3.Parse
-			if err := m.Decode(raw[5:]); err == nil {
-				sc.prepared[m.Name] = m.Query
+			if err := m.Decode(raw[5:]); err != nil {
+				return nil, added, err
 			}
+			if _, had := sc.prepared[m.Name]; had && m.Name != "" {
+				// Another client prepared this name on the shared server
+				// connection: close it first.
+				c, _ := (&pgproto3.Close{ObjectType: 'S', Name: m.Name}).Encode(nil)
+				out = append(out, c...)
+				added.closes++
+			}
+			sc.prepared[m.Name] = m.Query
 		case 'B', 'D':
 			name := ""
 			if raw[0] == 'B' {
