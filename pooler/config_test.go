@@ -62,7 +62,7 @@ func TestParseConfigErrors(t *testing.T) {
 		want string
 	}{
 		{"listen_port = 1\n", 1, "outside any section"},
-		{"[pooler]\nlisten_prot = 6432\n[nodes]\nn1 = host=a\n", 2, "listen_prot: unknown key (known: auth_file"},
+		{"[pooler]\nlisten_prot = 6432\n[nodes]\nn1 = host=a\n", 2, "listen_prot: unknown key (known: admin_users, auth_file"},
 		{"[pooler]\nlisten_port = 0\n", 2, "listen_port: \"0\": use a whole number from 1 to 65535"},
 		{"[pooler]\nlisten_port = 6432\nlisten_port = 6433\n", 3, "set twice (first on line 2)"},
 		{"[pooler]\npool_mode = statement\n", 2, "use transaction or session"},
