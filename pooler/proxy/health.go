@@ -132,6 +132,14 @@ func (p *Proxy) apply(obs []observation) {
 			primaries++
 		}
 	}
+	var demoted []int
+	defer func() {
+		// Server connections to a former primary: none is reused (idle ones
+		// close now; busy ones, of an older epoch, when they come back).
+		for _, i := range demoted {
+			p.closeIdle(i)
+		}
+	}()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.cfg.Now()
@@ -158,6 +166,10 @@ func (p *Proxy) apply(obs []observation) {
 		}
 		if was != b.Role && p.cfg.Log != nil {
 			p.cfg.Log.Info("node role", "node", b.Name, "was", was.String(), "now", b.Role.String(), "err", o.err)
+		}
+		if was == route.RolePrimary && b.Role != route.RolePrimary {
+			demoted = append(demoted, i)
+			p.epoch[i]++
 		}
 	}
 }

@@ -69,6 +69,7 @@ type Proxy struct {
 	mu       sync.Mutex
 	backends []route.Backend // index = cfg.Nodes index
 	detached []bool          // by DETACH, until ATTACH
+	epoch    []int           // by node: counts its demotions; older connections are not reused
 	resumed  chan struct{}   // non-nil while paused; closed by RESUME
 	pools    map[poolKey]*pool
 	clients  map[cancelKey]*session
@@ -99,6 +100,7 @@ func New(cfg Config) *Proxy {
 		p.backends = append(p.backends, route.Backend{Name: n.Name, Weight: n.Weight})
 	}
 	p.detached = make([]bool, len(cfg.Nodes))
+	p.epoch = make([]int, len(cfg.Nodes))
 	return p
 }
 
@@ -161,6 +163,7 @@ type serverConn struct {
 	params   map[string]string
 	prepared map[string]string // statement name → query text prepared on it
 	broken   bool
+	epoch    int // the node's epoch when connected
 }
 
 // acquire returns a server connection of k, waiting for a free slot.
@@ -191,7 +194,10 @@ func (p *Proxy) acquire(ctx context.Context, k poolKey) (*serverConn, error) {
 // idle.
 func (p *Proxy) release(sc *serverConn, reusable bool) {
 	pl := p.poolFor(sc.key)
-	if sc.broken || !reusable {
+	p.mu.Lock()
+	stale := sc.epoch != p.epoch[sc.key.node]
+	p.mu.Unlock()
+	if sc.broken || !reusable || stale {
 		sc.conn.Close()
 	} else {
 		pl.mu.Lock()
@@ -234,8 +240,11 @@ func (p *Proxy) connect(ctx context.Context, k poolKey) (*serverConn, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.mu.Lock()
+	epoch := p.epoch[k.node]
+	p.mu.Unlock()
 	return &serverConn{key: k, conn: hc.Conn, fe: hc.Frontend, pid: hc.PID, secret: hc.SecretKey,
-		params: hc.ParameterStatuses, prepared: map[string]string{}}, nil
+		params: hc.ParameterStatuses, prepared: map[string]string{}, epoch: epoch}, nil
 }
 
 // cancelKey is the BackendKeyData the proxy gives a client.

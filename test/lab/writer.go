@@ -37,8 +37,9 @@ type Ack struct {
 // conninfo (hosts, target_session_attrs, …) as the lab's app user, one
 // transaction per every at most.
 func (l *Lab) NewWriter(host, conninfo string, every time.Duration) (*Writer, error) {
-	cfg, err := pgx.ParseConfig(fmt.Sprintf("%s port=5432 user=%s password=%s dbname=%s connect_timeout=2",
-		conninfo, AppUser, l.Password(AppUser), AppDatabase))
+	// conninfo comes last: its settings (a pooler's port) win.
+	cfg, err := pgx.ParseConfig(fmt.Sprintf("port=5432 user=%s password=%s dbname=%s connect_timeout=2 %s",
+		AppUser, l.Password(AppUser), AppDatabase, conninfo))
 	if err != nil {
 		return nil, err
 	}
