@@ -13,7 +13,7 @@ DEB_PACKAGES := openipmi ipmitool fence-agents \
 	corosync pacemaker pacemaker-cli-utils crmsh pcs resource-agents \
 	postgresql-15 postgresql-client-15 \
 	iproute2 util-linux procps hostname tini libxml2-utils \
-	gcc libc6-dev
+	gcc libc6-dev python3-psycopg2 pgbouncer
 
 .PHONY: all build test test-short lint deps demo bench clean
 
@@ -45,7 +45,7 @@ demo: deps build
 
 ## bench: benchmarks, run side by side with their baselines in one run
 ## (failover: ocf:rampart:pgsql against the ClusterLabs pgsql agent; vip:
-## ocf:rampart:vip against IPaddr2; minutes)
+## ocf:rampart:vip against IPaddr2; pooler: rampart against direct and PgBouncer; minutes)
 bench: deps build
 	$(GO) test -run '^$$' -bench . -count 5 ./...
 	RAMPART_BENCH=1 $(GO) test -count=1 -timeout 60m -run 'Bench$$' -v ./test/bench

@@ -42,6 +42,11 @@ type Config struct {
 	// HealthCheckUser logs in (with its auth_file password) to
 	// HealthCheckDBName to check nodes and read the function catalogue.
 	HealthCheckUser, HealthCheckDBName string
+	// TLS, with PgBouncer's keys: client_tls_sslmode (disable, allow,
+	// prefer, require) with client_tls_cert_file and client_tls_key_file;
+	// server_tls_sslmode is libpq's sslmode towards the nodes.
+	ClientTLSMode, ClientTLSCertFile, ClientTLSKeyFile string
+	ServerTLSMode                                      string
 	// AdminUsers may use the console (database rampart or pgbouncer).
 	AdminUsers []string
 	// PrimaryReads lets the primary take reads too (by its weight).
@@ -69,6 +74,7 @@ func DefaultConfig() Config {
 		ServerResetQuery: "DISCARD ALL", MaxPacketSize: 1 << 30,
 		MaxLagBytes: 16 << 20, MaxLagTime: 10 * time.Second, ReadYourWrites: 2 * time.Second,
 		HealthCheckPeriod: time.Second, HealthCheckDBName: "postgres", PrimaryWait: 10 * time.Second,
+		ClientTLSMode: "disable", ServerTLSMode: "prefer",
 	}
 }
 
@@ -154,6 +160,22 @@ var poolerKeys = map[string]setting{
 		}
 		return nil
 	},
+	"client_tls_sslmode": func(c *Config, v string) error {
+		if !slices.Contains([]string{"disable", "allow", "prefer", "require"}, v) {
+			return fmt.Errorf("%q: use disable, allow, prefer or require", v)
+		}
+		c.ClientTLSMode = v
+		return nil
+	},
+	"client_tls_cert_file": func(c *Config, v string) error { c.ClientTLSCertFile = v; return nonEmpty(v) },
+	"client_tls_key_file":  func(c *Config, v string) error { c.ClientTLSKeyFile = v; return nonEmpty(v) },
+	"server_tls_sslmode": func(c *Config, v string) error {
+		if !slices.Contains([]string{"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}, v) {
+			return fmt.Errorf("%q: use one of libpq's sslmodes (disable, allow, prefer, require, verify-ca, verify-full)", v)
+		}
+		c.ServerTLSMode = v
+		return nil
+	},
 	"admin_users": func(c *Config, v string) error {
 		c.AdminUsers = nil
 		for _, u := range strings.Split(v, ",") {
@@ -227,6 +249,9 @@ func ParseConfig(name string, r io.Reader) (Config, error) {
 	}
 	if err := sc.Err(); err != nil {
 		return c, &ConfigError{name, line + 1, "", err.Error()}
+	}
+	if c.ClientTLSMode != "disable" && (c.ClientTLSCertFile == "" || c.ClientTLSKeyFile == "") {
+		return c, &ConfigError{name, max(line, 1), "client_tls_sslmode", c.ClientTLSMode + " needs client_tls_cert_file and client_tls_key_file"}
 	}
 	for _, k := range []string{"auth_file", "health_check_user"} {
 		if _, ok := seen["pooler."+k]; !ok {

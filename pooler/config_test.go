@@ -81,6 +81,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"[pooler]\nauth_file = a\nhealth_check_user = u\n", 3, "no [nodes]"},
 		{"[pooler]\nauth_file = a\n[nodes]\nn1 = host=a\n", 4, "health_check_user: missing"},
 		{"[pooler]\nprimary_reads = maybe\n", 2, "use on or off"},
+		{"[pooler]\nclient_tls_sslmode = verify-full\n", 2, "use disable, allow, prefer or require"},
+		{"[pooler]\nauth_file = a\nhealth_check_user = u\nclient_tls_sslmode = require\n[nodes]\nn1 = host=a\n", 6, "needs client_tls_cert_file"},
 	}
 	for _, tt := range tests {
 		_, err := ParseConfig("p.ini", strings.NewReader(tt.text))

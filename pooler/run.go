@@ -2,11 +2,16 @@ package pooler
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
+	"slices"
 	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -36,12 +41,21 @@ func Load(path string, log *slog.Logger) (Config, proxy.Config, error) {
 	}
 	pc := proxy.Config{
 		Users: users, PoolSize: c.DefaultPoolSize, Session: c.PoolMode == "session",
-		ServerResetQuery: c.ServerResetQuery, MaxPacketSize: c.MaxPacketSize,
+		ServerResetQuery: c.ServerResetQuery, MaxPacketSize: c.MaxPacketSize, ServerIdleTimeout: c.ServerIdleTimeout,
 		Rules: route.Rules{WriteFunctions: map[string]bool{}},
 		Policy: route.Policy{MaxLagBytes: c.MaxLagBytes, MaxLagTime: c.MaxLagTime, ReadYourWrites: c.ReadYourWrites,
 			PrimaryReads: c.PrimaryReads},
 		HealthUser: c.HealthCheckUser, HealthDatabase: c.HealthCheckDBName, HealthPeriod: c.HealthCheckPeriod,
 		PrimaryWait: c.PrimaryWait, Log: log, AdminUsers: c.AdminUsers,
+	}
+	pc.ServerTLSMode = c.ServerTLSMode
+	if c.ClientTLSMode != "disable" {
+		cert, err := tls.LoadX509KeyPair(c.ClientTLSCertFile, c.ClientTLSKeyFile)
+		if err != nil {
+			return c, proxy.Config{}, fmt.Errorf("%s: client_tls_cert_file/client_tls_key_file: %w", path, err)
+		}
+		pc.ClientTLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		pc.ClientTLSRequired = c.ClientTLSMode == "require"
 	}
 	for _, fn := range c.WriteFunctions {
 		pc.Rules.WriteFunctions[fn] = true
@@ -67,8 +81,25 @@ func Run(ctx context.Context, path string, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("pooler: %w", err)
 	}
-	p := proxy.New(pc)
+	var p *proxy.Proxy
+	pc.Reload = func() error { return reload(path, c, p, log) }
+	p = proxy.New(pc)
 	go p.Monitor(ctx)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if err := pc.Reload(); err != nil {
+					log.Error("reload failed; the running configuration is unchanged", "err", err)
+				}
+			}
+		}
+	}()
 	log.Info("pooler listening", "addr", ln.Addr().String(), "nodes", len(pc.Nodes), "users", len(pc.Users), "pool_mode", c.PoolMode)
 	daemon.SdNotify(false, "READY=1\nSTATUS=listening on "+ln.Addr().String())
 	go func() {
@@ -88,5 +119,34 @@ func Run(ctx context.Context, path string, log *slog.Logger) error {
 			}
 		}
 	}()
-	return p.Serve(ctx, ln)
+	err = p.Serve(ctx, ln)
+	daemon.SdNotify(false, "STOPPING=1\nSTATUS=ending sessions at their transaction boundaries")
+	log.Info("pooler stopping: sessions end at their next transaction boundary", "timeout", "30s")
+	p.Shutdown(30 * time.Second)
+	return err
+}
+
+// reload re-reads the configuration and applies what can change while
+// running; a bad file changes nothing.
+func reload(path string, running Config, p *proxy.Proxy, log *slog.Logger) error {
+	c, pc, err := Load(path, log)
+	if err != nil {
+		return err
+	}
+	var restart []string
+	if !slices.Equal(c.Nodes, running.Nodes) {
+		restart = append(restart, "[nodes]")
+	}
+	if c.ListenAddr != running.ListenAddr || c.ListenPort != running.ListenPort {
+		restart = append(restart, "listen_addr/listen_port")
+	}
+	if c.DefaultPoolSize != running.DefaultPoolSize || c.PoolMode != running.PoolMode {
+		restart = append(restart, "default_pool_size/pool_mode")
+	}
+	p.Update(pc.Users, pc.Policy, pc.Rules.WriteFunctions)
+	log.Info("configuration reloaded: users, routing policy, write functions", "file", path)
+	if len(restart) > 0 {
+		log.Warn("changed settings that take a restart to apply", "settings", strings.Join(restart, ", "))
+	}
+	return nil
 }

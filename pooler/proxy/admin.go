@@ -259,7 +259,7 @@ func (p *Proxy) show(what string) ([]string, [][]string) {
 		slices.SortFunc(rows, func(a, b []string) int { return slices.Compare(a, b) })
 		return cols, rows
 	case "STATS":
-		hits, misses := p.cache.Stats()
+		hits, misses := p.settings().cache.Stats()
 		return []string{"statistic", "value"}, [][]string{
 			{"route_cache_hits", strconv.FormatUint(hits, 10)},
 			{"route_cache_misses", strconv.FormatUint(misses, 10)},
@@ -275,10 +275,10 @@ func (p *Proxy) show(what string) ([]string, [][]string) {
 		{"pool_mode", mode},
 		{"default_pool_size", strconv.Itoa(p.cfg.PoolSize)},
 		{"max_packet_size", strconv.Itoa(p.cfg.MaxPacketSize)},
-		{"max_lag_bytes", strconv.FormatInt(p.cfg.Policy.MaxLagBytes, 10)},
-		{"max_lag_time", p.cfg.Policy.MaxLagTime.String()},
-		{"read_your_writes", p.cfg.Policy.ReadYourWrites.String()},
-		{"primary_reads", strconv.FormatBool(p.cfg.Policy.PrimaryReads)},
+		{"max_lag_bytes", strconv.FormatInt(p.settings().policy.MaxLagBytes, 10)},
+		{"max_lag_time", p.settings().policy.MaxLagTime.String()},
+		{"read_your_writes", p.settings().policy.ReadYourWrites.String()},
+		{"primary_reads", strconv.FormatBool(p.settings().policy.PrimaryReads)},
 		{"health_check_period", p.cfg.HealthPeriod.String()},
 	}
 }

@@ -55,6 +55,7 @@ func (p *Proxy) Monitor(ctx context.Context) {
 		}
 		wg.Wait()
 		p.apply(obs)
+		p.closeStale()
 		select {
 		case <-ctx.Done():
 			return
@@ -91,7 +92,7 @@ func (p *Proxy) check(ctx context.Context, conn **pgx.Conn, i int) observation {
 		if err := p.catalog.load(ctx, *conn); err != nil {
 			p.cfg.Log.Warn("load functions from the primary's catalogue", "node", p.cfg.Nodes[i].Name, "err", err)
 		} else {
-			p.cache.Reset() // verdicts of "unknown function" are stale
+			p.settings().cache.Reset() // verdicts of "unknown function" are stale
 		}
 	}
 	o.lsn, _ = pg.ParseLSN(lsn)
@@ -102,7 +103,7 @@ func (p *Proxy) check(ctx context.Context, conn **pgx.Conn, i int) observation {
 }
 
 func (p *Proxy) healthConn(ctx context.Context, i int) (*pgx.Conn, error) {
-	u := p.cfg.Users[p.cfg.HealthUser]
+	u := p.settings().users[p.cfg.HealthUser]
 	host, port, err := net.SplitHostPort(p.cfg.Nodes[i].Addr)
 	if err != nil {
 		return nil, err

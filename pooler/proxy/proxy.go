@@ -3,11 +3,11 @@ package proxy
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"net"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/rampart-ha/rampart/pooler/route"
+	"github.com/rampart-ha/rampart/ra/pg"
 )
 
 // Node is one PostgreSQL server the proxy routes to.
@@ -38,8 +39,10 @@ type Config struct {
 	// session state goes back to its pool.
 	ServerResetQuery string
 	MaxPacketSize    int
-	Rules            route.Rules
-	Policy           route.Policy
+	// ServerIdleTimeout closes server connections idle longer (0: never).
+	ServerIdleTimeout time.Duration
+	Rules             route.Rules
+	Policy            route.Policy
 	// HealthUser logs in (with its auth-file password) to check each node
 	// every HealthPeriod; HealthDatabase is where.
 	HealthUser, HealthDatabase string
@@ -47,6 +50,13 @@ type Config struct {
 	// PrimaryWait is how long a write waits for a primary (a failover)
 	// before the client gets an error.
 	PrimaryWait time.Duration
+	// ClientTLS, when set, answers clients' SSLRequest; ClientTLSRequired
+	// refuses clients that do not encrypt (client_tls_sslmode).
+	ClientTLS         *tls.Config
+	ClientTLSRequired bool
+	// ServerTLSMode is libpq's sslmode towards the nodes (server_tls_sslmode;
+	// "" = prefer).
+	ServerTLSMode string
 	// AdminUsers may use the console (database "rampart" or "pgbouncer").
 	AdminUsers []string
 	// Reload re-reads the configuration (the console's RELOAD); nil when
@@ -61,10 +71,13 @@ type Config struct {
 // Proxy is a running router and pool.
 type Proxy struct {
 	cfg     Config
-	cache   *route.Cache
 	catalog *catalog // nil when the configuration supplies the functions
+	// What a reload may change, swapped whole: users, routing policy, and
+	// the verdict cache (its rules hold the listed write functions).
+	live atomic.Pointer[liveSettings]
 
-	turn atomic.Uint64 // counts backend choices, so that equal standbys take turns
+	turn    atomic.Uint64 // counts backend choices, so that equal standbys take turns
+	closing atomic.Bool   // Shutdown: sessions end at their next boundary
 
 	mu       sync.Mutex
 	backends []route.Backend // index = cfg.Nodes index
@@ -95,7 +108,7 @@ func New(cfg Config) *Proxy {
 		p.catalog = &catalog{}
 		cfg.Rules.Functions = p.catalog
 	}
-	p.cache = route.NewCache(cfg.Rules, 10000)
+	p.live.Store(&liveSettings{users: cfg.Users, policy: cfg.Policy, cache: route.NewCache(cfg.Rules, 10000)})
 	for _, n := range cfg.Nodes {
 		p.backends = append(p.backends, route.Backend{Name: n.Name, Weight: n.Weight})
 	}
@@ -126,6 +139,36 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 			return fmt.Errorf("pooler: accept: %w", err)
 		}
 		go p.serveClient(ctx, conn)
+	}
+}
+
+// Shutdown ends every client session at its next transaction boundary
+// (idle ones at once) with PostgreSQL's "terminating connection due to
+// administrator command", waiting up to timeout before it cuts the rest.
+// Call it after Serve has returned.
+func (p *Proxy) Shutdown(timeout time.Duration) {
+	p.closing.Store(true)
+	deadline := time.Now().Add(timeout)
+	for {
+		p.mu.Lock()
+		var sessions []*session
+		for _, s := range p.clients {
+			sessions = append(sessions, s)
+		}
+		p.mu.Unlock()
+		if len(sessions) == 0 {
+			return
+		}
+		for _, s := range sessions {
+			if s.attached() == nil || time.Now().After(deadline) {
+				// Wakes the session's read; it says goodbye and ends.
+				s.conn.SetReadDeadline(time.Now())
+			}
+		}
+		if time.Now().After(deadline.Add(time.Second)) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond) // sessions end on their own at their boundaries
 	}
 }
 
@@ -164,6 +207,7 @@ type serverConn struct {
 	prepared map[string]string // statement name → query text prepared on it
 	broken   bool
 	epoch    int // the node's epoch when connected
+	idleAt   time.Time
 }
 
 // acquire returns a server connection of k, waiting for a free slot.
@@ -200,6 +244,7 @@ func (p *Proxy) release(sc *serverConn, reusable bool) {
 	if sc.broken || !reusable || stale {
 		sc.conn.Close()
 	} else {
+		sc.idleAt = p.cfg.Now()
 		pl.mu.Lock()
 		pl.idle = append(pl.idle, sc)
 		pl.mu.Unlock()
@@ -211,7 +256,7 @@ func (p *Proxy) release(sc *serverConn, reusable bool) {
 // the connection over.
 func (p *Proxy) connect(ctx context.Context, k poolKey) (*serverConn, error) {
 	node := p.cfg.Nodes[k.node]
-	u, ok := p.cfg.Users[k.user]
+	u, ok := p.settings().users[k.user]
 	if !ok || u.Password == "" {
 		return nil, fmt.Errorf("the pooler needs %s's password in auth_file to log in to %s", k.user, node.Name)
 	}
@@ -219,13 +264,16 @@ func (p *Proxy) connect(ctx context.Context, k poolKey) (*serverConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := pgconn.ParseConfig("")
+	mode := p.cfg.ServerTLSMode
+	if mode == "" {
+		mode = "prefer"
+	}
+	// libpq's rules for sslmode, host names and fallbacks, through pgconn.
+	cfg, err := pgconn.ParseConfig(pg.Conninfo{"host": host, "port": port, "user": k.user, "dbname": k.database, "sslmode": mode}.String())
 	if err != nil {
 		return nil, err
 	}
-	portNum, _ := strconv.Atoi(port)
-	cfg.Host, cfg.Port, cfg.User, cfg.Password, cfg.Database = host, uint16(portNum), k.user, u.Password, k.database
-	cfg.TLSConfig, cfg.Fallbacks = nil, nil
+	cfg.Password = u.Password
 	cfg.DialFunc = p.cfg.Dial
 	cfg.ConnectTimeout = 5 * time.Second
 	pc, err := pgconn.ConnectConfig(ctx, cfg)
@@ -292,4 +340,55 @@ func errorResponse(code, msg, hint string) *pgproto3.ErrorResponse {
 
 func fatal(code, msg string) *pgproto3.ErrorResponse {
 	return &pgproto3.ErrorResponse{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: code, Message: msg}
+}
+
+// liveSettings are the parts of the configuration a reload replaces.
+type liveSettings struct {
+	users  map[string]User
+	policy route.Policy
+	cache  *route.Cache
+}
+
+func (p *Proxy) settings() *liveSettings { return p.live.Load() }
+
+// Update applies a reloaded configuration: users, routing policy and
+// listed write functions. Running sessions keep their server connections;
+// the next transaction follows the new policy. (Nodes, listen address and
+// pool sizes need a restart.)
+func (p *Proxy) Update(users map[string]User, policy route.Policy, writeFunctions map[string]bool) {
+	rules := p.cfg.Rules
+	rules.WriteFunctions = writeFunctions
+	p.live.Store(&liveSettings{users: users, policy: policy, cache: route.NewCache(rules, 10000)})
+}
+
+// closeStale closes server connections idle for longer than
+// ServerIdleTimeout.
+func (p *Proxy) closeStale() {
+	if p.cfg.ServerIdleTimeout <= 0 {
+		return
+	}
+	cutoff := p.cfg.Now().Add(-p.cfg.ServerIdleTimeout)
+	p.mu.Lock()
+	pools := make([]*pool, 0, len(p.pools))
+	for _, pl := range p.pools {
+		pools = append(pools, pl)
+	}
+	p.mu.Unlock()
+	for _, pl := range pools {
+		pl.mu.Lock()
+		keep := pl.idle[:0]
+		var stale []*serverConn
+		for _, sc := range pl.idle {
+			if sc.idleAt.Before(cutoff) {
+				stale = append(stale, sc)
+			} else {
+				keep = append(keep, sc)
+			}
+		}
+		pl.idle = keep
+		pl.mu.Unlock()
+		for _, sc := range stale {
+			sc.conn.Close()
+		}
+	}
 }

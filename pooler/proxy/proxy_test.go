@@ -2,8 +2,15 @@ package proxy
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"net"
 	"os"
 	"strings"
@@ -21,7 +28,9 @@ import (
 // a proxy listening on 127.0.0.1:6432 inside its client host.
 type proxyLab struct {
 	l     *lab.Lab
+	cfg   Config // of p
 	p     *Proxy
+	stop  func()            // stops Serve and Monitor
 	addrs map[string]string // server address → host name
 }
 
@@ -67,28 +76,41 @@ func startProxyLab(t *testing.T, id string) *proxyLab {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pl.p = New(Config{
+	pl.cfg = Config{
 		Nodes:    nodes,
 		Users:    map[string]User{lab.AppUser: {Name: lab.AppUser, Password: l.Password(lab.AppUser), Verifier: v}},
 		PoolSize: 4, MaxPacketSize: 1 << 20, ServerResetQuery: "DISCARD ALL",
 		Policy:     route.Policy{MaxLagBytes: 16 << 20, ReadYourWrites: 0},
 		HealthUser: lab.AppUser, HealthDatabase: lab.AppDatabase, HealthPeriod: 200 * time.Millisecond,
 		PrimaryWait: 5 * time.Second, Dial: dial, Log: log, AdminUsers: []string{lab.AppUser},
-	})
+	}
+	var stop func()
+	pl.p, stop = pl.serve(t, pl.cfg, 6432)
+	pl.stop = stop
+	return pl
+}
+
+// serve runs a proxy with cfg on 127.0.0.1:port inside the client host
+// until the test ends or stop is called.
+func (pl *proxyLab) serve(t *testing.T, cfg Config, port int) (*Proxy, func()) {
+	t.Helper()
+	p := New(cfg)
 	var ln net.Listener
-	if err := l.InNetwork("client", func() (err error) {
-		ln, err = net.Listen("tcp", "127.0.0.1:6432")
+	if err := pl.l.InNetwork("client", func() (err error) {
+		ln, err = net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
-	sctx, stop := context.WithCancel(ctx)
+	ctx, stop := context.WithCancel(context.Background())
 	t.Cleanup(stop)
-	go pl.p.Monitor(sctx)
-	go pl.p.Serve(sctx, ln)
-	if err := lab.WaitFor(upCtx, "the proxy sees a primary and two standbys", 50*time.Millisecond, func(context.Context) (bool, string, error) {
+	go p.Monitor(ctx)
+	go p.Serve(ctx, ln)
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := lab.WaitFor(wctx, "the proxy sees a primary and two standbys", 50*time.Millisecond, func(context.Context) (bool, string, error) {
 		var roles []string
-		for _, b := range pl.p.Backends() {
+		for _, b := range p.Backends() {
 			if b.Up {
 				roles = append(roles, b.Name+"="+b.Role.String())
 			}
@@ -97,7 +119,7 @@ func startProxyLab(t *testing.T, id string) *proxyLab {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	return pl
+	return p, stop
 }
 
 // connect opens a pgx connection to the proxy from the client host.
@@ -137,6 +159,86 @@ func TestProxy(t *testing.T) {
 	t.Run("clients", func(t *testing.T) { testClients(t, pl) })
 	t.Run("bad input", func(t *testing.T) { testBadInput(t, pl) })
 	t.Run("detach under load", func(t *testing.T) { testDetachUnderLoad(t, pl) })
+	t.Run("psycopg2", func(t *testing.T) { testPsycopg(t, pl) })
+	t.Run("tls", func(t *testing.T) { testTLS(t, pl) })
+	t.Run("lag", func(t *testing.T) { testLagAware(t, pl) })
+	t.Run("shutdown", func(t *testing.T) { testShutdown(t, pl) }) // last: it stops the proxy
+}
+
+// The seed's pgpool failure: with lag-aware routing on, an extended-
+// protocol client got "bind message supplies 0 parameters" (Parse on one
+// node, Bind on another). Here n2's replay is paused until it lags past
+// max_lag_bytes: pgbench's Parse/Bind/Execute reads all go to n3, none
+// fails, and n2 takes reads again once it catches up.
+func testLagAware(t *testing.T, pl *proxyLab) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s := pl.p.settings()
+	pl.p.Update(s.users, route.Policy{MaxLagBytes: 64 << 10}, nil)
+	defer pl.p.Update(s.users, s.policy, nil)
+	lag := func() int64 {
+		for _, b := range pl.p.Backends() {
+			if b.Name == "n2" {
+				return b.LagBytes
+			}
+		}
+		return -1
+	}
+	if _, err := pl.l.Psql(ctx, "n2", "SELECT pg_wal_replay_pause()"); err != nil {
+		t.Fatal(err)
+	}
+	defer pl.l.Psql(context.Background(), "n2", "SELECT pg_wal_replay_resume()")
+	if _, err := pl.l.PsqlDB(ctx, "n1", lab.AppDatabase, "CREATE TABLE filler AS SELECT g, repeat('x', 100) AS pad FROM generate_series(1, 5000) g"); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.WaitFor(ctx, "the proxy sees n2 lag past 64 kB", 50*time.Millisecond, func(context.Context) (bool, string, error) {
+		return lag() > 64<<10, fmt.Sprintf("%d bytes", lag()), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cmd, err := pl.l.Exec(ctx, "client", "pgbench", "-S", "-M", "extended", "-c", "4", "-T", "2", "--max-tries=1",
+		"-h", "127.0.0.1", "-p", "6432", "-U", lab.AppUser, lab.AppDatabase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.CombinedOutput()
+	var processed, failed int
+	for _, line := range strings.Split(string(out), "\n") {
+		fmt.Sscanf(line, "number of transactions actually processed: %d", &processed)
+		fmt.Sscanf(line, "number of failed transactions: %d", &failed)
+	}
+	t.Logf("n2 %d bytes behind: pgbench -S -M extended: %d transactions, %d failed", lag(), processed, failed)
+	if err != nil || processed < 100 || failed != 0 || strings.Contains(string(out), "error") {
+		t.Errorf("pgbench with a lagging standby: %v\n%s", err, out)
+	}
+	for _, b := range pl.p.Backends() {
+		if b.Name == "n2" && b.Outstanding != 0 {
+			t.Errorf("n2, lagging, runs %d transactions", b.Outstanding)
+		}
+	}
+	if _, err := pl.l.Psql(ctx, "n2", "SELECT pg_wal_replay_resume()"); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.WaitFor(ctx, "n2 caught up in the proxy's view", 50*time.Millisecond, func(context.Context) (bool, string, error) {
+		return lag() <= 64<<10, fmt.Sprintf("%d bytes", lag()), nil
+	}); err != nil {
+		t.Error(err)
+	}
+}
+
+// Shutdown ends an idle client's session with 57P01, as a PostgreSQL
+// shutting down does.
+func testShutdown(t *testing.T, pl *proxyLab) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := pl.connect(t, ctx, "")
+	pl.stop()
+	pl.p.Shutdown(5 * time.Second)
+	var one int
+	err := c.QueryRow(ctx, "SELECT 1").Scan(&one)
+	if err == nil || !strings.Contains(err.Error(), "57P01") {
+		t.Errorf("query after shutdown: %v, want 57P01 terminating connection", err)
+	}
 }
 
 // The seed's finding: detaching a node made clients fail. Here pgbench
@@ -369,4 +471,100 @@ func testClients(t *testing.T, pl *proxyLab) {
 	if got := strings.TrimSpace(run(append(append([]string{"psql", "-X", "-At"}, conn...), "-d", lab.AppDatabase, "-c", "SELECT host(inet_server_addr())")...)); pl.addrs[got] != "n2" && pl.addrs[got] != "n3" {
 		t.Errorf("psql's SELECT ran on %q, want a standby", got)
 	}
+}
+
+// psycopg2 (libpq, simple protocol, parameters interpolated by the
+// driver): reads in autocommit reach a standby, writes the primary, and
+// its default mode (every statement inside BEGIN) stays on the primary.
+func testPsycopg(t *testing.T, pl *proxyLab) {
+	const python = "/usr/bin/python3" // Debian's, with python3-psycopg2
+	if _, err := os.Stat(python); err != nil {
+		t.Skip("needs Debian's python3 with python3-psycopg2 (make deps)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	script := `
+import psycopg2
+c = psycopg2.connect(host="127.0.0.1", port=6432, user="app", dbname="lab")
+c.autocommit = True
+cur = c.cursor()
+def where(label, sql, args=None):
+    cur.execute(sql, args)
+    print(label, cur.fetchone()[0])
+where("read", "SELECT host(inet_server_addr())")
+where("param", "SELECT host(inet_server_addr()) WHERE %s = %s", (1, 1))
+where("write", "INSERT INTO routed (at) VALUES (inet_server_addr()) RETURNING host(at)")
+c.autocommit = False
+where("block", "SELECT host(inet_server_addr())")
+c.commit()
+`
+	cmd, err := pl.l.Exec(ctx, "client", python, "-c", script)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("psycopg2 through the proxy: %v\n%s", err, out)
+	}
+	got := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if label, addr, ok := strings.Cut(line, " "); ok {
+			got[label] = pl.addrs[addr]
+		}
+	}
+	standby := func(h string) bool { return h == "n2" || h == "n3" }
+	if !standby(got["read"]) || !standby(got["param"]) || got["write"] != "n1" || got["block"] != "n1" {
+		t.Errorf("psycopg2 statements ran on %v; want read and param on a standby, write and block on n1\n%s", got, out)
+	}
+}
+
+// A proxy with client_tls_sslmode=require: a client asking for TLS gets
+// it, one that does not is refused with a message saying what to do.
+func testTLS(t *testing.T, pl *proxyLab) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg := pl.cfg
+	cfg.ClientTLS, cfg.ClientTLSRequired = selfSigned(t), true
+	pl.serve(t, cfg, 6433)
+	dial, _ := pl.l.Dialer("client")
+	open := func(sslmode string) (*pgx.Conn, error) {
+		c, err := pgx.ParseConfig(fmt.Sprintf("host=127.0.0.1 port=6433 user=%s password=%s dbname=%s sslmode=%s",
+			lab.AppUser, pl.l.Password(lab.AppUser), lab.AppDatabase, sslmode))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.DialFunc = dial
+		return pgx.ConnectConfig(ctx, c)
+	}
+	c, err := open("require")
+	if err != nil {
+		t.Fatalf("sslmode=require: %v", err)
+	}
+	defer c.Close(ctx)
+	if _, ok := c.PgConn().Conn().(*tls.Conn); !ok {
+		t.Errorf("sslmode=require: the connection is %T, not TLS", c.PgConn().Conn())
+	}
+	var one int
+	if err := c.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil || one != 1 {
+		t.Errorf("query over TLS: %d, %v", one, err)
+	}
+	if _, err := open("disable"); err == nil || !strings.Contains(err.Error(), "sslmode=require") {
+		t.Errorf("sslmode=disable against client_tls_sslmode=require: %v, want a refusal naming sslmode=require", err)
+	}
+}
+
+// selfSigned makes a throw-away certificate for 127.0.0.1.
+func selfSigned(t *testing.T) *tls.Config {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "rampart pooler test"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
 }

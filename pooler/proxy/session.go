@@ -2,10 +2,12 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -33,6 +35,7 @@ type session struct {
 	stmts     map[string]*pgproto3.Parse
 	lastWrite time.Time
 	admin     bool // connected to the console, not to a server
+	tls       bool // the client connection is encrypted
 }
 
 func (s *session) attached() *serverConn {
@@ -84,7 +87,26 @@ func (s *session) startup(ctx context.Context) error {
 			return err
 		}
 		switch m := msg.(type) {
-		case *pgproto3.SSLRequest, *pgproto3.GSSEncRequest:
+		case *pgproto3.SSLRequest:
+			if s.p.cfg.ClientTLS == nil || s.tls {
+				if _, err := s.conn.Write([]byte{'N'}); err != nil {
+					return err
+				}
+				continue
+			}
+			if _, err := s.conn.Write([]byte{'S'}); err != nil {
+				return err
+			}
+			tc := tls.Server(s.conn, s.p.cfg.ClientTLS)
+			if err := tc.HandshakeContext(ctx); err != nil {
+				return fmt.Errorf("TLS handshake: %w", err)
+			}
+			s.conn, s.tls = tc, true
+			s.be = pgproto3.NewBackend(tc, tc)
+			if s.p.cfg.MaxPacketSize > 0 {
+				s.be.SetMaxBodyLen(s.p.cfg.MaxPacketSize)
+			}
+		case *pgproto3.GSSEncRequest:
 			if _, err := s.conn.Write([]byte{'N'}); err != nil {
 				return err
 			}
@@ -95,6 +117,9 @@ func (s *session) startup(ctx context.Context) error {
 			startup = m
 		}
 	}
+	if s.p.cfg.ClientTLSRequired && !s.tls {
+		return s.refuse(fatal("28000", "this pooler accepts only TLS connections (client_tls_sslmode=require): connect with sslmode=require"))
+	}
 	s.user, s.db = startup.Parameters["user"], startup.Parameters["database"]
 	if s.db == "" {
 		s.db = s.user
@@ -102,7 +127,7 @@ func (s *session) startup(ctx context.Context) error {
 	if s.user == "" {
 		return s.refuse(fatal("28000", "no PostgreSQL user name specified in startup packet"))
 	}
-	u, ok := s.p.cfg.Users[s.user]
+	u, ok := s.p.settings().users[s.user]
 	if err := s.scram(u.Verifier, ok); err != nil {
 		return err
 	}
@@ -197,11 +222,11 @@ func (s *session) scram(v Verifier, known bool) error {
 // anyUp returns a node that is up, the primary first; 0 when none is known
 // up yet (the connection attempt then reports the node's error).
 func (p *Proxy) anyUp() int {
-	i, err := route.Choose(p.Backends(), route.Verdict{Target: route.Primary}, route.Client{}, p.cfg.Policy, p.cfg.Now())
+	i, err := route.Choose(p.Backends(), route.Verdict{Target: route.Primary}, route.Client{}, p.settings().policy, p.cfg.Now())
 	if err == nil {
 		return i
 	}
-	if i, err = route.Choose(p.Backends(), route.Verdict{}, route.Client{}, p.cfg.Policy, p.cfg.Now()); err == nil {
+	if i, err = route.Choose(p.Backends(), route.Verdict{}, route.Client{}, p.settings().policy, p.cfg.Now()); err == nil {
 		return i
 	}
 	return 0
@@ -227,6 +252,9 @@ func (s *session) loop(ctx context.Context) error {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
 				return err
 			}
+			if s.p.closing.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
+				return s.goodbye()
+			}
 			return s.refuse(fatal("08P01", "invalid frontend message: "+err.Error()))
 		}
 		switch m := msg.(type) {
@@ -234,7 +262,7 @@ func (s *session) loop(ctx context.Context) error {
 			return io.EOF
 		case *pgproto3.Query:
 			raw, _ := m.Encode(nil)
-			if err := s.run(ctx, s.p.cache.Classify(m.String), [][]byte{raw}, nil, strings.Contains(strings.ToUpper(m.String), "DISCARD") || strings.Contains(strings.ToUpper(m.String), "DEALLOCATE")); err != nil {
+			if err := s.run(ctx, s.p.settings().cache.Classify(m.String), [][]byte{raw}, nil, strings.Contains(strings.ToUpper(m.String), "DISCARD") || strings.Contains(strings.ToUpper(m.String), "DEALLOCATE")); err != nil {
 				return err
 			}
 		case *pgproto3.Parse:
@@ -262,7 +290,7 @@ func (s *session) loop(ctx context.Context) error {
 			b.msgs = append(b.msgs, raw)
 			v := route.Verdict{}
 			for _, q := range b.queries {
-				v = mergeVerdicts(v, s.p.cache.Classify(q))
+				v = mergeVerdicts(v, s.p.settings().cache.Classify(q))
 			}
 			err := s.run(ctx, v, b.msgs, b.queries, false)
 			b = batch{}
@@ -325,7 +353,16 @@ func (s *session) run(ctx context.Context, v route.Verdict, msgs [][]byte, queri
 	if status == 'I' && !s.pinned && !s.p.cfg.Session {
 		s.detach(true)
 	}
+	if status == 'I' && s.p.closing.Load() {
+		return s.goodbye()
+	}
 	return nil
+}
+
+// goodbye ends the session as a server shutting down does.
+func (s *session) goodbye() error {
+	s.conn.SetWriteDeadline(time.Now().Add(time.Second))
+	return s.refuse(fatal("57P01", "terminating connection due to administrator command"))
 }
 
 // attach picks a server for v and takes a connection from its pool,
@@ -336,7 +373,7 @@ func (s *session) attach(ctx context.Context, v route.Verdict) error {
 	}
 	deadline := s.p.cfg.Now().Add(s.p.cfg.PrimaryWait)
 	for {
-		i, err := route.Choose(s.p.Backends(), v, route.Client{LastWrite: s.lastWrite, Turn: s.p.turn.Add(1)}, s.p.cfg.Policy, s.p.cfg.Now())
+		i, err := route.Choose(s.p.Backends(), v, route.Client{LastWrite: s.lastWrite, Turn: s.p.turn.Add(1)}, s.p.settings().policy, s.p.cfg.Now())
 		if err == nil {
 			sc, err := s.p.acquire(ctx, poolKey{node: i, database: s.db, user: s.user})
 			if err != nil {
