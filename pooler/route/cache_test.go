@@ -1,6 +1,9 @@
 package route
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestCache(t *testing.T) {
 	c := NewCache(testRules, 2)
@@ -20,4 +23,48 @@ func TestCache(t *testing.T) {
 	if len(c.seen) > 2 {
 		t.Errorf("cache holds %d verdicts, more than its size 2", len(c.seen))
 	}
+}
+
+func TestNormalize(t *testing.T) {
+	for in, want := range map[string]string{
+		"SELECT abalance FROM pgbench_accounts WHERE aid = 12345;": "SELECT abalance FROM pgbench_accounts WHERE aid = ?;",
+		"SELECT * FROM t1 WHERE a = 'it''s' AND b = 1.5":           "SELECT * FROM t1 WHERE a = '?' AND b = ?",
+		"SELECT x2, 'a', -3":    "SELECT x2, '?', -?",
+		"SELECT 'unterminated":  "SELECT 'unterminated",
+		"SELECT $1":             "SELECT $1",
+		"SELECT E'\\n'":         "SELECT E'\\n'",
+		`SELECT "col 1" FROM t`: `SELECT "col 1" FROM t`,
+		"SELECT 1 -- two":       "SELECT 1 -- two",
+		"SELECT 1 /* two */":    "SELECT 1 /* two */",
+	} {
+		if got := normalize(in); got != want {
+			t.Errorf("normalize(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// The cache's premise: a literal's value never changes a verdict. Any
+// statement, with its numbers and strings replaced by others, classifies
+// the same.
+func FuzzNormalizeKeepsVerdict(f *testing.F) {
+	for _, s := range []string{"SELECT 1", "SELECT nextval('s')", "SET a = 'b'", "SELECT * FROM t WHERE a = 'x' FOR UPDATE",
+		"BEGIN READ ONLY", "INSERT INTO t VALUES (1, 'a')", "SELECT set_config('a', 'b', false)", "SELECT 1.5e3, 'it''s'"} {
+		f.Add(s, "7", "zz")
+	}
+	f.Fuzz(func(t *testing.T, sql, num, str string) {
+		if normalize(sql) == sql || strings.ContainsAny(num+str, "'\x00") {
+			return
+		}
+		other := strings.NewReplacer("?", num, "'?'", "'"+str+"'").Replace(normalize(sql))
+		if normalize(other) != normalize(sql) {
+			return // the substitutes changed the token structure: not the same key
+		}
+		a, b := Classify(sql, testRules), Classify(other, testRules)
+		if strings.HasPrefix(a.Reason, "not parsed") || strings.HasPrefix(b.Reason, "not parsed") {
+			return // one is not SQL: the server rejects it wherever it runs
+		}
+		if a.Target != b.Target || a.Pin != b.Pin || a.Txn != b.Txn {
+			t.Errorf("%q → %+v but %q → %+v: same cache key, different verdicts", sql, a, other, b)
+		}
+	})
 }

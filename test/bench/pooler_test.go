@@ -59,6 +59,22 @@ func TestPoolerBench(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Room for 256 direct clients beside the poolers' connections;
+	// standbys first (theirs must not be lower than the primary's).
+	for _, h := range append(l.DBHosts()[1:], "n1") {
+		if _, err := l.Psql(ctx, h, "ALTER SYSTEM SET max_connections = 400"); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.StopPostgres(ctx, h); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.StartPostgres(ctx, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.WaitStreaming(ctx, "n1", l.DBHosts()[1:]); err != nil {
+		t.Fatal(err)
+	}
 	primary := l.Hosts()[0].Addr.String()
 	pw := l.Password(lab.AppUser)
 	var standbys []proxy.Node
@@ -113,15 +129,18 @@ func TestPoolerBench(t *testing.T) {
 			fmt.Fprintf(&report, "  %-8s %-8d", mode, clients)
 			tps := map[string]float64{}
 			for _, tg := range targets {
-				if tg.port == 5432 && clients > 90 {
-					fmt.Fprintf(&report, " %-34s", "— (max_connections 100)")
-					continue
-				}
 				host := tg.host
 				if host == "" {
 					host = "127.0.0.1"
 				}
 				v, p99, err := pgbench(tg.port, host, "-S", "-M", mode, "-c", strconv.Itoa(clients), "-j", strconv.Itoa(min(clients, 2)))
+				if err != nil && tg.port == 6434 && mode == "prepared" && strings.Contains(err.Error(), "prepared statement") {
+					// PgBouncer before 1.21 cannot keep protocol-level prepared
+					// statements in transaction mode: a finding, not a bench failure.
+					fmt.Fprintf(&report, " %-34s", "fails: prepared statement errors")
+					t.Logf("%s -c %d %s: fails (prepared statements in transaction mode)", mode, clients, tg.name)
+					continue
+				}
 				if err != nil {
 					t.Fatal(err)
 				}
