@@ -60,3 +60,54 @@ func FuzzClientStartup(f *testing.F) {
 		}
 	})
 }
+
+// After authentication, whatever a client sends — messages cut short,
+// unknown types, lengths that lie, extended-protocol batches — the
+// session answers or closes, and ends within its deadline once the client
+// leaves. No node is reachable here, so every statement gets the
+// "no server" ErrorResponse; what is fuzzed is the message handling.
+func FuzzClientMessages(f *testing.F) {
+	q, _ := (&pgproto3.Query{String: "SELECT 1"}).Encode(nil)
+	parse, _ := (&pgproto3.Parse{Name: "s1", Query: "SELECT $1"}).Encode(nil)
+	bind, _ := (&pgproto3.Bind{PreparedStatement: "s1", Parameters: [][]byte{[]byte("1")}}).Encode(nil)
+	exec, _ := (&pgproto3.Execute{}).Encode(nil)
+	sync, _ := (&pgproto3.Sync{}).Encode(nil)
+	f.Add(q)
+	f.Add(append(append(append(append([]byte{}, parse...), bind...), exec...), sync...))
+	f.Add([]byte{'Q', 0, 0, 0, 3})
+	f.Add([]byte{'y', 0, 0, 0, 4})
+	f.Add([]byte{'B', 0, 0, 0, 9, 0, 0, 0xff, 0xff, 0})
+	f.Add([]byte{'X', 0, 0, 0, 4})
+	p := New(Config{
+		Nodes:         []Node{{Name: "n1", Addr: "192.0.2.1:5432", Weight: 1}},
+		MaxPacketSize: 1 << 16,
+		PrimaryWait:   time.Millisecond,
+		Dial: func(context.Context, string, string) (net.Conn, error) {
+			return nil, errors.New("no server in this test")
+		},
+		Log: slog.New(slog.DiscardHandler),
+	})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		client, server := net.Pipe()
+		s := &session{p: p, conn: server, be: pgproto3.NewBackend(server, server), stmts: map[string]*pgproto3.Parse{}, user: "app", db: "lab"}
+		s.be.SetMaxBodyLen(p.cfg.MaxPacketSize)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			defer server.Close()
+			s.loop(context.Background())
+		}()
+		go io.Copy(io.Discard, client)
+		client.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		client.Write(data)
+		client.Close()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("session still running 5 s after the client left (input %q)", data)
+		}
+		if s.attached() != nil {
+			t.Errorf("input %q left a server connection attached", data)
+		}
+	})
+}
