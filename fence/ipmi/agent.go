@@ -125,7 +125,7 @@ func open(ctx context.Context, o fence.Options) (fence.Device, error) {
 	// Suites 17 and 3 first: asking the BMC which it offers costs seconds
 	// on BMCs that do not answer that (ipmi_sim); then the BMC's best.
 	c, err := connect(types.CipherSuiteID17, types.CipherSuiteID3)
-	if err != nil && o.Bool("lanplus") {
+	if err != nil && o.Bool("lanplus") && !unanswered(err) {
 		c, err = connect()
 	}
 	if err != nil {
@@ -158,4 +158,11 @@ func (b *bmc) SetPower(ctx context.Context, on bool) error {
 
 func (b *bmc) Close() error {
 	return b.c.Close(context.Background())
+}
+
+// unanswered: the BMC did not even answer the first command of a session
+// (Get Channel Authentication Capabilities); asking again with other
+// cipher suites would only double the time a fence attempt takes to fail.
+func unanswered(err error) bool {
+	return strings.Contains(err.Error(), "Get Channel Authentication Capabilities")
 }

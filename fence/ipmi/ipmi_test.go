@@ -262,3 +262,26 @@ func TestBadOptions(t *testing.T) {
 		}
 	}
 }
+
+// A BMC that does not answer: status fails (exit 1) after one round of
+// connection attempts, not two.
+func TestUnansweredBMC(t *testing.T) {
+	// A socket that takes the packets and never answers, like a BMC that
+	// hangs or a host whose network drops them.
+	mute, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mute.Close()
+	port := mute.LocalAddr().(*net.UDPAddr).Port
+	start := time.Now()
+	code, _, errOut := ours(t, port, "status", "ipmitool_timeout=1\n")
+	took := time.Since(start)
+	if code != 1 || !strings.Contains(errOut, "Get Channel Authentication Capabilities") {
+		t.Errorf("status against nothing: exit %d, %q; want 1 naming the unanswered first command", code, errOut)
+	}
+	t.Logf("unanswered BMC: failed after %s", took.Round(100*time.Millisecond))
+	if took > 8*time.Second {
+		t.Errorf("an unanswered BMC took %s to fail: the agent tried more than one round", took)
+	}
+}
