@@ -49,6 +49,8 @@ type Config struct {
 	ServerTLSMode                                      string
 	// AdminUsers may use the console (database rampart or pgbouncer).
 	AdminUsers []string
+	// HTTPListen is where /metrics and /health are served ("" = nowhere).
+	HTTPListen string
 	// PrimaryReads lets the primary take reads too (by its weight).
 	PrimaryReads bool
 	// PrimaryWait is how long a write waits for a primary during a
@@ -174,6 +176,13 @@ var poolerKeys = map[string]setting{
 			return fmt.Errorf("%q: use one of libpq's sslmodes (disable, allow, prefer, require, verify-ca, verify-full)", v)
 		}
 		c.ServerTLSMode = v
+		return nil
+	},
+	"http_listen": func(c *Config, v string) error {
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			return fmt.Errorf("%q: use host:port, e.g. 127.0.0.1:9187", v)
+		}
+		c.HTTPListen = v
 		return nil
 	},
 	"admin_users": func(c *Config, v string) error {

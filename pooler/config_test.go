@@ -15,6 +15,7 @@ listen_port = 6432
 auth_file = /etc/rampart/userlist.txt
 health_check_user = rampart
 admin_users = dba, ops
+http_listen = 127.0.0.1:9187
 primary_reads = on
 pool_mode = transaction
 default_pool_size = 30
@@ -41,6 +42,7 @@ func TestParseConfig(t *testing.T) {
 	want.ListenAddr, want.AuthFile, want.DefaultPoolSize = "*", "/etc/rampart/userlist.txt", 30
 	want.HealthCheckUser, want.PrimaryReads = "rampart", true
 	want.AdminUsers = []string{"dba", "ops"}
+	want.HTTPListen = "127.0.0.1:9187"
 	want.ServerIdleTimeout, want.MaxPacketSize = 600*time.Second, 64<<20
 	want.MaxLagBytes, want.MaxLagTime, want.ReadYourWrites = 1<<20, 2*time.Second, 500*time.Millisecond
 	want.HealthCheckPeriod = time.Minute
@@ -81,6 +83,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"[pooler]\nauth_file = a\nhealth_check_user = u\n", 3, "no [nodes]"},
 		{"[pooler]\nauth_file = a\n[nodes]\nn1 = host=a\n", 4, "health_check_user: missing"},
 		{"[pooler]\nprimary_reads = maybe\n", 2, "use on or off"},
+		{"[pooler]\nhttp_listen = 9187\n", 2, "use host:port"},
 		{"[pooler]\nclient_tls_sslmode = verify-full\n", 2, "use disable, allow, prefer or require"},
 		{"[pooler]\nauth_file = a\nhealth_check_user = u\nclient_tls_sslmode = require\n[nodes]\nn1 = host=a\n", 6, "needs client_tls_cert_file"},
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"slices"
@@ -100,6 +101,15 @@ func Run(ctx context.Context, path string, log *slog.Logger) error {
 			}
 		}
 	}()
+	if c.HTTPListen != "" {
+		hl, err := net.Listen("tcp", c.HTTPListen)
+		if err != nil {
+			return fmt.Errorf("pooler: http_listen: %w", err)
+		}
+		hs := &http.Server{Handler: HTTPHandler(p), ReadHeaderTimeout: 5 * time.Second}
+		go hs.Serve(hl)
+		defer hs.Close()
+	}
 	log.Info("pooler listening", "addr", ln.Addr().String(), "nodes", len(pc.Nodes), "users", len(pc.Users), "pool_mode", c.PoolMode)
 	daemon.SdNotify(false, "READY=1\nSTATUS=listening on "+ln.Addr().String())
 	go func() {

@@ -392,3 +392,30 @@ func (p *Proxy) closeStale() {
 		}
 	}
 }
+
+// Stats is a snapshot for metrics and health endpoints.
+type Stats struct {
+	Backends        []route.Backend
+	Detached        []bool
+	ServerConns     []int // by node: open server connections (busy and idle)
+	Clients         int
+	CacheHits       uint64
+	CacheMisses     uint64
+	Paused, Closing bool
+}
+
+// Stats returns what the proxy is doing now.
+func (p *Proxy) Stats() Stats {
+	hits, misses := p.settings().cache.Stats()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := Stats{Backends: append([]route.Backend(nil), p.backends...), Detached: append([]bool(nil), p.detached...),
+		ServerConns: make([]int, len(p.backends)), Clients: len(p.clients), CacheHits: hits, CacheMisses: misses,
+		Paused: p.resumed != nil, Closing: p.closing.Load()}
+	for k, pl := range p.pools {
+		pl.mu.Lock()
+		st.ServerConns[k.node] += len(pl.tokens) + len(pl.idle)
+		pl.mu.Unlock()
+	}
+	return st
+}
