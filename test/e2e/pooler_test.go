@@ -3,10 +3,15 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -137,4 +142,120 @@ func TestPoolerFollowsFailover(t *testing.T) {
 		}
 	}
 	s.requireNoLoss(t, ctx)
+}
+
+// The pooler as an operator runs it: `rampart pooler run --config` in the
+// client host, with an auth file; psql through it reaches a standby for a
+// read and the primary for a write; /health answers 200; SIGTERM ends it
+// cleanly (exit 0).
+func TestPoolerRun(t *testing.T) {
+	c := lab.DefaultConfig()
+	c.ID = "e2eprun"
+	l := startLab(t, c)
+	ctx := deadline(t, 2*time.Minute)
+	dir, err := os.MkdirTemp("/var/lib/rampart", "pooler-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	var nodes strings.Builder
+	for _, h := range l.Hosts() {
+		if h.Role == lab.RoleDatabase {
+			fmt.Fprintf(&nodes, "%s = host=%s\n", h.Name, h.Addr)
+		}
+	}
+	conf := fmt.Sprintf(`[pooler]
+listen_addr = 127.0.0.1
+listen_port = 6432
+auth_file = %[1]s/userlist.txt
+health_check_user = %[2]s
+health_check_dbname = %[3]s
+admin_users = %[2]s
+http_listen = 127.0.0.1:9187
+[nodes]
+%[4]s`, dir, lab.AppUser, lab.AppDatabase, nodes.String())
+	if err := os.WriteFile(filepath.Join(dir, "pooler.ini"), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "userlist.txt"), []byte(fmt.Sprintf("%q %q\n", lab.AppUser, l.Password(lab.AppUser))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd, err := l.Exec(ctx, "client", agentBinary, "pooler", "run", "--config", filepath.Join(dir, "pooler.ini"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("--- rampart pooler run\n%s", log.String())
+		}
+	})
+	dial, err := l.Dialer("client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := &http.Client{Transport: &http.Transport{DialContext: dial}, Timeout: 2 * time.Second}
+	if err := lab.WaitFor(ctx, "/health 200", 100*time.Millisecond, func(context.Context) (bool, string, error) {
+		r, err := web.Get("http://127.0.0.1:9187/health")
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		b, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		return r.StatusCode == 200, fmt.Sprintf("%d %s", r.StatusCode, b), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	addrs := map[string]string{}
+	for _, h := range l.Hosts() {
+		addrs[h.Addr.String()] = h.Name
+	}
+	psqlDB := func(db, sql string) string {
+		t.Helper()
+		c, err := l.Exec(ctx, "client", "psql", "-X", "-q", "-At", "-h", "127.0.0.1", "-p", "6432", "-U", lab.AppUser, "-d", db, "-c", sql)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := c.CombinedOutput()
+		if err != nil {
+			t.Fatalf("psql %q through rampart pooler run: %v\n%s", sql, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	psql := func(sql string) string { t.Helper(); return psqlDB(lab.AppDatabase, sql) }
+	if got := addrs[psql("SELECT host(inet_server_addr())")]; got != "n2" && got != "n3" {
+		t.Errorf("a read ran on %q, want a standby", got)
+	}
+	psql("CREATE TABLE IF NOT EXISTS run_check (at inet)")
+	if got := addrs[psql("INSERT INTO run_check VALUES (inet_server_addr()) RETURNING host(at)")]; got != "n1" {
+		t.Errorf("a write ran on %q, want the primary n1", got)
+	}
+	if nodes := psqlDB("rampart", "SHOW NODES"); !strings.Contains(nodes, "n1|") || !strings.Contains(nodes, "|primary|") {
+		t.Errorf("console SHOW NODES:\n%s", nodes)
+	}
+	// nsenter (entering the host's PID namespace) forks: the pooler is its
+	// child, and the one to signal, as systemd would.
+	children, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", cmd.Process.Pid, cmd.Process.Pid))
+	if err != nil || len(strings.Fields(string(children))) != 1 {
+		t.Fatalf("the pooler under nsenter %d: %q %v", cmd.Process.Pid, children, err)
+	}
+	pid, _ := strconv.Atoi(strings.Fields(string(children))[0])
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("rampart pooler run after SIGTERM: %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("rampart pooler run still running after SIGTERM")
+	}
 }
