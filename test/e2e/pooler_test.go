@@ -240,6 +240,25 @@ http_listen = 127.0.0.1:9187
 	if nodes := psqlDB("rampart", "SHOW NODES"); !strings.Contains(nodes, "n1|") || !strings.Contains(nodes, "|primary|") {
 		t.Errorf("console SHOW NODES:\n%s", nodes)
 	}
+	// The same console through `rampart pool`.
+	pool := func(args ...string) string {
+		t.Helper()
+		c, err := l.Exec(ctx, "client", append([]string{agentBinary, "pool"}, args...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := c.CombinedOutput()
+		if err != nil {
+			t.Fatalf("rampart pool %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	pool("drain", "--user", lab.AppUser, "n2")
+	if out := pool("show", "--user", lab.AppUser, "nodes"); !strings.Contains(out, "draining") || !strings.Contains(out, "NODE") {
+		t.Errorf("rampart pool show nodes after drain n2:\n%s", out)
+	}
+	pool("attach", "--user", lab.AppUser, "n2")
+
 	// nsenter (entering the host's PID namespace) forks: the pooler is its
 	// child, and the one to signal, as systemd would.
 	children, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", cmd.Process.Pid, cmd.Process.Pid))
