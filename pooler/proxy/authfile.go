@@ -15,6 +15,13 @@ type User struct {
 	Verifier Verifier
 }
 
+// NewUser is a user known by its password: the pooler can log in to
+// servers as it, and checks clients against a verifier derived from it.
+func NewUser(name, password string) (User, error) {
+	v, err := NewVerifier(password)
+	return User{Name: name, Password: password, Verifier: v}, err
+}
+
 // ParseAuthFile reads PgBouncer's auth_file format: one `"user" "secret"`
 // per line, the secret a SCRAM-SHA-256 verifier or a plain password;
 // lines starting with ; or # are comments.
@@ -41,8 +48,7 @@ func ParseAuthFile(name string, r io.Reader) (map[string]User, error) {
 			if strings.HasPrefix(fields[1], "md5") && len(fields[1]) == 35 {
 				return nil, fmt.Errorf("%s:%d: %s: md5 hashes are not supported: give the password or its SCRAM-SHA-256 verifier", name, line, u.Name)
 			}
-			u.Password = fields[1]
-			if u.Verifier, err = NewVerifier(u.Password); err != nil {
+			if u, err = NewUser(u.Name, fields[1]); err != nil {
 				return nil, err
 			}
 		}

@@ -44,20 +44,7 @@ func FuzzClientStartup(f *testing.F) {
 	})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		client, server := net.Pipe()
-		done := make(chan struct{})
-		go func() {
-			p.serveClient(context.Background(), server)
-			close(done)
-		}()
-		go io.Copy(io.Discard, client)
-		client.SetWriteDeadline(time.Now().Add(2 * time.Second))
-		client.Write(data)
-		client.Close()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			t.Fatalf("session still running 5 s after the client left (input %q)", data)
-		}
+		sendAndLeave(t, client, data, func() { p.serveClient(context.Background(), server) })
 	})
 }
 
@@ -91,23 +78,32 @@ func FuzzClientMessages(f *testing.F) {
 		client, server := net.Pipe()
 		s := &session{p: p, conn: server, be: pgproto3.NewBackend(server, server), stmts: map[string]*pgproto3.Parse{}, user: "app", db: "lab"}
 		s.be.SetMaxBodyLen(p.cfg.MaxPacketSize)
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
+		sendAndLeave(t, client, data, func() {
 			defer server.Close()
 			s.loop(context.Background())
-		}()
-		go io.Copy(io.Discard, client)
-		client.SetWriteDeadline(time.Now().Add(2 * time.Second))
-		client.Write(data)
-		client.Close()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			t.Fatalf("session still running 5 s after the client left (input %q)", data)
-		}
+		})
 		if s.attached() != nil {
 			t.Errorf("input %q left a server connection attached", data)
 		}
 	})
+}
+
+// sendAndLeave runs serve while a client sends data and hangs up; serve
+// must return within 5 s of that.
+func sendAndLeave(t *testing.T, client net.Conn, data []byte, serve func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		serve()
+	}()
+	go io.Copy(io.Discard, client)
+	client.SetWriteDeadline(time.Now().Add(2 * time.Second))
+	client.Write(data)
+	client.Close()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("session still running 5 s after the client left (input %q)", data)
+	}
 }

@@ -72,13 +72,13 @@ func startProxyLab(t *testing.T, id string) *proxyLab {
 			pl.addrs[h.Addr.String()] = h.Name
 		}
 	}
-	v, err := NewVerifier(l.Password(lab.AppUser))
+	u, err := NewUser(lab.AppUser, l.Password(lab.AppUser))
 	if err != nil {
 		t.Fatal(err)
 	}
 	pl.cfg = Config{
 		Nodes:    nodes,
-		Users:    map[string]User{lab.AppUser: {Name: lab.AppUser, Password: l.Password(lab.AppUser), Verifier: v}},
+		Users:    map[string]User{lab.AppUser: u},
 		PoolSize: 4, MaxPacketSize: 1 << 20, ServerResetQuery: "DISCARD ALL",
 		Policy:     route.Policy{MaxLagBytes: 16 << 20, ReadYourWrites: 0},
 		HealthUser: lab.AppUser, HealthDatabase: lab.AppDatabase, HealthPeriod: 200 * time.Millisecond,
@@ -95,11 +95,8 @@ func startProxyLab(t *testing.T, id string) *proxyLab {
 func (pl *proxyLab) serve(t *testing.T, cfg Config, port int) (*Proxy, func()) {
 	t.Helper()
 	p := New(cfg)
-	var ln net.Listener
-	if err := pl.l.InNetwork("client", func() (err error) {
-		ln, err = net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		return err
-	}); err != nil {
+	ln, err := pl.l.Listen("client", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, stop := context.WithCancel(context.Background())

@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -236,7 +235,6 @@ func (p *Proxy) anyUp() int {
 type batch struct {
 	msgs    [][]byte
 	queries []string // statements it parses or binds, for routing
-	parses  []*pgproto3.Parse
 }
 
 // loop serves the client's messages until it leaves.
@@ -262,7 +260,7 @@ func (s *session) loop(ctx context.Context) error {
 			return io.EOF
 		case *pgproto3.Query:
 			raw, _ := m.Encode(nil)
-			if err := s.run(ctx, s.p.settings().cache.Classify(m.String), [][]byte{raw}, nil, strings.Contains(strings.ToUpper(m.String), "DISCARD") || strings.Contains(strings.ToUpper(m.String), "DEALLOCATE")); err != nil {
+			if err := s.run(ctx, s.p.settings().cache.Classify(m.String), [][]byte{raw}); err != nil {
 				return err
 			}
 		case *pgproto3.Parse:
@@ -270,7 +268,6 @@ func (s *session) loop(ctx context.Context) error {
 			cp.ParameterOIDs = append([]uint32(nil), m.ParameterOIDs...)
 			s.stmts[m.Name] = &cp
 			b.queries = append(b.queries, m.Query)
-			b.parses = append(b.parses, &cp)
 			raw, _ := m.Encode(nil)
 			b.msgs = append(b.msgs, raw)
 		case *pgproto3.Bind:
@@ -290,9 +287,9 @@ func (s *session) loop(ctx context.Context) error {
 			b.msgs = append(b.msgs, raw)
 			v := route.Verdict{}
 			for _, q := range b.queries {
-				v = mergeVerdicts(v, s.p.settings().cache.Classify(q))
+				v = route.Merge(v, s.p.settings().cache.Classify(q))
 			}
-			err := s.run(ctx, v, b.msgs, b.queries, false)
+			err := s.run(ctx, v, b.msgs)
 			b = batch{}
 			if err != nil {
 				return err
@@ -303,21 +300,10 @@ func (s *session) loop(ctx context.Context) error {
 	}
 }
 
-func mergeVerdicts(a, b route.Verdict) route.Verdict {
-	if b.Target == route.Primary {
-		a.Target = route.Primary
-	}
-	a.Pin = a.Pin || b.Pin
-	if b.Txn != route.TxnNone {
-		a.Txn = b.Txn
-	}
-	return a
-}
-
 // run sends one unit (a simple query, or a batch up to Sync) to the
 // attached server, attaching one first, relays the answers up to
 // ReadyForQuery, and detaches when the transaction is over.
-func (s *session) run(ctx context.Context, v route.Verdict, msgs [][]byte, queries []string, resetsStatements bool) error {
+func (s *session) run(ctx context.Context, v route.Verdict, msgs [][]byte) error {
 	if s.attached() == nil {
 		if err := s.attach(ctx, v); err != nil {
 			s.be.Send(errorResponse("57P03", err.Error(), "a failover may be under way; retry"))
@@ -347,7 +333,7 @@ func (s *session) run(ctx context.Context, v route.Verdict, msgs [][]byte, queri
 		s.detach(false)
 		return s.refuse(fatal("08006", "server connection lost: "+err.Error()))
 	}
-	if resetsStatements {
+	if v.ForgetsStatements {
 		sc.prepared = map[string]string{}
 	}
 	if status == 'I' && !s.pinned && !s.p.cfg.Session {

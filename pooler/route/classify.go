@@ -47,6 +47,9 @@ type Verdict struct {
 	// Reason says why the target is the primary or why the client is
 	// pinned, for logs and SHOW; "" for a plain read.
 	Reason string
+	// ForgetsStatements: it drops the server's prepared statements
+	// (DISCARD, DEALLOCATE), so whoever tracks them must forget them too.
+	ForgetsStatements bool
 }
 
 // Volatility is PostgreSQL's pg_proc.provolatile of a function.
@@ -131,10 +134,15 @@ func Classify(sql string, rules Rules) Verdict {
 	return v
 }
 
+// Merge combines the verdicts of statements that run together on one
+// server (an extended-protocol batch).
+func Merge(a, b Verdict) Verdict { return merge(a, b, false) }
+
 // merge combines the verdicts of the statements of one query string. A
 // string that also controls the transaction goes to the primary whole.
 func merge(a, b Verdict, multi bool) Verdict {
 	out := a
+	out.ForgetsStatements = a.ForgetsStatements || b.ForgetsStatements
 	if b.Target == Primary && out.Target != Primary {
 		out.Target, out.Reason = Primary, b.Reason
 	}
@@ -193,15 +201,17 @@ func statement(n *pg_query.Node, rules Rules) Verdict {
 		}
 		return Verdict{Target: Primary, Pin: true, Reason: "SET " + name + " stays with the session"}
 	case *pg_query.Node_DiscardStmt:
-		return Verdict{Target: Primary, Reason: "DISCARD"}
+		return Verdict{Target: Primary, Reason: "DISCARD", ForgetsStatements: true}
 	case *pg_query.Node_ListenStmt:
 		return Verdict{Target: Primary, Pin: true, Reason: "LISTEN stays with the session"}
 	case *pg_query.Node_PrepareStmt:
 		v := statement(s.PrepareStmt.Query, rules)
 		v.Pin, v.Reason = true, "PREPARE stays with the session"
 		return v
-	case *pg_query.Node_ExecuteStmt, *pg_query.Node_DeallocateStmt:
+	case *pg_query.Node_ExecuteStmt:
 		return Verdict{Target: Primary, Pin: true, Reason: "prepared statements live in the session"}
+	case *pg_query.Node_DeallocateStmt:
+		return Verdict{Target: Primary, Pin: true, Reason: "prepared statements live in the session", ForgetsStatements: true}
 	case *pg_query.Node_DeclareCursorStmt:
 		v := statement(s.DeclareCursorStmt.Query, rules)
 		if s.DeclareCursorStmt.Options&0x0020 != 0 { // CURSOR_OPT_HOLD

@@ -110,6 +110,18 @@ func TestClassify(t *testing.T) {
 }
 
 // Without a catalogue nothing with a function call is provably read-only.
+func TestForgetsStatements(t *testing.T) {
+	for sql, want := range map[string]bool{"DISCARD ALL": true, "DEALLOCATE ALL": true, "DEALLOCATE s1": true,
+		"SELECT 1; DISCARD PLANS": true, "SELECT 'DISCARD'": false, "EXECUTE s1": false} {
+		if got := Classify(sql, testRules).ForgetsStatements; got != want {
+			t.Errorf("Classify(%q).ForgetsStatements = %v, want %v", sql, got, want)
+		}
+	}
+	if !Merge(Verdict{}, Verdict{ForgetsStatements: true}).ForgetsStatements {
+		t.Error("Merge loses ForgetsStatements")
+	}
+}
+
 func TestClassifyWithoutCatalogue(t *testing.T) {
 	if v := Classify("SELECT lower('A')", Rules{}); v.Target != Primary {
 		t.Errorf("got %+v, want the primary", v)

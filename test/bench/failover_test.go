@@ -260,6 +260,17 @@ func runOnce(c lab.Config, a agent, sc scenario) (o outcome, err error) {
 	return o, nil
 }
 
+// others are the database hosts other than the primary.
+func (b *bed) others() []string {
+	var hosts []string
+	for _, h := range b.l.DBHosts() {
+		if h != b.primary {
+			hosts = append(hosts, h)
+		}
+	}
+	return hosts
+}
+
 // syncStandby waits until primary streams to a synchronous standby other
 // than not, and returns it.
 func (b *bed) syncStandby(ctx context.Context, primary, not string) (string, error) {
@@ -282,13 +293,7 @@ func (b *bed) syncStandby(ctx context.Context, primary, not string) (string, err
 // streams to a sync standby, and how long (and for how many commits) a new
 // primary was writable with an empty synchronous_standby_names.
 func killPrimary(ctx context.Context, b *bed) (outcome, error) {
-	var others []string
-	for _, h := range b.l.DBHosts() {
-		if h != b.primary {
-			others = append(others, h)
-		}
-	}
-	samples := sample(ctx, b.l, others, 100*time.Millisecond)
+	samples := sample(ctx, b.l, b.others(), 100*time.Millisecond)
 	if _, err := b.l.KillPostmaster(ctx, b.primary); err != nil {
 		samples.stop()
 		return outcome{}, err
@@ -324,13 +329,7 @@ func killPrimary(ctx context.Context, b *bed) (outcome, error) {
 // still answers ARP and TCP handshakes) and measures the time to the first
 // write after it in each load; the cluster must have fenced the host.
 func freezePrimary(ctx context.Context, b *bed) (outcome, error) {
-	var others []string
-	for _, h := range b.l.DBHosts() {
-		if h != b.primary {
-			others = append(others, h)
-		}
-	}
-	samples := sample(ctx, b.l, others, 100*time.Millisecond)
+	samples := sample(ctx, b.l, b.others(), 100*time.Millisecond)
 	defer samples.stop()
 	if err := b.l.Freeze(ctx, b.primary); err != nil {
 		return outcome{}, err

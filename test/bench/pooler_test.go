@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -229,23 +228,20 @@ func startRampart(t *testing.T, l *lab.Lab, port int, nodes []proxy.Node, poolSi
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := proxy.NewVerifier(l.Password(lab.AppUser))
+	u, err := proxy.NewUser(lab.AppUser, l.Password(lab.AppUser))
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := proxy.New(proxy.Config{
 		Nodes:    nodes,
-		Users:    map[string]proxy.User{lab.AppUser: {Name: lab.AppUser, Password: l.Password(lab.AppUser), Verifier: v}},
+		Users:    map[string]proxy.User{lab.AppUser: u},
 		PoolSize: poolSize, MaxPacketSize: 1 << 20, ServerTLSMode: "disable",
 		Policy:     route.Policy{MaxLagBytes: 64 << 20},
 		HealthUser: lab.AppUser, HealthDatabase: lab.AppDatabase, HealthPeriod: time.Second,
 		Dial: dial, Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
-	var ln net.Listener
-	if err := l.InNetwork("client", func() (err error) {
-		ln, err = net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		return err
-	}); err != nil {
+	ln, err := l.Listen("client", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, stop := context.WithCancel(context.Background())

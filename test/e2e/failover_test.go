@@ -444,31 +444,12 @@ func TestPrimaryHostCrash(t *testing.T) {
 	fault := time.Now()
 	newPrimary := s.waitNewPrimary(t, ctx, old)
 	promotedAt := time.Since(fault)
-	if err := lab.WaitFor(ctx, "50 writes acknowledged by the new primary", 50*time.Millisecond, func(context.Context) (bool, string, error) {
-		n, _ := s.w.AckedSince(fault, s.addr(old))
-		return n >= 50, fmt.Sprintf("%d", n), nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	_, first := s.w.AckedSince(fault, s.addr(old))
+	first := s.waitWrites(t, ctx, s.w, fault, s.addr(old), 50)
 	t.Logf("host %s crashed: %s promoted after %s, first write it acknowledged after %s",
 		old, newPrimary, promotedAt.Round(10*time.Millisecond), first.Sub(fault).Round(10*time.Millisecond))
 	s.requireNoLoss(t, ctx)
 
-	if err := l.Boot(ctx, old); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.WaitClusterOnline(ctx, s.db); err != nil {
-		t.Fatal(err)
-	}
-	if err := lab.WaitFor(ctx, "the old primary's start refused", 200*time.Millisecond, func(context.Context) (bool, string, error) {
-		return strings.Contains(l.AgentLog(old), "may have diverged"), "", nil
-	}); err != nil {
-		t.Error(err)
-	}
-	if p, _ := promoted(ctx, l, newPrimary); len(p) != 1 || p[0] != newPrimary {
-		t.Errorf("after the old primary booted, promoted %v, want only %s", p, newPrimary)
-	}
+	s.bootOldPrimary(t, ctx, old, newPrimary)
 }
 
 // Scenario (a) on a frozen host, the seed's "OS hang": every process of the primary's
@@ -496,16 +477,8 @@ func TestPrimaryHostFreeze(t *testing.T) {
 	if err != nil || !strings.Contains(hist, lab.FenceAction+" of "+old+" successful") {
 		t.Errorf("fence history of %s: %v\n%s\nwant a successful %s", old, err, hist, lab.FenceAction)
 	}
-	for _, w := range []*lab.Writer{s.w, s.vw} {
-		if err := lab.WaitFor(ctx, w.Table+": 20 writes acknowledged after the freeze", 50*time.Millisecond, func(context.Context) (bool, string, error) {
-			n, _ := w.AckedSince(fault, "")
-			return n >= 20, fmt.Sprintf("%d acknowledged, %d errors", n, w.Errors()), nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	_, first := s.w.AckedSince(fault, "")
-	_, firstVIP := s.vw.AckedSince(fault, "")
+	first := s.waitWrites(t, ctx, s.w, fault, "", 20)
+	firstVIP := s.waitWrites(t, ctx, s.vw, fault, "", 20)
 	t.Logf("%s frozen: fenced, %s promoted after %s; first write after %s (multi-host), %s (VIP)", old, newPrimary,
 		promotedAt.Round(10*time.Millisecond), first.Sub(fault).Round(10*time.Millisecond), firstVIP.Sub(fault).Round(10*time.Millisecond))
 
@@ -515,23 +488,7 @@ func TestPrimaryHostFreeze(t *testing.T) {
 	}
 	s.requireNoLoss(t, ctx)
 
-	if err := l.Boot(ctx, old); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.WaitClusterOnline(ctx, s.db); err != nil {
-		t.Fatal(err)
-	}
-	if err := lab.WaitFor(ctx, "the old primary's start refused", 200*time.Millisecond, func(context.Context) (bool, string, error) {
-		return strings.Contains(l.AgentLog(old), "may have diverged"), "", nil
-	}); err != nil {
-		t.Error(err)
-	}
-	if pg := l.Postgres(ctx, old); pg.Up {
-		t.Errorf("old primary %s runs again (%s)", old, pg.Role())
-	}
-	if p, _ := promoted(ctx, l, newPrimary); len(p) != 1 || p[0] != newPrimary {
-		t.Errorf("after the old primary booted, promoted %v, want only %s", p, newPrimary)
-	}
+	s.bootOldPrimary(t, ctx, old, newPrimary)
 }
 
 // The primary's host cut off from the others (and from the client) by a
@@ -552,13 +509,7 @@ func TestPrimaryPartitioned(t *testing.T) {
 	if !l.Crashed(old) {
 		t.Errorf("%s promoted while the cut-off %s still has power", newPrimary, old)
 	}
-	if err := lab.WaitFor(ctx, "20 writes acknowledged after the partition", 50*time.Millisecond, func(context.Context) (bool, string, error) {
-		n, _ := s.vw.AckedSince(fault, "")
-		return n >= 20, fmt.Sprintf("%d acknowledged, %d errors", n, s.vw.Errors()), nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	_, first := s.vw.AckedSince(fault, "")
+	first := s.waitWrites(t, ctx, s.vw, fault, "", 20)
 	t.Logf("%s cut off: fenced, %s promoted after %s, first write through the VIP after %s", old, newPrimary,
 		promotedAt.Round(10*time.Millisecond), first.Sub(fault).Round(10*time.Millisecond))
 	if err := l.Heal(ctx); err != nil {
@@ -614,15 +565,48 @@ func TestPrimaryFreezeFencingFails(t *testing.T) {
 	if !l.Crashed(old) {
 		t.Errorf("%s promoted while the frozen %s still has power", newPrimary, old)
 	}
-	if err := lab.WaitFor(ctx, "20 writes acknowledged after the fencing", 50*time.Millisecond, func(context.Context) (bool, string, error) {
-		n, _ := s.w.AckedSince(fault, "")
-		return n >= 20, fmt.Sprintf("%d acknowledged, %d errors", n, s.w.Errors()), nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	s.waitWrites(t, ctx, s.w, fault, "", 20)
 	t.Logf("fencing %s failed for %s with nothing promoted; BMC back → %s promoted after %s",
 		old, stalled.Round(100*time.Millisecond), newPrimary, time.Since(back).Round(100*time.Millisecond))
 	s.requireNoLoss(t, ctx)
+}
+
+// waitWrites waits until w has n commits acknowledged since the fault by
+// servers other than exclude ("" for any), and returns when the first was.
+func (s *scenario) waitWrites(t *testing.T, ctx context.Context, w *lab.Writer, fault time.Time, exclude string, n int) time.Time {
+	t.Helper()
+	if err := lab.WaitFor(ctx, fmt.Sprintf("%s: %d writes acknowledged after the fault", w.Table, n), 50*time.Millisecond, func(context.Context) (bool, string, error) {
+		got, _ := w.AckedSince(fault, exclude)
+		return got >= n, fmt.Sprintf("%d acknowledged, %d errors", got, w.Errors()), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_, first := w.AckedSince(fault, exclude)
+	return first
+}
+
+// bootOldPrimary boots the failed primary's host again and checks it stays
+// out (invariant 3): its agent refuses the diverged data directory, its
+// PostgreSQL does not run, and the new primary remains the only one.
+func (s *scenario) bootOldPrimary(t *testing.T, ctx context.Context, old, newPrimary string) {
+	t.Helper()
+	if err := s.l.Boot(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.l.WaitClusterOnline(ctx, s.db); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.WaitFor(ctx, "the old primary's start refused", 200*time.Millisecond, func(context.Context) (bool, string, error) {
+		return strings.Contains(s.l.AgentLog(old), "may have diverged"), "", nil
+	}); err != nil {
+		t.Error(err)
+	}
+	if pg := s.l.Postgres(ctx, old); pg.Up {
+		t.Errorf("old primary %s runs again (%s)", old, pg.Role())
+	}
+	if p, _ := promoted(ctx, s.l, newPrimary); len(p) != 1 || p[0] != newPrimary {
+		t.Errorf("after the old primary booted, promoted %v, want only %s", p, newPrimary)
+	}
 }
 
 // waitNewPrimary waits until a node other than old is promoted, as seen

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -35,23 +34,20 @@ func startPooler(t *testing.T, l *lab.Lab, period time.Duration) *proxy.Proxy {
 			nodes = append(nodes, proxy.Node{Name: h.Name, Addr: h.Addr.String() + ":5432", Weight: 1})
 		}
 	}
-	v, err := proxy.NewVerifier(l.Password(lab.AppUser))
+	u, err := proxy.NewUser(lab.AppUser, l.Password(lab.AppUser))
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := proxy.New(proxy.Config{
 		Nodes:    nodes,
-		Users:    map[string]proxy.User{lab.AppUser: {Name: lab.AppUser, Password: l.Password(lab.AppUser), Verifier: v}},
+		Users:    map[string]proxy.User{lab.AppUser: u},
 		PoolSize: 8, MaxPacketSize: 1 << 20, ServerResetQuery: "DISCARD ALL",
 		Policy:     route.Policy{MaxLagBytes: 16 << 20},
 		HealthUser: lab.AppUser, HealthDatabase: lab.AppDatabase, HealthPeriod: period,
 		PrimaryWait: 30 * time.Second, Dial: dial, Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})
-	var ln net.Listener
-	if err := l.InNetwork("client", func() (err error) {
-		ln, err = net.Listen("tcp", "127.0.0.1:6432")
-		return err
-	}); err != nil {
+	ln, err := l.Listen("client", "127.0.0.1:6432")
+	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, stop := context.WithCancel(context.Background())

@@ -120,13 +120,21 @@ func (l *Lab) crmConfigure(ctx context.Context, text string) (string, error) {
 // AgentLog returns the lines of host's Pacemaker log that the pgsql agent
 // wrote (for tests that fail).
 func (l *Lab) AgentLog(host string) string {
+	return l.pacemakerLog(host, func(line string) bool {
+		return strings.Contains(line, " rampart-pgsql(") || strings.Contains(line, "pgsql_") && (strings.Contains(line, "error output") || strings.Contains(line, "Result of"))
+	})
+}
+
+// pacemakerLog returns the lines of host's Pacemaker log that keep
+// accepts (the file's error instead when it cannot be read).
+func (l *Lab) pacemakerLog(host string, keep func(string) bool) string {
 	b, err := os.ReadFile(filepath.Join(l.cfg.hostDir(host), "var-log-pacemaker", "pacemaker.log"))
 	if err != nil {
 		return err.Error()
 	}
 	var lines []string
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.Contains(line, " rampart-pgsql(") || strings.Contains(line, "pgsql_") && (strings.Contains(line, "error output") || strings.Contains(line, "Result of")) {
+		if keep(line) {
 			lines = append(lines, line)
 		}
 	}

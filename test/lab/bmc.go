@@ -390,15 +390,7 @@ func (l *Lab) FenceHistory(ctx context.Context, observer, target string) (string
 // FenceLog returns the fencer's notices and the fence agents' output in
 // host's Pacemaker log (for tests that fail).
 func (l *Lab) FenceLog(host string) string {
-	b, err := os.ReadFile(filepath.Join(l.cfg.hostDir(host), "var-log-pacemaker", "pacemaker.log"))
-	if err != nil {
-		return err.Error()
-	}
-	var lines []string
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.Contains(line, "pacemaker-fenced") && (strings.Contains(line, "notice:") || strings.Contains(line, "error") || strings.Contains(line, "warning:")) {
-			lines = append(lines, line)
-		}
-	}
-	return strings.Join(lines, "\n")
+	return l.pacemakerLog(host, func(line string) bool {
+		return strings.Contains(line, "pacemaker-fenced") && (strings.Contains(line, "notice:") || strings.Contains(line, "error") || strings.Contains(line, "warning:"))
+	})
 }

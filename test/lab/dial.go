@@ -78,3 +78,18 @@ func (l *Lab) Dialer(host string) (func(ctx context.Context, network, addr strin
 		return c, nil
 	}, nil
 }
+
+// Listen opens a TCP listener at addr inside host's network namespace, so
+// that a server in this process (a pooler under test) serves the lab as
+// that host would.
+func (l *Lab) Listen(host, addr string) (net.Listener, error) {
+	var ln net.Listener
+	err := l.InNetwork(host, func() (err error) {
+		ln, err = net.Listen("tcp", addr)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s in %s: %w", addr, host, err)
+	}
+	return ln, nil
+}

@@ -21,8 +21,9 @@ type Lab struct {
 	cfg Config
 	log *slog.Logger
 	mu  sync.Mutex // guards state; a State's maps are never changed once published
-	// state is the last state seen; current() reloads it.
-	state State
+	// state is the last state seen, read from stateFile; current() reloads it.
+	state     State
+	stateFile os.FileInfo
 }
 
 // State is what the lab records about itself.
@@ -133,12 +134,17 @@ func statePath(dir string) string { return filepath.Join(dir, "lab.json") }
 
 // current reloads the state and returns it; a state file that cannot be
 // read (a lab being destroyed) leaves the last one seen.
+// It parses the file only when it changed (every change renames a new
+// file into place), since hosts are looked up on every command run in one.
 func (l *Lab) current() State {
-	s, err := loadState(l.cfg.Dir())
+	info, err := os.Stat(statePath(l.cfg.Dir()))
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err == nil {
-		l.state = s
+	if err != nil || os.SameFile(info, l.stateFile) && info.ModTime().Equal(l.stateFile.ModTime()) {
+		return l.state
+	}
+	if s, err := loadState(l.cfg.Dir()); err == nil {
+		l.state, l.stateFile = s, info
 	}
 	return l.state
 }
@@ -162,7 +168,7 @@ func (l *Lab) change(fn func(*State)) error {
 		return err
 	}
 	l.mu.Lock()
-	l.state = s
+	l.state, l.stateFile = s, nil // the next read stats the new file
 	l.mu.Unlock()
 	return nil
 }
