@@ -13,7 +13,8 @@ DEB_PACKAGES := openipmi ipmitool fence-agents \
 	corosync pacemaker pacemaker-cli-utils crmsh pcs resource-agents \
 	postgresql-15 postgresql-client-15 \
 	iproute2 util-linux procps hostname tini libxml2-utils \
-	gcc libc6-dev python3-psycopg2 pgbouncer
+	gcc libc6-dev python3-psycopg2 pgbouncer pgpool2 \
+	default-jdk-headless libpostgresql-jdbc-java
 
 .PHONY: all build test test-short lint deps demo bench clean
 

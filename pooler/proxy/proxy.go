@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -86,6 +87,7 @@ type Proxy struct {
 	resumed  chan struct{}   // non-nil while paused; closed by RESUME
 	pools    map[poolKey]*pool
 	clients  map[cancelKey]*session
+	keys     map[string]passKey // by user: ClientKeys learnt from clients (SCRAM pass-through)
 }
 
 // New returns a proxy for cfg; Serve and Monitor run it.
@@ -102,7 +104,7 @@ func New(cfg Config) *Proxy {
 	if cfg.PrimaryWait <= 0 {
 		cfg.PrimaryWait = 10 * time.Second
 	}
-	p := &Proxy{cfg: cfg, pools: map[poolKey]*pool{}, clients: map[cancelKey]*session{}}
+	p := &Proxy{cfg: cfg, pools: map[poolKey]*pool{}, clients: map[cancelKey]*session{}, keys: map[string]passKey{}}
 	if cfg.Rules.Functions == nil {
 		// Learnt from the primary by the health checker.
 		p.catalog = &catalog{}
@@ -198,16 +200,19 @@ func (p *Proxy) poolFor(k poolKey) *pool {
 
 // serverConn is one authenticated connection to a node, driven directly.
 type serverConn struct {
-	key      poolKey
-	conn     net.Conn
-	fe       *pgproto3.Frontend
-	pid      uint32
-	secret   []byte
-	params   map[string]string
-	prepared map[string]string // statement name → query text prepared on it
-	broken   bool
-	epoch    int // the node's epoch when connected
-	idleAt   time.Time
+	key    poolKey
+	conn   net.Conn
+	fe     *pgproto3.Frontend
+	pid    uint32
+	secret []byte
+	// params are the parameters the server reports, as they are now;
+	// initial as they were at its start (the defaults); custom the
+	// unreported ones the proxy set for its clients (see params.go).
+	params, initial, custom map[string]string
+	prepared                map[string]string // statement name → query text prepared on it
+	broken                  bool
+	epoch                   int // the node's epoch when connected
+	idleAt                  time.Time
 }
 
 // acquire returns a server connection of k, waiting for a free slot.
@@ -257,8 +262,14 @@ func (p *Proxy) release(sc *serverConn, reusable bool) {
 func (p *Proxy) connect(ctx context.Context, k poolKey) (*serverConn, error) {
 	node := p.cfg.Nodes[k.node]
 	u, ok := p.settings().users[k.user]
-	if !ok || u.Password == "" {
-		return nil, fmt.Errorf("the pooler needs %s's password in auth_file to log in to %s", k.user, node.Name)
+	var clientKey []byte
+	if ok && u.Password == "" {
+		if clientKey = p.keyFor(k.user, u.Verifier); clientKey == nil {
+			return nil, fmt.Errorf("auth_file has only %s's SCRAM verifier: the pooler logs in to %s as %s once a client of that user has (pass-through), or with the password in auth_file", k.user, node.Name, k.user)
+		}
+	}
+	if !ok {
+		return nil, fmt.Errorf("user %s is not in auth_file", k.user)
 	}
 	host, port, err := net.SplitHostPort(node.Addr)
 	if err != nil {
@@ -276,6 +287,20 @@ func (p *Proxy) connect(ctx context.Context, k poolKey) (*serverConn, error) {
 	cfg.Password = u.Password
 	cfg.DialFunc = p.cfg.Dial
 	cfg.ConnectTimeout = 5 * time.Second
+	p.mu.Lock()
+	epoch := p.epoch[k.node]
+	p.mu.Unlock()
+	if clientKey != nil {
+		lctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
+		defer cancel()
+		conn, fe, h, err := loginWithKey(lctx, p.cfg.Dial, cfg, u.Verifier, clientKey)
+		if err != nil {
+			return nil, fmt.Errorf("connect to %s as %s (SCRAM pass-through): %w", node.Name, k.user, err)
+		}
+		return &serverConn{key: k, conn: conn, fe: fe, pid: h.pid, secret: h.secret,
+			params: maps.Clone(h.params), initial: maps.Clone(h.params), custom: map[string]string{},
+			prepared: map[string]string{}, epoch: epoch}, nil
+	}
 	pc, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", node.Name, err)
@@ -288,11 +313,9 @@ func (p *Proxy) connect(ctx context.Context, k poolKey) (*serverConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.mu.Lock()
-	epoch := p.epoch[k.node]
-	p.mu.Unlock()
 	return &serverConn{key: k, conn: hc.Conn, fe: hc.Frontend, pid: hc.PID, secret: hc.SecretKey,
-		params: hc.ParameterStatuses, prepared: map[string]string{}, epoch: epoch}, nil
+		params: maps.Clone(hc.ParameterStatuses), initial: maps.Clone(hc.ParameterStatuses), custom: map[string]string{},
+		prepared: map[string]string{}, epoch: epoch}, nil
 }
 
 // cancelKey is the BackendKeyData the proxy gives a client.

@@ -13,6 +13,8 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -157,6 +159,9 @@ func TestProxy(t *testing.T) {
 	t.Run("bad input", func(t *testing.T) { testBadInput(t, pl) })
 	t.Run("detach under load", func(t *testing.T) { testDetachUnderLoad(t, pl) })
 	t.Run("psycopg2", func(t *testing.T) { testPsycopg(t, pl) })
+	t.Run("jdbc", func(t *testing.T) { testJDBC(t, pl) })
+	t.Run("session parameters", func(t *testing.T) { testSessionParams(t, pl) })
+	t.Run("scram pass-through", func(t *testing.T) { testPassThrough(t, pl) })
 	t.Run("tls", func(t *testing.T) { testTLS(t, pl) })
 	t.Run("lag", func(t *testing.T) { testLagAware(t, pl) })
 	t.Run("shutdown", func(t *testing.T) { testShutdown(t, pl) }) // last: it stops the proxy
@@ -512,6 +517,187 @@ c.commit()
 	standby := func(h string) bool { return h == "n2" || h == "n3" }
 	if !standby(got["read"]) || !standby(got["param"]) || got["write"] != "n1" || got["block"] != "n1" {
 		t.Errorf("psycopg2 statements ran on %v; want read and param on a standby, write and block on n1\n%s", got, out)
+	}
+}
+
+// pgjdbc (Debian's libpostgresql-jdbc-java), extended protocol with named
+// server-side statements from the first execution: reads spread over both
+// standbys (so the statement is prepared again where it lands), the write
+// and the transaction reach the primary, and the driver's start-up
+// parameters (application_name) reach whichever server runs its queries.
+func testJDBC(t *testing.T, pl *proxyLab) {
+	const jar = "/usr/share/java/postgresql.jar"
+	java, err := exec.LookPath("java")
+	if _, jerr := os.Stat(jar); err != nil || jerr != nil {
+		t.Skip("needs a JDK and libpostgresql-jdbc-java (make deps)")
+	}
+	src, err := filepath.Abs("testdata/Where.java")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd, err := pl.l.Exec(ctx, "client", java, "-cp", jar, src, "6432", lab.AppDatabase, lab.AppUser, pl.l.Password(lab.AppUser))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("pgjdbc through the proxy: %v\n%s", err, out)
+	}
+	reads := map[string]int{}
+	got := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		label, value, _ := strings.Cut(line, " ")
+		switch label {
+		case "read":
+			reads[pl.addrs[value]]++
+		case "application_name":
+			got[label] = value
+		default:
+			got[label] = pl.addrs[value]
+		}
+	}
+	if reads["n2"] == 0 || reads["n3"] == 0 || reads["n2"]+reads["n3"] != 8 {
+		t.Errorf("pgjdbc's 8 prepared reads ran on %v; want all on standbys, both used\n%s", reads, out)
+	}
+	if got["write"] != "n1" || got["block"] != "n1" {
+		t.Errorf("pgjdbc's write ran on %q and its transaction on %q; want n1 for both\n%s", got["write"], got["block"], out)
+	}
+	if got["application_name"] != "PostgreSQL_JDBC_Driver" {
+		t.Errorf("application_name on the server = %q; want the driver's start-up value PostgreSQL_JDBC_Driver\n%s", got["application_name"], out)
+	}
+}
+
+// Start-up parameters and SET follow a client to every server it reaches
+// (no pinning: its reads still spread over the standbys) and never leak to
+// the next client of those server connections; a value the server refuses
+// fails the start-up as it would without the pooler.
+func testSessionParams(t *testing.T, pl *proxyLab) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const probe = "SELECT host(inet_server_addr()), current_setting('application_name'), current_setting('TimeZone'), current_setting('search_path')"
+	type seen struct{ host, app, tz, path string }
+	sample := func(c *pgx.Conn, n int) []seen {
+		var out []seen
+		for range n {
+			var s seen
+			if err := c.QueryRow(ctx, probe).Scan(&s.host, &s.app, &s.tz, &s.path); err != nil {
+				t.Fatal(err)
+			}
+			s.host = pl.addrs[s.host]
+			out = append(out, s)
+		}
+		return out
+	}
+	c := pl.connect(t, ctx, "application_name=params-test timezone=Asia/Tokyo")
+	if _, err := c.Exec(ctx, "SET search_path = pg_catalog, public"); err != nil {
+		t.Fatal(err)
+	}
+	hosts := map[string]bool{}
+	for _, s := range sample(c, 8) {
+		hosts[s.host] = true
+		if s.app != "params-test" || s.tz != "Asia/Tokyo" || s.path != "pg_catalog, public" {
+			t.Errorf("on %s the client's parameters are %+v; want params-test, Asia/Tokyo, pg_catalog, public", s.host, s)
+		}
+	}
+	if hosts["n1"] || len(hosts) != 2 {
+		t.Errorf("after SET the reads ran on %v; want both standbys (SET carried, not pinned)", hosts)
+	}
+	if _, err := c.Exec(ctx, "RESET search_path"); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range sample(c, 4) {
+		if s.path != `"$user", public` {
+			t.Errorf("after RESET search_path, %s has %q", s.host, s.path)
+		}
+	}
+	other := pl.connect(t, ctx, "")
+	for _, s := range sample(other, 8) {
+		if s.app == "params-test" || s.tz == "Asia/Tokyo" || s.path != `"$user", public` {
+			t.Errorf("another client sees %+v on %s: the first client's parameters leaked", s, s.host)
+		}
+	}
+	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=127.0.0.1 port=6432 user=%s password=%s dbname=%s sslmode=disable timezone=Nowhere/Bogus",
+		lab.AppUser, pl.l.Password(lab.AppUser), lab.AppDatabase))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DialFunc, _ = pl.l.Dialer("client")
+	if bad, err := pgx.ConnectConfig(ctx, cfg); err == nil {
+		bad.Close(ctx)
+		t.Error("a start-up with timezone=Nowhere/Bogus was accepted")
+	} else if !strings.Contains(err.Error(), "TimeZone") {
+		t.Errorf("a bad TimeZone at start-up: %v; want the server's complaint about TimeZone", err)
+	}
+}
+
+// A user the auth file knows only by its SCRAM verifier (as copied from
+// pg_authid): the client's proof gives the pooler what it needs to log in
+// to every node as that user; a wrong password is refused.
+func testPassThrough(t *testing.T, pl *proxyLab) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const role, password = "passthru", "pass-through-secret"
+	if _, err := pl.l.Psql(ctx, "n1", fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s'", role, password)); err != nil {
+		t.Fatal(err)
+	}
+	out, err := pl.l.Psql(ctx, "n1", "SELECT rolpassword FROM pg_authid WHERE rolname = '"+role+"'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	users, err := ParseAuthFile("auth_file", strings.NewReader(fmt.Sprintf("%q %q\n", role, strings.TrimSpace(out))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if users[role].Password != "" {
+		t.Fatalf("auth file line parsed as a password, not a verifier: %q", out)
+	}
+	if err := pl.l.WaitCaughtUp(ctx, "n1", []string{"n2", "n3"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := pl.cfg
+	cfg.Users = map[string]User{lab.AppUser: pl.cfg.Users[lab.AppUser], role: users[role]}
+	_, stop := pl.serve(t, cfg, 6433)
+	defer stop()
+	dial, _ := pl.l.Dialer("client")
+	connect := func(pw string) (*pgx.Conn, error) {
+		c, err := pgx.ParseConfig(fmt.Sprintf("host=127.0.0.1 port=6433 user=%s password=%s dbname=%s sslmode=disable", role, pw, lab.AppDatabase))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.DialFunc = dial
+		return pgx.ConnectConfig(ctx, c)
+	}
+	if c, err := connect("wrong"); err == nil {
+		c.Close(ctx)
+		t.Fatal("a wrong password was accepted")
+	} else if !strings.Contains(err.Error(), "password authentication failed") {
+		t.Errorf("wrong password: %v; want password authentication failed", err)
+	}
+	c, err := connect(password)
+	if err != nil {
+		t.Fatalf("verifier-only user through the pooler: %v", err)
+	}
+	defer c.Close(ctx)
+	hosts := map[string]bool{}
+	for range 4 {
+		hosts[pl.where(t, ctx, c, "SELECT host(inet_server_addr())")] = true
+	}
+	tx, err := c.Begin(ctx) // a transaction block: the primary
+	if err != nil {
+		t.Fatal(err)
+	}
+	var addr string
+	if err := tx.QueryRow(ctx, "SELECT host(inet_server_addr())").Scan(&addr); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	hosts[pl.addrs[addr]] = true
+	if len(hosts) != 3 {
+		t.Errorf("the verifier-only user reached %v; want n1 and both standbys (logged in with the client's key everywhere)", hosts)
 	}
 }
 

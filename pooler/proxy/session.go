@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"slices"
@@ -31,7 +32,10 @@ type session struct {
 	pinned bool
 	// stmts are the client's prepared statements (name → query), so they
 	// can be prepared again on whichever server a later batch reaches.
-	stmts     map[string]*pgproto3.Parse
+	stmts map[string]*pgproto3.Parse
+	// params are the session parameters the client asked for at start-up
+	// (see params.go).
+	params    map[string]string
 	lastWrite time.Time
 	admin     bool // connected to the console, not to a server
 	tls       bool // the client connection is encrypted
@@ -126,9 +130,17 @@ func (s *session) startup(ctx context.Context) error {
 	if s.user == "" {
 		return s.refuse(fatal("28000", "no PostgreSQL user name specified in startup packet"))
 	}
+	params, err := startupParams(startup.Parameters)
+	if err != nil {
+		return s.refuse(fatal("0A000", err.Error()))
+	}
 	u, ok := s.p.settings().users[s.user]
-	if err := s.scram(u.Verifier, ok); err != nil {
+	clientKey, err := s.scram(u.Verifier, ok)
+	if err != nil {
 		return err
+	}
+	if u.Password == "" {
+		s.p.learnKey(s.user, u.Verifier, clientKey)
 	}
 	if slices.Contains(AdminDatabases, s.db) {
 		if !slices.Contains(s.p.cfg.AdminUsers, s.user) {
@@ -150,10 +162,28 @@ func (s *session) startup(ctx context.Context) error {
 	if err != nil {
 		return s.refuse(fatal("08006", err.Error()))
 	}
-	params := sc.params
+	// The client's parameters are tried here, so that a value the server
+	// refuses ends the start-up as it would without the pooler; then the
+	// values the server reports (DateStyle ISO → "ISO, MDY") become what
+	// the session asks of every connection.
+	s.params = params
+	if err := s.applyParams(sc); err != nil {
+		s.p.release(sc, !sc.broken)
+		var pe *pgErr
+		if errors.As(err, &pe) {
+			return s.refuse(fatal(pe.code, pe.message))
+		}
+		return s.refuse(fatal("08006", err.Error()))
+	}
+	for k := range s.params {
+		if v, reported := sc.params[k]; reported {
+			s.params[k] = v
+		}
+	}
+	status := maps.Clone(sc.params)
 	s.p.release(sc, true)
 	s.be.Send(&pgproto3.AuthenticationOk{})
-	for k, v := range params {
+	for k, v := range status {
 		s.be.Send(&pgproto3.ParameterStatus{Name: k, Value: v})
 	}
 	if s.key, err = newCancelKey(); err != nil {
@@ -173,49 +203,50 @@ func (s *session) refuse(e *pgproto3.ErrorResponse) error {
 	return errors.New(e.Message)
 }
 
-// scram runs the SCRAM-SHA-256 exchange. An unknown user goes through it
-// against a made-up verifier, so a client cannot tell unknown from wrong.
-func (s *session) scram(v Verifier, known bool) error {
+// scram runs the SCRAM-SHA-256 exchange and returns the client's
+// ClientKey. An unknown user goes through it against a made-up verifier,
+// so a client cannot tell unknown from wrong.
+func (s *session) scram(v Verifier, known bool) ([]byte, error) {
 	if !known {
 		v, _ = NewVerifier(string(make([]byte, 16)))
 	}
 	s.be.Send(&pgproto3.AuthenticationSASL{AuthMechanisms: []string{"SCRAM-SHA-256"}})
 	if err := s.be.Flush(); err != nil {
-		return err
+		return nil, err
 	}
 	s.be.SetAuthType(pgproto3.AuthTypeSASL)
 	msg, err := s.be.Receive()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	init, ok := msg.(*pgproto3.SASLInitialResponse)
 	if !ok || init.AuthMechanism != "SCRAM-SHA-256" {
-		return s.refuse(fatal("28000", "SCRAM-SHA-256 authentication expected"))
+		return nil, s.refuse(fatal("28000", "SCRAM-SHA-256 authentication expected"))
 	}
 	ex := &scramServer{v: v}
 	first, err := ex.first(string(init.Data))
 	if err != nil {
-		return s.refuse(fatal("28000", err.Error()))
+		return nil, s.refuse(fatal("28000", err.Error()))
 	}
 	s.be.Send(&pgproto3.AuthenticationSASLContinue{Data: []byte(first)})
 	if err := s.be.Flush(); err != nil {
-		return err
+		return nil, err
 	}
 	s.be.SetAuthType(pgproto3.AuthTypeSASLContinue)
 	msg, err = s.be.Receive()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	resp, ok := msg.(*pgproto3.SASLResponse)
 	if !ok {
-		return s.refuse(fatal("28000", "SCRAM-SHA-256 response expected"))
+		return nil, s.refuse(fatal("28000", "SCRAM-SHA-256 response expected"))
 	}
 	final, err := ex.final(string(resp.Data))
 	if err != nil || !known {
-		return s.refuse(fatal("28P01", fmt.Sprintf("password authentication failed for user %q", s.user)))
+		return nil, s.refuse(fatal("28P01", fmt.Sprintf("password authentication failed for user %q", s.user)))
 	}
 	s.be.Send(&pgproto3.AuthenticationSASLFinal{Data: []byte(final)})
-	return nil
+	return ex.clientKey, nil
 }
 
 // anyUp returns a node that is up, the primary first; 0 when none is known
@@ -304,9 +335,23 @@ func (s *session) loop(ctx context.Context) error {
 // attached server, attaching one first, relays the answers up to
 // ReadyForQuery, and detaches when the transaction is over.
 func (s *session) run(ctx context.Context, v route.Verdict, msgs [][]byte) error {
-	if s.attached() == nil {
+	fresh := s.attached() == nil // the unit starts outside a transaction block
+	if fresh {
 		if err := s.attach(ctx, v); err != nil {
 			s.be.Send(errorResponse("57P03", err.Error(), "a failover may be under way; retry"))
+			s.be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+			return s.be.Flush()
+		}
+		sc := s.attached()
+		if err := s.applyParams(sc); err != nil {
+			if sc.broken {
+				s.detach(false)
+				return s.refuse(fatal("08006", "server connection lost: "+err.Error()))
+			}
+			s.detach(true)
+			var pe *pgErr
+			errors.As(err, &pe)
+			s.be.Send(&pgproto3.ErrorResponse{Severity: "ERROR", Code: pe.code, Message: pe.message})
 			s.be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
 			return s.be.Flush()
 		}
@@ -327,11 +372,23 @@ func (s *session) run(ctx context.Context, v route.Verdict, msgs [][]byte) error
 		s.detach(false)
 		return s.refuse(fatal("08006", "server connection lost: "+err.Error()))
 	}
-	status, err := s.relay(sc, added)
+	status, failed, err := s.relay(sc, added)
 	if err != nil {
 		sc.broken = true
 		s.detach(false)
 		return s.refuse(fatal("08006", "server connection lost: "+err.Error()))
+	}
+	if len(v.Sets) > 0 && !failed {
+		// A SET or RESET in its own (implicit) transaction took effect:
+		// learn the values. Inside a transaction block it may still roll
+		// back, so the client keeps this server instead.
+		if !fresh || status != 'I' || s.learnParams(sc, v.Sets) != nil {
+			if sc.broken {
+				s.detach(false)
+				return s.refuse(fatal("08006", "server connection lost"))
+			}
+			s.pinned = true
+		}
 	}
 	if v.ForgetsStatements {
 		sc.prepared = map[string]string{}
@@ -397,6 +454,11 @@ func (s *session) detach(idle bool) {
 	s.p.mu.Lock()
 	s.p.backends[sc.key.node].Outstanding--
 	s.p.mu.Unlock()
+	if s.pinned {
+		// The client may have changed parameters the server does not
+		// report, and the reset query may have reset them.
+		sc.forgetCustom()
+	}
 	if idle && s.pinned && s.p.cfg.ServerResetQuery != "" && !sc.broken {
 		idle = s.reset(sc)
 	}
@@ -415,6 +477,9 @@ func (s *session) reset(sc *serverConn) bool {
 		msg, err := sc.fe.Receive()
 		if err != nil {
 			return false
+		}
+		if ps, ok := msg.(*pgproto3.ParameterStatus); ok {
+			sc.params[ps.Name] = ps.Value
 		}
 		if r, ok := msg.(*pgproto3.ReadyForQuery); ok {
 			sc.prepared = map[string]string{}
@@ -487,15 +552,16 @@ func (s *session) prepareMissing(sc *serverConn, msgs [][]byte) ([]byte, injecte
 }
 
 // relay forwards the server's answers to the client up to ReadyForQuery
-// and returns its transaction status; it swallows the answers to Parse and
-// Close messages prepareMissing added, and carries COPY FROM STDIN data.
-func (s *session) relay(sc *serverConn, added injected) (byte, error) {
+// and returns its transaction status and whether an error came; it
+// swallows the answers to Parse and Close messages prepareMissing added,
+// and carries COPY FROM STDIN data.
+func (s *session) relay(sc *serverConn, added injected) (status byte, failed bool, err error) {
 	parses, closes := added.parses, added.closes
 	n := 0
 	for {
 		msg, err := sc.fe.Receive()
 		if err != nil {
-			return 0, err
+			return 0, failed, err
 		}
 		switch m := msg.(type) {
 		case *pgproto3.ParseComplete:
@@ -510,23 +576,27 @@ func (s *session) relay(sc *serverConn, added injected) (byte, error) {
 			}
 		case *pgproto3.ReadyForQuery:
 			s.be.Send(m)
-			return m.TxStatus, s.be.Flush()
+			return m.TxStatus, failed, s.be.Flush()
 		case *pgproto3.CopyInResponse:
 			s.be.Send(m)
 			if err := s.be.Flush(); err != nil {
-				return 0, err
+				return 0, failed, err
 			}
 			if err := s.copyIn(sc); err != nil {
-				return 0, err
+				return 0, failed, err
 			}
 			continue
 		case *pgproto3.CopyBothResponse:
-			return 0, errors.New("replication connections are not pooled")
+			return 0, failed, errors.New("replication connections are not pooled")
+		case *pgproto3.ParameterStatus:
+			sc.params[m.Name] = m.Value
+		case *pgproto3.ErrorResponse:
+			failed = true
 		}
 		s.be.Send(msg)
 		if n++; n%64 == 0 {
 			if err := s.be.Flush(); err != nil {
-				return 0, err
+				return 0, failed, err
 			}
 		}
 	}

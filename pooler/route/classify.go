@@ -2,6 +2,7 @@ package route
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -39,9 +40,10 @@ const (
 // Verdict is the class of one query string (all its statements).
 type Verdict struct {
 	Target Target
-	// Pin: it leaves session state on the server (SET, LISTEN, PREPARE,
-	// session advisory locks, cursors WITH HOLD, temporary tables): the
-	// client keeps that server connection until it ends or resets it.
+	// Pin: it leaves session state on the server that the proxy cannot
+	// carry elsewhere (SET ROLE, RESET ALL, LISTEN, PREPARE, session
+	// advisory locks, cursors WITH HOLD, temporary tables): the client
+	// keeps that server connection until it ends or resets it.
 	Pin bool
 	Txn Txn
 	// Reason says why the target is the primary or why the client is
@@ -50,6 +52,10 @@ type Verdict struct {
 	// ForgetsStatements: it drops the server's prepared statements
 	// (DISCARD, DEALLOCATE), so whoever tracks them must forget them too.
 	ForgetsStatements bool
+	// Sets names the parameters it sets or resets for the session (SET,
+	// RESET): instead of pinning the client, the proxy learns the values
+	// and gives them to every server connection the client uses.
+	Sets []string
 }
 
 // Volatility is PostgreSQL's pg_proc.provolatile of a function.
@@ -143,6 +149,9 @@ func Merge(a, b Verdict) Verdict { return merge(a, b, false) }
 func merge(a, b Verdict, multi bool) Verdict {
 	out := a
 	out.ForgetsStatements = a.ForgetsStatements || b.ForgetsStatements
+	if len(b.Sets) > 0 {
+		out.Sets = slices.Concat(a.Sets, b.Sets)
+	}
 	if b.Target == Primary && out.Target != Primary {
 		out.Target, out.Reason = Primary, b.Reason
 	}
@@ -198,8 +207,13 @@ func statement(n *pg_query.Node, rules Rules) Verdict {
 			return Verdict{Txn: TxnOther}
 		case vs.IsLocal:
 			return Verdict{} // SET LOCAL: ends with the transaction
+		case vs.Kind == pg_query.VariableSetKind_VAR_RESET_ALL, vs.Kind == pg_query.VariableSetKind_VAR_SET_MULTI,
+			name == "role", name == "session_authorization":
+			return Verdict{Target: Primary, Pin: true, Reason: "SET " + name + " stays with the session"}
 		}
-		return Verdict{Target: Primary, Pin: true, Reason: "SET " + name + " stays with the session"}
+		// SET name = value, SET name TO DEFAULT, RESET name: a session
+		// parameter the proxy carries from server to server.
+		return Verdict{Sets: []string{name}}
 	case *pg_query.Node_DiscardStmt:
 		return Verdict{Target: Primary, Reason: "DISCARD", ForgetsStatements: true}
 	case *pg_query.Node_ListenStmt:

@@ -76,8 +76,10 @@ func TestClassify(t *testing.T) {
 		{"SELEC 1", Primary, false, TxnNone, "not parsed"},
 
 		// Session state: the client keeps its server.
-		{"SET search_path = app", Primary, true, TxnNone, "SET search_path"},
 		{"RESET ALL", Primary, true, TxnNone, "SET"},
+		{"SET ROLE admin", Primary, true, TxnNone, "SET role"},
+		{"SET SESSION AUTHORIZATION admin", Primary, true, TxnNone, "SET session_authorization"},
+		{"SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", Primary, true, TxnNone, "SET"},
 		{"LISTEN ch", Primary, true, TxnNone, "LISTEN"},
 		{"PREPARE q AS SELECT 1", AnyServer, true, TxnNone, "PREPARE"},
 		{"EXECUTE q", Primary, true, TxnNone, "prepared"},
@@ -106,6 +108,28 @@ func TestClassify(t *testing.T) {
 		if v.Target != tt.target || v.Pin != tt.pin || v.Txn != tt.txn || !strings.Contains(v.Reason, tt.reason) {
 			t.Errorf("Classify(%q) = %+v; want target %v, pin %v, txn %v, reason containing %q", tt.sql, v, tt.target, tt.pin, tt.txn, tt.reason)
 		}
+	}
+}
+
+// SET and RESET of a parameter for the session neither pin nor need the
+// primary: the proxy carries the value (Verdict.Sets).
+func TestSessionParameters(t *testing.T) {
+	for sql, want := range map[string]string{
+		"SET search_path = app, public":        "search_path",
+		"SET application_name = 'x'":           "application_name",
+		"SET TIME ZONE 'UTC'":                  "timezone",
+		"SET extra_float_digits TO DEFAULT":    "extra_float_digits",
+		"RESET DateStyle":                      "datestyle",
+		"SET a.b = 1; SELECT 2":                "a.b",
+		"set session statement_timeout = '5s'": "statement_timeout",
+	} {
+		v := Classify(sql, testRules)
+		if v.Pin || v.Target == Primary || len(v.Sets) != 1 || v.Sets[0] != want {
+			t.Errorf("Classify(%q) = %+v; want no pin, any server, Sets [%s]", sql, v, want)
+		}
+	}
+	if v := Merge(Classify("SET a.b = 1", testRules), Classify("SET a.c = 2", testRules)); len(v.Sets) != 2 {
+		t.Errorf("Merge keeps Sets %v; want both", v.Sets)
 	}
 }
 

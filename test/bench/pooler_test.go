@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,7 +29,8 @@ type poolTarget struct {
 // TestPoolerBench runs pgbench -S through each target side by side
 // (interleaved, same lab, same primary): straight to the primary, through
 // rampart's router (one node: parsing and routing, no standby to spread
-// over), and through PgBouncer in transaction mode; TPS and p99 latency.
+// over), through PgBouncer in transaction mode and through pgpool-II;
+// TPS and p99 latency.
 // Then read scale-out: a latency-bound read through rampart with 1, 2 and
 // 3 standbys (pool of 4 per standby), against linear.
 func TestPoolerBench(t *testing.T) {
@@ -38,8 +40,10 @@ func TestPoolerBench(t *testing.T) {
 	if only := os.Getenv("RAMPART_BENCH_SCENARIO"); only != "" && !strings.Contains("pooler", only) {
 		t.Skip("not selected by RAMPART_BENCH_SCENARIO")
 	}
-	if _, err := exec.LookPath("pgbouncer"); err != nil {
-		t.Skip("needs pgbouncer (make deps)")
+	for _, bin := range []string{"pgbouncer", "pgpool"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skipf("needs %s (make deps)", bin)
+		}
 	}
 	secs := 10
 	if n, err := strconv.Atoi(os.Getenv("RAMPART_BENCH_SECONDS")); err == nil && n > 0 {
@@ -58,10 +62,11 @@ func TestPoolerBench(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Room for 256 direct clients beside the poolers' connections;
-	// standbys first (theirs must not be lower than the primary's).
+	// Room for 256 direct clients beside the poolers' connections (pgpool-II
+	// keeps one per child it has used); standbys first (theirs must not be
+	// lower than the primary's).
 	for _, h := range append(l.DBHosts()[1:], "n1") {
-		if _, err := l.Psql(ctx, h, "ALTER SYSTEM SET max_connections = 400"); err != nil {
+		if _, err := l.Psql(ctx, h, "ALTER SYSTEM SET max_connections = 700"); err != nil {
 			t.Fatal(err)
 		}
 		if err := l.StopPostgres(ctx, h); err != nil {
@@ -82,6 +87,7 @@ func TestPoolerBench(t *testing.T) {
 	}
 	startRampart(t, l, 6432, []proxy.Node{{Name: "n1", Addr: primary + ":5432", Weight: 1}}, 20)
 	startPgBouncer(t, l, 6434, primary)
+	startPgpool(t, l, 6436, primary, 256)
 	work := t.TempDir()
 	os.Chmod(work, 0o755)
 	pgbench := func(port int, host string, args ...string) (float64, time.Duration, error) {
@@ -114,14 +120,15 @@ func TestPoolerBench(t *testing.T) {
 	if err := l.WaitCaughtUp(ctx, "n1", l.DBHosts()[1:]); err != nil {
 		t.Fatal(err)
 	}
-	targets := []poolTarget{{"direct to the primary", 5432, primary}, {"rampart pooler (routing, 1 node)", 6432, ""}, {"PgBouncer 1.18 (transaction)", 6434, ""}}
+	targets := []poolTarget{{"direct to the primary", 5432, primary}, {"rampart pooler (routing, 1 node)", 6432, ""},
+		{"PgBouncer 1.18 (transaction)", 6434, ""}, {"pgpool-II 4.3 (streaming repl.)", 6436, ""}}
 	var report strings.Builder
 	fmt.Fprintf(&report, "\npooler: pgbench -S, %d s each, same primary, interleaved; TPS (p99 latency)\n", secs)
 	fmt.Fprintf(&report, "  %-8s %-8s", "mode", "clients")
 	for _, tg := range targets {
 		fmt.Fprintf(&report, " %-34s", tg.name)
 	}
-	fmt.Fprintf(&report, " %s\n", "rampart/PgBouncer  rampart/direct")
+	fmt.Fprintf(&report, " %s\n", "rampart/PgBouncer  rampart/pgpool-II  rampart/direct")
 	added := map[string]time.Duration{}
 	for _, mode := range []string{"simple", "prepared"} {
 		for _, clients := range []int{1, 16, 64, 256} {
@@ -150,14 +157,15 @@ func TestPoolerBench(t *testing.T) {
 				fmt.Fprintf(&report, " %-34s", fmt.Sprintf("%.0f (%s)", v, p99.Round(10*time.Microsecond)))
 				t.Logf("%s -c %d %s: %.0f tps, p99 %s", mode, clients, tg.name, v, p99)
 			}
-			ours, bouncer, direct := tps[targets[1].name], tps[targets[2].name], tps[targets[0].name]
-			fmt.Fprintf(&report, " %-18s %s\n", ratio(ours, bouncer), ratio(ours, direct))
+			ours, bouncer, pgpool, direct := tps[targets[1].name], tps[targets[2].name], tps[targets[3].name], tps[targets[0].name]
+			fmt.Fprintf(&report, " %-18s %-18s %s\n", ratio(ours, bouncer), ratio(ours, pgpool), ratio(ours, direct))
 		}
 	}
 	for _, mode := range []string{"simple", "prepared"} {
 		d := added[mode+" "+targets[0].name]
-		fmt.Fprintf(&report, "  added latency per query at 1 client (%s): rampart %s, PgBouncer %s\n", mode,
-			(added[mode+" "+targets[1].name] - d).Round(time.Microsecond), (added[mode+" "+targets[2].name] - d).Round(time.Microsecond))
+		fmt.Fprintf(&report, "  added latency per query at 1 client (%s): rampart %s, PgBouncer %s, pgpool-II %s\n", mode,
+			(added[mode+" "+targets[1].name] - d).Round(time.Microsecond), (added[mode+" "+targets[2].name] - d).Round(time.Microsecond),
+			(added[mode+" "+targets[3].name] - d).Round(time.Microsecond))
 	}
 
 	// Read scale-out: a 2 ms read, pool of 4 per standby, 32 clients.
@@ -260,15 +268,11 @@ func startRampart(t *testing.T, l *lab.Lab, port int, nodes []proxy.Node, poolSi
 	}
 }
 
-// startPgBouncer runs PgBouncer (as postgres: it refuses root) in the
-// client host, in transaction mode in front of the primary.
+// startPgBouncer runs PgBouncer in the client host, in transaction mode
+// in front of the primary.
 func startPgBouncer(t *testing.T, l *lab.Lab, port int, primary string) {
 	t.Helper()
-	dir, err := os.MkdirTemp("/var/lib/rampart", "pgbouncer-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := baselineDir(t, "pgbouncer-")
 	ini := fmt.Sprintf(`[databases]
 %s = host=%s port=5432 dbname=%s
 [pgbouncer]
@@ -283,28 +287,114 @@ unix_socket_dir =
 logfile = %s/pgbouncer.log
 pidfile = %s/pgbouncer.pid
 `, lab.AppDatabase, primary, lab.AppDatabase, port, dir, dir, dir)
-	if err := os.WriteFile(filepath.Join(dir, "pgbouncer.ini"), []byte(ini), 0o644); err != nil {
+	files := map[string]string{
+		"pgbouncer.ini": ini,
+		"userlist.txt":  fmt.Sprintf("%q %q\n", lab.AppUser, l.Password(lab.AppUser)),
+	}
+	runAsPostgres(t, l, dir, files, port, filepath.Join(dir, "pgbouncer.out"), syscall.SIGTERM,
+		"pgbouncer", filepath.Join(dir, "pgbouncer.ini"))
+}
+
+// startPgpool runs pgpool-II in the client host in front of the primary,
+// configured as its users run it in front of streaming replication (it
+// parses every query to route it, as rampart does): one child process per
+// client (num_init_children must cover the largest client count, or extra
+// clients wait for a free child), connection cache on.
+func startPgpool(t *testing.T, l *lab.Lab, port int, primary string, maxClients int) {
+	t.Helper()
+	dir := baselineDir(t, "pgpool-")
+	conf := fmt.Sprintf(`backend_clustering_mode = 'streaming_replication'
+listen_addresses = '127.0.0.1'
+port = %[1]d
+unix_socket_directories = '%[2]s'
+pcp_listen_addresses = ''
+pcp_socket_dir = '%[2]s'
+backend_hostname0 = '%[3]s'
+backend_port0 = 5432
+backend_weight0 = 1
+backend_flag0 = 'ALWAYS_PRIMARY'
+enable_pool_hba = on
+pool_passwd = '%[2]s/pool_passwd'
+num_init_children = %[4]d
+max_pool = 1
+child_life_time = 0
+connection_cache = on
+load_balance_mode = on
+sr_check_period = 0
+health_check_period = 0
+pid_file_name = '%[2]s/pgpool.pid'
+logdir = '%[2]s'
+log_destination = 'stderr'
+`, port, dir, primary, maxClients)
+	files := map[string]string{
+		"pgpool.conf":   conf,
+		"pool_hba.conf": "host all all 127.0.0.1/32 scram-sha-256\n",
+		"pool_passwd":   fmt.Sprintf("%s:TEXT%s\n", lab.AppUser, l.Password(lab.AppUser)),
+		"pcp.conf":      "",
+	}
+	runAsPostgres(t, l, dir, files, port, filepath.Join(dir, "pgpool.log"), syscall.SIGINT, // fast shutdown, children too
+		"pgpool", "-n", "-f", filepath.Join(dir, "pgpool.conf"), "-a", filepath.Join(dir, "pool_hba.conf"), "-F", filepath.Join(dir, "pcp.conf"))
+}
+
+// baselineDir is a directory for a baseline's files, removed at the end.
+func baselineDir(t *testing.T, prefix string) string {
+	dir, err := os.MkdirTemp("/var/lib/rampart", prefix)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "userlist.txt"), []byte(fmt.Sprintf("%q %q\n", lab.AppUser, l.Password(lab.AppUser))), 0o600); err != nil {
-		t.Fatal(err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// runAsPostgres writes files into dir and runs argv in the client host as
+// postgres (both baselines refuse root), logging to logPath, until the test
+// ends (then stop, the daemon's shutdown signal, reaches it); it returns
+// once port accepts connections.
+func runAsPostgres(t *testing.T, l *lab.Lab, dir string, files map[string]string, port int, logPath string, stop syscall.Signal, argv ...string) {
+	t.Helper()
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if out, err := exec.Command("chown", "-R", "postgres:postgres", dir).CombinedOutput(); err != nil {
 		t.Fatalf("chown: %v\n%s", err, out)
 	}
-	cmd, err := l.Exec(context.Background(), "client", "setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--",
-		"pgbouncer", filepath.Join(dir, "pgbouncer.ini"))
+	cmd, err := l.Exec(context.Background(), "client", append([]string{"setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"}, argv...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	t.Cleanup(func() {
+		// nsenter --pid forks: the daemon is its child.
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", cmd.Process.Pid, cmd.Process.Pid)); err == nil {
+			for _, f := range strings.Fields(string(b)) {
+				if pid, err := strconv.Atoi(f); err == nil {
+					syscall.Kill(pid, stop)
+				}
+			}
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	dial, _ := l.Dialer("client")
-	if err := lab.WaitFor(ctx, "PgBouncer listening", 50*time.Millisecond, func(ctx context.Context) (bool, string, error) {
+	if err := lab.WaitFor(ctx, argv[0]+" listening", 50*time.Millisecond, func(ctx context.Context) (bool, string, error) {
 		c, err := dial(ctx, "tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
 			return false, err.Error(), nil
@@ -312,7 +402,7 @@ pidfile = %s/pgbouncer.pid
 		c.Close()
 		return true, "", nil
 	}); err != nil {
-		b, _ := os.ReadFile(filepath.Join(dir, "pgbouncer.log"))
+		b, _ := os.ReadFile(logPath)
 		t.Fatalf("%v\n%s", err, b)
 	}
 }

@@ -1,0 +1,229 @@
+package proxy
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// Session parameters. A client's start-up packet asks for settings
+// (application_name, TimeZone, DateStyle, …) that must hold on whichever
+// pooled server connection runs its queries, and must not leak to the
+// next client of that connection. Before each transaction the proxy
+// compares what the client asked for with what the server connection has,
+// and sets or resets the difference in one round trip (none in the usual
+// case, where a pool's clients ask for the same).
+
+// settable are the parameters the server reports (ParameterStatus) that a
+// client may set: a connection whose client did not ask for one gets the
+// server's default back.
+var settable = []string{"application_name", "client_encoding", "DateStyle", "IntervalStyle", "TimeZone", "standard_conforming_strings"}
+
+// canonicalParam spells a parameter name the way the server reports it
+// (names are case-insensitive).
+func canonicalParam(name string) string {
+	for _, s := range settable {
+		if strings.EqualFold(s, name) {
+			return s
+		}
+	}
+	return strings.ToLower(name)
+}
+
+var paramName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.]{0,62}$`)
+
+// startupParams picks the session parameters out of a start-up packet;
+// an error says what the client must do instead.
+func startupParams(in map[string]string) (map[string]string, error) {
+	out := map[string]string{}
+	for k, v := range in {
+		switch {
+		case k == "user" || k == "database" || strings.HasPrefix(k, "_pq_."):
+		case k == "replication":
+			return nil, fmt.Errorf("replication connections are not pooled: connect to the server itself")
+		case k == "options":
+			if strings.TrimSpace(v) != "" {
+				return nil, fmt.Errorf("the pooler does not pass the start-up parameter options (%q): set those parameters with ALTER ROLE … SET, or with SET in a session-mode pool", v)
+			}
+		case !paramName.MatchString(k):
+			return nil, fmt.Errorf("invalid start-up parameter name %q", k)
+		default:
+			out[canonicalParam(k)] = v
+		}
+	}
+	return out, nil
+}
+
+// paramState is what one server connection has: the reported parameters
+// now (current) and at its start (initial, the defaults), and the values
+// of unreported parameters the proxy set on it (custom).
+type paramState struct {
+	current, initial, custom map[string]string
+}
+
+// paramSQL returns the statements that give st the parameters want asks
+// for ("" when it has them): RESET to go back to the default for one the
+// client did not ask for, set_config for a value asked for (it takes the
+// value as the start-up packet does: a list such as search_path stays a
+// list, where SET name TO 'a, b' would make it one name).
+func paramSQL(want map[string]string, st paramState) string {
+	keys := slices.Clone(settable)
+	for k := range want {
+		keys = append(keys, k)
+	}
+	for k := range st.custom {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	var resets strings.Builder
+	var sets []string
+	for _, k := range keys {
+		_, reported := st.initial[k]
+		have, had := st.custom[k]
+		if reported {
+			have, had = st.current[k], true
+		}
+		v, asked := want[k]
+		switch {
+		case asked && (!had || have != v):
+			sets = append(sets, fmt.Sprintf("pg_catalog.set_config(%s, %s, false)", quoteLiteral(k), quoteLiteral(v)))
+		case !asked && reported && slices.Contains(settable, k) && have != st.initial[k],
+			!asked && !reported && had:
+			fmt.Fprintf(&resets, "RESET %s;", k)
+		}
+	}
+	if len(sets) > 0 {
+		return resets.String() + "SELECT " + strings.Join(sets, ", ") + ";"
+	}
+	return resets.String()
+}
+
+// quoteLiteral quotes s as a string constant whatever the server's
+// standard_conforming_strings.
+func quoteLiteral(s string) string {
+	q := "'" + strings.ReplaceAll(s, "'", "''") + "'"
+	if strings.Contains(s, `\`) {
+		return "E" + strings.ReplaceAll(q, `\`, `\\`)
+	}
+	return q
+}
+
+// applyParams gives sc the session's parameters, reading the answer here;
+// the error is the server's when it refuses a value.
+func (s *session) applyParams(sc *serverConn) error {
+	sql := paramSQL(s.params, sc.paramState())
+	if sql == "" {
+		return nil
+	}
+	raw, _ := (&pgproto3.Query{String: sql}).Encode(nil)
+	if _, err := sc.conn.Write(raw); err != nil {
+		sc.broken = true
+		return err
+	}
+	var refused error
+	for {
+		msg, err := sc.fe.Receive()
+		if err != nil {
+			sc.broken = true
+			return err
+		}
+		switch m := msg.(type) {
+		case *pgproto3.ParameterStatus:
+			sc.params[m.Name] = m.Value
+		case *pgproto3.ErrorResponse:
+			refused = &pgErr{m.Severity, m.Code, m.Message}
+		case *pgproto3.ReadyForQuery:
+			if refused == nil {
+				sc.noteParams(s.params)
+			}
+			return refused
+		}
+	}
+}
+
+// learnParams reads back the values of the parameters a client's SET or
+// RESET just changed on sc, so that they follow the client to other
+// server connections.
+func (s *session) learnParams(sc *serverConn, names []string) error {
+	cols := make([]string, len(names))
+	for i, n := range names {
+		cols[i] = "pg_catalog.current_setting(" + quoteLiteral(n) + ")"
+	}
+	raw, _ := (&pgproto3.Query{String: "SELECT " + strings.Join(cols, ", ")}).Encode(nil)
+	if _, err := sc.conn.Write(raw); err != nil {
+		sc.broken = true
+		return err
+	}
+	var values []string
+	var refused error
+	for {
+		msg, err := sc.fe.Receive()
+		if err != nil {
+			sc.broken = true
+			return err
+		}
+		switch m := msg.(type) {
+		case *pgproto3.DataRow:
+			for _, v := range m.Values {
+				values = append(values, string(v))
+			}
+		case *pgproto3.ErrorResponse:
+			refused = &pgErr{m.Severity, m.Code, m.Message}
+		case *pgproto3.ReadyForQuery:
+			if refused != nil || len(values) != len(names) {
+				return fmt.Errorf("read back %v: %v", names, refused)
+			}
+			if s.params == nil {
+				s.params = map[string]string{}
+			}
+			for i, n := range names {
+				k := canonicalParam(n)
+				s.params[k] = values[i]
+				if _, reported := sc.initial[k]; !reported {
+					sc.custom[k] = values[i]
+				}
+			}
+			return nil
+		}
+	}
+}
+
+// noteParams records the unreported parameters just set to want (and
+// reset: the ones want does not have).
+func (sc *serverConn) noteParams(want map[string]string) {
+	for k := range sc.custom {
+		if _, ok := want[k]; !ok {
+			delete(sc.custom, k)
+		}
+	}
+	for k, v := range want {
+		if _, reported := sc.initial[k]; !reported {
+			sc.custom[k] = v
+		}
+	}
+}
+
+func (sc *serverConn) paramState() paramState {
+	return paramState{current: sc.params, initial: sc.initial, custom: sc.custom}
+}
+
+// pgErr is a server's ErrorResponse, passed on to the client as it came.
+type pgErr struct{ severity, code, message string }
+
+func (e *pgErr) Error() string { return e.message }
+
+// unknownValue stands for a value the proxy no longer knows; no client
+// can ask for it (start-up parameters cannot hold NUL).
+const unknownValue = "\x00unknown"
+
+// forgetCustom marks the unreported parameters the proxy set as unknown, so
+// that the next client gets its own set again (or reset).
+func (sc *serverConn) forgetCustom() {
+	for k := range sc.custom {
+		sc.custom[k] = unknownValue
+	}
+}
