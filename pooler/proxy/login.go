@@ -58,7 +58,7 @@ func (p *Proxy) keyFor(user string, v Verifier) []byte {
 // where and with which sslmode (its TLSConfig and fallbacks, as pgconn
 // parsed them).
 func loginWithKey(ctx context.Context, dial func(ctx context.Context, network, addr string) (net.Conn, error),
-	cfg *pgconn.Config, v Verifier, clientKey []byte) (net.Conn, *pgproto3.Frontend, *hello, error) {
+	cfg *pgconn.Config, v Verifier, clientKey []byte) (net.Conn, *hello, error) {
 	tries := append([]*pgconn.FallbackConfig{{Host: cfg.Host, Port: cfg.Port, TLSConfig: cfg.TLSConfig}}, cfg.Fallbacks...)
 	var last error
 	for _, try := range tries {
@@ -68,6 +68,7 @@ func loginWithKey(ctx context.Context, dial func(ctx context.Context, network, a
 			last = err
 			continue
 		}
+		conn = newFastConn(conn)
 		if dl, ok := ctx.Deadline(); ok {
 			conn.SetDeadline(dl)
 		}
@@ -83,15 +84,15 @@ func loginWithKey(ctx context.Context, dial func(ctx context.Context, network, a
 			conn.Close()
 			var pe *pgErr
 			if errors.As(err, &pe) && pe.code == "28P01" {
-				return nil, nil, nil, err // a wrong key is wrong on every path
+				return nil, nil, err // a wrong key is wrong on every path
 			}
 			last = err
 			continue
 		}
 		conn.SetDeadline(time.Time{})
-		return conn, fe, h, nil
+		return conn, h, nil
 	}
-	return nil, nil, nil, last
+	return nil, nil, last
 }
 
 // startTLS asks the server for TLS (SSLRequest) and wraps conn.

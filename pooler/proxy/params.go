@@ -70,6 +70,9 @@ type paramState struct {
 // value as the start-up packet does: a list such as search_path stays a
 // list, where SET name TO 'a, b' would make it one name).
 func paramSQL(want map[string]string, st paramState) string {
+	if paramsMatch(want, st) {
+		return ""
+	}
 	keys := slices.Clone(settable)
 	for k := range want {
 		keys = append(keys, k)
@@ -102,6 +105,33 @@ func paramSQL(want map[string]string, st paramState) string {
 	return resets.String()
 }
 
+// paramsMatch is paramSQL's question without building anything: it runs
+// before every transaction.
+func paramsMatch(want map[string]string, st paramState) bool {
+	for k, v := range want {
+		have, ok := st.custom[k]
+		if _, reported := st.initial[k]; reported {
+			have, ok = st.current[k], true
+		}
+		if !ok || have != v {
+			return false
+		}
+	}
+	for _, k := range settable {
+		if _, asked := want[k]; !asked {
+			if def, reported := st.initial[k]; reported && st.current[k] != def {
+				return false
+			}
+		}
+	}
+	for k := range st.custom {
+		if _, asked := want[k]; !asked {
+			return false
+		}
+	}
+	return true
+}
+
 // quoteLiteral quotes s as a string constant whatever the server's
 // standard_conforming_strings.
 func quoteLiteral(s string) string {
@@ -126,7 +156,7 @@ func (s *session) applyParams(sc *serverConn) error {
 	}
 	var refused error
 	for {
-		msg, err := sc.fe.Receive()
+		msg, err := sc.receive()
 		if err != nil {
 			sc.broken = true
 			return err
@@ -161,7 +191,7 @@ func (s *session) learnParams(sc *serverConn, names []string) error {
 	var values []string
 	var refused error
 	for {
-		msg, err := sc.fe.Receive()
+		msg, err := sc.receive()
 		if err != nil {
 			sc.broken = true
 			return err

@@ -202,7 +202,7 @@ func (p *Proxy) poolFor(k poolKey) *pool {
 type serverConn struct {
 	key    poolKey
 	conn   net.Conn
-	fe     *pgproto3.Frontend
+	rd     *msgReader // the server's messages
 	pid    uint32
 	secret []byte
 	// params are the parameters the server reports, as they are now;
@@ -219,9 +219,13 @@ type serverConn struct {
 func (p *Proxy) acquire(ctx context.Context, k poolKey) (*serverConn, error) {
 	pl := p.poolFor(k)
 	select {
-	case pl.tokens <- struct{}{}:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("wait for a server connection to %s: %w", p.cfg.Nodes[k.node].Name, ctx.Err())
+	case pl.tokens <- struct{}{}: // a free slot: the usual case, without a select
+	default:
+		select {
+		case pl.tokens <- struct{}{}:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("wait for a server connection to %s: %w", p.cfg.Nodes[k.node].Name, ctx.Err())
+		}
 	}
 	pl.mu.Lock()
 	if n := len(pl.idle); n > 0 {
@@ -293,11 +297,11 @@ func (p *Proxy) connect(ctx context.Context, k poolKey) (*serverConn, error) {
 	if clientKey != nil {
 		lctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
 		defer cancel()
-		conn, fe, h, err := loginWithKey(lctx, p.cfg.Dial, cfg, u.Verifier, clientKey)
+		conn, h, err := loginWithKey(lctx, p.cfg.Dial, cfg, u.Verifier, clientKey)
 		if err != nil {
 			return nil, fmt.Errorf("connect to %s as %s (SCRAM pass-through): %w", node.Name, k.user, err)
 		}
-		return &serverConn{key: k, conn: conn, fe: fe, pid: h.pid, secret: h.secret,
+		return &serverConn{key: k, conn: conn, rd: newMsgReader(conn, 0), pid: h.pid, secret: h.secret,
 			params: maps.Clone(h.params), initial: maps.Clone(h.params), custom: map[string]string{},
 			prepared: map[string]string{}, epoch: epoch}, nil
 	}
@@ -313,7 +317,8 @@ func (p *Proxy) connect(ctx context.Context, k poolKey) (*serverConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &serverConn{key: k, conn: hc.Conn, fe: hc.Frontend, pid: hc.PID, secret: hc.SecretKey,
+	conn := newFastConn(hc.Conn)
+	return &serverConn{key: k, conn: conn, rd: newMsgReader(conn, 0), pid: hc.PID, secret: hc.SecretKey,
 		params: maps.Clone(hc.ParameterStatuses), initial: maps.Clone(hc.ParameterStatuses), custom: map[string]string{},
 		prepared: map[string]string{}, epoch: epoch}, nil
 }

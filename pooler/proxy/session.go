@@ -37,8 +37,10 @@ type session struct {
 	// (see params.go).
 	params    map[string]string
 	lastWrite time.Time
-	admin     bool // connected to the console, not to a server
-	tls       bool // the client connection is encrypted
+	admin     bool       // connected to the console, not to a server
+	out       []byte     // relay's buffer of answers for the client
+	rd        *msgReader // the client's messages, after start-up
+	tls       bool       // the client connection is encrypted
 }
 
 func (s *session) attached() *serverConn {
@@ -49,6 +51,7 @@ func (s *session) attached() *serverConn {
 
 func (p *Proxy) serveClient(ctx context.Context, conn net.Conn) {
 	defer conn.Close()
+	conn = newFastConn(conn)
 	s := &session{p: p, conn: conn, be: pgproto3.NewBackend(conn, conn), stmts: map[string]*pgproto3.Parse{}}
 	if p.cfg.MaxPacketSize > 0 {
 		s.be.SetMaxBodyLen(p.cfg.MaxPacketSize)
@@ -262,21 +265,45 @@ func (p *Proxy) anyUp() int {
 	return 0
 }
 
-// batch is a client's extended-protocol messages up to Sync, encoded.
+// batch is a client's extended-protocol messages up to Sync, as they came.
 type batch struct {
-	msgs    [][]byte
+	buf     []byte
+	ends    []int    // where each message ends in buf
 	queries []string // statements it parses or binds, for routing
 }
 
-// loop serves the client's messages until it leaves.
+func (b *batch) add(msg []byte) {
+	b.buf = append(b.buf, msg...)
+	b.ends = append(b.ends, len(b.buf))
+}
+
+func (b *batch) msgs() [][]byte {
+	out := make([][]byte, len(b.ends))
+	start := 0
+	for i, end := range b.ends {
+		out[i], start = b.buf[start:end], end
+	}
+	return out
+}
+
+func (b *batch) reset() {
+	b.buf, b.ends, b.queries = b.buf[:0], b.ends[:0], b.queries[:0]
+}
+
+// loop serves the client's messages until it leaves. Messages are read
+// whole and passed on as they came; each is decoded only to check it and
+// to route it.
 func (s *session) loop(ctx context.Context) error {
+	// After start-up (and TLS) a client's messages are read whole; the
+	// console still decodes them with pgproto3.
+	s.rd = newMsgReader(s.conn, s.p.cfg.MaxPacketSize)
 	var b batch
 	for {
-		msg, err := s.be.Receive()
+		typ, msg, err := s.rd.next()
 		if err != nil {
-			var tooBig *pgproto3.ExceededMaxBodyLenErr
+			var tooBig *tooBigError
 			if errors.As(err, &tooBig) {
-				return s.refuse(fatal("08P01", fmt.Sprintf("message of %d bytes exceeds max_packet_size %d", tooBig.ActualBodyLen, tooBig.MaxExpectedBodyLen)))
+				return s.refuse(fatal("08P01", tooBig.Error()))
 			}
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
 				return err
@@ -286,47 +313,70 @@ func (s *session) loop(ctx context.Context) error {
 			}
 			return s.refuse(fatal("08P01", "invalid frontend message: "+err.Error()))
 		}
-		switch m := msg.(type) {
-		case *pgproto3.Terminate:
+		body := msg[5:]
+		switch typ {
+		case 'X':
 			return io.EOF
-		case *pgproto3.Query:
-			raw, _ := m.Encode(nil)
-			if err := s.run(ctx, s.p.settings().cache.Classify(m.String), [][]byte{raw}); err != nil {
+		case 'Q':
+			var m pgproto3.Query
+			if err := m.Decode(body); err != nil {
+				return s.refuse(fatal("08P01", "invalid Query message: "+err.Error()))
+			}
+			if err := s.run(ctx, s.p.settings().cache.Classify(m.String), [][]byte{msg}); err != nil {
 				return err
 			}
-		case *pgproto3.Parse:
-			cp := *m
-			cp.ParameterOIDs = append([]uint32(nil), m.ParameterOIDs...)
-			s.stmts[m.Name] = &cp
+		case 'P':
+			m := &pgproto3.Parse{}
+			if err := m.Decode(body); err != nil {
+				return s.refuse(fatal("08P01", "invalid Parse message: "+err.Error()))
+			}
+			s.stmts[m.Name] = m
 			b.queries = append(b.queries, m.Query)
-			raw, _ := m.Encode(nil)
-			b.msgs = append(b.msgs, raw)
-		case *pgproto3.Bind:
+			b.add(msg)
+		case 'B':
+			var m pgproto3.Bind
+			if err := m.Decode(body); err != nil {
+				return s.refuse(fatal("08P01", "invalid Bind message: "+err.Error()))
+			}
 			if st := s.stmts[m.PreparedStatement]; st != nil {
 				b.queries = append(b.queries, st.Query)
 			}
-			raw, _ := m.Encode(nil)
-			b.msgs = append(b.msgs, raw)
-		case *pgproto3.Describe, *pgproto3.Execute, *pgproto3.Close, *pgproto3.Flush:
+			b.add(msg)
+		case 'D', 'E', 'C', 'H':
+			var m interface{ Decode([]byte) error }
+			switch typ {
+			case 'D':
+				m = &pgproto3.Describe{}
+			case 'E':
+				m = &pgproto3.Execute{}
+			case 'C':
+				m = &pgproto3.Close{}
+			case 'H':
+				m = &pgproto3.Flush{}
+			}
+			if err := m.Decode(body); err != nil {
+				return s.refuse(fatal("08P01", fmt.Sprintf("invalid %T message: %v", m, err)))
+			}
 			if c, ok := m.(*pgproto3.Close); ok && c.ObjectType == 'S' {
 				delete(s.stmts, c.Name)
 			}
-			raw, _ := m.(interface{ Encode([]byte) ([]byte, error) }).Encode(nil)
-			b.msgs = append(b.msgs, raw)
-		case *pgproto3.Sync:
-			raw, _ := m.Encode(nil)
-			b.msgs = append(b.msgs, raw)
+			b.add(msg)
+		case 'S':
+			if len(body) != 0 {
+				return s.refuse(fatal("08P01", "invalid Sync message"))
+			}
+			b.add(msg)
 			v := route.Verdict{}
 			for _, q := range b.queries {
 				v = route.Merge(v, s.p.settings().cache.Classify(q))
 			}
-			err := s.run(ctx, v, b.msgs)
-			b = batch{}
+			err := s.run(ctx, v, b.msgs())
+			b.reset()
 			if err != nil {
 				return err
 			}
 		default:
-			return s.refuse(fatal("08P01", fmt.Sprintf("unexpected message %T", msg)))
+			return s.refuse(fatal("08P01", fmt.Sprintf("unexpected message type %q", typ)))
 		}
 	}
 }
@@ -414,9 +464,10 @@ func (s *session) attach(ctx context.Context, v route.Verdict) error {
 	if err := s.p.waitResumed(ctx); err != nil {
 		return err
 	}
-	deadline := s.p.cfg.Now().Add(s.p.cfg.PrimaryWait)
+	var deadline time.Time // set once a primary is missing
 	for {
-		i, err := route.Choose(s.p.Backends(), v, route.Client{LastWrite: s.lastWrite, Turn: s.p.turn.Add(1)}, s.p.settings().policy, s.p.cfg.Now())
+		now := s.p.cfg.Now()
+		i, err := route.Choose(s.p.Backends(), v, route.Client{LastWrite: s.lastWrite, Turn: s.p.turn.Add(1)}, s.p.settings().policy, now)
 		if err == nil {
 			sc, err := s.p.acquire(ctx, poolKey{node: i, database: s.db, user: s.user})
 			if err != nil {
@@ -430,7 +481,10 @@ func (s *session) attach(ctx context.Context, v route.Verdict) error {
 			s.mu.Unlock()
 			return nil
 		}
-		if !errors.Is(err, route.ErrNoPrimary) || s.p.cfg.Now().After(deadline) {
+		if deadline.IsZero() {
+			deadline = now.Add(s.p.cfg.PrimaryWait)
+		}
+		if !errors.Is(err, route.ErrNoPrimary) || !now.Before(deadline) {
 			return err
 		}
 		select {
@@ -474,7 +528,7 @@ func (s *session) reset(sc *serverConn) bool {
 		return false
 	}
 	for {
-		msg, err := sc.fe.Receive()
+		msg, err := sc.receive()
 		if err != nil {
 			return false
 		}
@@ -551,51 +605,68 @@ func (s *session) prepareMissing(sc *serverConn, msgs [][]byte) ([]byte, injecte
 	return out, added, nil
 }
 
-// relay forwards the server's answers to the client up to ReadyForQuery
-// and returns its transaction status and whether an error came; it
-// swallows the answers to Parse and Close messages prepareMissing added,
-// and carries COPY FROM STDIN data.
+// relay passes the server's answers on to the client, as they came, up to
+// ReadyForQuery, and returns its transaction status and whether an error
+// came; it swallows the answers to Parse and Close messages prepareMissing
+// added, notes parameter changes, and carries COPY FROM STDIN data.
 func (s *session) relay(sc *serverConn, added injected) (status byte, failed bool, err error) {
 	parses, closes := added.parses, added.closes
-	n := 0
+	out := s.out[:0]
+	defer func() { s.out = out[:0] }()
+	flush := func() error {
+		if len(out) == 0 {
+			return nil
+		}
+		_, err := s.conn.Write(out)
+		out = out[:0]
+		return err
+	}
 	for {
-		msg, err := sc.fe.Receive()
+		typ, msg, err := sc.rd.next()
 		if err != nil {
 			return 0, failed, err
 		}
-		switch m := msg.(type) {
-		case *pgproto3.ParseComplete:
+		switch typ {
+		case '1': // ParseComplete
 			if parses > 0 {
 				parses--
 				continue
 			}
-		case *pgproto3.CloseComplete:
+		case '3': // CloseComplete
 			if closes > 0 {
 				closes--
 				continue
 			}
-		case *pgproto3.ReadyForQuery:
-			s.be.Send(m)
-			return m.TxStatus, failed, s.be.Flush()
-		case *pgproto3.CopyInResponse:
-			s.be.Send(m)
-			if err := s.be.Flush(); err != nil {
+		case 'Z':
+			if len(msg) != 6 {
+				return 0, failed, errors.New("malformed ReadyForQuery")
+			}
+			out = append(out, msg...)
+			return msg[5], failed, flush()
+		case 'G': // CopyInResponse: the client sends the data now
+			out = append(out, msg...)
+			if err := flush(); err != nil {
 				return 0, failed, err
 			}
 			if err := s.copyIn(sc); err != nil {
 				return 0, failed, err
 			}
 			continue
-		case *pgproto3.CopyBothResponse:
+		case 'W':
 			return 0, failed, errors.New("replication connections are not pooled")
-		case *pgproto3.ParameterStatus:
-			sc.params[m.Name] = m.Value
-		case *pgproto3.ErrorResponse:
+		case 'S':
+			var ps pgproto3.ParameterStatus
+			if err := ps.Decode(msg[5:]); err != nil {
+				return 0, failed, err
+			}
+			sc.params[ps.Name] = ps.Value
+		case 'E':
 			failed = true
 		}
-		s.be.Send(msg)
-		if n++; n%64 == 0 {
-			if err := s.be.Flush(); err != nil {
+		out = append(out, msg...)
+		// Pass on what has come before waiting for more.
+		if !sc.rd.ready() || len(out) >= 64<<10 {
+			if err := flush(); err != nil {
 				return 0, failed, err
 			}
 		}
@@ -605,28 +676,21 @@ func (s *session) relay(sc *serverConn, added injected) (status byte, failed boo
 // copyIn forwards the client's COPY data to the server until it ends.
 func (s *session) copyIn(sc *serverConn) error {
 	for {
-		msg, err := s.be.Receive()
+		typ, msg, err := s.rd.next()
 		if err != nil {
 			return err
 		}
-		var raw []byte
-		switch m := msg.(type) {
-		case *pgproto3.CopyData:
-			raw, _ = m.Encode(nil)
-		case *pgproto3.CopyDone:
-			raw, _ = m.Encode(nil)
-		case *pgproto3.CopyFail:
-			raw, _ = m.Encode(nil)
-		case *pgproto3.Flush, *pgproto3.Sync:
+		switch typ {
+		case 'd', 'c', 'f': // CopyData, CopyDone, CopyFail
+		case 'H', 'S':
 			continue // drivers may send them during COPY; the server ignores them too
 		default:
-			return fmt.Errorf("unexpected %T during COPY", msg)
+			return fmt.Errorf("unexpected message type %q during COPY", typ)
 		}
-		if _, err := sc.conn.Write(raw); err != nil {
+		if _, err := sc.conn.Write(msg); err != nil {
 			return err
 		}
-		switch msg.(type) {
-		case *pgproto3.CopyDone, *pgproto3.CopyFail:
+		if typ != 'd' {
 			return nil
 		}
 	}
