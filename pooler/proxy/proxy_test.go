@@ -658,11 +658,11 @@ func testPassThrough(t *testing.T, pl *proxyLab) {
 	}
 	cfg := pl.cfg
 	cfg.Users = map[string]User{lab.AppUser: pl.cfg.Users[lab.AppUser], role: users[role]}
-	_, stop := pl.serve(t, cfg, 6433)
+	_, stop := pl.serve(t, cfg, 6437)
 	defer stop()
 	dial, _ := pl.l.Dialer("client")
 	connect := func(pw string) (*pgx.Conn, error) {
-		c, err := pgx.ParseConfig(fmt.Sprintf("host=127.0.0.1 port=6433 user=%s password=%s dbname=%s sslmode=disable", role, pw, lab.AppDatabase))
+		c, err := pgx.ParseConfig(fmt.Sprintf("host=127.0.0.1 port=6437 user=%s password=%s dbname=%s sslmode=disable", role, pw, lab.AppDatabase))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -29,7 +29,7 @@ type Config struct {
 	// votes for nobody else for this long.
 	Promise time.Duration
 	// Election: a pooler that has not heard a leader for this long stands
-	// (one Heartbeat later per pooler of higher priority).
+	// (half a Heartbeat later per pooler of higher priority).
 	Election time.Duration
 }
 
@@ -376,7 +376,7 @@ func (n *Node) Tick(now time.Time) {
 }
 
 func (n *Node) timeout() time.Duration {
-	return n.cfg.Election + time.Duration(n.rank)*n.cfg.Heartbeat
+	return n.cfg.Election + time.Duration(n.rank)*n.cfg.Heartbeat/2
 }
 
 // stand starts with a pre-vote: a member that could not win (cut off
