@@ -227,10 +227,13 @@ func ParseConfig(name string, r io.Reader) (Config, error) {
 				return c, &ConfigError{name, line, "", fmt.Sprintf("section header %q has no closing ]", text)}
 			}
 			section = strings.ToLower(strings.TrimSpace(text[1 : len(text)-1]))
-			if section != "pooler" && section != "nodes" {
-				return c, &ConfigError{name, line, "", fmt.Sprintf("unknown section [%s]: use [pooler] and [nodes]", section)}
+			if !slices.Contains([]string{"pooler", "nodes", "watchdog", "members"}, section) {
+				return c, &ConfigError{name, line, "", fmt.Sprintf("unknown section [%s]: use [pooler], [nodes], and for a pair [watchdog] and [members]", section)}
 			}
 			continue
+		}
+		if section == "watchdog" || section == "members" {
+			continue // the pair's sections: package watchdog reads them
 		}
 		key, value, ok := strings.Cut(text, "=")
 		key, value = strings.ToLower(strings.TrimSpace(key)), strings.TrimSpace(value)

@@ -19,6 +19,8 @@ import (
 
 	"github.com/rampart-ha/rampart/pooler/proxy"
 	"github.com/rampart-ha/rampart/pooler/route"
+	"github.com/rampart-ha/rampart/pooler/watchdog"
+	"github.com/rampart-ha/rampart/vip"
 )
 
 // Load reads the configuration file and its auth file, and builds the
@@ -84,6 +86,13 @@ func Run(ctx context.Context, path string, log *slog.Logger) error {
 	}
 	var p *proxy.Proxy
 	pc.Reload = func() error { return reload(path, c, p, log) }
+	dog, err := startWatchdog(ctx, path, log)
+	if err != nil {
+		return err
+	}
+	if dog != nil {
+		pc.Watchdog = dog.Table
+	}
 	p = proxy.New(pc)
 	go p.Monitor(ctx)
 	hup := make(chan os.Signal, 1)
@@ -159,4 +168,44 @@ func reload(path string, running Config, p *proxy.Proxy, log *slog.Logger) error
 		log.Warn("changed settings that take a restart to apply", "settings", strings.Join(restart, ", "))
 	}
 	return nil
+}
+
+// startWatchdog runs the pair's member when the file has a [watchdog]
+// section: it holds the VIP while it leads. The follower keeps its pools
+// and its view of the nodes warm all along, so a takeover needs no
+// discovery.
+func startWatchdog(ctx context.Context, path string, log *slog.Logger) (*watchdog.Watchdog, error) {
+	wc, err := watchdog.LoadConfig(path)
+	if err != nil || !wc.Present {
+		return nil, err
+	}
+	key, err := watchdog.ReadKey(wc.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var holder watchdog.Holder
+	if wc.VIP.IsValid() {
+		probe := vip.DefaultProbe
+		probe.Enabled = wc.VIP.Is4()
+		v, err := vip.New(vip.Config{Addr: wc.VIP, Interface: wc.VIPInterface, Announce: vip.DefaultAnnounce, Probe: probe,
+			DADTimeout: vip.DefaultDADTimeout}, log.With("vip", wc.VIP.String()))
+		if err != nil {
+			return nil, fmt.Errorf("%s: vip: %w", path, err)
+		}
+		holder = v
+	} else if !wc.Me().Witness {
+		log.Warn("[watchdog] has no vip: this pooler takes part in the election but holds no address")
+	}
+	dog, err := watchdog.New(wc, key, holder, log.With("watchdog", wc.Self), nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s: [watchdog]: %w", path, err)
+	}
+	dog.Alive = systemdPinger()
+	go func() {
+		if err := dog.Run(ctx); err != nil {
+			log.Error("watchdog stopped", "err", err)
+		}
+	}()
+	log.Info("watchdog member running", "self", wc.Self, "members", len(wc.Members), "heartbeat", wc.Heartbeat, "vip", wc.VIP)
+	return dog, nil
 }

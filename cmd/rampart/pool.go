@@ -39,7 +39,11 @@ func poolCommand() *cli.Command {
 		Name:  "pool",
 		Usage: "drive a running rampart pooler through its console (database rampart)",
 		Subcommands: []*cli.Command{
-			console("SHOW", "NODES|POOLS|SERVERS|CLIENTS|STATS|CONFIG"),
+			console("SHOW", "NODES|POOLS|SERVERS|CLIENTS|STATS|CONFIG|WATCHDOG"),
+			{
+				Name: "status", Usage: "the pooler pair: members, leader, quorum, last heartbeats (SHOW WATCHDOG)", Flags: flags,
+				Action: func(c *cli.Context) error { return runConsole(c, "SHOW WATCHDOG") },
+			},
 			console("DRAIN", "NODE"), console("DETACH", "NODE"), console("ATTACH", "NODE"),
 			console("PAUSE", ""), console("RESUME", ""), console("RELOAD", ""),
 		},

@@ -15,7 +15,9 @@ func poolerCommand() *cli.Command {
 		Usage: "PostgreSQL router and pool: writes to the primary, reads to the standbys",
 		Description: "The configuration file is pgbouncer.ini-like: [pooler] (listen_addr, listen_port, auth_file,\n" +
 			"health_check_user, pool_mode, default_pool_size, max_lag_bytes, max_lag_time, read_your_writes, …)\n" +
-			"and [nodes] (NAME = host=… port=… weight=…). The auth file has `\"user\" \"password\"` lines.",
+			"and [nodes] (NAME = host=… port=… weight=…). The auth file has `\"user\" \"password\"` lines.\n" +
+			"A pair adds [watchdog] (self, key_file, heartbeat, vip, vip_interface) and [members]\n" +
+			"(ID = ADDRESS:PORT [priority=N] [witness]); the leader holds the vip (see rampart witness).",
 		Subcommands: []*cli.Command{
 			{
 				Name:  "run",

@@ -19,7 +19,7 @@ const (
 )
 
 // Shows are the SHOW subjects.
-var Shows = []string{"NODES", "POOLS", "CLIENTS", "SERVERS", "STATS", "CONFIG"}
+var Shows = []string{"NODES", "POOLS", "CLIENTS", "SERVERS", "STATS", "CONFIG", "WATCHDOG"}
 
 // Command is one parsed console command.
 type Command struct {

@@ -258,6 +258,11 @@ func (p *Proxy) show(what string) ([]string, [][]string) {
 		}
 		slices.SortFunc(rows, func(a, b []string) int { return slices.Compare(a, b) })
 		return cols, rows
+	case "WATCHDOG":
+		if p.cfg.Watchdog == nil {
+			return []string{"member", "role"}, [][]string{{"(none)", "this pooler runs alone: no [watchdog] in its configuration"}}
+		}
+		return p.cfg.Watchdog()
 	case "STATS":
 		hits, misses := p.settings().cache.Stats()
 		return []string{"statistic", "value"}, [][]string{

@@ -63,6 +63,9 @@ type Config struct {
 	// Reload re-reads the configuration (the console's RELOAD); nil when
 	// there is no file.
 	Reload func() error
+	// Watchdog renders the pooler pair's state for SHOW WATCHDOG (columns,
+	// rows); nil when the pooler runs alone.
+	Watchdog func() ([]string, [][]string)
 	// Dial makes server connections (a lab's namespace, a test's seam).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	Log  *slog.Logger

@@ -137,7 +137,7 @@ func ParseConfig(name string, r io.Reader) (Config, error) {
 	case c.KeyFile == "":
 		return c, &ConfigError{name, last, "key_file", "missing from [watchdog]: a file with the shared key (at least 16 bytes)"}
 	case !slices.ContainsFunc(c.Members, func(m Member) bool { return m.ID == c.Self }):
-		return c, &ConfigError{name, last, "self", fmt.Sprintf("%q is not in [members]", c.Self)}
+		return c, &ConfigError{name, seen["watchdog.self"], "self", fmt.Sprintf("%q is not in [members]", c.Self)}
 	}
 	if err := c.Election().Validate(); err != nil {
 		return c, &ConfigError{name, last, "", err.Error()}

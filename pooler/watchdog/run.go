@@ -27,6 +27,9 @@ type Watchdog struct {
 	log    *slog.Logger
 	now    func() time.Time
 	holder Holder // nil: a witness, or a pooler without an address
+	// Alive, when set, is called on every tick of the election loop (for
+	// systemd's WatchdogSec: a hung loop stops the pings).
+	Alive  func()
 	sealer *Sealer
 	opener *Opener
 	addrs  map[string]netip.AddrPort
@@ -117,6 +120,9 @@ func (w *Watchdog) Run(ctx context.Context) error {
 		w.mu.Unlock()
 		w.send(conn, out)
 		w.apply(ctx)
+		if w.Alive != nil {
+			w.Alive()
+		}
 	}
 }
 
@@ -242,4 +248,41 @@ func (w *Watchdog) release(why string) {
 		return
 	}
 	w.log.Info("address released", "why", why)
+}
+
+// Table renders the status as the console's SHOW WATCHDOG: one row per
+// member.
+func (w *Watchdog) Table() ([]string, [][]string) {
+	st := w.Status()
+	now := w.now()
+	cols := []string{"member", "addr", "priority", "role", "leader", "term", "quorum", "holds_vip", "last_heard_ms"}
+	var rows [][]string
+	for _, m := range w.cfg.Members {
+		role, heard := "", ""
+		switch {
+		case m.ID == w.cfg.Self:
+			role = st.Role.String() + " (this pooler)"
+			if m.Witness {
+				role = "witness (this member)"
+			}
+		case m.Witness:
+			role = "witness"
+		case m.ID == st.Leader:
+			role = "leader"
+		default:
+			role = "follower"
+		}
+		if at, ok := st.Heard[m.ID]; ok {
+			heard = fmt.Sprint(now.Sub(at).Milliseconds())
+		} else if m.ID != w.cfg.Self {
+			heard = "never"
+		}
+		holds := ""
+		if m.ID == w.cfg.Self {
+			holds = fmt.Sprint(st.Holding)
+		}
+		rows = append(rows, []string{m.ID, m.Addr.String(), fmt.Sprint(m.Priority), role, st.Leader, fmt.Sprint(st.Term),
+			fmt.Sprint(st.Quorum), holds, heard})
+	}
+	return cols, rows
 }
