@@ -185,10 +185,12 @@ func startWatchdog(ctx context.Context, path string, log *slog.Logger) (*watchdo
 	}
 	var holder watchdog.Holder
 	if wc.VIP.IsValid() {
-		probe := vip.DefaultProbe
-		probe.Enabled = wc.VIP.Is4()
+		// A short probe: the old holder's address expires by itself
+		// (Lifetime, renewed every half heartbeat while the lease holds),
+		// so the probe only has to see that it has gone.
+		probe := vip.Probe{Enabled: wc.VIP.Is4(), Count: 2, Interval: 100 * time.Millisecond, Wait: 200 * time.Millisecond}
 		v, err := vip.New(vip.Config{Addr: wc.VIP, Interface: wc.VIPInterface, Announce: vip.DefaultAnnounce, Probe: probe,
-			DADTimeout: vip.DefaultDADTimeout}, log.With("vip", wc.VIP.String()))
+			DADTimeout: vip.DefaultDADTimeout, Lifetime: wc.Election().Lease}, log.With("vip", wc.VIP.String()))
 		if err != nil {
 			return nil, fmt.Errorf("%s: vip: %w", path, err)
 		}

@@ -111,8 +111,9 @@ func (a *arpConn) send(frame []byte) error {
 
 // announce sends count request+reply pairs, interval apart (the pair's two
 // frames half an interval apart, as send_arp does). The first frame goes
-// out at once.
-func (a *arpConn) announce(ctx context.Context, ip netip.Addr, count int, interval time.Duration) error {
+// out at once. held is asked before every frame: a host that stopped (a
+// frozen process, thawed) must not announce an address it no longer has.
+func (a *arpConn) announce(ctx context.Context, ip netip.Addr, count int, interval time.Duration, held func() bool) error {
 	req, rep, err := GratuitousARP(a.mac, ip)
 	if err != nil {
 		return err
@@ -121,11 +122,17 @@ func (a *arpConn) announce(ctx context.Context, ip netip.Addr, count int, interv
 		if i > 0 && !pause(ctx, interval/2) {
 			return ctx.Err()
 		}
+		if !held() {
+			return ErrNotHeld
+		}
 		if err := a.send(req); err != nil {
 			return fmt.Errorf("send gratuitous ARP request: %w", err)
 		}
 		if !pause(ctx, interval/2) {
 			return ctx.Err()
+		}
+		if !held() {
+			return ErrNotHeld
 		}
 		if err := a.send(rep); err != nil {
 			return fmt.Errorf("send gratuitous ARP reply: %w", err)

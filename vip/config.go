@@ -23,6 +23,10 @@ type Config struct {
 
 	// NoDAD adds an IPv6 address without duplicate address detection.
 	NoDAD bool
+	// Lifetime, when set, adds the address with that valid lifetime
+	// (whole seconds, rounded up): the kernel removes it unless Renew
+	// comes first, so a holder that hangs or is killed lets go by itself.
+	Lifetime time.Duration
 	// DADTimeout bounds the wait for IPv6 duplicate address detection.
 	DADTimeout time.Duration
 }
@@ -76,6 +80,9 @@ func (c Config) withDefaults() Config {
 
 // Validate checks what can be checked without the network.
 func (c Config) Validate() error {
+	if c.Lifetime < 0 || c.Lifetime > time.Hour {
+		return fmt.Errorf("lifetime %s: use 0 (permanent) to 1h", c.Lifetime)
+	}
 	switch {
 	case !c.Addr.IsValid():
 		return errors.New("no address given")

@@ -147,7 +147,35 @@ func (v *VIP) nlAddr() *netlink.Addr {
 	if a.Is6() && v.cfg.NoDAD {
 		na.Flags |= unix.IFA_F_NODAD
 	}
+	if v.cfg.Lifetime > 0 {
+		secs := int((v.cfg.Lifetime + time.Second - 1) / time.Second)
+		na.ValidLft, na.PreferedLft = secs, secs
+	}
 	return na
+}
+
+// ErrNotHeld: Renew found the address gone.
+var ErrNotHeld = errors.New("the address is not held here")
+
+// Renew extends a held address's lifetime (Config.Lifetime); it fails with
+// ErrNotHeld when the address has gone (expired, or removed by someone).
+func (v *VIP) Renew() error {
+	l, _, err := v.link()
+	if err != nil {
+		return err
+	}
+	if _, held, err := v.find(l); err != nil {
+		return err
+	} else if !held {
+		return ErrNotHeld
+	}
+	if v.cfg.Lifetime == 0 {
+		return nil
+	}
+	if err := netlink.AddrReplace(l, v.nlAddr()); err != nil {
+		return fmt.Errorf("renew %s on %s: %w", v.place.Prefix, v.place.Interface, err)
+	}
+	return nil
 }
 
 // find returns the address's flags on the interface, or ok=false.
@@ -213,7 +241,7 @@ func (v *VIP) Acquire(ctx context.Context) error {
 		return fmt.Errorf("add %s to %s: %w", v.place.Prefix, v.place.Interface, err)
 	}
 	if ac != nil {
-		if err := ac.announce(ctx, v.cfg.Addr, v.cfg.Announce.Count, v.cfg.Announce.Interval); err != nil {
+		if err := ac.announce(ctx, v.cfg.Addr, v.cfg.Announce.Count, v.cfg.Announce.Interval, v.stillHeld(l)); err != nil {
 			v.log.Error("address added but not announced: clients may keep the old MAC", "err", err)
 		}
 		v.log.Info("address added and announced", "count", v.cfg.Announce.Count, "interval", v.cfg.Announce.Interval)
@@ -267,9 +295,17 @@ func (v *VIP) advertise(ctx context.Context, ifi *net.Interface) error {
 		Router: forwarding(ifi.Name), Override: true, TargetAddress: v.cfg.Addr,
 		Options: []ndp.Option{&ndp.LinkLayerAddress{Direction: ndp.Target, Addr: ifi.HardwareAddr}},
 	}
+	l, _, err := v.link()
+	if err != nil {
+		return err
+	}
+	held := v.stillHeld(l)
 	for i := 0; i < v.cfg.Announce.Count; i++ {
 		if i > 0 && !pause(ctx, v.cfg.Announce.Interval) {
 			return ctx.Err()
+		}
+		if !held() {
+			return ErrNotHeld
 		}
 		if err := c.WriteTo(na, nil, netip.IPv6LinkLocalAllNodes()); err != nil {
 			return fmt.Errorf("send neighbour advertisement: %w", err)
@@ -308,7 +344,20 @@ func (v *VIP) announce(ctx context.Context) error {
 		return err
 	}
 	defer ac.Close()
-	return ac.announce(ctx, v.cfg.Addr, v.cfg.Announce.Count, v.cfg.Announce.Interval)
+	l, _, err := v.link()
+	if err != nil {
+		return err
+	}
+	return ac.announce(ctx, v.cfg.Addr, v.cfg.Announce.Count, v.cfg.Announce.Interval, v.stillHeld(l))
+}
+
+// stillHeld asks the kernel, before each announcement, whether the address
+// is still here (it may have expired, or been given back).
+func (v *VIP) stillHeld(l netlink.Link) func() bool {
+	return func() bool {
+		_, held, err := v.find(l)
+		return err == nil && held
+	}
 }
 
 // Release removes the address; absent already is success.

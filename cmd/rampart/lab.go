@@ -49,6 +49,8 @@ func labUpCommand() *cli.Command {
 		Usage: "build and start a lab, wait until it is ready, print its status",
 		Flags: append(labFlags(),
 			&cli.IntFlag{Name: "db-hosts", Value: d.DBHosts, Usage: fmt.Sprintf("number of database hosts (1–%d)", lab.MaxDBHosts)},
+			&cli.IntFlag{Name: "poolers", Usage: "number of pooler hosts p1 … (0–9), for the pooler pair"},
+			&cli.BoolFlag{Name: "witness", Usage: "add the pooler pair's witness host w"},
 			&cli.StringFlag{Name: "subnet", Value: d.Subnet.String(), Usage: "IPv4 `PREFIX` used only inside the lab"},
 			&cli.StringFlag{Name: "management-subnet", Value: d.Management.String(), Usage: "IPv4 `PREFIX` of the lab's management network (hosts' eth1 and their BMCs)"},
 			&cli.DurationFlag{Name: "token", Value: d.Token, Usage: "Corosync token timeout"},
@@ -86,6 +88,7 @@ func labConfig(c *cli.Context) (lab.Config, error) {
 	cfg := lab.DefaultConfig()
 	cfg.ID, cfg.Root = c.String("id"), c.String("root")
 	cfg.DBHosts, cfg.Token = c.Int("db-hosts"), c.Duration("token")
+	cfg.Poolers, cfg.Witness = c.Int("poolers"), c.Bool("witness")
 	p, err := netip.ParsePrefix(c.String("subnet"))
 	if err != nil {
 		return cfg, cli.Exit(fmt.Sprintf("--subnet: %v", err), 2)

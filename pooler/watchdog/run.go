@@ -20,6 +20,13 @@ type Holder interface {
 	Release() error
 }
 
+// Renewer is a Holder whose address expires unless renewed (vip.VIP with
+// a Lifetime): the kernel lets go of it when this process cannot, killed
+// or frozen. Renew fails when the address has gone.
+type Renewer interface {
+	Renew() error
+}
+
 // Watchdog runs one member: it carries the election's messages over UDP
 // and, in a pooler, holds the address exactly while the election says so.
 type Watchdog struct {
@@ -38,6 +45,8 @@ type Watchdog struct {
 	node    *election.Node
 	status  election.Status
 	holding bool // the address is (being) taken here
+	held    bool // … and taken: Acquire succeeded
+	renewed time.Time
 	stop    context.CancelFunc
 	taken   chan struct{} // closed when the acquisition under way ends
 	dropped map[string]int
@@ -116,8 +125,13 @@ func (w *Watchdog) Run(ctx context.Context) error {
 		now := w.now()
 		w.node.Tick(now)
 		out := w.node.Ready()
+		prev := w.status
 		w.status = w.node.Status(now)
+		st := w.status
 		w.mu.Unlock()
+		if st.Role != prev.Role || st.Leader != prev.Leader {
+			w.log.Info("election", "role", st.Role.String(), "term", st.Term, "leader", st.Leader, "quorum", st.Quorum)
+		}
 		w.send(conn, out)
 		w.apply(ctx)
 		if w.Alive != nil {
@@ -188,13 +202,33 @@ func (w *Watchdog) apply(ctx context.Context) {
 		return
 	}
 	w.mu.Lock()
-	hold, holding := w.status.HoldVIP, w.holding
+	hold, holding, held, renewed := w.status.HoldVIP, w.holding, w.held, w.renewed
 	w.mu.Unlock()
 	switch {
 	case !hold && holding:
 		w.release("lease lost")
 	case hold && !holding:
 		w.take(ctx)
+	case hold && w.now().Sub(renewed) >= w.cfg.Heartbeat/2:
+		// Renewed from the moment it is added: taking it (probe, add,
+		// announce) lasts longer than its lifetime.
+		r, ok := w.holder.(Renewer)
+		if !ok {
+			return
+		}
+		if err := r.Renew(); err != nil {
+			if !held {
+				return // not added yet
+			}
+			w.log.Warn("the address has gone; taking it again", "err", err)
+			w.mu.Lock()
+			w.holding, w.held, w.stop, w.taken = false, false, nil, nil
+			w.mu.Unlock()
+			return
+		}
+		w.mu.Lock()
+		w.renewed = w.now()
+		w.mu.Unlock()
 	}
 }
 
@@ -210,6 +244,11 @@ func (w *Watchdog) take(ctx context.Context) {
 		defer close(done)
 		err := w.holder.Acquire(actx)
 		if err == nil {
+			w.mu.Lock()
+			if w.taken == done {
+				w.held, w.renewed = true, w.now()
+			}
+			w.mu.Unlock()
 			w.log.Info("address held", "term", term)
 			return
 		}
@@ -222,7 +261,7 @@ func (w *Watchdog) take(ctx context.Context) {
 		}
 		w.mu.Lock()
 		if w.taken == done {
-			w.holding, w.stop, w.taken = false, nil, nil
+			w.holding, w.held, w.stop, w.taken = false, false, nil, nil
 		}
 		w.mu.Unlock()
 		cancel()
@@ -234,7 +273,7 @@ func (w *Watchdog) take(ctx context.Context) {
 func (w *Watchdog) release(why string) {
 	w.mu.Lock()
 	holding, stop, taken := w.holding, w.stop, w.taken
-	w.holding, w.stop, w.taken = false, nil, nil
+	w.holding, w.held, w.stop, w.taken = false, false, nil, nil
 	w.mu.Unlock()
 	if stop != nil {
 		stop()

@@ -30,6 +30,10 @@ type Config struct {
 	PGBin string
 	// Token is Corosync's token timeout: how long a silent node stays a member.
 	Token time.Duration
+	// Poolers is the number of pooler hosts (p1 … pN) and Witness adds
+	// the pooler pair's witness host (w); none by default.
+	Poolers int
+	Witness bool
 	// Agent is the rampart binary that database hosts see as their OCF
 	// provider "rampart" (/usr/lib/ocf/resource.d/rampart/pgsql, …); "" for
 	// none. The machine's own resource.d is not touched.
@@ -65,6 +69,9 @@ func (c Config) Validate() error {
 	}
 	if c.DBHosts < 1 || c.DBHosts > MaxDBHosts {
 		return fmt.Errorf("database hosts: %d: use 1 to %d", c.DBHosts, MaxDBHosts)
+	}
+	if c.Poolers < 0 || c.Poolers > witnessOffset-poolerOffset {
+		return fmt.Errorf("pooler hosts: %d: use 0 to %d", c.Poolers, witnessOffset-poolerOffset)
 	}
 	if !c.Subnet.IsValid() || !c.Subnet.Addr().Is4() || c.Subnet.Bits() > 24 || c.Subnet.Bits() < 8 {
 		return fmt.Errorf("lab subnet %v: use an IPv4 prefix from /8 to /24", c.Subnet)
@@ -102,6 +109,8 @@ type Role string
 // Host roles. Pooler and witness hosts come with the pooler pair.
 const (
 	RoleDatabase Role = "database"
+	RolePooler   Role = "pooler"
+	RoleWitness  Role = "witness"
 	RoleClient   Role = "client"
 )
 
@@ -121,10 +130,12 @@ type HostSpec struct {
 // virtual IPs from .100. On the management network a database host keeps
 // its offset and its BMC adds 200 (n1: .11, its BMC .211).
 const (
-	dbOffset     = 11
-	clientOffset = 50
-	vipOffset    = 100
-	bmcOffset    = 200
+	dbOffset      = 11
+	poolerOffset  = 21
+	witnessOffset = 30
+	clientOffset  = 50
+	vipOffset     = 100
+	bmcOffset     = 200
 )
 
 // Hosts is the lab's address plan: database hosts first, then the client.
@@ -140,12 +151,21 @@ func (c Config) Hosts() []HostSpec {
 			BMC:    offset(c.Management, bmcOffset+dbOffset+i),
 		})
 	}
+	for i := 0; i < c.Poolers; i++ {
+		hosts = append(hosts, HostSpec{Name: fmt.Sprintf("p%d", i+1), Role: RolePooler, Addr: c.addr(poolerOffset + i)})
+	}
+	if c.Witness {
+		hosts = append(hosts, HostSpec{Name: "w", Role: RoleWitness, Addr: c.addr(witnessOffset)})
+	}
 	hosts = append(hosts, HostSpec{Name: "client", Role: RoleClient, Addr: c.addr(clientOffset)})
 	return hosts
 }
 
 // VIP is the first virtual IP of the lab (unused until an agent holds it).
 func (c Config) VIP() netip.Addr { return c.addr(vipOffset) }
+
+// PoolerVIP is the pooler pair's address (held by the leading pooler).
+func (c Config) PoolerVIP() netip.Addr { return c.addr(vipOffset + 1) }
 
 func (c Config) addr(n int) netip.Addr { return offset(c.Subnet, n) }
 

@@ -262,10 +262,8 @@ func (n *Node) voteRequest(m Message, now time.Time) {
 		return
 	}
 	if m.Term > n.term {
-		n.term, n.voted = m.Term, ""
-		if n.role != Follower {
-			n.role, n.leader = Follower, ""
-		}
+		n.term, n.voted, n.leader = m.Term, "", ""
+		n.role = Follower
 	}
 	grant := n.voted == "" || n.voted == m.From
 	if grant {
@@ -275,6 +273,12 @@ func (n *Node) voteRequest(m Message, now time.Time) {
 }
 
 func (n *Node) vote(m Message, now time.Time) {
+	if !m.Granted && m.Term > n.term && n.role == Candidate {
+		// Refused by a member of a later term: take it up and stand again
+		// at once in it (no leader was heard, so none to wait for).
+		n.term, n.voted, n.role = m.Term, "", Follower
+		return
+	}
 	if m.Pre && m.Granted {
 		if n.role == Candidate && n.pre && m.Term == n.term+1 {
 			n.votes[m.From] = true

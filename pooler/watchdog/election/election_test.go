@@ -401,3 +401,21 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// A follower restarted just before the leader freezes has not heard the
+// leader yet: refused by the witness's later term, it takes the term up
+// and stands again at once, not a full election timeout later.
+func TestRestartedFollowerThenLeaderFrozen(t *testing.T) {
+	s := pair(t)
+	s.until("p1 leads", 5*time.Second, s.leads("p1"))
+	s.down["p1"] = true
+	s.until("p2 leads", 3*time.Second, s.leads("p2"))
+	s.boot("p1")
+	s.run(300 * time.Millisecond)
+	s.frozen["p2"] = true
+	took := s.until("p1 leads", 3*time.Second, s.leads("p1"))
+	t.Logf("p2 frozen 0.3 s after p1's restart: p1 holds the VIP after %s", took)
+	if took > 2*time.Second {
+		t.Errorf("took %s; want at most 2 s", took)
+	}
+}

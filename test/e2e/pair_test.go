@@ -1,0 +1,418 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/mdlayher/arp"
+
+	"github.com/rampart-ha/rampart/test/lab"
+)
+
+// rampartProc is a rampart process started in a lab host.
+type rampartProc struct {
+	name string
+	pid  int // the process itself (nsenter's child)
+	log  *syncBuffer
+	done chan error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startDaemon runs the rampart binary with args in host until the test
+// ends.
+func startRampart(t *testing.T, l *lab.Lab, host string, args ...string) *rampartProc {
+	t.Helper()
+	cmd, err := l.Exec(context.Background(), host, append([]string{agentBinary}, args...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &rampartProc{name: host + ": rampart " + strings.Join(args, " "), log: &syncBuffer{}, done: make(chan error, 1)}
+	cmd.Stdout, cmd.Stderr = d.log, d.log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		if d.pid > 0 {
+			syscall.Kill(d.pid, syscall.SIGKILL)
+		}
+		if t.Failed() {
+			t.Logf("--- %s\n%s", d.name, d.log.String())
+		}
+	})
+	// nsenter --pid forks: the rampartProc is its child.
+	if err := lab.WaitFor(context.Background(), d.name+" started", 10*time.Millisecond, func(context.Context) (bool, string, error) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", cmd.Process.Pid, cmd.Process.Pid))
+		if f := strings.Fields(string(b)); err == nil && len(f) == 1 {
+			d.pid, _ = strconv.Atoi(f[0])
+			return true, "", nil
+		}
+		return false, string(b), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// arpObserver asks, from the client host every 50 ms, who has the address,
+// and records every answer.
+type arpObserver struct {
+	mu      sync.Mutex
+	samples []arpSample
+	macs    map[string]string // MAC → host
+}
+
+type arpSample struct {
+	at      time.Time
+	holders []string
+	frames  []string // the answers, for a report
+}
+
+func observeARP(t *testing.T, l *lab.Lab, ip netip.Addr) *arpObserver {
+	t.Helper()
+	o := &arpObserver{macs: map[string]string{}}
+	for _, h := range l.Hosts() {
+		if err := l.InNetwork(h.Name, func() error {
+			ifi, err := net.InterfaceByName("eth0")
+			if err == nil {
+				o.macs[ifi.HardwareAddr.String()] = h.Name
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var c *arp.Client
+	if err := l.InNetwork("client", func() error {
+		ifi, err := net.InterfaceByName("eth0")
+		if err != nil {
+			return err
+		}
+		c, err = arp.Dial(ifi)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	t.Cleanup(func() { stop(); c.Close() })
+	go func() {
+		for ctx.Err() == nil {
+			start := time.Now()
+			if err := c.Request(ip); err != nil {
+				return
+			}
+			seen := map[string]bool{}
+			var frames []string
+			c.SetReadDeadline(start.Add(45 * time.Millisecond))
+			for {
+				p, eth, err := c.Read()
+				if err != nil {
+					break
+				}
+				if p.Operation == arp.OperationReply && p.SenderIP == ip {
+					name := o.macs[p.SenderHardwareAddr.String()]
+					if name == "" {
+						name = p.SenderHardwareAddr.String()
+					}
+					seen[name] = true
+					frames = append(frames, fmt.Sprintf("+%s reply from %s (eth %s→%s) for %s→%s", time.Since(start).Round(time.Millisecond),
+						name, eth.Source, eth.Destination, p.TargetHardwareAddr, p.TargetIP))
+				}
+			}
+			s := arpSample{at: start, frames: frames}
+			for h := range seen {
+				s.holders = append(s.holders, h)
+			}
+			o.mu.Lock()
+			o.samples = append(o.samples, s)
+			o.mu.Unlock()
+			time.Sleep(time.Until(start.Add(50 * time.Millisecond))) // the sampling period
+		}
+	}()
+	return o
+}
+
+// transitions lists who answered from t on, each change once.
+func (o *arpObserver) transitions(t time.Time) string {
+	var b strings.Builder
+	last := "?"
+	for _, s := range o.since(t) {
+		h := strings.Join(s.holders, "+")
+		if h != last {
+			fmt.Fprintf(&b, " +%s %q", s.at.Sub(t).Round(10*time.Millisecond), h)
+			last = h
+		}
+	}
+	return b.String()
+}
+
+// holder is who answered the latest sample ("" none, "a+b" several).
+func (o *arpObserver) holder() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.samples) == 0 {
+		return ""
+	}
+	return strings.Join(o.samples[len(o.samples)-1].holders, "+")
+}
+
+// since returns the samples taken after t.
+func (o *arpObserver) since(t time.Time) []arpSample {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var out []arpSample
+	for _, s := range o.samples {
+		if s.at.After(t) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// TestPoolerPair: two poolers (p1 preferred) and a witness, clients on the
+// client host through the pair's VIP. The leader is killed, frozen, cut
+// off, and partitioned from the others; every time the other pooler holds
+// the VIP within 3 s and clients go on; an observer asking who has the
+// VIP every 50 ms never gets two answers.
+func TestPoolerPair(t *testing.T) {
+	c := lab.DefaultConfig()
+	c.ID, c.DBHosts, c.Poolers, c.Witness = "e2epair", 1, 2, true
+	l := startLab(t, c)
+	ctx := deadline(t, 6*time.Minute)
+	vip := c.PoolerVIP()
+
+	dir, err := os.MkdirTemp("/var/lib/rampart", "pair-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	files := map[string]string{
+		"watchdog.key": base64.StdEncoding.EncodeToString(secret),
+		"userlist.txt": fmt.Sprintf("%q %q\n", lab.AppUser, l.Password(lab.AppUser)),
+	}
+	addr := map[string]netip.Addr{}
+	for _, h := range l.Hosts() {
+		addr[h.Name] = h.Addr
+	}
+	members := fmt.Sprintf("[members]\np1 = %s:7480 priority=100\np2 = %s:7480 priority=50\nw = %s:7480 witness\n", addr["p1"], addr["p2"], addr["w"])
+	for _, p := range []string{"p1", "p2"} {
+		files[p+".ini"] = fmt.Sprintf(`[pooler]
+listen_addr = *
+listen_port = 6432
+auth_file = %[1]s/userlist.txt
+health_check_user = %[2]s
+health_check_dbname = %[3]s
+admin_users = %[2]s
+[nodes]
+n1 = host=%[4]s
+[watchdog]
+self = %[5]s
+key_file = %[1]s/watchdog.key
+heartbeat = 500ms
+vip = %[6]s
+%[7]s`, dir, lab.AppUser, lab.AppDatabase, addr["n1"], p, vip, members)
+	}
+	files["w.ini"] = fmt.Sprintf("[watchdog]\nself = w\nkey_file = %s/watchdog.key\nheartbeat = 500ms\n%s", dir, members)
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	obs := observeARP(t, l, vip)
+	started := time.Now()
+	// The pair's one rule, over the whole test: never two answers (checked
+	// after every fault, so that a failure shows the daemons' logs).
+	checkOne := func(phase string) {
+		t.Helper()
+		for _, s := range obs.since(started) {
+			if len(s.holders) > 1 {
+				t.Errorf("%s: at %s %v both answered for the VIP (%s); answers:%s", phase, s.at.Sub(started).Round(time.Millisecond), s.holders,
+					strings.Join(s.frames, "; "), obs.transitions(started))
+				return
+			}
+		}
+	}
+	poolers := map[string]*rampartProc{}
+	run := func(p string) {
+		poolers[p] = startRampart(t, l, p, "pooler", "run", "--config", filepath.Join(dir, p+".ini"))
+	}
+	startRampart(t, l, "w", "witness", "run", "--config", filepath.Join(dir, "w.ini"))
+	run("p1")
+	run("p2")
+
+	dial, err := l.Dialer("client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	query := func() error {
+		cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=6432 user=%s password=%s dbname=%s sslmode=disable connect_timeout=1",
+			vip, lab.AppUser, l.Password(lab.AppUser), lab.AppDatabase))
+		if err != nil {
+			return err
+		}
+		cfg.DialFunc = dial
+		qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		conn, err := pgx.ConnectConfig(qctx, cfg)
+		if err != nil {
+			return err
+		}
+		defer conn.Close(context.Background())
+		var one int
+		return conn.QueryRow(qctx, "SELECT 1").Scan(&one)
+	}
+	// holds waits until the observer sees only want answer, then a client
+	// query through the VIP succeeds; it returns both times since from.
+	holds := func(want string, from time.Time, limit time.Duration) (time.Duration, time.Duration) {
+		t.Helper()
+		if err := lab.WaitFor(ctx, want+" answers for the VIP", 20*time.Millisecond, func(context.Context) (bool, string, error) {
+			h := obs.holder()
+			return h == want, "answering: " + h, nil
+		}); err != nil || time.Since(from) > limit+time.Second {
+			t.Fatalf("%s did not take the VIP within %s: %v", want, limit, err)
+		}
+		took := time.Since(from)
+		if err := lab.WaitFor(ctx, "a query through the VIP", 50*time.Millisecond, func(context.Context) (bool, string, error) {
+			err := query()
+			if err != nil {
+				return false, err.Error(), nil
+			}
+			return true, "", nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return took, time.Since(from)
+	}
+	holds("p1", time.Now(), time.Minute)
+	t.Log("p1 holds the VIP; clients reach PostgreSQL through it")
+
+	// 1. The leader's pooler killed (SIGKILL: it cannot remove the address;
+	// the address's lifetime does).
+	at := time.Now()
+	syscall.Kill(poolers["p1"].pid, syscall.SIGKILL)
+	took, query1 := holds("p2", at, 3*time.Second)
+	t.Logf("p1's pooler killed: p2 answers for the VIP after %s, first query through it after %s; ARP answers:%s",
+		took.Round(10*time.Millisecond), query1.Round(10*time.Millisecond), obs.transitions(at))
+	checkOne("kill")
+	if took > 3*time.Second {
+		t.Errorf("takeover after a kill took %s; want at most 3 s", took)
+	}
+	run("p1") // back as a follower: it must not take the VIP back
+	if err := lab.WaitFor(ctx, "p1 follows p2", 100*time.Millisecond, func(context.Context) (bool, string, error) {
+		out, err := l.Exec(ctx, "p1", agentBinary, "pool", "status", "--host", addr["p1"].String(), "--user", lab.AppUser)
+		if err != nil {
+			return false, "", err
+		}
+		b, err := out.CombinedOutput()
+		for _, line := range strings.Split(string(b), "\n") {
+			// p1  ADDR  100  follower (this pooler)  p2  TERM …
+			if f := strings.Fields(line); len(f) > 6 && f[0] == "p1" && f[3] == "follower" && f[6] == "p2" {
+				return true, "", nil
+			}
+		}
+		return false, string(b), err
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	// 2. The leader's host frozen: the other takes over; thawed, the old
+	// leader never answers for the VIP again.
+	at = time.Now()
+	if err := l.Freeze(ctx, "p2"); err != nil {
+		t.Fatal(err)
+	}
+	froze := time.Since(at)
+	took, query1 = holds("p1", at, 3*time.Second)
+	t.Logf("p2 frozen (freezing took %s): p1 answers for the VIP after %s, first query after %s; ARP answers:%s",
+		froze.Round(10*time.Millisecond), took.Round(10*time.Millisecond), query1.Round(10*time.Millisecond), obs.transitions(at))
+	if took > 3*time.Second {
+		t.Errorf("takeover after a freeze took %s; want at most 3 s", took)
+	}
+	checkOne("freeze")
+	thawed := time.Now()
+	if err := l.Thaw("p2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.WaitFor(ctx, "p2 thawed follows", 100*time.Millisecond, func(context.Context) (bool, string, error) {
+		return time.Since(thawed) > 3*time.Second, "", nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range obs.since(thawed) {
+		if strings.Contains(strings.Join(s.holders, " "), "p2") {
+			t.Fatalf("the thawed old leader answered for the VIP at +%s", s.at.Sub(thawed).Round(time.Millisecond))
+		}
+	}
+
+	// 3. The leader's link cut.
+	at = time.Now()
+	if err := l.Cut(ctx, "p1"); err != nil {
+		t.Fatal(err)
+	}
+	took, query1 = holds("p2", at, 3*time.Second)
+	t.Logf("p1's link cut: p2 answers for the VIP after %s, first query after %s", took.Round(10*time.Millisecond), query1.Round(10*time.Millisecond))
+	checkOne("cut")
+	if err := l.Restore(ctx, "p1"); err != nil {
+		t.Fatal(err)
+	}
+
+	// 4. Partition {leader} | {follower, witness, database, client}.
+	if err := lab.WaitFor(ctx, "p1 back as a follower", 100*time.Millisecond, func(context.Context) (bool, string, error) {
+		return time.Since(at) > 6*time.Second && obs.holder() == "p2", obs.holder(), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	at = time.Now()
+	if err := l.Partition(ctx, [][]string{{"p2"}, {"p1", "w", "n1", "client"}}); err != nil {
+		t.Fatal(err)
+	}
+	took, query1 = holds("p1", at, 3*time.Second)
+	t.Logf("{p2} | {p1, w, n1, client}: p1 answers for the VIP after %s, first query after %s", took.Round(10*time.Millisecond), query1.Round(10*time.Millisecond))
+	if err := l.Heal(ctx); err != nil {
+		t.Fatal(err)
+	}
+	healed := time.Now()
+	if err := lab.WaitFor(ctx, "the healed pair settles", 100*time.Millisecond, func(context.Context) (bool, string, error) {
+		return time.Since(healed) > 3*time.Second, "", nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if h := obs.holder(); h != "p1" {
+		t.Errorf("after healing the VIP is answered by %q; want p1 still", h)
+	}
+	checkOne("partition")
+	t.Logf("%d ARP samples of the VIP, never two answers", len(obs.since(started)))
+}
