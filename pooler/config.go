@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rampart-ha/rampart/pooler/watchdog"
 	"github.com/rampart-ha/rampart/ra/pg"
 )
 
@@ -80,19 +81,12 @@ func DefaultConfig() Config {
 	}
 }
 
-// ConfigError is a problem of one line of the file.
-type ConfigError struct {
-	File string
-	Line int
-	Key  string
-	Msg  string
-}
+// ConfigError is a problem of one line of the file (the pair's sections
+// report theirs the same way).
+type ConfigError = watchdog.ConfigError
 
-func (e *ConfigError) Error() string {
-	if e.Key == "" {
-		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
-	}
-	return fmt.Sprintf("%s:%d: %s: %s", e.File, e.Line, e.Key, e.Msg)
+func configError(file string, line int, key, msg string) *ConfigError {
+	return &ConfigError{File: file, Line: line, Key: key, Msg: msg}
 }
 
 // LoadConfig reads and validates the file at path.
@@ -224,11 +218,11 @@ func ParseConfig(name string, r io.Reader) (Config, error) {
 		}
 		if text[0] == '[' {
 			if !strings.HasSuffix(text, "]") {
-				return c, &ConfigError{name, line, "", fmt.Sprintf("section header %q has no closing ]", text)}
+				return c, configError(name, line, "", fmt.Sprintf("section header %q has no closing ]", text))
 			}
 			section = strings.ToLower(strings.TrimSpace(text[1 : len(text)-1]))
 			if !slices.Contains([]string{"pooler", "nodes", "watchdog", "members"}, section) {
-				return c, &ConfigError{name, line, "", fmt.Sprintf("unknown section [%s]: use [pooler], [nodes], and for a pair [watchdog] and [members]", section)}
+				return c, configError(name, line, "", fmt.Sprintf("unknown section [%s]: use [pooler], [nodes], and for a pair [watchdog] and [members]", section))
 			}
 			continue
 		}
@@ -238,13 +232,13 @@ func ParseConfig(name string, r io.Reader) (Config, error) {
 		key, value, ok := strings.Cut(text, "=")
 		key, value = strings.ToLower(strings.TrimSpace(key)), strings.TrimSpace(value)
 		if !ok || key == "" {
-			return c, &ConfigError{name, line, "", fmt.Sprintf("%q: want key = value", text)}
+			return c, configError(name, line, "", fmt.Sprintf("%q: want key = value", text))
 		}
 		if section == "" {
-			return c, &ConfigError{name, line, key, "outside any section: start with [pooler]"}
+			return c, configError(name, line, key, "outside any section: start with [pooler]")
 		}
 		if prev, dup := seen[section+"."+key]; dup {
-			return c, &ConfigError{name, line, key, fmt.Sprintf("set twice (first on line %d)", prev)}
+			return c, configError(name, line, key, fmt.Sprintf("set twice (first on line %d)", prev))
 		}
 		seen[section+"."+key] = line
 		var err error
@@ -256,22 +250,22 @@ func ParseConfig(name string, r io.Reader) (Config, error) {
 			err = fmt.Errorf("unknown key (known: %s)", strings.Join(knownKeys(), ", "))
 		}
 		if err != nil {
-			return c, &ConfigError{name, line, key, err.Error()}
+			return c, configError(name, line, key, err.Error())
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return c, &ConfigError{name, line + 1, "", err.Error()}
+		return c, configError(name, line+1, "", err.Error())
 	}
 	if c.ClientTLSMode != "disable" && (c.ClientTLSCertFile == "" || c.ClientTLSKeyFile == "") {
-		return c, &ConfigError{name, max(line, 1), "client_tls_sslmode", c.ClientTLSMode + " needs client_tls_cert_file and client_tls_key_file"}
+		return c, configError(name, max(line, 1), "client_tls_sslmode", c.ClientTLSMode+" needs client_tls_cert_file and client_tls_key_file")
 	}
 	for _, k := range []string{"auth_file", "health_check_user"} {
 		if _, ok := seen["pooler."+k]; !ok {
-			return c, &ConfigError{name, max(line, 1), k, "missing from [pooler]"}
+			return c, configError(name, max(line, 1), k, "missing from [pooler]")
 		}
 	}
 	if len(c.Nodes) == 0 {
-		return c, &ConfigError{name, max(line, 1), "", "no [nodes]: name at least one PostgreSQL server"}
+		return c, configError(name, max(line, 1), "", "no [nodes]: name at least one PostgreSQL server")
 	}
 	return c, nil
 }

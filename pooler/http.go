@@ -3,20 +3,26 @@ package pooler
 import (
 	"encoding/json"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/rampart-ha/rampart/pooler/proxy"
 	"github.com/rampart-ha/rampart/pooler/route"
+	"github.com/rampart-ha/rampart/pooler/watchdog"
+	"github.com/rampart-ha/rampart/pooler/watchdog/election"
 )
 
 // HTTPHandler serves /metrics (Prometheus) and /health: 200 while a
 // primary is known and the pooler is not shutting down, 503 otherwise,
 // with the nodes as JSON (for load balancers and the pair's checks).
-func HTTPHandler(p *proxy.Proxy) http.Handler {
+func HTTPHandler(p *proxy.Proxy, dog *watchdog.Watchdog) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collector{p})
+	if dog != nil {
+		reg.MustRegister(pairCollector{dog})
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
@@ -67,12 +73,6 @@ func (collector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
 	st := c.p.Stats()
-	b2f := func(b bool) float64 {
-		if b {
-			return 1
-		}
-		return 0
-	}
 	for i, b := range st.Backends {
 		ch <- prometheus.MustNewConstMetric(nodeUp, prometheus.GaugeValue, b2f(b.Up), b.Name, b.Role.String())
 		ch <- prometheus.MustNewConstMetric(nodeLag, prometheus.GaugeValue, float64(b.LagBytes), b.Name)
@@ -83,4 +83,42 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(clients, prometheus.GaugeValue, float64(st.Clients))
 	ch <- prometheus.MustNewConstMetric(cacheLookup, prometheus.CounterValue, float64(st.CacheHits), "hit")
 	ch <- prometheus.MustNewConstMetric(cacheLookup, prometheus.CounterValue, float64(st.CacheMisses), "miss")
+}
+
+var (
+	pairLeader  = prometheus.NewDesc("rampart_pair_leader", "1 while this pooler leads the pair (with a lease).", nil, nil)
+	pairHolding = prometheus.NewDesc("rampart_pair_vip_held", "1 while the pair's address is held (or being taken) here.", nil, nil)
+	pairTerm    = prometheus.NewDesc("rampart_pair_term", "The election's term as this member knows it.", nil, nil)
+	pairQuorum  = prometheus.NewDesc("rampart_pair_quorum", "1 when a majority of the members was heard within a lease.", nil, nil)
+	pairHeard   = prometheus.NewDesc("rampart_pair_last_heard_seconds", "Seconds since the member was last heard from.", []string{"member"}, nil)
+	pairDropped = prometheus.NewDesc("rampart_pair_packets_dropped_total", "Heartbeat packets refused, by reason.", []string{"reason"}, nil)
+)
+
+type pairCollector struct{ w *watchdog.Watchdog }
+
+func (pairCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{pairLeader, pairHolding, pairTerm, pairQuorum, pairHeard, pairDropped} {
+		ch <- d
+	}
+}
+
+func (c pairCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.w.Status()
+	ch <- prometheus.MustNewConstMetric(pairLeader, prometheus.GaugeValue, b2f(st.Role == election.Leader && st.HoldVIP))
+	ch <- prometheus.MustNewConstMetric(pairHolding, prometheus.GaugeValue, b2f(st.Holding))
+	ch <- prometheus.MustNewConstMetric(pairTerm, prometheus.GaugeValue, float64(st.Term))
+	ch <- prometheus.MustNewConstMetric(pairQuorum, prometheus.GaugeValue, b2f(st.Quorum))
+	for id, at := range st.Heard {
+		ch <- prometheus.MustNewConstMetric(pairHeard, prometheus.GaugeValue, time.Since(at).Seconds(), id)
+	}
+	for _, reason := range []string{"forged", "replayed", "stale", "malformed"} {
+		ch <- prometheus.MustNewConstMetric(pairDropped, prometheus.CounterValue, float64(st.Dropped[reason]), reason)
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -14,7 +14,7 @@ import (
 // shows every node down.
 func TestHTTPHandler(t *testing.T) {
 	p := proxy.New(proxy.Config{Nodes: []proxy.Node{{Name: "db1", Addr: "192.0.2.1:5432", Weight: 1}}})
-	srv := httptest.NewServer(HTTPHandler(p))
+	srv := httptest.NewServer(HTTPHandler(p, nil))
 	defer srv.Close()
 	get := func(path string) (int, string) {
 		r, err := http.Get(srv.URL + path)

@@ -115,7 +115,7 @@ func Run(ctx context.Context, path string, log *slog.Logger) error {
 		if err != nil {
 			return fmt.Errorf("pooler: http_listen: %w", err)
 		}
-		hs := &http.Server{Handler: HTTPHandler(p), ReadHeaderTimeout: 5 * time.Second}
+		hs := &http.Server{Handler: HTTPHandler(p, dog), ReadHeaderTimeout: 5 * time.Second}
 		go hs.Serve(hl)
 		defer hs.Close()
 	}

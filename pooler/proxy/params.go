@@ -142,37 +142,18 @@ func quoteLiteral(s string) string {
 	return q
 }
 
-// applyParams gives sc the session's parameters, reading the answer here;
-// the error is the server's when it refuses a value.
+// applyParams gives sc the session's parameters; the error is the
+// server's when it refuses a value.
 func (s *session) applyParams(sc *serverConn) error {
 	sql := paramSQL(s.params, sc.paramState())
 	if sql == "" {
 		return nil
 	}
-	raw, _ := (&pgproto3.Query{String: sql}).Encode(nil)
-	if _, err := sc.conn.Write(raw); err != nil {
-		sc.broken = true
+	if _, _, err := sc.exec(sql); err != nil {
 		return err
 	}
-	var refused error
-	for {
-		msg, err := sc.receive()
-		if err != nil {
-			sc.broken = true
-			return err
-		}
-		switch m := msg.(type) {
-		case *pgproto3.ParameterStatus:
-			sc.params[m.Name] = m.Value
-		case *pgproto3.ErrorResponse:
-			refused = &pgErr{m.Severity, m.Code, m.Message}
-		case *pgproto3.ReadyForQuery:
-			if refused == nil {
-				sc.noteParams(s.params)
-			}
-			return refused
-		}
-	}
+	sc.noteParams(s.params)
+	return nil
 }
 
 // learnParams reads back the values of the parameters a client's SET or
@@ -183,20 +164,43 @@ func (s *session) learnParams(sc *serverConn, names []string) error {
 	for i, n := range names {
 		cols[i] = "pg_catalog.current_setting(" + quoteLiteral(n) + ")"
 	}
-	raw, _ := (&pgproto3.Query{String: "SELECT " + strings.Join(cols, ", ")}).Encode(nil)
+	values, _, err := sc.exec("SELECT " + strings.Join(cols, ", "))
+	if err != nil || len(values) != len(names) {
+		return fmt.Errorf("read back %v: %v", names, err)
+	}
+	if s.params == nil {
+		s.params = map[string]string{}
+	}
+	for i, n := range names {
+		k := canonicalParam(n)
+		s.params[k] = values[i]
+		if _, reported := sc.initial[k]; !reported {
+			sc.custom[k] = values[i]
+		}
+	}
+	return nil
+}
+
+// exec runs the proxy's own simple query on sc and reads the answer here:
+// the values of its rows, the transaction status after it, and the
+// server's error (sc stays usable) or an I/O error (sc is broken).
+// Parameter changes it reports are noted.
+func (sc *serverConn) exec(sql string) (values []string, status byte, err error) {
+	raw, _ := (&pgproto3.Query{String: sql}).Encode(nil)
 	if _, err := sc.conn.Write(raw); err != nil {
 		sc.broken = true
-		return err
+		return nil, 0, err
 	}
-	var values []string
 	var refused error
 	for {
 		msg, err := sc.receive()
 		if err != nil {
 			sc.broken = true
-			return err
+			return nil, 0, err
 		}
 		switch m := msg.(type) {
+		case *pgproto3.ParameterStatus:
+			sc.params[m.Name] = m.Value
 		case *pgproto3.DataRow:
 			for _, v := range m.Values {
 				values = append(values, string(v))
@@ -204,20 +208,7 @@ func (s *session) learnParams(sc *serverConn, names []string) error {
 		case *pgproto3.ErrorResponse:
 			refused = &pgErr{m.Severity, m.Code, m.Message}
 		case *pgproto3.ReadyForQuery:
-			if refused != nil || len(values) != len(names) {
-				return fmt.Errorf("read back %v: %v", names, refused)
-			}
-			if s.params == nil {
-				s.params = map[string]string{}
-			}
-			for i, n := range names {
-				k := canonicalParam(n)
-				s.params[k] = values[i]
-				if _, reported := sc.initial[k]; !reported {
-					sc.custom[k] = values[i]
-				}
-			}
-			return nil
+			return values, m.TxStatus, refused
 		}
 	}
 }

@@ -523,23 +523,9 @@ func (s *session) detach(idle bool) {
 // reset runs the server reset query; false when the connection is not
 // clean afterwards.
 func (s *session) reset(sc *serverConn) bool {
-	raw, _ := (&pgproto3.Query{String: s.p.cfg.ServerResetQuery}).Encode(nil)
-	if _, err := sc.conn.Write(raw); err != nil {
-		return false
-	}
-	for {
-		msg, err := sc.receive()
-		if err != nil {
-			return false
-		}
-		if ps, ok := msg.(*pgproto3.ParameterStatus); ok {
-			sc.params[ps.Name] = ps.Value
-		}
-		if r, ok := msg.(*pgproto3.ReadyForQuery); ok {
-			sc.prepared = map[string]string{}
-			return r.TxStatus == 'I'
-		}
-	}
+	_, status, err := sc.exec(s.p.cfg.ServerResetQuery)
+	sc.prepared = map[string]string{}
+	return err == nil && status == 'I'
 }
 
 // injected counts the messages prepareMissing added, whose answers the

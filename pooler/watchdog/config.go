@@ -59,7 +59,8 @@ func (c Config) Me() Member {
 	return Member{}
 }
 
-// ConfigError names the file, line and key at fault.
+// ConfigError names the file, line and key at fault (the pooler's own
+// sections use it too).
 type ConfigError struct {
 	File string
 	Line int

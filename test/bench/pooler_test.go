@@ -34,12 +34,7 @@ type poolTarget struct {
 // Then read scale-out: a latency-bound read through rampart with 1, 2 and
 // 3 standbys (pool of 4 per standby), against linear.
 func TestPoolerBench(t *testing.T) {
-	if os.Getenv("RAMPART_BENCH") == "" {
-		t.Skip("benchmark: run it with `make bench` (RAMPART_BENCH=1)")
-	}
-	if only := os.Getenv("RAMPART_BENCH_SCENARIO"); only != "" && !strings.Contains("pooler", only) {
-		t.Skip("not selected by RAMPART_BENCH_SCENARIO")
-	}
+	selected(t, "pooler")
 	for _, bin := range []string{"pgbouncer", "pgpool"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			t.Skipf("needs %s (make deps)", bin)
@@ -51,17 +46,8 @@ func TestPoolerBench(t *testing.T) {
 	}
 	c := lab.DefaultConfig()
 	c.ID, c.DBHosts = "pbench", 4
-	if missing := lab.Prerequisites(c); len(missing) > 0 {
-		t.Skipf("benchmark needs %s", strings.Join(missing, ", "))
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	l := benchLab(t, c)
 	ctx := context.Background()
-	lab.Destroy(ctx, c.Root, c.ID, log)
-	l, err := lab.Up(ctx, c, log)
-	t.Cleanup(func() { lab.Destroy(context.Background(), c.Root, c.ID, log) })
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Room for 256 direct clients beside the poolers' connections (pgpool-II
 	// keeps one per child it has used); standbys first (theirs must not be
 	// lower than the primary's).

@@ -71,12 +71,7 @@ type vipRun struct {
 // TestVIPBench moves the VIP from n1 to n2 with each mover in turn
 // (interleaved) and prints medians and ratios.
 func TestVIPBench(t *testing.T) {
-	if os.Getenv("RAMPART_BENCH") == "" {
-		t.Skip("benchmark: run it with `make bench` (RAMPART_BENCH=1)")
-	}
-	if only := os.Getenv("RAMPART_BENCH_SCENARIO"); only != "" && !strings.Contains("vip takeover", only) {
-		t.Skip("not selected by RAMPART_BENCH_SCENARIO")
-	}
+	selected(t, "vip takeover")
 	runs := 5
 	if n, err := strconv.Atoi(os.Getenv("RAMPART_BENCH_RUNS")); err == nil && n > 0 {
 		runs = max(n, 3)

@@ -6,7 +6,8 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
-	"net"
+	"io"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -18,8 +19,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/mdlayher/arp"
 
+	"github.com/rampart-ha/rampart/pooler/watchdog"
+	"github.com/rampart-ha/rampart/pooler/watchdog/election"
 	"github.com/rampart-ha/rampart/test/lab"
 )
 
@@ -85,121 +87,6 @@ func startRampart(t *testing.T, l *lab.Lab, host string, args ...string) *rampar
 	return d
 }
 
-// arpObserver asks, from the client host every 50 ms, who has the address,
-// and records every answer.
-type arpObserver struct {
-	mu      sync.Mutex
-	samples []arpSample
-	macs    map[string]string // MAC → host
-}
-
-type arpSample struct {
-	at      time.Time
-	holders []string
-	frames  []string // the answers, for a report
-}
-
-func observeARP(t *testing.T, l *lab.Lab, ip netip.Addr) *arpObserver {
-	t.Helper()
-	o := &arpObserver{macs: map[string]string{}}
-	for _, h := range l.Hosts() {
-		if err := l.InNetwork(h.Name, func() error {
-			ifi, err := net.InterfaceByName("eth0")
-			if err == nil {
-				o.macs[ifi.HardwareAddr.String()] = h.Name
-			}
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var c *arp.Client
-	if err := l.InNetwork("client", func() error {
-		ifi, err := net.InterfaceByName("eth0")
-		if err != nil {
-			return err
-		}
-		c, err = arp.Dial(ifi)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	t.Cleanup(func() { stop(); c.Close() })
-	go func() {
-		for ctx.Err() == nil {
-			start := time.Now()
-			if err := c.Request(ip); err != nil {
-				return
-			}
-			seen := map[string]bool{}
-			var frames []string
-			c.SetReadDeadline(start.Add(45 * time.Millisecond))
-			for {
-				p, eth, err := c.Read()
-				if err != nil {
-					break
-				}
-				if p.Operation == arp.OperationReply && p.SenderIP == ip {
-					name := o.macs[p.SenderHardwareAddr.String()]
-					if name == "" {
-						name = p.SenderHardwareAddr.String()
-					}
-					seen[name] = true
-					frames = append(frames, fmt.Sprintf("+%s reply from %s (eth %s→%s) for %s→%s", time.Since(start).Round(time.Millisecond),
-						name, eth.Source, eth.Destination, p.TargetHardwareAddr, p.TargetIP))
-				}
-			}
-			s := arpSample{at: start, frames: frames}
-			for h := range seen {
-				s.holders = append(s.holders, h)
-			}
-			o.mu.Lock()
-			o.samples = append(o.samples, s)
-			o.mu.Unlock()
-			time.Sleep(time.Until(start.Add(50 * time.Millisecond))) // the sampling period
-		}
-	}()
-	return o
-}
-
-// transitions lists who answered from t on, each change once.
-func (o *arpObserver) transitions(t time.Time) string {
-	var b strings.Builder
-	last := "?"
-	for _, s := range o.since(t) {
-		h := strings.Join(s.holders, "+")
-		if h != last {
-			fmt.Fprintf(&b, " +%s %q", s.at.Sub(t).Round(10*time.Millisecond), h)
-			last = h
-		}
-	}
-	return b.String()
-}
-
-// holder is who answered the latest sample ("" none, "a+b" several).
-func (o *arpObserver) holder() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if len(o.samples) == 0 {
-		return ""
-	}
-	return strings.Join(o.samples[len(o.samples)-1].holders, "+")
-}
-
-// since returns the samples taken after t.
-func (o *arpObserver) since(t time.Time) []arpSample {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	var out []arpSample
-	for _, s := range o.samples {
-		if s.at.After(t) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
 // TestPoolerPair: two poolers (p1 preferred) and a witness, clients on the
 // client host through the pair's VIP. The leader is killed, frozen, cut
 // off, and partitioned from the others; every time the other pooler holds
@@ -236,6 +123,7 @@ auth_file = %[1]s/userlist.txt
 health_check_user = %[2]s
 health_check_dbname = %[3]s
 admin_users = %[2]s
+http_listen = 127.0.0.1:9187
 [nodes]
 n1 = host=%[4]s
 [watchdog]
@@ -251,16 +139,20 @@ vip = %[6]s
 			t.Fatal(err)
 		}
 	}
-	obs := observeARP(t, l, vip)
+	obs, err := lab.ObserveARP(l, "client", vip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(obs.Stop)
 	started := time.Now()
 	// The pair's one rule, over the whole test: never two answers (checked
 	// after every fault, so that a failure shows the daemons' logs).
 	checkOne := func(phase string) {
 		t.Helper()
-		for _, s := range obs.since(started) {
-			if len(s.holders) > 1 {
-				t.Errorf("%s: at %s %v both answered for the VIP (%s); answers:%s", phase, s.at.Sub(started).Round(time.Millisecond), s.holders,
-					strings.Join(s.frames, "; "), obs.transitions(started))
+		for _, s := range obs.Since(started) {
+			if len(s.Holders) > 1 {
+				t.Errorf("%s: at %s %v both answered for the VIP (%s); answers:%s", phase, s.At.Sub(started).Round(time.Millisecond), s.Holders,
+					strings.Join(s.Frames, "; "), obs.Transitions(started))
 				return
 			}
 		}
@@ -299,7 +191,7 @@ vip = %[6]s
 	holds := func(want string, from time.Time, limit time.Duration) (time.Duration, time.Duration) {
 		t.Helper()
 		if err := lab.WaitFor(ctx, want+" answers for the VIP", 20*time.Millisecond, func(context.Context) (bool, string, error) {
-			h := obs.holder()
+			h := obs.Holder()
 			return h == want, "answering: " + h, nil
 		}); err != nil || time.Since(from) > limit+time.Second {
 			t.Fatalf("%s did not take the VIP within %s: %v", want, limit, err)
@@ -325,7 +217,7 @@ vip = %[6]s
 	syscall.Kill(poolers["p1"].pid, syscall.SIGKILL)
 	took, query1 := holds("p2", at, 3*time.Second)
 	t.Logf("p1's pooler killed: p2 answers for the VIP after %s, first query through it after %s; ARP answers:%s",
-		took.Round(10*time.Millisecond), query1.Round(10*time.Millisecond), obs.transitions(at))
+		took.Round(10*time.Millisecond), query1.Round(10*time.Millisecond), obs.Transitions(at))
 	checkOne("kill")
 	if took > 3*time.Second {
 		t.Errorf("takeover after a kill took %s; want at most 3 s", took)
@@ -357,7 +249,7 @@ vip = %[6]s
 	froze := time.Since(at)
 	took, query1 = holds("p1", at, 3*time.Second)
 	t.Logf("p2 frozen (freezing took %s): p1 answers for the VIP after %s, first query after %s; ARP answers:%s",
-		froze.Round(10*time.Millisecond), took.Round(10*time.Millisecond), query1.Round(10*time.Millisecond), obs.transitions(at))
+		froze.Round(10*time.Millisecond), took.Round(10*time.Millisecond), query1.Round(10*time.Millisecond), obs.Transitions(at))
 	if took > 3*time.Second {
 		t.Errorf("takeover after a freeze took %s; want at most 3 s", took)
 	}
@@ -371,9 +263,9 @@ vip = %[6]s
 	}); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range obs.since(thawed) {
-		if strings.Contains(strings.Join(s.holders, " "), "p2") {
-			t.Fatalf("the thawed old leader answered for the VIP at +%s", s.at.Sub(thawed).Round(time.Millisecond))
+	for _, s := range obs.Since(thawed) {
+		if strings.Contains(strings.Join(s.Holders, " "), "p2") {
+			t.Fatalf("the thawed old leader answered for the VIP at +%s", s.At.Sub(thawed).Round(time.Millisecond))
 		}
 	}
 
@@ -391,7 +283,7 @@ vip = %[6]s
 
 	// 4. Partition {leader} | {follower, witness, database, client}.
 	if err := lab.WaitFor(ctx, "p1 back as a follower", 100*time.Millisecond, func(context.Context) (bool, string, error) {
-		return time.Since(at) > 6*time.Second && obs.holder() == "p2", obs.holder(), nil
+		return time.Since(at) > 6*time.Second && obs.Holder() == "p2", obs.Holder(), nil
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -410,9 +302,76 @@ vip = %[6]s
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if h := obs.holder(); h != "p1" {
+	if h := obs.Holder(); h != "p1" {
 		t.Errorf("after healing the VIP is answered by %q; want p1 still", h)
 	}
 	checkOne("partition")
-	t.Logf("%d ARP samples of the VIP, never two answers", len(obs.since(started)))
+	t.Logf("%d ARP samples of the VIP, never two answers", len(obs.Since(started)))
+
+	// Bad heartbeats from the client host to both poolers: signed with
+	// another key and claiming a high term, replayed (the right key, a
+	// packet number below the witness's), garbage, truncated.
+	forger, _ := watchdog.NewSealer([]byte("not the pair's key at all"), "p2", time.Now())
+	forged, _ := forger.Seal(election.Message{Kind: election.Heartbeat, Term: 1000, Seq: 1}, time.Now())
+	old, _ := watchdog.NewSealer([]byte(files["watchdog.key"]), "w", time.Now().Add(-time.Hour))
+	replayed, _ := old.Seal(election.Message{Kind: election.VoteRequest, Term: 1000}, time.Now())
+	before := obs.Holder()
+	for _, p := range []string{"p1", "p2"} {
+		uc, err := dial(ctx, "udp", netip.AddrPortFrom(addr[p], 7480).String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, pkt := range [][]byte{forged, replayed, []byte("RPWD\x01garbage"), forged[:30]} {
+			uc.Write(pkt)
+		}
+		uc.Close()
+	}
+	sent := time.Now()
+	if err := lab.WaitFor(ctx, "the bad packets are behind us", 100*time.Millisecond, func(context.Context) (bool, string, error) {
+		return time.Since(sent) > 2*time.Second, "", nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if h := obs.Holder(); h != before {
+		t.Errorf("bad heartbeats moved the VIP from %q to %q", before, h)
+	}
+	for _, s := range obs.Since(sent) {
+		if strings.Join(s.Holders, "+") != before {
+			t.Errorf("after the bad heartbeats the VIP was answered by %v", s.Holders)
+			break
+		}
+	}
+
+	// The pair in /metrics: p1 leads, p2 follows, both see a quorum and
+	// counted the bad packets.
+	for host, leader := range map[string]string{"p1": "1", "p2": "0"} {
+		hdial, err := l.Dialer(host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		web := &http.Client{Transport: &http.Transport{DialContext: hdial}, Timeout: 2 * time.Second}
+		r, err := web.Get("http://127.0.0.1:9187/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		for _, want := range []string{"rampart_pair_leader " + leader, "rampart_pair_quorum 1", `rampart_pair_last_heard_seconds{member="w"}`} {
+			if !strings.Contains(string(b), want) {
+				t.Errorf("%s /metrics lacks %q", host, want)
+			}
+		}
+		for reason, least := range map[string]float64{"forged": 1, "replayed": 1, "malformed": 2} {
+			name := `rampart_pair_packets_dropped_total{reason="` + reason + `"} `
+			var n float64
+			for _, line := range strings.Split(string(b), "\n") {
+				if v, ok := strings.CutPrefix(line, name); ok {
+					n, _ = strconv.ParseFloat(v, 64)
+				}
+			}
+			if n < least {
+				t.Errorf("%s counted %v %s packets; want at least %v", host, n, reason, least)
+			}
+		}
+	}
 }
