@@ -278,7 +278,7 @@ health_check_period = 0
 use_watchdog = on
 %[3]s
 wd_priority = %[4]d
-delegate_ip = '%[5]s'
+delegate_IP = '%[5]s'
 if_cmd_path = '/usr/sbin'
 if_up_cmd = 'ip addr add $_IP_$/24 dev eth0'
 if_down_cmd = 'ip addr del $_IP_$/24 dev eth0'
