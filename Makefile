@@ -46,10 +46,11 @@ demo: deps build
 
 ## bench: benchmarks, run side by side with their baselines in one run
 ## (failover: ocf:rampart:pgsql against the ClusterLabs pgsql agent; vip:
-## ocf:rampart:vip against IPaddr2; pooler: rampart against direct and PgBouncer; minutes)
+## ocf:rampart:vip against IPaddr2; pooler: rampart against direct, PgBouncer and pgpool-II;
+## pair: the pooler pair's takeover against pgpool-II's watchdog; minutes)
 bench: deps build
 	$(GO) test -run '^$$' -bench . -count 5 ./...
-	RAMPART_BENCH=1 $(GO) test -count=1 -timeout 60m -run 'Bench$$' -v ./test/bench
+	RAMPART_BENCH=1 $(GO) test -count=1 -timeout 90m -run 'Bench$$' -v ./test/bench
 
 
 clean:

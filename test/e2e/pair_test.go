@@ -50,7 +50,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// startDaemon runs the rampart binary with args in host until the test
+// startRampart runs the rampart binary with args in host until the test
 // ends.
 func startRampart(t *testing.T, l *lab.Lab, host string, args ...string) *rampartProc {
 	t.Helper()
