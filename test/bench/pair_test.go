@@ -215,16 +215,18 @@ func pairFaults(t *testing.T, ctx context.Context, l *lab.Lab, obs *lab.ARPObser
 				t.Fatal(err)
 			}
 		}
-		if err != nil {
-			return times, doubles, fmt.Sprintf("no takeover: %v", err)
+		if err == nil {
+			// Settle: the old leader back as a follower, a few heartbeats.
+			back := time.Now()
+			within("the pair settles", time.Minute, func() (bool, string) { return time.Since(back) > 5*time.Second, "" })
 		}
-		// Settle: the old leader back as a follower, a few heartbeats.
-		back := time.Now()
-		within("the pair settles", time.Minute, func() (bool, string) { return time.Since(back) > 5*time.Second, "" })
 		for _, s := range obs.Since(at) {
 			if len(s.Holders) > 1 {
 				doubles++
 			}
+		}
+		if err != nil {
+			return times, doubles, fmt.Sprintf("no takeover: %v", err)
 		}
 	}
 	return times, doubles, ""
