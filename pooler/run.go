@@ -92,6 +92,21 @@ func Run(ctx context.Context, path string, log *slog.Logger) error {
 	}
 	if dog != nil {
 		pc.Watchdog = dog.Table
+	} else if ping := systemdPinger(); ping != nil {
+		// Alone, the pooler tells systemd it is alive from a ticker of its
+		// own (a pair member does it from its election loop).
+		go func() {
+			t := time.NewTicker(100 * time.Millisecond)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					ping()
+				}
+			}
+		}()
 	}
 	p = proxy.New(pc)
 	go p.Monitor(ctx)
