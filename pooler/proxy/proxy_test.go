@@ -161,6 +161,7 @@ func TestProxy(t *testing.T) {
 	t.Run("psycopg2", func(t *testing.T) { testPsycopg(t, pl) })
 	t.Run("jdbc", func(t *testing.T) { testJDBC(t, pl) })
 	t.Run("session parameters", func(t *testing.T) { testSessionParams(t, pl) })
+	t.Run("large results", func(t *testing.T) { testLargeResults(t, pl) })
 	t.Run("scram pass-through", func(t *testing.T) { testPassThrough(t, pl) })
 	t.Run("tls", func(t *testing.T) { testTLS(t, pl) })
 	t.Run("lag", func(t *testing.T) { testLagAware(t, pl) })
@@ -629,6 +630,39 @@ func testSessionParams(t *testing.T, pl *proxyLab) {
 		t.Error("a start-up with timezone=Nowhere/Bogus was accepted")
 	} else if !strings.Contains(err.Error(), "TimeZone") {
 		t.Errorf("a bad TimeZone at start-up: %v; want the server's complaint about TimeZone", err)
+	}
+}
+
+// Rows far bigger than the relay's buffer (one 3 MB value; 20 rows of
+// 200 kB) arrive whole and in order.
+func testLargeResults(t *testing.T, pl *proxyLab) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := pl.connect(t, ctx, "")
+	var big string
+	if err := c.QueryRow(ctx, "SELECT repeat('x', 3000000) || 'end'").Scan(&big); err != nil {
+		t.Fatal(err)
+	}
+	if len(big) != 3000003 || !strings.HasSuffix(big, "xend") {
+		t.Errorf("a 3 MB value came back as %d bytes", len(big))
+	}
+	rows, err := c.Query(ctx, "SELECT i, repeat(chr(64 + i), 200000) FROM generate_series(1, 20) i")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for rows.Next() {
+		var i int
+		var v string
+		if err := rows.Scan(&i, &v); err != nil {
+			t.Fatal(err)
+		}
+		if n++; i != n || len(v) != 200000 || v[0] != byte(64+i) || v[len(v)-1] != byte(64+i) {
+			t.Fatalf("row %d: i=%d, %d bytes of %q…", n, i, len(v), v[:1])
+		}
+	}
+	if err := rows.Err(); err != nil || n != 20 {
+		t.Errorf("%d rows, %v; want 20", n, err)
 	}
 }
 

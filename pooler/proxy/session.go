@@ -649,6 +649,16 @@ func (s *session) relay(sc *serverConn, added injected) (status byte, failed boo
 		case 'E':
 			failed = true
 		}
+		if len(msg) >= 64<<10 {
+			// A big message goes straight through, not copied again.
+			if err := flush(); err != nil {
+				return 0, failed, err
+			}
+			if _, err := s.conn.Write(msg); err != nil {
+				return 0, failed, err
+			}
+			continue
+		}
 		out = append(out, msg...)
 		// Pass on what has come before waiting for more.
 		if !sc.rd.ready() || len(out) >= 64<<10 {
