@@ -95,18 +95,7 @@ func Run(ctx context.Context, path string, log *slog.Logger) error {
 	} else if ping := systemdPinger(); ping != nil {
 		// Alone, the pooler tells systemd it is alive from a ticker of its
 		// own (a pair member does it from its election loop).
-		go func() {
-			t := time.NewTicker(100 * time.Millisecond)
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-					ping()
-				}
-			}
-		}()
+		go every(ctx, 100*time.Millisecond, ping)
 	}
 	p = proxy.New(pc)
 	go p.Monitor(ctx)
@@ -136,23 +125,14 @@ func Run(ctx context.Context, path string, log *slog.Logger) error {
 	}
 	log.Info("pooler listening", "addr", ln.Addr().String(), "nodes", len(pc.Nodes), "users", len(pc.Users), "pool_mode", c.PoolMode)
 	daemon.SdNotify(false, "READY=1\nSTATUS=listening on "+ln.Addr().String())
-	go func() {
-		// Report the nodes' roles to systemd's status line.
-		t := time.NewTicker(5 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				status := ""
-				for _, b := range p.Backends() {
-					status += fmt.Sprintf("%s=%s ", b.Name, b.Role)
-				}
-				daemon.SdNotify(false, "STATUS="+status)
-			}
+	// Report the nodes' roles to systemd's status line.
+	go every(ctx, 5*time.Second, func() {
+		status := ""
+		for _, b := range p.Backends() {
+			status += fmt.Sprintf("%s=%s ", b.Name, b.Role)
 		}
-	}()
+		daemon.SdNotify(false, "STATUS="+status)
+	})
 	err = p.Serve(ctx, ln)
 	daemon.SdNotify(false, "STOPPING=1\nSTATUS=ending sessions at their transaction boundaries")
 	log.Info("pooler stopping: sessions end at their next transaction boundary", "timeout", "30s")
@@ -225,4 +205,18 @@ func startWatchdog(ctx context.Context, path string, log *slog.Logger) (*watchdo
 	}()
 	log.Info("watchdog member running", "self", wc.Self, "members", len(wc.Members), "heartbeat", wc.Heartbeat, "vip", wc.VIP)
 	return dog, nil
+}
+
+// every runs fn every d until ctx ends.
+func every(ctx context.Context, d time.Duration, fn func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fn()
+		}
+	}
 }
