@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/rampart-ha/rampart/pooler/watchdog/election"
@@ -36,10 +37,11 @@ const (
 // MinKeySize is the shortest shared key accepted.
 const MinKeySize = 16
 
-// Sealer signs one member's outgoing messages.
+// Sealer signs one member's outgoing messages; safe for concurrent use.
 type Sealer struct {
 	key    []byte
 	id     string
+	mu     sync.Mutex
 	number uint64
 }
 
@@ -60,12 +62,15 @@ func (s *Sealer) Seal(m election.Message, now time.Time) ([]byte, error) {
 	if len(m.To) > maxID || len(m.Leader) > maxID {
 		return nil, errors.New("member id too long")
 	}
+	s.mu.Lock()
 	s.number++
+	number := s.number
+	s.mu.Unlock()
 	b := make([]byte, 0, 128)
 	b = append(b, magic...)
 	b = append(b, version)
 	b = appendString(b, s.id)
-	b = binary.BigEndian.AppendUint64(b, s.number)
+	b = binary.BigEndian.AppendUint64(b, number)
 	b = binary.BigEndian.AppendUint64(b, uint64(now.UnixNano()))
 	b = append(b, byte(m.Kind))
 	b = binary.BigEndian.AppendUint64(b, m.Term)
