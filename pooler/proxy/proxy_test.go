@@ -418,15 +418,11 @@ func testClients(t *testing.T, pl *proxyLab) {
 	defer cancel()
 	run := func(argv ...string) string {
 		t.Helper()
-		cmd, err := pl.l.Exec(ctx, "client", argv...)
+		out, err := pl.l.Output(ctx, "client", argv...)
 		if err != nil {
 			t.Fatal(err)
 		}
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, out)
-		}
-		return string(out)
+		return out
 	}
 	conn := []string{"-h", "127.0.0.1", "-p", "6432", "-U", lab.AppUser}
 	run(append(append([]string{"pgbench", "-i", "-s", "2", "-q"}, conn...), lab.AppDatabase)...)

@@ -343,9 +343,7 @@ func tail(s string, n int) string {
 
 // dropVIP removes the pair's address from host, if it is there.
 func dropVIP(l *lab.Lab, host string, vip netip.Addr) {
-	if cmd, err := l.Exec(context.Background(), host, "ip", "addr", "del", vip.String()+"/24", "dev", "eth0"); err == nil {
-		cmd.Run()
-	}
+	l.Output(context.Background(), host, "ip", "addr", "del", vip.String()+"/24", "dev", "eth0") // absent already: fine
 }
 
 // selected skips a benchmark unless RAMPART_BENCH is set and

@@ -224,18 +224,14 @@ vip = %[6]s
 	}
 	run("p1") // back as a follower: it must not take the VIP back
 	if err := lab.WaitFor(ctx, "p1 follows p2", 100*time.Millisecond, func(context.Context) (bool, string, error) {
-		out, err := l.Exec(ctx, "p1", agentBinary, "pool", "status", "--host", addr["p1"].String(), "--user", lab.AppUser)
-		if err != nil {
-			return false, "", err
-		}
-		b, err := out.CombinedOutput()
-		for _, line := range strings.Split(string(b), "\n") {
+		out, err := l.Output(ctx, "p1", agentBinary, "pool", "status", "--host", addr["p1"].String(), "--user", lab.AppUser)
+		for _, line := range strings.Split(out, "\n") {
 			// p1  ADDR  100  follower (this pooler)  p2  TERM …
 			if f := strings.Fields(line); len(f) > 6 && f[0] == "p1" && f[3] == "follower" && f[6] == "p2" {
 				return true, "", nil
 			}
 		}
-		return false, string(b), err
+		return false, fmt.Sprintf("%s %v", out, err), nil // the console may not be up yet
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -239,15 +239,11 @@ http_listen = 127.0.0.1:9187
 	// The same console through `rampart pool`.
 	pool := func(args ...string) string {
 		t.Helper()
-		c, err := l.Exec(ctx, "client", append([]string{agentBinary, "pool"}, args...)...)
+		out, err := l.Output(ctx, "client", append([]string{agentBinary, "pool"}, args...)...)
 		if err != nil {
 			t.Fatal(err)
 		}
-		out, err := c.CombinedOutput()
-		if err != nil {
-			t.Fatalf("rampart pool %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return string(out)
+		return out
 	}
 	pool("drain", "--user", lab.AppUser, "n2")
 	if out := pool("show", "--user", lab.AppUser, "nodes"); !strings.Contains(out, "draining") || !strings.Contains(out, "NODE") {

@@ -488,3 +488,17 @@ func Destroy(ctx context.Context, root, id string, log *slog.Logger) error {
 
 // Down destroys this lab.
 func (l *Lab) Down(ctx context.Context) error { return Destroy(ctx, l.cfg.Root, l.cfg.ID, l.log) }
+
+// Output runs argv in host and returns its combined output; a failure
+// names the command and the host, with the output.
+func (l *Lab) Output(ctx context.Context, host string, argv ...string) (string, error) {
+	cmd, err := l.Exec(ctx, host, argv...)
+	if err != nil {
+		return "", err
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("%s on %s: %w\n%s", strings.Join(argv, " "), host, err, out)
+	}
+	return string(out), nil
+}
