@@ -268,26 +268,44 @@ func (p *Proxy) anyUp() int {
 // batch is a client's extended-protocol messages up to Sync, as they came.
 type batch struct {
 	buf     []byte
-	ends    []int    // where each message ends in buf
-	queries []string // statements it parses or binds, for routing
+	ends    []int     // where each message ends in buf
+	refs    []stmtRef // what each message says of prepared statements
+	queries []string  // statements it parses or binds, for routing
 }
 
-func (b *batch) add(msg []byte) {
+// stmtRef is what a message says of a prepared statement, noted when the
+// loop decoded it, so that prepareMissing need not decode it again.
+type stmtRef struct {
+	name  string
+	query string // Parse: the statement's text
+	uses  bool   // Bind, or Describe of a statement: it must be prepared
+	drops bool   // Close of a statement
+}
+
+func (b *batch) add(msg []byte, ref stmtRef) {
 	b.buf = append(b.buf, msg...)
 	b.ends = append(b.ends, len(b.buf))
+	b.refs = append(b.refs, ref)
 }
 
-func (b *batch) msgs() [][]byte {
-	out := make([][]byte, len(b.ends))
+func (b *batch) msgs() []unitMsg {
+	out := make([]unitMsg, len(b.ends))
 	start := 0
 	for i, end := range b.ends {
-		out[i], start = b.buf[start:end], end
+		out[i], start = unitMsg{b.buf[start:end], b.refs[i]}, end
 	}
 	return out
 }
 
 func (b *batch) reset() {
-	b.buf, b.ends, b.queries = b.buf[:0], b.ends[:0], b.queries[:0]
+	b.buf, b.ends, b.refs, b.queries = b.buf[:0], b.ends[:0], b.refs[:0], b.queries[:0]
+}
+
+// unitMsg is one message of a unit sent to a server, with what it says
+// of prepared statements.
+type unitMsg struct {
+	raw []byte
+	ref stmtRef
 }
 
 // loop serves the client's messages until it leaves. Messages are read
@@ -322,7 +340,7 @@ func (s *session) loop(ctx context.Context) error {
 			if err := m.Decode(body); err != nil {
 				return s.refuse(fatal("08P01", "invalid Query message: "+err.Error()))
 			}
-			if err := s.run(ctx, s.p.settings().cache.Classify(m.String), [][]byte{msg}); err != nil {
+			if err := s.run(ctx, s.p.settings().cache.Classify(m.String), []unitMsg{{raw: msg}}); err != nil {
 				return err
 			}
 		case 'P':
@@ -332,7 +350,7 @@ func (s *session) loop(ctx context.Context) error {
 			}
 			s.stmts[m.Name] = m
 			b.queries = append(b.queries, m.Query)
-			b.add(msg)
+			b.add(msg, stmtRef{name: m.Name, query: m.Query})
 		case 'B':
 			var m pgproto3.Bind
 			if err := m.Decode(body); err != nil {
@@ -341,7 +359,7 @@ func (s *session) loop(ctx context.Context) error {
 			if st := s.stmts[m.PreparedStatement]; st != nil {
 				b.queries = append(b.queries, st.Query)
 			}
-			b.add(msg)
+			b.add(msg, stmtRef{name: m.PreparedStatement, uses: true})
 		case 'D', 'E', 'C', 'H':
 			var m interface{ Decode([]byte) error }
 			switch typ {
@@ -357,15 +375,24 @@ func (s *session) loop(ctx context.Context) error {
 			if err := m.Decode(body); err != nil {
 				return s.refuse(fatal("08P01", fmt.Sprintf("invalid %T message: %v", m, err)))
 			}
-			if c, ok := m.(*pgproto3.Close); ok && c.ObjectType == 'S' {
-				delete(s.stmts, c.Name)
+			var ref stmtRef
+			switch m := m.(type) {
+			case *pgproto3.Close:
+				if m.ObjectType == 'S' {
+					delete(s.stmts, m.Name)
+					ref = stmtRef{name: m.Name, drops: true}
+				}
+			case *pgproto3.Describe:
+				if m.ObjectType == 'S' {
+					ref = stmtRef{name: m.Name, uses: true}
+				}
 			}
-			b.add(msg)
+			b.add(msg, ref)
 		case 'S':
 			if len(body) != 0 {
 				return s.refuse(fatal("08P01", "invalid Sync message"))
 			}
-			b.add(msg)
+			b.add(msg, stmtRef{})
 			v := route.Verdict{}
 			for _, q := range b.queries {
 				v = route.Merge(v, s.p.settings().cache.Classify(q))
@@ -384,7 +411,7 @@ func (s *session) loop(ctx context.Context) error {
 // run sends one unit (a simple query, or a batch up to Sync) to the
 // attached server, attaching one first, relays the answers up to
 // ReadyForQuery, and detaches when the transaction is over.
-func (s *session) run(ctx context.Context, v route.Verdict, msgs [][]byte) error {
+func (s *session) run(ctx context.Context, v route.Verdict, msgs []unitMsg) error {
 	fresh := s.attached() == nil // the unit starts outside a transaction block
 	if fresh {
 		if err := s.attach(ctx, v); err != nil {
@@ -413,10 +440,7 @@ func (s *session) run(ctx context.Context, v route.Verdict, msgs [][]byte) error
 	if v.Target == route.Primary {
 		s.lastWrite = s.p.cfg.Now()
 	}
-	out, added, err := s.prepareMissing(sc, msgs)
-	if err != nil {
-		return err
-	}
+	out, added := s.prepareMissing(sc, msgs)
 	if _, err := sc.conn.Write(out); err != nil {
 		sc.broken = true
 		s.detach(false)
@@ -535,60 +559,40 @@ type injected struct{ parses, closes int }
 // prepareMissing puts a Parse before every Bind or Describe of a
 // statement this server connection has not prepared (the client prepared
 // it on another), closing first a different statement of the same name.
-func (s *session) prepareMissing(sc *serverConn, msgs [][]byte) ([]byte, injected, error) {
+func (s *session) prepareMissing(sc *serverConn, msgs []unitMsg) ([]byte, injected) {
 	var out []byte
 	var added injected
-	for _, raw := range msgs {
-		switch raw[0] {
-		case 'P':
-			var m pgproto3.Parse
-			if err := m.Decode(raw[5:]); err != nil {
-				return nil, added, err
-			}
-			if _, had := sc.prepared[m.Name]; had && m.Name != "" {
+	for _, m := range msgs {
+		ref := m.ref
+		switch {
+		case m.raw[0] == 'P':
+			if _, had := sc.prepared[ref.name]; had && ref.name != "" {
 				// Another client prepared this name on the shared server
 				// connection: close it first.
-				c, _ := (&pgproto3.Close{ObjectType: 'S', Name: m.Name}).Encode(nil)
+				c, _ := (&pgproto3.Close{ObjectType: 'S', Name: ref.name}).Encode(nil)
 				out = append(out, c...)
 				added.closes++
 			}
-			sc.prepared[m.Name] = m.Query
-		case 'B', 'D':
-			name := ""
-			if raw[0] == 'B' {
-				var m pgproto3.Bind
-				if err := m.Decode(raw[5:]); err != nil {
-					return nil, added, err
-				}
-				name = m.PreparedStatement
-			} else {
-				var m pgproto3.Describe
-				if err := m.Decode(raw[5:]); err != nil || m.ObjectType != 'S' {
-					break
-				}
-				name = m.Name
-			}
-			st := s.stmts[name]
-			if st != nil && sc.prepared[name] != st.Query {
-				if _, had := sc.prepared[name]; had && name != "" {
-					c, _ := (&pgproto3.Close{ObjectType: 'S', Name: name}).Encode(nil)
+			sc.prepared[ref.name] = ref.query
+		case ref.uses:
+			st := s.stmts[ref.name]
+			if st != nil && sc.prepared[ref.name] != st.Query {
+				if _, had := sc.prepared[ref.name]; had && ref.name != "" {
+					c, _ := (&pgproto3.Close{ObjectType: 'S', Name: ref.name}).Encode(nil)
 					out = append(out, c...)
 					added.closes++
 				}
 				p, _ := st.Encode(nil)
 				out = append(out, p...)
 				added.parses++
-				sc.prepared[name] = st.Query
+				sc.prepared[ref.name] = st.Query
 			}
-		case 'C':
-			var m pgproto3.Close
-			if err := m.Decode(raw[5:]); err == nil && m.ObjectType == 'S' {
-				delete(sc.prepared, m.Name)
-			}
+		case ref.drops:
+			delete(sc.prepared, ref.name)
 		}
-		out = append(out, raw...)
+		out = append(out, m.raw...)
 	}
-	return out, added, nil
+	return out, added
 }
 
 // relay passes the server's answers on to the client, as they came, up to
