@@ -6,6 +6,8 @@ import (
 	"io"
 	"slices"
 	"strings"
+
+	"github.com/rampart-ha/rampart/internal/manpage"
 )
 
 // WriteMetadata writes a's metadata in fence-agents' format (valid against
@@ -110,4 +112,52 @@ func (a *Agent) Usage() string {
 	b.WriteString("\nActions: on, off, reboot, status (exit 0 on, 2 off, 1 unknown), monitor, list, list-status,\n" +
 		"metadata, validate-all, manpage. Exit 0 on success, 1 on failure.\n")
 	return b.String()
+}
+
+// ManPage is the agent's manual page (section 8, as fence-agents' pages);
+// source names the package and its version.
+func (a *Agent) ManPage(source string) string {
+	p := manpage.New(a.Name, "8", source, "Fence agents")
+	p.Name(a.Name, a.Short)
+	p.Section("Synopsis")
+	p.Example(a.Name+" [OPTIONS]", a.Name+" < OPTIONS-AS-NAME=VALUE-LINES")
+	p.Section("Description")
+	p.Para(a.Long)
+	p.Para("Pacemaker's fencer runs the agent with its options as name=value lines on standard input; " +
+		"on the command line they are the getopt options below. " +
+		"Exit status: 0 on success; 1 on failure; status exits 2 when the node is off.")
+	p.Section("Options")
+	params := a.params()
+	slices.SortStableFunc(params, func(x, y Param) int { return strings.Compare(x.long(), y.long()) })
+	for _, prm := range params {
+		if prm.Hidden {
+			continue
+		}
+		text := prm.Desc
+		if prm.Default != "" {
+			text += " (default " + prm.Default + ")"
+		}
+		if len(prm.Choices) > 0 {
+			text += " One of: " + strings.Join(prm.Choices, ", ") + "."
+		}
+		names := prm.Name
+		if len(prm.Deprecated) > 0 {
+			names += "; formerly " + strings.Join(prm.Deprecated, ", ")
+		}
+		p.Item(prm.getopt(), strings.TrimSuffix(text, ".")+".\nOn standard input: "+names+".")
+	}
+	p.Section("Actions")
+	for _, act := range [][2]string{
+		{"on", "Power the node on."}, {"off", "Power the node off."},
+		{"reboot", "Power the node off, then on (the default action)."},
+		{"status", "Report the node's power state."}, {"monitor", "Check that the BMC answers."},
+		{"list", "List the nodes this device controls."}, {"list-status", "List them with their power state."},
+		{"metadata", "Print the agent's XML metadata."}, {"manpage", "Print the metadata (as fence-agents do)."},
+		{"validate-all", "Check the options, change nothing."},
+	} {
+		p.Item(act[0], act[1])
+	}
+	p.Section("See also")
+	p.Para("stonith_admin(8), pacemaker-fenced(7), rampart(1)")
+	return p.String()
 }

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/rampart-ha/rampart/internal/manpage"
 )
 
 // Agent is a resource agent: its description, its parameter table and its
@@ -238,4 +240,58 @@ func (a *Agent) hasOp(name string) bool {
 		}
 	}
 	return false
+}
+
+// ManPage is the agent's manual page, ocf_PROVIDER_NAME(7) as
+// resource-agents name theirs; source names the package and its version.
+func (a *Agent) ManPage(provider, source string) string {
+	name := "ocf_" + provider + "_" + a.Name
+	p := manpage.New(name, "7", source, "OCF resource agents")
+	p.Name(name, a.Short)
+	p.Section("Synopsis")
+	p.Example(a.Usage()[:strings.IndexByte(a.Usage(), '\n')])
+	p.Section("Description")
+	p.Para(a.Long)
+	p.Section("Supported parameters")
+	for _, prm := range a.Params {
+		text := strings.TrimSuffix(prm.Short, ".") + ".\n\n" + prm.Long
+		if len(prm.Choices) > 0 {
+			text += "\n\nAllowed values: " + strings.Join(prm.Choices, ", ") + "."
+		}
+		var facts []string
+		facts = append(facts, "type "+string(prm.Type))
+		if prm.Default != "" {
+			facts = append(facts, "default "+prm.Default)
+		}
+		if prm.Required {
+			facts = append(facts, "required")
+		}
+		if prm.Unique {
+			facts = append(facts, "unique")
+		}
+		p.Item(prm.Name, text+"\n\n("+strings.Join(facts, ", ")+")")
+	}
+	p.Section("Supported actions")
+	for _, op := range a.Ops {
+		text := "timeout " + FormatTime(op.Timeout)
+		if op.Interval > 0 {
+			text += ", interval " + FormatTime(op.Interval)
+		}
+		if op.Role != "" {
+			text += ", role " + string(op.Role)
+		}
+		p.Item(op.Name, text)
+	}
+	if !a.hasOp("meta-data") {
+		p.Item("meta-data", "Print the agent's meta-data XML.")
+	}
+	if !a.hasOp("validate-all") {
+		p.Item("validate-all", "Check the parameters, change nothing.")
+	}
+	p.Section("Example")
+	p.Example("crm configure primitive p_"+a.Name+" ocf:"+provider+":"+a.Name+" params ...",
+		"crm ra info ocf:"+provider+":"+a.Name)
+	p.Section("See also")
+	p.Para("crm(8), pcs(8), crm_resource(8), rampart(1)")
+	return p.String()
 }
