@@ -63,6 +63,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			poolerCommand(),
 			witnessCommand(),
 			poolCommand(),
+			agentsCommand(),
+			manCommand(),
 		},
 	}
 }

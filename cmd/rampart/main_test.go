@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path"
 	"reflect"
 	"strings"
 	"testing"
@@ -24,6 +26,7 @@ func TestHelpAnswersForEveryCommand(t *testing.T) {
 		{"--help"},
 		{"version"},
 		{"lab", "--help"},
+		{"agents", "--help"},
 		{"lab", "up", "--help"},
 		{"lab", "down", "--help"},
 		{"lab", "status", "--help"},
@@ -91,5 +94,54 @@ func TestAgentDispatchMatchesTheList(t *testing.T) {
 		if _, ok := agentMains[name]; !ok {
 			t.Errorf("agent %q listed but not dispatched", name)
 		}
+	}
+}
+
+// The packages' links come from `rampart agents --nfpm` alone: the nfpm
+// file holds none of its own, and every entry printed is a link to the
+// binary named by the dispatch table. (test/packages checks the built
+// packages hold exactly these.)
+func TestPackageLinksComeFromTheDispatchTable(t *testing.T) {
+	nfpm, err := os.ReadFile("../../packaging/nfpm.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(nfpm), "type: symlink") {
+		t.Error("packaging/nfpm.yaml lists links of its own: they are appended from `rampart agents --nfpm`")
+	}
+	if !strings.HasSuffix(strings.TrimSpace(string(nfpm)), "# Agent links (from `rampart agents --nfpm`):") {
+		t.Error("packaging/nfpm.yaml must end inside `contents:`, where the links are appended")
+	}
+	out, code := runApp(t, "agents", "--nfpm")
+	if code != 0 {
+		t.Fatalf("agents --nfpm: exit %d: %s", code, out)
+	}
+	var got []string
+	entries := strings.Split(strings.TrimPrefix(out, "  - "), "\n  - ")
+	for _, e := range entries {
+		var src, dst string
+		for _, line := range strings.Split(strings.TrimSpace(e), "\n") {
+			k, v, _ := strings.Cut(strings.TrimSpace(line), ": ")
+			switch k {
+			case "src":
+				src = v
+			case "dst":
+				dst = v
+			}
+		}
+		if path.Join(path.Dir(dst), src) != "/usr/bin/rampart" {
+			t.Errorf("link %s → %s does not lead to /usr/bin/rampart", dst, src)
+		}
+		name := path.Base(dst)
+		_, ocf := agentMains[name]
+		_, fence := fenceAgents[name]
+		switch {
+		case ocf && dst != "/usr/lib/ocf/resource.d/rampart/"+name, fence && dst != "/usr/sbin/"+name, !ocf && !fence:
+			t.Errorf("link %s: the binary does not run %s from there", dst, name)
+		}
+		got = append(got, dst)
+	}
+	if len(got) != len(agentMains)+len(fenceAgents) {
+		t.Errorf("links %v; want one per agent of the dispatch table (%d OCF, %d fence)", got, len(agentMains), len(fenceAgents))
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -132,13 +133,13 @@ func vipRunCommand() *cli.Command {
 			"comes back still holds the address and still believes it is primary: two hosts then answer\n" +
 			"for it. Use it with a cluster manager that fences, or with the pooler's quorum.\n" +
 			"Under systemd (Type=notify) it reports READY and STATUS and, with WatchdogSec=, WATCHDOG.",
-		Flags: append(vipFlags(),
+		Flags: fromEnvironment("RAMPART_VIP_", append(vipFlags(),
 			&cli.StringFlag{Name: "when", Required: true, Usage: "`CONDITION`: primary"},
 			&cli.StringFlag{Name: "pg", Value: "host=/run/postgresql port=5432 user=postgres dbname=postgres connect_timeout=2",
 				Usage: "`CONNINFO` of the local PostgreSQL (run as its OS user for peer authentication, with CAP_NET_ADMIN and CAP_NET_RAW)"},
 			&cli.DurationFlag{Name: "every", Value: time.Second, Usage: "between looks"},
 			&cli.DurationFlag{Name: "reannounce", Usage: "a burst this often while held (0: never)"},
-		),
+		)),
 		Action: func(c *cli.Context) error {
 			if c.String("when") != "primary" {
 				return cli.Exit(fmt.Sprintf("--when %q: the condition known is primary", c.String("when")), 2)
@@ -204,4 +205,26 @@ func systemdAlive(log *slog.Logger) func() {
 			log.Warn("sd_notify WATCHDOG", "err", err)
 		}
 	}
+}
+
+// fromEnvironment lets each flag come from the variable PREFIX+NAME too
+// (--repeat-after from RAMPART_VIP_REPEAT_AFTER): the systemd unit reads
+// them from its EnvironmentFile. A flag on the command line wins.
+func fromEnvironment(prefix string, flags []cli.Flag) []cli.Flag {
+	for _, f := range flags {
+		name := prefix + strings.ToUpper(strings.ReplaceAll(f.Names()[0], "-", "_"))
+		switch f := f.(type) {
+		case *cli.StringFlag:
+			f.EnvVars = []string{name}
+		case *cli.IntFlag:
+			f.EnvVars = []string{name}
+		case *cli.DurationFlag:
+			f.EnvVars = []string{name}
+		case *cli.BoolFlag:
+			f.EnvVars = []string{name}
+		default:
+			panic(fmt.Sprintf("fromEnvironment: flag %s of type %T", name, f))
+		}
+	}
+	return flags
 }
