@@ -56,6 +56,7 @@ func labUpCommand() *cli.Command {
 			&cli.DurationFlag{Name: "token", Value: d.Token, Usage: "Corosync token timeout"},
 			&cli.DurationFlag{Name: "timeout", Value: 3 * time.Minute, Usage: "give up when not ready after this long"},
 			&cli.BoolFlag{Name: "agent", Usage: "hand PostgreSQL to Pacemaker as the promotable clone pgsql-clone (ocf:rampart:pgsql)"},
+			&cli.BoolFlag{Name: "installed", Usage: "hosts run the installed package's " + lab.InstalledBinary + " and its agent links, not this binary"},
 		),
 		Action: func(c *cli.Context) error {
 			cfg, err := labConfig(c)
@@ -69,6 +70,9 @@ func labUpCommand() *cli.Command {
 			// agents and their BMCs' power program.
 			if cfg.Agent, err = os.Executable(); err != nil {
 				return err
+			}
+			if c.Bool("installed") {
+				cfg.Agent, cfg.Installed = lab.InstalledBinary, true
 			}
 			l, err := lab.Up(ctx, cfg, log)
 			if err == nil && c.Bool("agent") {

@@ -15,13 +15,20 @@ import (
 
 // agentBinary is the rampart binary built for this run; the lab's hosts run
 // it as ocf:rampart:pgsql. It lives where the postgres user can execute it
-// (the agent re-executes itself as that user).
+// (the agent re-executes itself as that user). With RAMPART_E2E_INSTALLED=1
+// it is the installed package's, and the labs use its agent links
+// (test/packages runs the failover tests that way).
 var agentBinary string
+
+// installed: the labs run the installed package (lab.Config.Installed).
+var installed = os.Getenv("RAMPART_E2E_INSTALLED") == "1"
 
 func TestMain(m *testing.M) {
 	code := func() int {
 		flag.Parse()
-		if os.Geteuid() == 0 && !testing.Short() {
+		if installed {
+			agentBinary = lab.InstalledBinary
+		} else if os.Geteuid() == 0 && !testing.Short() {
 			dir := "/var/lib/rampart/e2e-bin"
 			defer os.RemoveAll(dir)
 			bin, err := lab.BuildAgent("../..", dir)
@@ -65,7 +72,7 @@ func startLab(t *testing.T, c lab.Config) *lab.Lab {
 	if testing.Short() {
 		t.Skip("e2e: skipped with -short")
 	}
-	c.Agent = agentBinary
+	c.Agent, c.Installed = agentBinary, installed
 	if missing := lab.Prerequisites(c); len(missing) > 0 {
 		t.Skipf("e2e needs %s: run as root after `make deps`", strings.Join(missing, ", "))
 	}

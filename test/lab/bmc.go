@@ -70,8 +70,14 @@ set_working_mc 0x20
 // bmcGUID is a stable, distinct GUID per BMC.
 func bmcGUID(node int) string { return fmt.Sprintf("72616d70617274%018x", node) }
 
-// labBinary is the lab's copy of the rampart binary (see prepareOCF).
-func (c Config) labBinary() string { return filepath.Join(c.Dir(), "rampart") }
+// labBinary is the rampart binary the hosts run: the lab's copy (see
+// prepareOCF), or the installed one.
+func (c Config) labBinary() string {
+	if c.Installed {
+		return InstalledBinary
+	}
+	return filepath.Join(c.Dir(), "rampart")
+}
 
 // startBMCs starts every database host's BMC and waits until each listens.
 func (l *Lab) startBMCs(ctx context.Context) error {

@@ -38,7 +38,15 @@ type Config struct {
 	// provider "rampart" (/usr/lib/ocf/resource.d/rampart/pgsql, …); "" for
 	// none. The machine's own resource.d is not touched.
 	Agent string
+	// Installed runs the machine's installed rampart instead (the package's
+	// InstalledBinary with its agent links, where Pacemaker finds them on a
+	// real host): nothing is laid over resource.d or /usr/sbin, and Agent
+	// must be InstalledBinary.
+	Installed bool
 }
+
+// InstalledBinary is where the rampart package puts the binary.
+const InstalledBinary = "/usr/bin/rampart"
 
 // DefaultConfig is a 3-database-host lab with id "lab".
 func DefaultConfig() Config {
@@ -96,6 +104,9 @@ func (c Config) Validate() error {
 	}
 	if c.Agent != "" && c.Agent[0] != '/' {
 		return fmt.Errorf("agent binary %q: use an absolute path", c.Agent)
+	}
+	if c.Installed && c.Agent != InstalledBinary {
+		return fmt.Errorf("installed lab: the agent binary is %s, not %q", InstalledBinary, c.Agent)
 	}
 	if c.Token < 500*time.Millisecond || c.Token > time.Minute {
 		return errors.New("corosync token: use 500ms to 1m")

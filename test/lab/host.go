@@ -185,7 +185,7 @@ func bootAnchor(ctx context.Context, c Config, h HostSpec) (int, error) {
 			mounts = append(mounts, []string{"mount", "--bind", filepath.Join(c.hostDir(h.Name), d.dir), d.mountpoint})
 		}
 	}
-	if h.Role == RoleDatabase && c.Agent != "" {
+	if h.Role == RoleDatabase && c.Agent != "" && !c.Installed {
 		mounts = append(mounts, ocfMounts(c)...)
 	}
 	for _, d := range runDirs {
@@ -247,6 +247,26 @@ func prepareOCF(c Config) error {
 	}
 	if err := os.Symlink(bin, filepath.Join(c.sbinDir(), ipmi.Name)); err != nil && !os.IsExist(err) {
 		return err
+	}
+	return nil
+}
+
+// checkInstalled makes sure the installed package's agent links are where
+// Pacemaker looks, leading to InstalledBinary.
+func checkInstalled() error {
+	links := []string{filepath.Join("/usr/sbin", ipmi.Name)}
+	for _, agent := range ra.Agents {
+		links = append(links, filepath.Join(ocfRoot, "rampart", agent))
+	}
+	bin, err := os.Stat(InstalledBinary)
+	if err != nil {
+		return fmt.Errorf("installed rampart: %w (install the package: make packages, then dpkg -i dist/rampart_*.deb)", err)
+	}
+	for _, link := range links {
+		info, err := os.Stat(link)
+		if err != nil || !os.SameFile(info, bin) {
+			return fmt.Errorf("installed rampart: %s does not lead to %s (reinstall the package)", link, InstalledBinary)
+		}
 	}
 	return nil
 }

@@ -286,7 +286,12 @@ func Up(ctx context.Context, c Config, log *slog.Logger) (*Lab, error) {
 	if err := os.WriteFile(c.etcHosts(), []byte(renderEtcHosts(c)), 0o644); err != nil {
 		return l, err
 	}
-	if c.Agent != "" {
+	switch {
+	case c.Installed:
+		if err := checkInstalled(); err != nil {
+			return l, err
+		}
+	case c.Agent != "":
 		if err := prepareOCF(c); err != nil {
 			return l, err
 		}

@@ -33,6 +33,7 @@ func TestConfigValidate(t *testing.T) {
 		{"management network overlapping the lab subnet", func(c *Config) { c.Management = netip.MustParsePrefix("192.168.0.0/16") }, "overlaps"},
 		{"IPv6 management network", func(c *Config) { c.Management = netip.MustParsePrefix("fd00::/64") }, "management subnet"},
 		{"token too short for a loaded machine", func(c *Config) { c.Token = 100 * time.Millisecond }, "token"},
+		{"installed lab with a binary of its own", func(c *Config) { c.Installed, c.Agent = true, "/tmp/rampart" }, "installed lab"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
