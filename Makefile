@@ -3,7 +3,8 @@
 
 GO        ?= go
 BIN       := bin/rampart
-VERSION   := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+VERSION   := $(shell scripts/pkg-version)
+PKGDIR    ?= dist
 LDFLAGS   := -X main.version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
@@ -14,14 +15,19 @@ DEB_PACKAGES := openipmi ipmitool fence-agents \
 	postgresql-15 postgresql-client-15 \
 	iproute2 util-linux procps hostname tini libxml2-utils \
 	gcc libc6-dev python3-psycopg2 pgbouncer pgpool2 \
-	default-jdk-headless libpostgresql-jdbc-java
+	default-jdk-headless libpostgresql-jdbc-java \
+	lintian rpm rpmlint gnupg cpio man-db systemd
 
-.PHONY: all build test test-short lint deps demo bench clean
+.PHONY: all build test test-short lint deps demo bench packages clean
 
 all: build
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/rampart
+
+## packages: the .deb and .rpm (nfpm) into $(PKGDIR); see packaging/
+packages:
+	scripts/packages $(PKGDIR)
 
 ## test: everything CI runs — lint, unit, integration, lab and e2e tests (root);
 ## one package at a time: lab and e2e tests each run whole clusters on two cores
@@ -54,4 +60,4 @@ bench: deps build
 
 
 clean:
-	rm -rf bin bench.out
+	rm -rf bin bench.out $(PKGDIR)

@@ -1,0 +1,357 @@
+package packages
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Where the packages put things; the agents' links come from the binary.
+const (
+	binary  = "/usr/bin/rampart"
+	repoDir = "../.."
+)
+
+var (
+	units   = []string{"rampart-pooler.service", "rampart-witness.service", "rampart-vip.service"}
+	configs = []string{"/etc/rampart/pooler.ini", "/etc/rampart/vip.env", "/etc/rampart/witness.ini"}
+	pages   = []string{"/usr/share/man/man1/rampart.1.gz", "/usr/share/man/man7/ocf_rampart_pgsql.7.gz",
+		"/usr/share/man/man7/ocf_rampart_vip.7.gz", "/usr/share/man/man8/fence_rampart_ipmi.8.gz"}
+)
+
+// run runs argv with env added, and returns its combined output; it fails
+// the test when the command fails.
+func run(t *testing.T, env []string, argv ...string) string {
+	t.Helper()
+	out, err := output(env, argv...)
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, out)
+	}
+	return out
+}
+
+func output(env []string, argv ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), env...)
+	var b bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &b, &b
+	err := cmd.Run()
+	return b.String(), err
+}
+
+func requireTools(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("packages: skipped with -short")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("packages: needs root (it installs the .deb on this machine)")
+	}
+	var missing []string
+	for _, tool := range []string{"go", "gcc", "dpkg", "apt-get", "lintian", "rpm", "rpmkeys", "rpmlint", "cpio", "gpg",
+		"crm", "stonith_admin", "systemd-analyze", "man"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			missing = append(missing, tool)
+		}
+	}
+	if len(missing) > 0 {
+		t.Skipf("packages: needs %s (make deps installs them)", strings.Join(missing, ", "))
+	}
+	if out, _ := output(nil, "dpkg-query", "-W", "-f=${db:Status-Abbrev}", "rampart"); strings.HasPrefix(out, "i") || strings.HasPrefix(out, "r") {
+		t.Skip("packages: the rampart package is installed on this machine already; the test installs and purges its own")
+	}
+}
+
+// signingKey makes a throw-away GPG key, as a release would use the
+// project's: the .rpm is checked signed, and rpmlint wants a signature.
+// It returns the armored private key's file and the public key's.
+func signingKey(t *testing.T) (private, public string) {
+	home := t.TempDir()
+	params := filepath.Join(home, "params")
+	if err := os.WriteFile(params, []byte("%no-protection\nKey-Type: RSA\nKey-Length: 3072\nKey-Usage: sign\n"+
+		"Name-Real: rampart package test\nName-Email: test@rampart-ha.invalid\nExpire-Date: 1d\n%commit\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"GNUPGHOME=" + home}
+	run(t, env, "gpg", "--batch", "--gen-key", params)
+	private, public = filepath.Join(home, "private.asc"), filepath.Join(home, "public.asc")
+	for file, arg := range map[string]string{private: "--export-secret-keys", public: "--export"} {
+		key := run(t, env, "gpg", "--batch", "--armor", arg, "test@rampart-ha.invalid")
+		if err := os.WriteFile(file, []byte(key), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return private, public
+}
+
+func TestPackages(t *testing.T) {
+	requireTools(t)
+	dist := t.TempDir()
+	private, public := signingKey(t)
+	run(t, []string{"RAMPART_SIGNING_KEY=" + private}, filepath.Join(repoDir, "scripts/packages"), dist)
+	debs, _ := filepath.Glob(filepath.Join(dist, "*.deb"))
+	rpms, _ := filepath.Glob(filepath.Join(dist, "*.rpm"))
+	if len(debs) != 1 || len(rpms) != 1 {
+		t.Fatalf("scripts/packages made %v and %v; want one .deb and one .rpm", debs, rpms)
+	}
+	deb, rpmFile := debs[0], rpms[0]
+	links := agentLinks(t, filepath.Join(dist, "stage", "rampart"))
+
+	t.Run("deb contents", func(t *testing.T) {
+		listing := run(t, nil, "dpkg-deb", "--contents", deb)
+		got := map[string]string{}
+		for _, line := range strings.Split(listing, "\n") {
+			// lrwxrwxrwx root/root 0 2026-11-26 11:12 ./usr/sbin/fence_rampart_ipmi -> ../bin/rampart
+			if f := strings.Fields(line); len(f) == 8 && strings.HasPrefix(f[0], "l") {
+				got[strings.TrimPrefix(f[5], ".")] = f[7]
+			}
+		}
+		checkLinks(t, "the .deb", got, links)
+		for _, p := range append(append([]string{binary, "/usr/share/doc/rampart/copyright", "/usr/lib/sysusers.d/rampart.conf"}, configs...), pages...) {
+			if !strings.Contains(listing, " ."+p+"\n") {
+				t.Errorf("the .deb lacks %s", p)
+			}
+		}
+		for _, u := range units {
+			if !strings.Contains(listing, " ./lib/systemd/system/"+u+"\n") {
+				t.Errorf("the .deb lacks /lib/systemd/system/%s", u)
+			}
+		}
+		conffiles := run(t, nil, "dpkg-deb", "--info", deb, "conffiles")
+		if got := strings.Fields(conffiles); !slices.Equal(got, configs) {
+			t.Errorf("conffiles %v; want %v", got, configs)
+		}
+	})
+
+	t.Run("lintian", func(t *testing.T) {
+		out, _ := output(nil, "lintian", "--tag-display-limit", "0", deb)
+		t.Logf("lintian:\n%s", out)
+		if errs := tagged(out, "E: "); len(errs) > 0 {
+			t.Errorf("lintian errors:\n%s", strings.Join(errs, "\n"))
+		}
+	})
+
+	t.Run("rpm", func(t *testing.T) {
+		home := t.TempDir()
+		// A keyring of our own: the machine's rpm database stays untouched.
+		if err := os.WriteFile(filepath.Join(home, ".rpmmacros"), []byte("%_dbpath "+filepath.Join(home, "rpmdb")+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		env := []string{"HOME=" + home}
+		run(t, env, "rpmkeys", "--import", public)
+		if out := run(t, env, "rpm", "-K", rpmFile); !strings.Contains(out, "digests signatures OK") {
+			t.Errorf("rpm -K: %s; want digests and signature OK", out)
+		}
+		files := strings.Fields(run(t, env, "rpm", "-qpl", rpmFile))
+		for _, p := range append(append([]string{binary, "/usr/lib/sysusers.d/rampart.conf"}, configs...), pages...) {
+			if !slices.Contains(files, p) {
+				t.Errorf("the .rpm lacks %s", p)
+			}
+		}
+		for _, u := range units {
+			// The RHEL family's unit folder, and Pacemaker's paths are the same there.
+			if !slices.Contains(files, "/usr/lib/systemd/system/"+u) {
+				t.Errorf("the .rpm lacks /usr/lib/systemd/system/%s", u)
+			}
+		}
+		got := map[string]string{}
+		for _, line := range strings.Split(run(t, env, "rpm", "-qp", "--qf", "[%{FILENAMES} %{FILELINKTOS}\n]", rpmFile), "\n") {
+			if f := strings.Fields(line); len(f) == 2 {
+				got[f[0]] = f[1]
+			}
+		}
+		checkLinks(t, "the .rpm", got, links)
+		if got := strings.Fields(run(t, env, "rpm", "-qpc", rpmFile)); !slices.Equal(got, configs) {
+			t.Errorf("rpm config files %v; want %v", got, configs)
+		}
+		requires := run(t, env, "rpm", "-qpR", rpmFile)
+		for _, line := range strings.Split(strings.TrimSpace(requires), "\n") {
+			name := strings.Fields(line)[0]
+			// Only what RHEL-family systems provide under these names.
+			if !regexp.MustCompile(`^(glibc|/bin/sh|rpmlib\(.*\))$`).MatchString(name) {
+				t.Errorf("rpm requires %q: not an RHEL-family name", line)
+			}
+		}
+		if !strings.Contains(requires, "glibc >= 2.34") {
+			t.Errorf("rpm -qpR:\n%s\nwant glibc >= 2.34 (the binary's newest symbol version)", requires)
+		}
+		// nfpm writes the payload's paths absolute (goreleaser/nfpm#1122):
+		// rpmlint's `cpio -id` would unpack into / without this wrapper.
+		wrap := t.TempDir()
+		if err := os.WriteFile(filepath.Join(wrap, "cpio"), []byte("#!/bin/sh\nexec /usr/bin/cpio --no-absolute-filenames \"$@\"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		env = append(env, "PATH="+wrap+":"+os.Getenv("PATH"))
+		out, _ := output(env, "rpmlint", "--config", filepath.Join(repoDir, "packaging/rpmlint.toml"), rpmFile)
+		t.Logf("rpmlint:\n%s", out)
+		if errs := tagged(out, ": E: "); len(errs) > 0 {
+			t.Errorf("rpmlint errors:\n%s", strings.Join(errs, "\n"))
+		}
+		if !strings.Contains(out, "1 packages and 0 specfiles checked") {
+			t.Errorf("rpmlint did not check the package")
+		}
+	})
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	installed := run(t, nil, "dpkg", "-i", deb)
+	t.Logf("dpkg -i: %s", installed)
+	t.Cleanup(func() {
+		if out, err := output(nil, "dpkg", "--purge", "rampart"); err != nil {
+			t.Errorf("dpkg --purge rampart: %v\n%s", err, out)
+		}
+	})
+	owned := strings.Fields(run(t, nil, "dpkg-query", "-L", "rampart"))
+
+	t.Run("installed", func(t *testing.T) {
+		run(t, nil, binary, "agents", "--check")
+		if out := run(t, nil, "getent", "passwd", "rampart"); !strings.Contains(out, "/usr/sbin/nologin") {
+			t.Errorf("system user rampart: %q; want a nologin system user", out)
+		}
+		for _, page := range []string{"rampart", "fence_rampart_ipmi", "ocf_rampart_pgsql", "ocf_rampart_vip"} {
+			run(t, nil, "man", "-w", page)
+		}
+	})
+
+	t.Run("pacemaker", func(t *testing.T) {
+		for _, agent := range []string{"ocf:rampart:pgsql", "ocf:rampart:vip"} {
+			out := run(t, nil, "crm", "ra", "info", agent)
+			if !strings.Contains(out, "Parameters (*: required, []: default):") && !strings.Contains(out, "Operations' defaults") {
+				t.Errorf("crm ra info %s:\n%s", agent, out)
+			}
+		}
+		out := run(t, nil, "stonith_admin", "--metadata", "--agent", "fence_rampart_ipmi")
+		if !strings.Contains(out, `<resource-agent name="fence_rampart_ipmi"`) {
+			t.Errorf("stonith_admin --metadata:\n%s", out)
+		}
+	})
+
+	t.Run("systemd", func(t *testing.T) {
+		var paths []string
+		for _, u := range units {
+			paths = append(paths, "/lib/systemd/system/"+u)
+		}
+		out, err := output(nil, append([]string{"systemd-analyze", "verify"}, paths...)...)
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Contains(line, "rampart") {
+				t.Errorf("systemd-analyze verify: %s", line)
+			}
+		}
+		if err != nil {
+			t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+		}
+		for _, p := range paths {
+			// Exposure 0 (locked down) … 10 (unprotected); systemd calls ≤ 3.9 "OK".
+			out, err := output(nil, "systemd-analyze", "security", "--offline=true", "--threshold=30", p)
+			lines := strings.Split(strings.TrimSpace(out), "\n")
+			t.Logf("%s", lines[len(lines)-1])
+			if err != nil {
+				t.Errorf("systemd-analyze security %s: exposure above 3.0: %v\n%s", p, err, out)
+			}
+		}
+	})
+
+	t.Run("lab", func(t *testing.T) {
+		// The e2e failover tests against the installed package: the lab's
+		// hosts run /usr/bin/rampart through the package's own links.
+		tests := []string{"TestKillPrimaryPostmaster", "TestPrimaryHostCrash"}
+		cmd := exec.Command("go", "test", "-count=1", "-v", "-timeout", "20m", "-run", "^("+strings.Join(tests, "|")+")$", "./test/e2e")
+		cmd.Dir = repoDir
+		cmd.Env = append(os.Environ(), "RAMPART_E2E_INSTALLED=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("e2e against the installed package: %v\n%s", err, out)
+		}
+		for _, name := range tests {
+			if !strings.Contains(string(out), "--- PASS: "+name+" ") {
+				t.Errorf("%s did not pass (skipped?):\n%s", name, out)
+			}
+		}
+		t.Logf("%s", tail(string(out), 30))
+	})
+
+	t.Run("remove", func(t *testing.T) {
+		run(t, []string{"DEBIAN_FRONTEND=noninteractive"}, "apt-get", "remove", "-y", "rampart")
+		if out := run(t, nil, "dpkg-query", "-W", "-f=${db:Status-Abbrev}", "rampart"); !strings.HasPrefix(out, "rc") {
+			t.Errorf("after apt-get remove: status %q; want rc (removed, configuration kept)", out)
+		}
+		for _, p := range owned {
+			if info, err := os.Stat(p); err == nil && info.IsDir() {
+				continue // folders the package shares (/usr/bin, /lib → usr/lib, …)
+			}
+			_, err := os.Lstat(p)
+			switch {
+			case slices.Contains(configs, p):
+				if err != nil {
+					t.Errorf("apt-get remove took the configuration file %s", p)
+				}
+			case err == nil:
+				t.Errorf("apt-get remove left %s", p)
+			}
+		}
+		run(t, nil, "dpkg", "--purge", "rampart")
+		if _, err := os.Stat("/etc/rampart"); !os.IsNotExist(err) {
+			t.Errorf("dpkg --purge left /etc/rampart (%v)", err)
+		}
+	})
+}
+
+// agentLinks are the links the built binary's dispatch table knows
+// (`rampart agents`: AGENT LINK lines under a header).
+func agentLinks(t *testing.T, bin string) []string {
+	var links []string
+	for _, line := range strings.Split(strings.TrimSpace(run(t, nil, bin, "agents")), "\n")[1:] {
+		if f := strings.Fields(line); len(f) == 2 {
+			links = append(links, f[1])
+		}
+	}
+	if len(links) == 0 {
+		t.Fatal("rampart agents lists no agent")
+	}
+	return links
+}
+
+// checkLinks compares a package's symbolic links (path → target) with the
+// dispatch table's: exactly those, each leading to the binary.
+func checkLinks(t *testing.T, what string, got map[string]string, want []string) {
+	t.Helper()
+	var names []string
+	for p, target := range got {
+		names = append(names, p)
+		if resolved := path.Join(path.Dir(p), target); resolved != binary {
+			t.Errorf("%s: %s leads to %s, not %s", what, p, resolved, binary)
+		}
+	}
+	slices.Sort(names)
+	want = slices.Sorted(slices.Values(want))
+	if !slices.Equal(names, want) {
+		t.Errorf("%s installs the links %v; the binary's dispatch table knows %v", what, names, want)
+	}
+}
+
+// tagged are the lines of a linter's output holding tag.
+func tagged(out, tag string) []string {
+	var lines []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, tag) {
+			lines = append(lines, l)
+		}
+	}
+	return lines
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
