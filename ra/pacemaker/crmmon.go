@@ -65,6 +65,7 @@ type Failure struct {
 // Resource is one resource instance as crm_mon reports it.
 type Resource struct {
 	ID     string // primitive id ("pgsql"); clone instances share it
+	Agent  string // class:provider:type, "ocf:rampart:pgsql"
 	Clone  string // id of the clone it belongs to, "" if none
 	Role   string // Started, Stopped, Promoted, Unpromoted (or Master/Slave)
 	Active bool
@@ -167,6 +168,7 @@ type crmMonXML struct {
 
 type xmlResource struct {
 	ID     string `xml:"id,attr"`
+	Agent  string `xml:"resource_agent,attr"`
 	Role   string `xml:"role,attr"`
 	Active string `xml:"active,attr"`
 	Failed string `xml:"failed,attr"`
@@ -176,7 +178,7 @@ type xmlResource struct {
 }
 
 func (r xmlResource) resource(clone string) Resource {
-	out := Resource{ID: r.ID, Clone: clone, Role: r.Role, Active: r.Active == "true", Failed: r.Failed == "true"}
+	out := Resource{ID: r.ID, Agent: r.Agent, Clone: clone, Role: r.Role, Active: r.Active == "true", Failed: r.Failed == "true"}
 	for _, n := range r.Nodes {
 		out.Nodes = append(out.Nodes, n.Name)
 	}
@@ -255,4 +257,54 @@ func ParseCrmConfig(b []byte) (map[string]string, error) {
 		}
 	}
 	return opts, nil
+}
+
+// ResourceParams reads the instance attributes (parameters) of each
+// primitive in the CIB: id → name → value.
+func ResourceParams(ctx context.Context, run Runner) (map[string]map[string]string, error) {
+	out, err := run(ctx, "cibadmin", "--query", "--scope", "resources")
+	if err != nil {
+		return nil, fmt.Errorf("cibadmin query resources: %w", err)
+	}
+	return ParseResourceParams([]byte(out))
+}
+
+// ParseResourceParams parses a <resources> section (primitives alone or in
+// clones and groups).
+func ParseResourceParams(b []byte) (map[string]map[string]string, error) {
+	type primitive struct {
+		ID    string `xml:"id,attr"`
+		Pairs []struct {
+			Name  string `xml:"name,attr"`
+			Value string `xml:"value,attr"`
+		} `xml:"instance_attributes>nvpair"`
+	}
+	var x struct {
+		Primitives []primitive `xml:"primitive"`
+		Clones     []struct {
+			Primitives []primitive `xml:"primitive"`
+		} `xml:"clone"`
+		Groups []struct {
+			Primitives []primitive `xml:"primitive"`
+		} `xml:"group"`
+	}
+	if err := xml.Unmarshal(b, &x); err != nil {
+		return nil, fmt.Errorf("parse resources XML: %w", err)
+	}
+	all := x.Primitives
+	for _, c := range x.Clones {
+		all = append(all, c.Primitives...)
+	}
+	for _, g := range x.Groups {
+		all = append(all, g.Primitives...)
+	}
+	params := map[string]map[string]string{}
+	for _, p := range all {
+		m := map[string]string{}
+		for _, nv := range p.Pairs {
+			m[nv.Name] = nv.Value
+		}
+		params[p.ID] = m
+	}
+	return params, nil
 }

@@ -125,3 +125,32 @@ garbage`
 		t.Errorf("got %v, want %v (a deleted attribute has an empty value; values may hold quotes)", got, want)
 	}
 }
+
+func TestParseResourceParams(t *testing.T) {
+	got, err := ParseResourceParams([]byte(`<resources>
+  <clone id="pgsql-clone">
+    <primitive id="pgsql" class="ocf" provider="rampart" type="pgsql">
+      <instance_attributes id="pgsql-instance_attributes">
+        <nvpair id="a" name="pgdata" value="/var/lib/postgresql/lab/data"/>
+        <nvpair id="b" name="sync_count" value="1"/>
+      </instance_attributes>
+    </primitive>
+    <meta_attributes id="m"><nvpair id="c" name="promotable" value="true"/></meta_attributes>
+  </clone>
+  <primitive id="vip" class="ocf" provider="rampart" type="vip">
+    <instance_attributes id="vip-ia"><nvpair id="d" name="ip" value="192.168.77.100"/></instance_attributes>
+  </primitive>
+</resources>`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got["pgsql"]["pgdata"] != "/var/lib/postgresql/lab/data" || got["pgsql"]["sync_count"] != "1" || got["vip"]["ip"] != "192.168.77.100" {
+		t.Errorf("got %v", got)
+	}
+	if _, meta := got["pgsql"]["promotable"]; meta {
+		t.Error("clone meta attributes read as parameters")
+	}
+	if _, err := ParseResourceParams([]byte("<resources")); err == nil {
+		t.Error("broken XML: want an error")
+	}
+}
