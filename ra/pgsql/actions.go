@@ -49,9 +49,13 @@ func (a *actions) begin(ctx context.Context, r *ocf.Request) (*call, error) {
 	return c, nil
 }
 
-// Attribute names of resource rsc.
-func stateAttr(rsc string) string    { return "rampart-" + rsc + "-state" }
-func positionAttr(rsc string) string { return "rampart-" + rsc + "-position" }
+// StateAttr is the node attribute in which the primary's agent says what
+// each node is (primary, sync, async, …; crm_mon -A shows it).
+func StateAttr(rsc string) string { return "rampart-" + rsc + "-state" }
+
+// PositionAttr is the private node attribute in which each node's agent
+// reports its timeline and WAL position (see Position).
+func PositionAttr(rsc string) string { return "rampart-" + rsc + "-position" }
 func memoAttr(rsc string) string     { return "rampart-" + rsc + "-memo" }
 
 func (a *actions) validate(ctx context.Context, r *ocf.Request) (ocf.Status, error) {
@@ -221,7 +225,7 @@ func (a *actions) stop(ctx context.Context, r *ocf.Request) (ocf.Status, error) 
 		return 0, err
 	}
 	// crm_mon -A shows it; the primary overwrites it when the node returns.
-	if err := pacemaker.SetTransient(ctx, c.run, c.node, stateAttr(c.rsc), "stopped", false); err != nil {
+	if err := pacemaker.SetTransient(ctx, c.run, c.node, StateAttr(c.rsc), "stopped", false); err != nil {
 		c.log.Warn("stop: could not publish the state", "err", err)
 	}
 	if _, err := c.cfg.inst.PostmasterPID(); errors.Is(err, pg.ErrNotRunning) {
@@ -354,7 +358,7 @@ func (c *call) standbyMonitor(ctx context.Context, obs pg.Observation) error {
 		return nil
 	}
 	own := Position{Timeline: obs.Timeline, LSN: obs.LSN, AtMillis: c.now().UnixMilli()}
-	if err := pacemaker.SetTransient(ctx, c.run, c.node, positionAttr(c.rsc), own.String(), true); err != nil {
+	if err := pacemaker.SetTransient(ctx, c.run, c.node, PositionAttr(c.rsc), own.String(), true); err != nil {
 		return err
 	}
 	scores, err := pacemaker.QueryTransient(ctx, c.run, pacemaker.PromotionAttr(c.rsc))
@@ -380,7 +384,7 @@ func (c *call) standbyMonitor(ctx context.Context, obs pg.Observation) error {
 
 // positions returns the positions standbys reported within maxAge.
 func (c *call) positions(ctx context.Context, maxAge time.Duration) (map[string]Position, error) {
-	raw, err := pacemaker.QueryTransient(ctx, c.run, positionAttr(c.rsc))
+	raw, err := pacemaker.QueryTransient(ctx, c.run, PositionAttr(c.rsc))
 	if err != nil {
 		return nil, err
 	}
@@ -465,7 +469,7 @@ func (c *call) manageSync(ctx context.Context, conn *pgx.Conn, obs pg.Observatio
 	}
 	for n, st := range states {
 		if memo.States[n] != st {
-			if err := pacemaker.SetTransient(ctx, c.run, n, stateAttr(c.rsc), st, false); err != nil {
+			if err := pacemaker.SetTransient(ctx, c.run, n, StateAttr(c.rsc), st, false); err != nil {
 				return err
 			}
 		}
@@ -742,7 +746,7 @@ func (c *call) reportPosition(ctx context.Context) error {
 	}
 	eligible := scores[c.node] != "" && scores[c.node] != "-INFINITY"
 	p := Position{Timeline: obs.Timeline, LSN: obs.LSN, Eligible: eligible, AtMillis: c.now().UnixMilli()}
-	return pacemaker.SetTransient(ctx, c.run, c.node, positionAttr(c.rsc), p.String(), true)
+	return pacemaker.SetTransient(ctx, c.run, c.node, PositionAttr(c.rsc), p.String(), true)
 }
 
 // followPrimary re-points a standby at the new primary and reloads: no
@@ -812,4 +816,50 @@ func allNodes(n ocf.Notify) []string {
 		return nil
 	}
 	return n.All
+}
+
+// RejoinAction is the agent's action behind `rampart rejoin`; Pacemaker
+// never calls it.
+const RejoinAction = "rejoin"
+
+// rejoinNow makes this stopped old primary a standby's copy of the current
+// primary (pg_rewind, or a fresh base backup), and leaves it stopped for
+// Pacemaker to start.
+func (a *actions) rejoinNow(ctx context.Context, r *ocf.Request) (ocf.Status, error) {
+	c, err := a.begin(ctx, r)
+	if err != nil {
+		return 0, err
+	}
+	if st, err := a.validate(ctx, r); err != nil {
+		return st, err
+	}
+	var in StartInput
+	if _, err := c.cfg.inst.PostmasterPID(); err == nil {
+		conn, err := c.connect(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("rejoin %s: postmaster runs but refuses connections: %w", c.node, err)
+		}
+		obs, err := pg.Observe(ctx, conn)
+		conn.Close(ctx)
+		if err != nil {
+			return 0, err
+		}
+		in.Running, in.InRecovery = true, obs.InRecovery
+	} else if !errors.Is(err, pg.ErrNotRunning) {
+		return 0, err
+	} else if in.Control, err = c.cfg.inst.ControlData(ctx); err != nil {
+		return 0, ocf.Errorf(ocf.ErrGeneric, "rejoin %s: %w", c.node, err)
+	}
+	if in.Primary, err = c.otherPrimary(ctx); err != nil {
+		return 0, err
+	}
+	ok, why := DecideRejoin(in)
+	c.log.Info("rejoin decision", "rejoin", ok, "reason", why)
+	if !ok {
+		return 0, ocf.Errorf(ocf.ErrGeneric, "rejoin %s: %s", c.node, why)
+	}
+	if err := c.rejoin(ctx, in.Primary); err != nil {
+		return 0, ocf.Errorf(ocf.ErrGeneric, "rejoin %s from %s: %w", c.node, in.Primary, err)
+	}
+	return ocf.Success, nil
 }

@@ -93,11 +93,13 @@ var Params = []ocf.Param{
 }
 
 func checkNodeHosts(s string) error {
-	_, err := parseNodeHosts(s)
+	_, err := ParseNodeHosts(s)
 	return err
 }
 
-func parseNodeHosts(s string) (map[string]string, error) {
+// ParseNodeHosts parses node_hosts ("n1=10.0.0.11 n2=10.0.0.12") into
+// node → host.
+func ParseNodeHosts(s string) (map[string]string, error) {
 	hosts := map[string]string{}
 	for _, pair := range strings.Fields(s) {
 		node, host, ok := strings.Cut(pair, "=")
@@ -142,7 +144,7 @@ func newConfig(v ocf.Values) config {
 	if logfile == "" {
 		logfile = filepath.Clean(v.String("pgdata")) + ".startup.log"
 	}
-	hosts, _ := parseNodeHosts(v.String("node_hosts"))
+	hosts, _ := ParseNodeHosts(v.String("node_hosts"))
 	extra, _ := pg.ParseConninfo(v.String("conninfo_opts"))
 	return config{
 		inst: pg.Instance{BinDir: v.String("bindir"), DataDir: v.String("pgdata"), SocketDir: v.String("socketdir"),
@@ -193,6 +195,8 @@ func New(run pacemaker.Runner, now func() time.Time) *ocf.Agent {
 		Actions: map[string]ocf.Action{
 			"start": a.start, "stop": a.stop, "monitor": a.monitor, "promote": a.promote,
 			"demote": a.demote, "notify": a.notify, "reload": a.reload, "validate-all": a.validate,
+			// Not Pacemaker's: `rampart rejoin` runs it (meta-data leaves it out).
+			RejoinAction: a.rejoinNow,
 		},
 	}
 }

@@ -33,6 +33,26 @@ type StartInput struct {
 	AutoRejoin bool
 }
 
+// DecideRejoin decides whether `rampart rejoin` may rewind (or re-clone)
+// this node's data directory now: only a stopped old primary, while
+// another node is primary.
+func DecideRejoin(in StartInput) (bool, string) {
+	in.AutoRejoin = true
+	action, _ := DecideStart(in)
+	switch action {
+	case Rejoin:
+		return true, fmt.Sprintf("data directory was a primary (%s, timeline %d); %s is primary now: rejoining", in.Control.State, in.Control.Timeline, in.Primary)
+	case AlreadyStandby:
+		return false, "PostgreSQL runs here as a standby already: nothing to rejoin"
+	case RefuseRunningPrimary:
+		return false, "PostgreSQL runs here as a primary: stop it first (it is not Pacemaker's primary, or rampart rejoin would have refused before)"
+	}
+	if in.Primary == "" {
+		return false, "no other node is primary: there is nothing to rejoin to (Pacemaker promotes the most advanced standby; this node may be it)"
+	}
+	return false, fmt.Sprintf("the data directory is a standby's (%s): Pacemaker can start it as it is (crm resource cleanup)", in.Control.State)
+}
+
 // DecideStart decides how to start, so that an old primary never comes
 // back as primary (invariant 3) and never streams from a primary whose
 // history it does not share. Start always leaves a standby: promotion is

@@ -394,3 +394,24 @@ func TestFencingAllows(t *testing.T) {
 		}
 	}
 }
+
+func TestDecideRejoin(t *testing.T) {
+	crashed := pg.ControlData{State: pg.StateInProduction, Timeline: 1}
+	for _, tt := range []struct {
+		name string
+		in   StartInput
+		ok   bool
+		want string
+	}{
+		{"crashed old primary, another primary", StartInput{Control: crashed, Primary: "n2"}, true, "n2 is primary now: rejoining"},
+		{"no other primary", StartInput{Control: crashed}, false, "no other node is primary"},
+		{"running standby", StartInput{Running: true, InRecovery: true, Primary: "n2"}, false, "runs here as a standby already"},
+		{"running primary", StartInput{Running: true, Primary: "n2"}, false, "runs here as a primary: stop it first"},
+		{"a standby's data directory", StartInput{Control: pg.ControlData{State: pg.StateInArchiveRecovery}, Primary: "n2"}, false, "Pacemaker can start it as it is"},
+	} {
+		ok, why := DecideRejoin(tt.in)
+		if ok != tt.ok || !strings.Contains(why, tt.want) {
+			t.Errorf("%s: %v %q; want %v and %q", tt.name, ok, why, tt.ok, tt.want)
+		}
+	}
+}
