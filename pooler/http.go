@@ -34,10 +34,23 @@ func HTTPHandler(p *proxy.Proxy, dog *watchdog.Watchdog) http.Handler {
 			LagBytes int64  `json:"lag_bytes"`
 			Drained  bool   `json:"drained"`
 		}
+		// The pair, when this pooler is a member: rampart status reads it.
+		type pair struct {
+			Self     string `json:"self"`
+			Leader   bool   `json:"leader"`    // leads with a lease: holds the address
+			LeaderID string `json:"leader_id"` // who leads, as this member knows ("" none)
+			Term     uint64 `json:"term"`
+			Quorum   bool   `json:"quorum"`
+		}
 		body := struct {
 			Primary string `json:"primary"`
 			Nodes   []node `json:"nodes"`
+			Pair    *pair  `json:"pair,omitempty"`
 		}{}
+		if dog != nil {
+			st := dog.Status()
+			body.Pair = &pair{Self: st.Self, Leader: st.HoldVIP, LeaderID: st.Leader, Term: st.Term, Quorum: st.Quorum}
+		}
 		for _, b := range st.Backends {
 			body.Nodes = append(body.Nodes, node{b.Name, b.Role.String(), b.Up, b.LagBytes, b.Drained})
 			if b.Up && b.Role == route.RolePrimary {
