@@ -32,7 +32,10 @@ func exitCode(err error, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintln(stderr, "rampart:", err)
+	// An exit code alone (status's "problems found") says nothing more.
+	if msg := err.Error(); msg != "" {
+		fmt.Fprintln(stderr, "rampart:", msg)
+	}
 	var ec cli.ExitCoder
 	if errors.As(err, &ec) {
 		return ec.ExitCode()
@@ -58,6 +61,10 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		ExitErrHandler: func(*cli.Context, error) {},
 		Commands: []*cli.Command{
 			versionCommand(),
+			statusCommand(),
+			switchoverCommand(),
+			rejoinCommand(),
+			backupCommand(),
 			labCommand(),
 			vipCommand(),
 			poolerCommand(),

@@ -31,6 +31,7 @@ var rules = []rule{
 	{"pooler/...", []string{"ra/ocf", "ra/pacemaker", "ra/pgsql"}, "the pooler never acts as a cluster agent"},
 	{"pooler/route", []string{"std:net", "std:os/exec", "ra/..."}, "routing decisions are pure"},
 	{"pooler/watchdog/election", []string{"std:net", "std:os/exec", "..."}, "the election is pure: messages and time in, decisions out"},
+	{"ops", []string{"pooler/...", "vip/...", "fence/..."}, "operations act through Pacemaker and PostgreSQL, and read poolers over HTTP"},
 	{"ra/pacemaker", []string{"ra/pg", "ra/pgsql", "pooler/...", "vip/..."}, "Pacemaker tools know nothing of PostgreSQL"},
 }
 

@@ -235,6 +235,21 @@ vip = %[6]s
 	}); err != nil {
 		t.Fatal(err)
 	}
+	// rampart status on a pooler host: the pair and the servers as its
+	// pooler sees them.
+	for host, leads := range map[string]bool{"p1": false, "p2": true} {
+		if err := lab.WaitFor(ctx, "rampart status on "+host, 200*time.Millisecond, func(ctx context.Context) (bool, string, error) {
+			v, code := statusJSON(t, ctx, l, host, "--pooler", "http://127.0.0.1:9187")
+			if len(v.Poolers) != 1 {
+				return false, fmt.Sprintf("exit %d, poolers %+v", code, v.Poolers), nil
+			}
+			p := v.Poolers[0]
+			return code == 0 && p.Member == host && p.Leader == leads && p.LeaderID == "p2" && v.Primary == "n1",
+				fmt.Sprintf("exit %d, %+v, problems %v", code, p, v.Problems), nil
+		}); err != nil {
+			t.Error(err)
+		}
+	}
 
 	// 2. The leader's host frozen: the other takes over; thawed, the old
 	// leader never answers for the VIP again.

@@ -1,0 +1,107 @@
+package ops
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/rampart-ha/rampart/ra/pacemaker"
+)
+
+// CheckRejoin says whether node may be rejoined in view v: it must not be
+// the primary, and another node must be.
+func CheckRejoin(v View, node string) error {
+	if v.Pacemaker == nil {
+		return refuse("no Pacemaker cluster seen from here: run rejoin on the old primary's host, as root")
+	}
+	if !slices.ContainsFunc(v.Nodes, func(n NodeView) bool { return n.Name == node }) {
+		return refuse("this host (%s) is not a node of the cluster", node)
+	}
+	switch {
+	case v.Primary == node:
+		return refuse("this host (%s) is the current primary: rejoin is for a failed old primary", node)
+	case v.Primary == "":
+		return refuse("no node is primary now: there is nothing to rejoin to (Pacemaker promotes a standby first)")
+	}
+	for _, n := range v.Nodes {
+		if n.Name == node {
+			switch n.State {
+			case "sync", "async", "potential":
+				return refuse("%s streams from %s already (%s): nothing to rejoin", node, v.Primary, n.State)
+			}
+		}
+	}
+	return nil
+}
+
+// AgentEnviron is the environment Pacemaker would give the agent for
+// resource rsc with params on node: what `rampart rejoin` runs it with.
+func AgentEnviron(rsc, node string, params map[string]string, timeout time.Duration) []string {
+	env := []string{
+		"OCF_ROOT=/usr/lib/ocf", "OCF_RA_VERSION_MAJOR=1", "OCF_RA_VERSION_MINOR=1",
+		"OCF_RESOURCE_INSTANCE=" + rsc, "OCF_RESOURCE_PROVIDER=rampart", "OCF_RESOURCE_TYPE=pgsql",
+		"OCF_RESKEY_CRM_meta_on_node=" + node,
+		"OCF_RESKEY_CRM_meta_timeout=" + strconv.FormatInt(timeout.Milliseconds(), 10),
+	}
+	for _, k := range slices.Sorted(maps.Keys(params)) {
+		env = append(env, "OCF_RESKEY_"+k+"="+params[k])
+	}
+	return env
+}
+
+// Rejoin makes this host's failed old primary a standby of the current
+// primary: the agent's own rejoin (pg_rewind, else a fresh base backup,
+// the old directory kept), then a resource cleanup so that Pacemaker
+// starts it, then waiting until it streams. runAgent runs the agent's
+// rejoin action with an environment and returns its exit code.
+func Rejoin(ctx context.Context, run pacemaker.Runner, gather func(context.Context) Observed, runAgent func(ctx context.Context, environ []string) int,
+	timeout time.Duration, log *slog.Logger) (time.Duration, error) {
+	node, err := pacemaker.LocalNode(ctx, run)
+	if err != nil {
+		return 0, fmt.Errorf("rejoin: which node is this: %w", err)
+	}
+	o := gather(ctx)
+	v := Assemble(o)
+	if err := CheckRejoin(v, node); err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	log.Info("rejoin: rewinding (or re-cloning) from the primary", "node", node, "primary", v.Primary)
+	if code := runAgent(ctx, AgentEnviron(v.Resource, node, o.Params[v.Resource], timeout)); code != 0 {
+		return 0, fmt.Errorf("rejoin %s: the agent's rejoin failed (exit %d; its reason is above)", node, code)
+	}
+	log.Info("rejoin: data directory ready; Pacemaker starts it as a standby", "took", time.Since(start).Round(100*time.Millisecond))
+	if _, err := run(ctx, "crm_resource", "--cleanup", "--resource", v.Resource, "--node", node); err != nil {
+		return 0, fmt.Errorf("rejoin %s: crm_resource --cleanup: %w", node, err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	last := ""
+	for {
+		v := Assemble(gather(wctx))
+		state := "not seen"
+		for _, n := range v.Nodes {
+			if n.Name == node {
+				state = n.Role + "/" + orDash(n.State)
+				switch n.State {
+				case "sync", "async", "potential":
+					log.Info("rejoin done", "node", node, "state", n.State, "primary", v.Primary)
+					return time.Since(start), nil
+				}
+			}
+		}
+		if state != last {
+			log.Info("rejoin: waiting for it to stream", "state", state, "elapsed", time.Since(start).Round(100*time.Millisecond))
+			last = state
+		}
+		select {
+		case <-wctx.Done():
+			return time.Since(start), fmt.Errorf("rejoin %s: rewound, but not streaming after %s (last: %s); see rampart status and crm_mon", node, timeout, state)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}

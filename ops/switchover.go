@@ -1,0 +1,146 @@
+package ops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/rampart-ha/rampart/ra/pacemaker"
+)
+
+// Refusal is a reason not to act; the command exits 1 with it.
+type Refusal struct{ Reason string }
+
+func (r *Refusal) Error() string { return r.Reason }
+
+func refuse(format string, args ...any) error {
+	return &Refusal{fmt.Sprintf(format, args...)}
+}
+
+// CheckSwitchover says whether a planned switchover to target is safe in
+// view v: a healthy cluster, one primary, and a target that is a
+// synchronous standby on the primary's timeline (so it has every
+// acknowledged commit) and within the lag limit.
+func CheckSwitchover(v View, target string) error {
+	if v.Pacemaker == nil {
+		return refuse("no Pacemaker cluster seen from here: run switchover on a database node")
+	}
+	var tn *NodeView
+	var names []string
+	for i, n := range v.Nodes {
+		names = append(names, n.Name)
+		if n.Name == target {
+			tn = &v.Nodes[i]
+		}
+	}
+	switch {
+	case tn == nil:
+		return refuse("%q is not a node of the cluster (nodes: %s)", target, strings.Join(names, ", "))
+	case v.Primary == "":
+		return refuse("there is no primary to switch over from: %s", strings.Join(v.Problems, "; "))
+	case target == v.Primary:
+		return refuse("%s is the primary already", target)
+	case len(v.Problems) > 0:
+		return refuse("the cluster is not healthy; fix this first (rampart status):\n  - %s", strings.Join(v.Problems, "\n  - "))
+	case tn.State != "sync":
+		return refuse("%s is not a synchronous standby (state %s): only a synchronous standby is known to have every acknowledged commit; "+
+			"choose one of %s, or raise sync_count", target, orDash(tn.State), strings.Join(syncStandbys(v), ", "))
+	}
+	var primary NodeView
+	for _, n := range v.Nodes {
+		if n.Name == v.Primary {
+			primary = n
+		}
+	}
+	if tn.Timeline != primary.Timeline {
+		return refuse("%s is on timeline %d, the primary %s on %d", target, tn.Timeline, v.Primary, primary.Timeline)
+	}
+	return nil
+}
+
+func syncStandbys(v View) []string {
+	var out []string
+	for _, n := range v.Nodes {
+		if n.State == "sync" {
+			out = append(out, n.Name)
+		}
+	}
+	if len(out) == 0 {
+		return []string{"(none now)"}
+	}
+	return out
+}
+
+// SwitchoverDone says whether view v shows the switchover to target
+// finished: target is the only primary and the old primary streams from
+// it (it was demoted, not stopped).
+func SwitchoverDone(v View, target, old string) (bool, string) {
+	if v.Primary != target {
+		return false, fmt.Sprintf("primary %s", orNone(v.Primary))
+	}
+	for _, n := range v.Nodes {
+		if n.Name == old {
+			switch n.State {
+			case "sync", "async", "potential":
+				return true, fmt.Sprintf("%s promoted, %s streams from it (%s)", target, old, n.State)
+			}
+			return false, fmt.Sprintf("%s promoted, %s is %s/%s", target, old, n.Role, orDash(n.State))
+		}
+	}
+	return false, old + " not seen"
+}
+
+// Switchover moves the primary role to target through Pacemaker: a
+// promoted-role move constraint, then waiting until target is primary and
+// the old primary streams from it, then clearing the constraint (also on
+// failure). look gathers a fresh view.
+func Switchover(ctx context.Context, run pacemaker.Runner, look func(context.Context) View, target string, timeout time.Duration, log *slog.Logger) (time.Duration, error) {
+	v := look(ctx)
+	if err := CheckSwitchover(v, target); err != nil {
+		return 0, err
+	}
+	clone := v.Clone
+	if clone == "" {
+		return 0, refuse("resource %s is not a promotable clone", v.Resource)
+	}
+	old := v.Primary
+	start := time.Now()
+	log.Info("switchover: moving the primary role", "from", old, "to", target, "clone", clone)
+	if _, err := run(ctx, "crm_resource", "--resource", clone, "--move", "--promoted", "--node", target); err != nil {
+		return 0, fmt.Errorf("switchover to %s: %w", target, err)
+	}
+	clear := func() error {
+		// Not ctx: the constraint goes also when the wait was cut short.
+		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := run(cctx, "crm_resource", "--resource", clone, "--clear"); err != nil {
+			return fmt.Errorf("switchover: clear the move constraint (run crm_resource --resource %s --clear): %w", clone, err)
+		}
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	last, lastLog := "", time.Time{}
+	for {
+		v := look(wctx)
+		done, state := SwitchoverDone(v, target, old)
+		if done {
+			took := time.Since(start)
+			log.Info("switchover done", "state", state, "took", took.Round(10*time.Millisecond))
+			return took, clear()
+		}
+		if state != last || time.Since(lastLog) > 5*time.Second {
+			log.Info("switchover: waiting", "state", state, "elapsed", time.Since(start).Round(100*time.Millisecond))
+			last, lastLog = state, time.Now()
+		}
+		select {
+		case <-wctx.Done():
+			err := fmt.Errorf("switchover to %s: not done after %s (last seen: %s); see rampart status and crm_mon", target, timeout, state)
+			return time.Since(start), errors.Join(err, clear())
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,56 @@
+package ops
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestCheckSwitchover(t *testing.T) {
+	if err := CheckSwitchover(Assemble(healthy()), "n2"); err != nil {
+		t.Fatalf("to the sync standby of a healthy cluster: %v", err)
+	}
+	tests := []struct {
+		name   string
+		change func(o *Observed)
+		target string
+		want   string
+	}{
+		{"unknown node", nil, "n9", `"n9" is not a node of the cluster (nodes: n1, n2, n3)`},
+		{"the primary itself", nil, "n1", "n1 is the primary already"},
+		{"async standby", nil, "n3", "n3 is not a synchronous standby (state async): only a synchronous standby is known to have every acknowledged commit; choose one of n2"},
+		{"unhealthy cluster", func(o *Observed) { o.Attrs["rampart-pgsql-state"]["n3"] = "disconnected" }, "n2", "the cluster is not healthy"},
+		{"no primary", func(o *Observed) { o.Cluster.Resources[0].Role = "Unpromoted" }, "n2", "there is no primary"},
+		{"no pacemaker", func(o *Observed) { o.Cluster = nil }, "n2", "no Pacemaker cluster"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := healthy()
+			if tt.change != nil {
+				tt.change(&o)
+			}
+			err := CheckSwitchover(Assemble(o), tt.target)
+			var r *Refusal
+			if !errors.As(err, &r) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v; want a refusal saying %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestSwitchoverDone(t *testing.T) {
+	o := healthy()
+	if done, _ := SwitchoverDone(Assemble(o), "n2", "n1"); done {
+		t.Error("done before anything moved")
+	}
+	// n2 promoted, n1 demoted but not streaming yet.
+	o.Cluster.Resources[0].Role, o.Cluster.Resources[1].Role = "Unpromoted", "Promoted"
+	o.Attrs["rampart-pgsql-state"] = map[string]string{"n2": "primary", "n1": "disconnected", "n3": "async"}
+	if done, state := SwitchoverDone(Assemble(o), "n2", "n1"); done || !strings.Contains(state, "n1 is standby/disconnected") {
+		t.Errorf("done=%v %q; want waiting for n1 to stream", done, state)
+	}
+	o.Attrs["rampart-pgsql-state"]["n1"] = "sync"
+	if done, state := SwitchoverDone(Assemble(o), "n2", "n1"); !done {
+		t.Errorf("not done: %s", state)
+	}
+}

@@ -1,0 +1,352 @@
+package ops
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rampart-ha/rampart/ra/pacemaker"
+	"github.com/rampart-ha/rampart/ra/pgsql"
+)
+
+// View is the cluster as `rampart status` shows it.
+type View struct {
+	Time      time.Time    `json:"time"`
+	Source    string       `json:"source"` // whose view the nodes are: pacemaker, or a pooler\'s
+	Pacemaker *ClusterView `json:"pacemaker,omitempty"`
+	Resource  string       `json:"resource,omitempty"` // the ocf:rampart:pgsql primitive
+	Clone     string       `json:"clone,omitempty"`    // its promotable clone
+	// Hosts is where each node's PostgreSQL is reached (node_hosts; a node
+	// not listed by its name), and Port its port (pgport).
+	Hosts     map[string]string `json:"hosts,omitempty"`
+	Port      int               `json:"port,omitempty"`
+	SyncCount int               `json:"sync_count,omitempty"`
+	Policy    string            `json:"sync_policy,omitempty"`
+	Nodes     []NodeView        `json:"nodes"`
+	Primary   string            `json:"primary,omitempty"`
+	VIPs      []VIPView         `json:"vips,omitempty"`
+	Poolers   []PoolerView      `json:"poolers,omitempty"`
+	Problems  []string          `json:"problems"`
+	Healthy   bool              `json:"healthy"`
+	Failures  []FailureView     `json:"failures,omitempty"`
+}
+
+// ClusterView is Pacemaker's summary.
+type ClusterView struct {
+	Quorate bool   `json:"quorate"`
+	DC      string `json:"dc"`
+	Version string `json:"version"`
+}
+
+// NodeView is one database node.
+type NodeView struct {
+	Name      string `json:"name"`
+	Pacemaker string `json:"pacemaker"` // online, offline, standby, unclean
+	Role      string `json:"role"`      // primary, standby, stopped
+	// State is what the primary's agent says of it (rampart-RSC-state):
+	// primary, primary-writes-blocked, sync, sync-catching-up, potential,
+	// async, disconnected, catchup, stopped.
+	State    string `json:"state,omitempty"`
+	Timeline uint32 `json:"timeline,omitempty"`
+	LSN      string `json:"lsn,omitempty"`
+	// LagBytes is how far its last reported position trails the primary's.
+	LagBytes *int64 `json:"lag_bytes,omitempty"`
+	// ReportedAgo is the age of that position (the agent reports it at
+	// every monitor).
+	ReportedAgo *float64 `json:"reported_seconds_ago,omitempty"`
+}
+
+// VIPView is one address resource.
+type VIPView struct {
+	ID    string   `json:"id"`
+	Agent string   `json:"agent"`
+	IP    string   `json:"ip,omitempty"`
+	Nodes []string `json:"nodes"`
+}
+
+// PoolerView is one pooler as its /health answered.
+type PoolerView struct {
+	URL     string `json:"url"`
+	Error   string `json:"error,omitempty"`
+	Primary string `json:"primary,omitempty"` // the node it sends writes to
+	// Nodes are the servers as its health checks see them.
+	Nodes  []PoolerNode `json:"nodes,omitempty"`
+	Member string       `json:"member,omitempty"` // its id in the pair
+	Leader bool         `json:"leader"`           // it leads the pair and holds its address
+	// LeaderID is who leads, as it knows ("" none).
+	LeaderID string `json:"leader_id,omitempty"`
+	Term     uint64 `json:"term,omitempty"`
+}
+
+// PoolerNode is one server as a pooler sees it.
+type PoolerNode struct {
+	Name     string `json:"name"`
+	Role     string `json:"role"`
+	Up       bool   `json:"up"`
+	LagBytes int64  `json:"lag_bytes"`
+	Drained  bool   `json:"drained"`
+}
+
+// FailureView is a failed resource action Pacemaker remembers.
+type FailureView struct {
+	Op     string `json:"op"`
+	Node   string `json:"node"`
+	Exit   int    `json:"exit"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// Observed is what `rampart status` gathered; Assemble turns it into a View.
+type Observed struct {
+	Now      time.Time
+	Cluster  *pacemaker.ClusterStatus     // nil: no Pacemaker here
+	Params   map[string]map[string]string // primitive → parameters
+	Attrs    map[string]map[string]string // attribute → node → value
+	Poolers  []PoolerView                 // as gathered (errors included)
+	Resource string                       // "" = the one ocf:rampart:pgsql primitive
+	Errors   []string                     // sources that could not be read
+	// PacemakerError is why Cluster is nil: worth saying only where no
+	// pooler answered (a pooler host runs no Pacemaker).
+	PacemakerError string
+}
+
+// staleAfter: a position older than this means the node's monitor is not
+// running (the agent reports every few seconds).
+const staleAfter = 30 * time.Second
+
+// defaultMaxLag is the lag worth a word when the resource sets no max_lag.
+const defaultMaxLag = 16 << 20
+
+// Assemble builds the view and lists what is wrong in plain words.
+func Assemble(o Observed) View {
+	v := View{Time: o.Now, Resource: o.Resource, Poolers: o.Poolers}
+	var problems []string
+	say := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	for _, e := range o.Errors {
+		say("could not read %s", e)
+	}
+	c := o.Cluster
+	answered := slices.IndexFunc(o.Poolers, func(p PoolerView) bool { return p.Error == "" })
+	switch {
+	case c == nil && answered >= 0:
+		// A pooler host: the servers as its pooler sees them.
+		v.Source = "pooler " + o.Poolers[answered].URL
+		v.Primary = o.Poolers[answered].Primary
+		for _, pn := range o.Poolers[answered].Nodes {
+			nv := NodeView{Name: pn.Name, Pacemaker: "-", Role: pn.Role, State: "up"}
+			switch {
+			case !pn.Up:
+				nv.State = "down"
+				say("%s does not answer the pooler's health checks", pn.Name)
+			case pn.Drained:
+				nv.State = "drained"
+			}
+			if pn.Role == "standby" {
+				lag := pn.LagBytes
+				nv.LagBytes = &lag
+			}
+			v.Nodes = append(v.Nodes, nv)
+		}
+	case c == nil:
+		if o.PacemakerError != "" {
+			say("could not read %s", o.PacemakerError)
+		}
+		say("no Pacemaker cluster seen from here (crm_mon failed or is not installed): run status on a database node, or name a pooler with --pooler")
+	default:
+		v.Source = "pacemaker"
+	}
+	if c != nil {
+		v.Pacemaker = &ClusterView{Quorate: c.Quorate, DC: c.DC, Version: c.Version}
+		if v.Resource == "" {
+			for _, r := range c.Resources {
+				if r.Agent == "ocf:rampart:pgsql" {
+					v.Resource = r.ID
+					break
+				}
+			}
+		}
+		if !c.Resolved {
+			say("Pacemaker has no designated controller yet: the cluster is starting or split")
+		} else if !c.Quorate {
+			say("this node's partition has no quorum: Pacemaker stops resources here until the others are back")
+		}
+	}
+	params := o.Params[v.Resource]
+	v.SyncCount, _ = strconv.Atoi(params["sync_count"])
+	if v.SyncCount == 0 && v.Resource != "" {
+		v.SyncCount = 1
+	}
+	v.Hosts, _ = pgsql.ParseNodeHosts(params["node_hosts"])
+	v.Port, _ = strconv.Atoi(params["pgport"])
+	if v.Port == 0 {
+		v.Port = 5432
+	}
+	v.Policy = params["sync_policy"]
+	if v.Policy == "" && v.Resource != "" {
+		v.Policy = "durability"
+	}
+	maxLag := int64(defaultMaxLag)
+	if n, err := strconv.ParseInt(params["max_lag"], 10, 64); err == nil && n > 0 {
+		maxLag = n
+	}
+	if c != nil && v.Resource == "" {
+		say("no ocf:rampart:pgsql resource in the cluster")
+	}
+
+	states := o.Attrs[pgsql.StateAttr(v.Resource)]
+	positions := o.Attrs[pgsql.PositionAttr(v.Resource)]
+	var promoted []string
+	if c != nil && v.Resource != "" {
+		promoted = c.Promoted(v.Resource)
+		for _, r := range c.Resources {
+			if r.ID == v.Resource && r.Clone != "" {
+				v.Clone = r.Clone
+			}
+		}
+	}
+	running := map[string]bool{}
+	if c != nil {
+		for _, n := range c.RunningOn(v.Resource) {
+			running[n] = true
+		}
+	}
+	if len(promoted) == 1 {
+		v.Primary = promoted[0]
+	}
+	var primaryPos pgsql.Position
+	havePrimaryPos := false
+	if v.Primary != "" {
+		primaryPos, havePrimaryPos = pgsql.ParsePosition(positions[v.Primary])
+	}
+	if c != nil {
+		for _, n := range c.Nodes {
+			nv := NodeView{Name: n.Name, Pacemaker: "online", Role: "stopped", State: states[n.Name]}
+			switch {
+			case n.Unclean:
+				nv.Pacemaker = "unclean"
+				say("%s is unclean: Pacemaker waits until it is fenced", n.Name)
+			case !n.Online:
+				nv.Pacemaker = "offline"
+				say("%s is offline (not a cluster member): start it, or fence and repair it", n.Name)
+			case n.Standby:
+				nv.Pacemaker = "standby"
+				say("%s is in standby mode: nothing runs there (crm node online %s)", n.Name, n.Name)
+			}
+			switch {
+			case slices.Contains(promoted, n.Name):
+				nv.Role = "primary"
+			case running[n.Name]:
+				nv.Role = "standby"
+			}
+			if p, ok := pgsql.ParsePosition(positions[n.Name]); ok && nv.Role != "stopped" {
+				nv.Timeline, nv.LSN = p.Timeline, p.LSN.String()
+				ago := o.Now.Sub(time.UnixMilli(p.AtMillis)).Seconds()
+				nv.ReportedAgo = &ago
+				if ago > staleAfter.Seconds() {
+					say("%s last reported its position %.0f s ago: its monitor is not running", n.Name, ago)
+				}
+				if havePrimaryPos && nv.Role == "standby" {
+					lag := int64(primaryPos.LSN) - int64(p.LSN)
+					if primaryPos.LSN < p.LSN {
+						lag = 0 // the primary's report is older
+					}
+					nv.LagBytes = &lag
+					if p.Timeline < primaryPos.Timeline && (nv.State == "" || nv.State == "disconnected") {
+						say("%s is on timeline %d, the primary on %d, and does not stream: rejoin it (rampart rejoin on %s)", n.Name, p.Timeline, primaryPos.Timeline, n.Name)
+					} else if lag > maxLag {
+						say("%s trails the primary by %s", n.Name, Bytes(lag))
+					}
+				}
+			}
+			if nv.Role == "standby" && v.Primary != "" {
+				switch nv.State {
+				case "sync", "async", "potential":
+				case "sync-catching-up":
+					say("%s is joining the synchronous standbys: it is still catching up", n.Name)
+				case "", "disconnected":
+					say("%s runs as a standby but does not stream from the primary %s", n.Name, v.Primary)
+				default:
+					say("%s does not stream yet (%s)", n.Name, nv.State)
+				}
+			}
+			if nv.Role == "primary" && nv.State == "primary-writes-blocked" {
+				say("%s blocks writes: fewer standbys qualify as synchronous than sync_count=%d wants (sync_policy=%s); bring a standby back, or lower sync_count", n.Name, v.SyncCount, v.Policy)
+			}
+			v.Nodes = append(v.Nodes, nv)
+		}
+		switch {
+		case v.Resource == "":
+		case len(promoted) == 0:
+			say("no PostgreSQL primary: writes fail until Pacemaker promotes a standby")
+		case len(promoted) > 1:
+			say("more than one primary: %s", strings.Join(promoted, ", "))
+		}
+		for _, f := range c.Failures {
+			v.Failures = append(v.Failures, FailureView{Op: f.OpKey, Node: f.Node, Exit: f.ExitCode, Reason: f.ExitReason})
+			reason := ""
+			if f.ExitReason != "" {
+				reason = ": " + f.ExitReason
+			}
+			say("failed action %s on %s (exit %d%s); once fixed: crm resource cleanup", f.OpKey, f.Node, f.ExitCode, reason)
+		}
+		for _, r := range c.Resources {
+			if r.Agent != "ocf:rampart:vip" && r.Agent != "ocf:heartbeat:IPaddr2" {
+				continue
+			}
+			vip := VIPView{ID: r.ID, Agent: r.Agent, IP: o.Params[r.ID]["ip"], Nodes: r.Nodes}
+			v.VIPs = append(v.VIPs, vip)
+			switch {
+			case len(r.Nodes) == 0:
+				say("address %s (%s) is not held anywhere", r.ID, vip.IP)
+			case v.Primary != "" && !slices.Contains(r.Nodes, v.Primary):
+				say("address %s is on %s, the primary is %s", r.ID, strings.Join(r.Nodes, ", "), v.Primary)
+			}
+		}
+	}
+	var leaders []string
+	for _, p := range o.Poolers {
+		switch {
+		case p.Error != "":
+			say("pooler %s does not answer: %s", p.URL, p.Error)
+			continue
+		case p.Primary == "":
+			say("pooler %s knows no primary: writes through it wait or fail", p.URL)
+		case v.Primary != "" && p.Primary != v.Primary:
+			say("pooler %s sends writes to %s, Pacemaker's primary is %s", p.URL, p.Primary, v.Primary)
+		}
+		if p.Leader {
+			leaders = append(leaders, p.URL)
+		}
+	}
+	pair, known := false, false
+	for _, p := range o.Poolers {
+		pair = pair || p.Member != ""
+		known = known || p.LeaderID != ""
+	}
+	switch {
+	case pair && len(leaders) == 0 && !known:
+		say("no pooler leads the pair: nobody holds the pooler address")
+	case len(leaders) > 1:
+		say("more than one pooler claims to lead: %s", strings.Join(leaders, ", "))
+	}
+	v.Problems = problems
+	if v.Problems == nil {
+		v.Problems = []string{}
+	}
+	v.Healthy = len(problems) == 0
+	return v
+}
+
+// Bytes writes n bytes in the largest binary unit that keeps it readable.
+func Bytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f kiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
