@@ -111,28 +111,11 @@ func (a *actions) start(ctx context.Context, r *ocf.Request) (ocf.Status, error)
 	if st, err := a.validate(ctx, r); err != nil {
 		return st, err
 	}
-	in := StartInput{AutoRejoin: c.cfg.autoRejoin}
-	if _, err := c.cfg.inst.PostmasterPID(); err == nil {
-		conn, err := c.connect(ctx)
-		if err != nil {
-			return 0, fmt.Errorf("start %s: postmaster runs but refuses connections: %w", c.node, err)
-		}
-		obs, err := pg.Observe(ctx, conn)
-		conn.Close(ctx)
-		if err != nil {
-			return 0, err
-		}
-		in.Running, in.InRecovery = true, obs.InRecovery
-	} else if !errors.Is(err, pg.ErrNotRunning) {
-		return 0, err
-	} else {
-		if in.Control, err = c.cfg.inst.ControlData(ctx); err != nil {
-			return 0, ocf.Errorf(ocf.ErrGeneric, "start %s: %w", c.node, err)
-		}
-	}
-	if in.Primary, err = c.otherPrimary(ctx); err != nil {
+	in, err := c.observeStart(ctx, "start")
+	if err != nil {
 		return 0, err
 	}
+	in.AutoRejoin = c.cfg.autoRejoin
 	action, why := DecideStart(in)
 	c.log.Info("start decision", "decision", action, "reason", why, "primary", in.Primary, "state", in.Control.State)
 	switch action {
@@ -833,24 +816,8 @@ func (a *actions) rejoinNow(ctx context.Context, r *ocf.Request) (ocf.Status, er
 	if st, err := a.validate(ctx, r); err != nil {
 		return st, err
 	}
-	var in StartInput
-	if _, err := c.cfg.inst.PostmasterPID(); err == nil {
-		conn, err := c.connect(ctx)
-		if err != nil {
-			return 0, fmt.Errorf("rejoin %s: postmaster runs but refuses connections: %w", c.node, err)
-		}
-		obs, err := pg.Observe(ctx, conn)
-		conn.Close(ctx)
-		if err != nil {
-			return 0, err
-		}
-		in.Running, in.InRecovery = true, obs.InRecovery
-	} else if !errors.Is(err, pg.ErrNotRunning) {
-		return 0, err
-	} else if in.Control, err = c.cfg.inst.ControlData(ctx); err != nil {
-		return 0, ocf.Errorf(ocf.ErrGeneric, "rejoin %s: %w", c.node, err)
-	}
-	if in.Primary, err = c.otherPrimary(ctx); err != nil {
+	in, err := c.observeStart(ctx, "rejoin")
+	if err != nil {
 		return 0, err
 	}
 	ok, why := DecideRejoin(in)
@@ -862,4 +829,30 @@ func (a *actions) rejoinNow(ctx context.Context, r *ocf.Request) (ocf.Status, er
 		return 0, ocf.Errorf(ocf.ErrGeneric, "rejoin %s from %s: %w", c.node, in.Primary, err)
 	}
 	return ocf.Success, nil
+}
+
+// observeStart is what start and rejoin decide from: whether a postmaster
+// runs and in which role, else the data directory's control data; and the
+// primary Pacemaker runs elsewhere. op names the action in errors.
+func (c *call) observeStart(ctx context.Context, op string) (StartInput, error) {
+	var in StartInput
+	if _, err := c.cfg.inst.PostmasterPID(); err == nil {
+		conn, err := c.connect(ctx)
+		if err != nil {
+			return in, fmt.Errorf("%s %s: postmaster runs but refuses connections: %w", op, c.node, err)
+		}
+		obs, err := pg.Observe(ctx, conn)
+		conn.Close(ctx)
+		if err != nil {
+			return in, err
+		}
+		in.Running, in.InRecovery = true, obs.InRecovery
+	} else if !errors.Is(err, pg.ErrNotRunning) {
+		return in, err
+	} else if in.Control, err = c.cfg.inst.ControlData(ctx); err != nil {
+		return in, ocf.Errorf(ocf.ErrGeneric, "%s %s: %w", op, c.node, err)
+	}
+	var err error
+	in.Primary, err = c.otherPrimary(ctx)
+	return in, err
 }
