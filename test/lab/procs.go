@@ -172,3 +172,47 @@ func pssKiB(procs []proc) int {
 	}
 	return total
 }
+
+// clockTicks is the kernel's USER_HZ, the unit of /proc/PID/stat's times
+// (100 on every Linux architecture rampart runs on).
+const clockTicks = 100
+
+// cpuTime reads a process's CPU time with that of the children it has
+// reaped (utime + stime + cutime + cstime).
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 15 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	var ticks int64
+	for _, v := range f[11:15] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
+}
+
+// HostCPU is the CPU time the host's processes have used, counting the
+// children they reaped: its growth over an interval is the host's CPU use
+// in it (a backend that exited is counted in its postmaster).
+func (l *Lab) HostCPU(host string) (time.Duration, error) {
+	procs, err := procsInNamespace(l.cfg.hostNamespace(host))
+	if err != nil {
+		return 0, err
+	}
+	var total time.Duration
+	for _, p := range procs {
+		if d, err := cpuTime(p.PID); err == nil {
+			total += d
+		}
+	}
+	return total, nil
+}
