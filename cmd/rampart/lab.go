@@ -37,6 +37,7 @@ func labCommand() *cli.Command {
 			labFaultCommand(),
 			labExecCommand(),
 			labDemoCommand(),
+			labSeedCommand(),
 			labBMCPowerCommand(),
 		},
 	}

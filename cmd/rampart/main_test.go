@@ -32,6 +32,7 @@ func TestHelpAnswersForEveryCommand(t *testing.T) {
 		{"backup", "--help"},
 		{"rejoin", "--help"},
 		{"lab", "up", "--help"},
+		{"lab", "seed", "--help"},
 		{"lab", "down", "--help"},
 		{"lab", "status", "--help"},
 		{"lab", "exec", "--help"},

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/rampart-ha/rampart/test/lab"
+	"github.com/rampart-ha/rampart/test/seed"
+)
+
+func labSeedCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "seed",
+		Usage: "the 2013 field test's seven experiments on a fresh lab, with a report and a plot per experiment",
+		Description: "Builds a lab (three database hosts under Pacemaker with ocf:rampart:pgsql, fencing and a\n" +
+			"VIP), runs a steady mixed read/write load from the client host, and runs each experiment\n" +
+			"under it: the fault, the recovery, the figures the seed asked for next to its 2013 ones.\n" +
+			"Writes --out/report.md and --out/experiment-N.svg. Experiments 3 to 6 need the pooler\n" +
+			"pair in this lab and are listed as not run yet.",
+		Flags: append(labFlags(),
+			&cli.StringFlag{Name: "out", Value: "seed-report", Usage: "`FOLDER` for report.md and the plots"},
+			&cli.StringSliceFlag{Name: "only", Usage: "run only experiment `N` (repeat; 1, 2, 2b, …, 7)"},
+			&cli.IntFlag{Name: "writers", Value: 2, Usage: "writing clients"},
+			&cli.DurationFlag{Name: "pace", Value: 10 * time.Millisecond, Usage: "each client's pace (one statement per PACE at most)"},
+			&cli.BoolFlag{Name: "keep", Usage: "leave the lab running at the end"},
+		),
+		Action: func(c *cli.Context) error {
+			cfg := lab.DefaultConfig()
+			cfg.ID, cfg.Root = c.String("id"), c.String("root")
+			if c.String("id") == lab.DefaultConfig().ID {
+				cfg.ID = "seed"
+			}
+			var err error
+			if cfg.Agent, err = os.Executable(); err != nil {
+				return err
+			}
+			if err := cfg.Validate(); err != nil {
+				return cli.Exit(err.Error(), 2)
+			}
+			out, err := filepath.Abs(c.String("out"))
+			if err != nil {
+				return err
+			}
+			log := newLogger(c.App.ErrWriter, c.Bool("verbose"))
+			start := time.Now()
+			ctx, cancel := context.WithTimeout(c.Context, 30*time.Minute)
+			defer cancel()
+			log.Info("seed: building the lab", "id", cfg.ID)
+			l, err := lab.Up(ctx, cfg, log)
+			if !c.Bool("keep") {
+				defer func() {
+					if err := lab.Destroy(context.WithoutCancel(ctx), cfg.Root, cfg.ID, log); err != nil {
+						fmt.Fprintln(c.App.ErrWriter, "rampart: lab down:", err)
+					}
+				}()
+			}
+			if err != nil {
+				return err
+			}
+			if err := l.ManagePostgres(ctx, lab.PgsqlOptions{"rewind_user": lab.RewindUser}); err != nil {
+				return err
+			}
+			if err := l.AddVIP(ctx, lab.PgsqlResource+"-clone", lab.RampartVIP); err != nil {
+				return err
+			}
+			log.Info("seed: lab ready; running the experiments", "elapsed", time.Since(start).Round(time.Second))
+			results, runErr := seed.RunAll(ctx, l, seed.Options{
+				Bin: l.Config().Agent, Out: out, Only: c.StringSlice("only"), Pace: c.Duration("pace"), Writers: c.Int("writers"),
+			}, log)
+			notes := []string{
+				fmt.Sprintf("`rampart lab seed`, %s, %s in all. Lab: 3 database hosts (PostgreSQL 15, Pacemaker with `ocf:rampart:pgsql`, `sync_count=1`, `sync_policy=durability`, fencing through each host's BMC, `ocf:rampart:vip`), a client host; 2 cores.",
+					time.Now().UTC().Format("2006-01-02"), time.Since(start).Round(time.Second)),
+				fmt.Sprintf("Load: %d writers (one INSERT per transaction through the VIP, every acknowledged id kept and checked on the primary at the end) and one reader per standby, each at most one statement per %s.",
+					c.Int("writers"), c.Duration("pace")),
+			}
+			report := seed.Markdown("The seed's experiments on rampart", results, notes)
+			if err := os.WriteFile(filepath.Join(out, "report.md"), []byte(report), 0o644); err != nil {
+				return err
+			}
+			for _, r := range results {
+				fmt.Fprintf(c.App.Writer, "%-3s %-44s %s\n", r.N, r.Title, firstNonEmpty(r.Err, r.Skipped, r.Verdict))
+			}
+			fmt.Fprintf(c.App.Writer, "report: %s (%s)\n", filepath.Join(out, "report.md"), time.Since(start).Round(time.Second))
+			if runErr != nil {
+				return runErr
+			}
+			var failed []string
+			for _, r := range results {
+				if r.Err != "" {
+					failed = append(failed, r.N)
+				}
+			}
+			if len(failed) > 0 {
+				return cli.Exit("seed: experiments did not finish: "+strings.Join(failed, ", "), 1)
+			}
+			return nil
+		},
+	}
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

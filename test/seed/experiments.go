@@ -1,0 +1,494 @@
+package seed
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/rampart-ha/rampart/test/lab"
+)
+
+// Experiment is one of the seed's questions, and how the lab answers it.
+type Experiment struct {
+	N, Title, Question, Seed string
+	// Needs says why it cannot run yet ("" = it runs).
+	Needs string
+	run   func(ctx context.Context, e *env) (Result, error)
+}
+
+// env is what an experiment works with.
+type env struct {
+	l    *lab.Lab
+	bin  string // the rampart binary the hosts run
+	log  *slog.Logger
+	rec  *Recorder
+	load *Load
+	res  *Result
+}
+
+// Experiments are the seed's seven, in its order.
+func Experiments() []Experiment {
+	return []Experiment{
+		{N: "1", Title: "Primary host hangs",
+			Question: "Does service continue when the primary's host hangs? How long until the first write, and until full write throughput? Client errors? Lost commits?",
+			Seed:     "full write service back after about 1 minute; failover scripts ran on every pgpool-II; standbys restarted",
+			run:      primaryHang},
+		{N: "2", Title: "Synchronous standby hangs",
+			Question: "Do writes continue when the synchronous standby's host hangs, and how long do they stall?",
+			Seed:     "reads continued; writes blocked about 1 minute until PostgreSQL made the async standby sync; pgpool-II does not manage sync/async",
+			run:      func(ctx context.Context, e *env) (Result, error) { return standbyHang(ctx, e, true) }},
+		{N: "2b", Title: "Asynchronous standby hangs",
+			Question: "Do writes notice when an asynchronous standby's host hangs? How fast do reads recover?",
+			Seed:     "detached; throughput recovered in about 40 s",
+			run:      func(ctx context.Context, e *env) (Result, error) { return standbyHang(ctx, e, false) }},
+		{N: "3", Title: "Failback of the old primary under load",
+			Question: "Can the old primary come back (as a standby, then as primary) under load without client errors?",
+			Seed:     "manual wipe, pg_basebackup and pcp_attach_node; worked under load; the scripts could restart it as a primary (split brain)",
+			Needs:    "the pooler pair in the seed lab (writes held during the switchover); the rejoin half runs in experiment 1"},
+		{N: "4", Title: "Read scale-out with 1, 2 and 3 standbys",
+			Question: "How close to linear do reads scale over the standbys?",
+			Seed:     "5099, 10331, 13726, 17132, 19264 TPS on 1–5 servers (×3.78 on 5: 76 % of linear)",
+			Needs:    "the pooler in the seed lab; `make bench` (pooler scenario) measures it meanwhile: 100 %, 100 %, 98 % of linear"},
+		{N: "5", Title: "Removing a standby under load",
+			Question: "Can a standby be removed under load without client errors?",
+			Seed:     "pcp_detach_node restarted pgpool-II's backends: clients got errors",
+			Needs:    "the pooler in the seed lab; the e2e pooler test drains and detaches under pgbench with 0 failed transactions meanwhile"},
+		{N: "6", Title: "Pooler leader lost",
+			Question: "When the active pooler's host fails, how fast does the other take over, and does the failover run once?",
+			Seed:     "the failover script ran on every pgpool-II; only active/standby pgpool-II was recommended",
+			Needs:    "the pooler pair in the seed lab; `make bench` (pair scenario) measures it meanwhile: about 2 s at a 500 ms heartbeat"},
+		{N: "7", Title: "Backup from the primary vs from a standby",
+			Question: "What does a base backup cost the primary, taken from it and taken from a standby?",
+			Seed:     "pg_basebackup from the primary ate its CPU and cut service throughput; from a standby (9.2) it did not hurt",
+			run:      backupCost},
+	}
+}
+
+// Options say what the seed run does.
+type Options struct {
+	Bin     string        // the rampart binary the hosts run
+	Out     string        // folder for report.md and the plots
+	Only    []string      // experiment numbers to run (nil: all)
+	Pace    time.Duration // each load client's pace
+	Writers int
+}
+
+// RunAll runs the experiments on lab l (Pacemaker managing PostgreSQL with
+// ocf:rampart:pgsql, a VIP on the primary) and writes the report.
+func RunAll(ctx context.Context, l *lab.Lab, o Options, log *slog.Logger) ([]Result, error) {
+	if err := os.MkdirAll(o.Out, 0o755); err != nil {
+		return nil, err
+	}
+	var results []Result
+	for _, x := range Experiments() {
+		r := Result{N: x.N, Title: x.Title, Question: x.Question, Seed: x.Seed}
+		switch {
+		case o.Only != nil && !slices.Contains(o.Only, x.N):
+			r.Skipped = "not asked for (--only)"
+		case x.Needs != "":
+			r.Skipped = "needs " + x.Needs
+		default:
+			log.Info("experiment", "n", x.N, "title", x.Title)
+			start := time.Now()
+			e := &env{l: l, bin: o.Bin, log: log.With("experiment", x.N), res: &r}
+			if err := e.startLoad(ctx, o); err != nil {
+				r.Err = err.Error()
+				break
+			}
+			// A stuck step fails its experiment, not the whole run.
+			xctx, cancel := context.WithTimeout(ctx, 4*time.Minute)
+			got, err := x.run(xctx, e)
+			cancel()
+			e.load.Stop()
+			r = got
+			r.N, r.Title, r.Question, r.Seed = x.N, x.Title, x.Question, x.Seed
+			if err != nil {
+				r.Err = err.Error()
+				log.Error("experiment did not finish", "n", x.N, "err", err)
+			}
+			lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			lost, acked, lerr := e.load.Lost(lctx)
+			cancel()
+			switch {
+			case lerr != nil:
+				r.Answers = append(r.Answers, Answer{"lost commits", "could not check: " + lerr.Error()})
+			case len(lost) > 0:
+				r.Answers = append(r.Answers, Answer{"lost commits", fmt.Sprintf("**%d of %d**: %s", len(lost), acked, describeIDs(lost))})
+				r.Verdict += fmt.Sprintf("; %d commits LOST", len(lost))
+			default:
+				r.Answers = append(r.Answers, Answer{"lost commits", fmt.Sprintf("0 of %d acknowledged", acked)})
+			}
+			if r.Figures == nil {
+				r.Figures = map[string]float64{}
+			}
+			r.Figures["acknowledged"], r.Figures["lost"] = float64(acked), float64(len(lost))
+			if lerr != nil {
+				r.Figures["lost"] = -1
+			}
+			r.Series = e.rec.Snapshot()
+			r.Plot = "experiment-" + x.N + ".svg"
+			if err := os.WriteFile(filepath.Join(o.Out, r.Plot), []byte(SVG(x.N+". "+x.Title, r.Series)), 0o644); err != nil {
+				return results, err
+			}
+			r.Took = time.Since(start)
+		}
+		results = append(results, r)
+		if err := ctx.Err(); err != nil {
+			return results, err
+		}
+	}
+	return results, nil
+}
+
+func (e *env) startLoad(ctx context.Context, o Options) error {
+	e.rec = NewRecorder(time.Now)
+	var standbys []string
+	primary, err := e.primary(ctx)
+	if err != nil {
+		return err
+	}
+	for _, h := range e.l.Hosts() {
+		if h.Role == lab.RoleDatabase && h.Name != primary {
+			standbys = append(standbys, h.Addr.String())
+		}
+	}
+	ld, err := NewLoad(e.l, e.rec, e.l.Config().VIP().String(), standbys, o.Writers, o.Pace)
+	if err != nil {
+		return err
+	}
+	if err := ld.Setup(ctx); err != nil {
+		return err
+	}
+	e.load = ld
+	ld.Start()
+	return nil
+}
+
+// primary is the node Pacemaker promotes, asked of any running host.
+func (e *env) primary(ctx context.Context) (string, error) {
+	var last error
+	for _, h := range e.l.DBHosts() {
+		if e.l.Crashed(h) {
+			continue
+		}
+		st, err := e.l.Cluster(ctx, h)
+		if err != nil {
+			last = err
+			continue
+		}
+		if p := st.Promoted(lab.PgsqlResource); len(p) == 1 {
+			return p[0], nil
+		}
+	}
+	return "", fmt.Errorf("no primary: %v", last)
+}
+
+// standbys are the primary's streaming standbys by sync state.
+func (e *env) standbys(ctx context.Context, primary string) (sync, other string) {
+	for _, r := range e.l.Postgres(ctx, primary).Replication {
+		if r.State != "streaming" {
+			continue
+		}
+		if r.SyncState == "sync" {
+			sync = r.Name
+		} else {
+			other = r.Name
+		}
+	}
+	return sync, other
+}
+
+// settle lets the load run until d since its start.
+func (e *env) settle(ctx context.Context, d time.Duration) error {
+	return lab.WaitFor(ctx, fmt.Sprintf("%s of load", d), 100*time.Millisecond, func(context.Context) (bool, string, error) {
+		return e.rec.Since() >= d, "", nil
+	})
+}
+
+// after lets the load run for d more.
+func (e *env) after(ctx context.Context, d time.Duration) error {
+	return e.settle(ctx, e.rec.Since()+d)
+}
+
+// back brings a fenced (powered off) or frozen host back and waits until
+// its PostgreSQL streams again; rejoin runs `rampart rejoin` there first
+// (an old primary).
+func (e *env) back(ctx context.Context, host string, rejoin bool) error {
+	// A frozen host is fenced (powered off) once the others notice: thawing
+	// it before would race the fencer.
+	fctx, cancel := context.WithTimeout(ctx, time.Minute)
+	lab.WaitFor(fctx, host+" fenced", 200*time.Millisecond, func(context.Context) (bool, string, error) {
+		return e.l.Crashed(host), "", nil
+	})
+	cancel()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if e.l.Crashed(host) {
+		if err := e.l.Boot(ctx, host); err != nil {
+			return err
+		}
+	} else if err := e.l.Thaw(host); err != nil {
+		return err
+	}
+	if err := e.l.WaitClusterOnline(ctx, e.l.DBHosts()); err != nil {
+		return err
+	}
+	e.rec.Mark(host + " back")
+	if rejoin {
+		if out, err := e.l.Output(ctx, host, e.bin, "rejoin"); err != nil {
+			return fmt.Errorf("rampart rejoin on %s: %w\n%s", host, err, out)
+		}
+	} else {
+		// Pacemaker counted the lost monitor: let it start it again.
+		if out, err := e.l.Output(ctx, host, "crm_resource", "--cleanup", "--resource", lab.PgsqlResource+"-clone", "--node", host); err != nil {
+			return fmt.Errorf("cleanup on %s: %w\n%s", host, err, out)
+		}
+	}
+	primary, err := e.primary(ctx)
+	if err != nil {
+		return err
+	}
+	if err := e.l.WaitStreaming(ctx, primary, []string{host}); err != nil {
+		return err
+	}
+	e.rec.Mark(host + " streams")
+	return nil
+}
+
+// primaryHang: experiment 1.
+func primaryHang(ctx context.Context, e *env) (Result, error) {
+	r := *e.res
+	if err := e.settle(ctx, 8*time.Second); err != nil {
+		return r, err
+	}
+	old, err := e.primary(ctx)
+	if err != nil {
+		return r, err
+	}
+	fault := e.rec.Mark(old + " frozen")
+	if err := e.l.Freeze(ctx, old); err != nil {
+		return r, err
+	}
+	var newPrimary string
+	if err := lab.WaitFor(ctx, "a new primary", 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
+		p, err := e.primary(ctx)
+		newPrimary = p
+		return err == nil && p != old, fmt.Sprint(err), nil
+	}); err != nil {
+		return r, err
+	}
+	promoted := e.rec.Mark(newPrimary + " promoted")
+	s := e.rec.Snapshot()
+	baseline := s.Rate(Write, fault-6*time.Second, fault)
+	var full time.Duration
+	if err := lab.WaitFor(ctx, "full write throughput", 200*time.Millisecond, func(context.Context) (bool, string, error) {
+		s = e.rec.Snapshot()
+		f, ok := s.FullAfter(Write, promoted, baseline, 0.9)
+		full = f
+		return ok, fmt.Sprintf("baseline %.0f/s", baseline), nil
+	}); err != nil {
+		return r, err
+	}
+	e.rec.Mark("full write throughput")
+	if err := e.after(ctx, 3*time.Second); err != nil {
+		return r, err
+	}
+	s = e.rec.Snapshot()
+	// Writes in flight when the host froze may still land in the fault's
+	// bucket: the first write that counts is the new primary's.
+	first, _ := s.FirstAfter(Write, promoted)
+	readsDuring := s.Total(Read, fault, first)
+	errs := s.Total(Error, fault, full)
+	// The old primary was fenced (powered off): boot it, rejoin it.
+	if err := e.back(ctx, old, true); err != nil {
+		return r, err
+	}
+	if err := e.after(ctx, 3*time.Second); err != nil {
+		return r, err
+	}
+	r.Answers = []Answer{
+		{"write throughput before", fmt.Sprintf("%.0f commits/s", baseline)},
+		{"fault → promotion", Seconds(promoted-fault) + " (Corosync notices the hang, Pacemaker fences it through its BMC, then promotes the synchronous standby once)"},
+		{"fault → first write", Seconds(first - fault)},
+		{"fault → full write throughput (90 % of before)", Seconds(full - fault)},
+		{"reads answered by the standbys while writes waited", fmt.Sprint(readsDuring)},
+		{"client errors from the fault to full throughput", fmt.Sprintf("%d (connections to the frozen primary cut; each client reconnects)", errs)},
+		{"old primary", "fenced, booted, rejoined with rampart rejoin, streaming again (marks on the plot)"},
+	}
+	r.Figures = map[string]float64{"first_write_s": (first - fault).Seconds(), "full_write_s": (full - fault).Seconds(),
+		"promoted_s": (promoted - fault).Seconds(), "errors": float64(errs)}
+	r.Verdict = fmt.Sprintf("service continued: reads throughout, first write after %s, full write throughput after %s (2013: about 1 min)",
+		Seconds(first-fault), Seconds(full-fault))
+	return r, nil
+}
+
+// standbyHang: experiments 2 (the synchronous standby) and 2b (the other).
+func standbyHang(ctx context.Context, e *env, syncOne bool) (Result, error) {
+	r := *e.res
+	if err := e.settle(ctx, 8*time.Second); err != nil {
+		return r, err
+	}
+	primary, err := e.primary(ctx)
+	if err != nil {
+		return r, err
+	}
+	var victim, other string
+	if err := lab.WaitFor(ctx, "a synchronous and another standby", 200*time.Millisecond, func(ctx context.Context) (bool, string, error) {
+		sync, async := e.standbys(ctx, primary)
+		victim, other = sync, async
+		if !syncOne {
+			victim, other = async, sync
+		}
+		return victim != "" && other != "", fmt.Sprintf("sync %q other %q", sync, async), nil
+	}); err != nil {
+		return r, err
+	}
+	fault := e.rec.Mark(victim + " frozen")
+	if err := e.l.Freeze(ctx, victim); err != nil {
+		return r, err
+	}
+	var replaced time.Duration
+	if syncOne {
+		if err := lab.WaitFor(ctx, other+" synchronous", 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
+			sync, _ := e.standbys(ctx, primary)
+			return sync == other, "sync: " + sync, nil
+		}); err != nil {
+			return r, err
+		}
+		replaced = e.rec.Mark(other + " synchronous")
+	}
+	if err := e.after(ctx, 8*time.Second); err != nil {
+		return r, err
+	}
+	s := e.rec.Snapshot()
+	baseline := s.Rate(Write, fault-6*time.Second, fault)
+	readBase := s.Rate(Read, fault-6*time.Second, fault)
+	stall := s.LongestGap(Write, fault, s.End())
+	readsFull, ok := s.FullAfter(Read, fault, readBase, 0.9)
+	readsBack := "not within the run"
+	if ok {
+		readsBack = Seconds(readsFull - fault)
+	}
+	errs := s.Total(Error, fault, s.End())
+	// Fencing powered the frozen host off: boot it; Pacemaker starts it.
+	if err := e.back(ctx, victim, false); err != nil {
+		return r, err
+	}
+	if err := e.after(ctx, 3*time.Second); err != nil {
+		return r, err
+	}
+	r.Answers = []Answer{
+		{"write throughput before", fmt.Sprintf("%.0f commits/s", baseline)},
+		{"longest write stall after the fault", Seconds(stall)},
+		{"reads back to 90 % of before", readsBack + " (the readers of the frozen host reconnect to the other)"},
+		{"client errors", fmt.Sprint(errs)},
+	}
+	r.Figures = map[string]float64{"write_stall_s": stall.Seconds(), "errors": float64(errs)}
+	if syncOne {
+		r.Answers = append(r.Answers, Answer{"fault → " + other + " synchronous", Seconds(replaced - fault)})
+		r.Verdict = fmt.Sprintf("writes stalled %s, then continued with %s as synchronous standby after %s (2013: about 1 min)",
+			Seconds(stall), other, Seconds(replaced-fault))
+	} else {
+		r.Verdict = fmt.Sprintf("writes did not notice (longest stall %s); reads back to full after %s (2013: about 40 s)", Seconds(stall), readsBack)
+	}
+	return r, nil
+}
+
+// backupCost: experiment 7.
+func backupCost(ctx context.Context, e *env) (Result, error) {
+	r := *e.res
+	primary, err := e.primary(ctx)
+	if err != nil {
+		return r, err
+	}
+	// Something to copy: about 250 MB, on every node.
+	e.rec.Mark("loading 250 MB to back up")
+	if out, err := e.l.PsqlDB(ctx, primary, lab.AppDatabase, "DROP TABLE IF EXISTS seed_bulk; CREATE TABLE seed_bulk AS SELECT g AS id, repeat(md5(g::text), 6) AS v FROM generate_series(1, 1000000) g; CHECKPOINT"); err != nil {
+		return r, fmt.Errorf("load bulk data: %w: %s", err, out)
+	}
+	var standbys []string
+	for _, h := range e.l.DBHosts() {
+		if h != primary {
+			standbys = append(standbys, h)
+		}
+	}
+	if err := e.l.WaitCaughtUp(ctx, primary, standbys); err != nil {
+		return r, err
+	}
+	_, async := e.standbys(ctx, primary)
+	if async == "" {
+		async = standbys[0]
+	}
+	root, err := os.MkdirTemp("/var/lib/rampart", "seed-backup-")
+	if err != nil {
+		return r, err
+	}
+	defer os.RemoveAll(root)
+	cpu := func() time.Duration { d, _ := e.l.HostCPU(primary); return d }
+	measure := func(label string, do func() error) (cpuShare float64, rate float64, took time.Duration, err error) {
+		c0, t0 := cpu(), e.rec.Mark(label)
+		start := time.Now()
+		if err := do(); err != nil {
+			return 0, 0, 0, err
+		}
+		took = time.Since(start)
+		t1 := e.rec.Mark(label + ": done")
+		c1 := cpu()
+		s := e.rec.Snapshot()
+		return (c1 - c0).Seconds() / took.Seconds(), s.Rate(Write, t0, t1), took, nil
+	}
+	addr := func(host string) string {
+		for _, h := range e.l.Hosts() {
+			if h.Name == host {
+				return h.Addr.String()
+			}
+		}
+		return host
+	}
+	backup := func(host string, extra ...string) func() error {
+		return func() error {
+			dir := filepath.Join(root, host)
+			out, err := e.l.Output(ctx, "client", append([]string{e.bin, "backup", "--host", addr(host), "--dir", dir}, extra...)...)
+			os.RemoveAll(dir)
+			if err != nil {
+				return fmt.Errorf("backup from %s: %w\n%s", host, err, out)
+			}
+			return nil
+		}
+	}
+	if err := e.after(ctx, 3*time.Second); err != nil {
+		return r, err
+	}
+	idleCPU, idleRate, _, err := measure("load alone", func() error { return e.after(ctx, 6*time.Second) })
+	if err != nil {
+		return r, err
+	}
+	pCPU, pRate, pTook, err := measure("backup from the primary "+primary, backup(primary, "--allow-primary"))
+	if err != nil {
+		return r, err
+	}
+	if err := e.after(ctx, 3*time.Second); err != nil {
+		return r, err
+	}
+	sCPU, sRate, sTook, err := measure("backup from the standby "+async, backup(async))
+	if err != nil {
+		return r, err
+	}
+	if err := e.after(ctx, 3*time.Second); err != nil {
+		return r, err
+	}
+	pct := func(f float64) string { return fmt.Sprintf("%.0f %% of a core", 100*f) }
+	r.Answers = []Answer{
+		{"primary CPU, load alone", pct(idleCPU) + fmt.Sprintf(", %.0f commits/s", idleRate)},
+		{"primary CPU, backup from the primary", pct(pCPU) + fmt.Sprintf(", %.0f commits/s, backup took %s", pRate, Seconds(pTook))},
+		{"primary CPU, backup from the standby " + async, pct(sCPU) + fmt.Sprintf(", %.0f commits/s, backup took %s", sRate, Seconds(sTook))},
+	}
+	r.Figures = map[string]float64{"primary_cpu_load_alone": idleCPU, "primary_cpu_backup_from_primary": pCPU, "primary_cpu_backup_from_standby": sCPU}
+	r.Verdict = fmt.Sprintf("primary CPU during the backup: %s from the primary, %s from a standby (load alone: %s)", pct(pCPU), pct(sCPU), pct(idleCPU))
+	return r, nil
+}

@@ -1,0 +1,216 @@
+package seed
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/rampart-ha/rampart/test/lab"
+)
+
+// Load is the steady mixed load of the client host: writers commit one
+// INSERT per transaction through the writes' address (every acknowledged
+// id kept, to find lost commits), readers run a small query on the
+// standbys. Each client is paced, so the cluster keeps its share of the
+// two cores; a failed statement or connection counts as a client error and
+// the client connects again.
+type Load struct {
+	rec      *Recorder
+	writeCfg *pgx.ConnConfig
+	readCfgs []*pgx.ConnConfig
+	writers  int
+	pace     time.Duration
+	nextID   atomic.Int64
+	mu       sync.Mutex
+	acked    []int64
+	stop     chan struct{}
+	wg       sync.WaitGroup
+}
+
+// Table names the load's tables.
+const (
+	ackedTable = "seed_acked"
+	readTable  = "seed_read"
+)
+
+// NewLoad prepares a load from the client host: writers through
+// writeHosts (a VIP, or hosts with target_session_attrs=read-write), one
+// reader per standby in readHosts, each preferring its own and moving to
+// another standby when it fails.
+func NewLoad(l *lab.Lab, rec *Recorder, writeHosts string, readHosts []string, writers int, pace time.Duration) (*Load, error) {
+	dial, err := l.Dialer("client")
+	if err != nil {
+		return nil, err
+	}
+	conf := func(extra string) (*pgx.ConnConfig, error) {
+		cfg, err := pgx.ParseConfig(fmt.Sprintf("port=5432 user=%s password=%s dbname=%s connect_timeout=2 %s",
+			lab.AppUser, l.Password(lab.AppUser), lab.AppDatabase, extra))
+		if err != nil {
+			return nil, err
+		}
+		cfg.DialFunc = dial
+		return cfg, nil
+	}
+	ld := &Load{rec: rec, writers: writers, pace: pace, stop: make(chan struct{})}
+	if ld.writeCfg, err = conf("host=" + writeHosts + " target_session_attrs=read-write"); err != nil {
+		return nil, err
+	}
+	// Reader i prefers standby i, then the others (a standby first).
+	for i := range readHosts {
+		hosts := append(append([]string{}, readHosts[i:]...), readHosts[:i]...)
+		cfg, err := conf("host=" + strings.Join(hosts, ",") + " target_session_attrs=prefer-standby")
+		if err != nil {
+			return nil, err
+		}
+		ld.readCfgs = append(ld.readCfgs, cfg)
+	}
+	return ld, nil
+}
+
+// Setup creates the tables (on the primary, through the writes' address).
+func (ld *Load) Setup(ctx context.Context) error {
+	c, err := pgx.ConnectConfig(ctx, ld.writeCfg)
+	if err != nil {
+		return fmt.Errorf("load setup: %w", err)
+	}
+	defer c.Close(context.WithoutCancel(ctx))
+	_, err = c.Exec(ctx, `DROP TABLE IF EXISTS `+ackedTable+`, `+readTable+`;
+CREATE TABLE `+ackedTable+` (id bigint PRIMARY KEY, at timestamptz DEFAULT now());
+CREATE TABLE `+readTable+` AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 10000) g;
+ALTER TABLE `+readTable+` ADD PRIMARY KEY (id)`)
+	if err != nil {
+		return fmt.Errorf("load setup: %w", err)
+	}
+	return nil
+}
+
+// Start runs the clients until Stop.
+func (ld *Load) Start() {
+	for i := 0; i < ld.writers; i++ {
+		ld.wg.Add(1)
+		go ld.client(ld.writeCfg, ld.write)
+	}
+	for _, cfg := range ld.readCfgs {
+		ld.wg.Add(1)
+		go ld.client(cfg, ld.read)
+	}
+}
+
+// Stop ends the clients and waits for them.
+func (ld *Load) Stop() {
+	select {
+	case <-ld.stop:
+	default:
+		close(ld.stop)
+	}
+	ld.wg.Wait()
+}
+
+func (ld *Load) client(cfg *pgx.ConnConfig, do func(context.Context, *pgx.Conn) error) {
+	defer ld.wg.Done()
+	var conn *pgx.Conn
+	defer func() {
+		if conn != nil {
+			conn.Close(context.Background())
+		}
+	}()
+	pace := time.NewTicker(ld.pace)
+	defer pace.Stop()
+	for {
+		select {
+		case <-ld.stop:
+			return
+		case <-pace.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		if conn == nil {
+			c, err := pgx.ConnectConfig(ctx, cfg)
+			if err != nil {
+				cancel()
+				ld.rec.Count(Error)
+				continue
+			}
+			conn = c
+		}
+		err := do(ctx, conn)
+		cancel()
+		if err != nil {
+			ld.rec.Count(Error)
+			conn.Close(context.Background())
+			conn = nil
+		}
+	}
+}
+
+func (ld *Load) write(ctx context.Context, c *pgx.Conn) error {
+	id := ld.nextID.Add(1)
+	if _, err := c.Exec(ctx, "INSERT INTO "+ackedTable+" (id) VALUES ($1)", id); err != nil {
+		return err
+	}
+	ld.mu.Lock()
+	ld.acked = append(ld.acked, id)
+	ld.mu.Unlock()
+	ld.rec.Count(Write)
+	return nil
+}
+
+func (ld *Load) read(ctx context.Context, c *pgx.Conn) error {
+	var n int64
+	if err := c.QueryRow(ctx, "SELECT count(*) FROM "+readTable+" WHERE id % 97 = $1", time.Now().UnixNano()%97).Scan(&n); err != nil {
+		return err
+	}
+	ld.rec.Count(Read)
+	return nil
+}
+
+// Lost lists the acknowledged ids the primary (reached through the
+// writes' address) does not have.
+func (ld *Load) Lost(ctx context.Context) ([]int64, int, error) {
+	ld.mu.Lock()
+	acked := append([]int64(nil), ld.acked...)
+	ld.mu.Unlock()
+	c, err := pgx.ConnectConfig(ctx, ld.writeCfg)
+	if err != nil {
+		return nil, len(acked), fmt.Errorf("check lost commits: %w", err)
+	}
+	defer c.Close(context.WithoutCancel(ctx))
+	rows, err := c.Query(ctx, "SELECT id FROM "+ackedTable)
+	if err != nil {
+		return nil, len(acked), fmt.Errorf("check lost commits: %w", err)
+	}
+	have := map[int64]bool{}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, len(acked), err
+		}
+		have[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, len(acked), err
+	}
+	var lost []int64
+	for _, id := range acked {
+		if !have[id] {
+			lost = append(lost, id)
+		}
+	}
+	return lost, len(acked), nil
+}
+
+// describeIDs shortens a list of ids for a report.
+func describeIDs(ids []int64) string {
+	var s []string
+	for _, id := range ids[:min(len(ids), 10)] {
+		s = append(s, fmt.Sprint(id))
+	}
+	if len(ids) > 10 {
+		s = append(s, "…")
+	}
+	return strings.Join(s, ", ")
+}
