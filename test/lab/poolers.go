@@ -1,0 +1,154 @@
+package lab
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// PoolerPort is where the lab's poolers take clients, and poolerHTTP where
+// each answers /health inside its host.
+const (
+	PoolerPort = 6432
+	poolerHTTP = "127.0.0.1:9187"
+)
+
+// StartPoolerPair runs the pooler pair on the pooler hosts (p1 preferred)
+// with the witness on w: the lab's rampart binary, every database host as
+// a node, the app user in the auth file (and on the console), a 500 ms
+// heartbeat, and the pair's address PoolerVIP. It returns once a pooler
+// leads and answers there. The daemons end with the lab.
+func (l *Lab) StartPoolerPair(ctx context.Context) error {
+	if l.cfg.Poolers != 2 || !l.cfg.Witness || l.cfg.Agent == "" {
+		return fmt.Errorf("lab %s: the pooler pair needs two pooler hosts, the witness and the rampart binary (--poolers 2 --witness)", l.cfg.ID)
+	}
+	dir := filepath.Join(l.cfg.Dir(), "poolers")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return err
+	}
+	var nodes, members strings.Builder
+	for _, h := range l.cfg.Hosts() {
+		switch h.Role {
+		case RoleDatabase:
+			fmt.Fprintf(&nodes, "%s = host=%s\n", h.Name, h.Addr)
+		case RolePooler:
+			prio := 50
+			if h.Name == "p1" {
+				prio = 100
+			}
+			fmt.Fprintf(&members, "%s = %s:7480 priority=%d\n", h.Name, h.Addr, prio)
+		case RoleWitness:
+			fmt.Fprintf(&members, "%s = %s:7480 witness\n", h.Name, h.Addr)
+		}
+	}
+	files := map[string]string{
+		"pair.key":     base64.StdEncoding.EncodeToString(secret),
+		"userlist.txt": fmt.Sprintf("%q %q\n", AppUser, l.Password(AppUser)),
+		"w.ini":        fmt.Sprintf("[watchdog]\nself = w\nkey_file = %s/pair.key\nheartbeat = 500ms\n[members]\n%s", dir, members.String()),
+	}
+	for _, p := range []string{"p1", "p2"} {
+		files[p+".ini"] = fmt.Sprintf(`[pooler]
+listen_addr = *
+listen_port = %d
+auth_file = %s/userlist.txt
+health_check_user = %s
+health_check_dbname = %s
+admin_users = %s
+http_listen = %s
+[nodes]
+%s[watchdog]
+self = %s
+key_file = %s/pair.key
+heartbeat = 500ms
+vip = %s
+[members]
+%s`, PoolerPort, dir, AppUser, AppDatabase, AppUser, poolerHTTP, nodes.String(), p, dir, l.cfg.PoolerVIP(), members.String())
+	}
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+			return err
+		}
+	}
+	start := func(host string, args ...string) error {
+		cmd, err := l.Exec(ctx, host, append([]string{l.cfg.labBinary()}, args...)...)
+		if err != nil {
+			return err
+		}
+		// Not ctx: the daemon outlives this call (lab down ends it).
+		cmd = exec.Command(cmd.Args[0], cmd.Args[1:]...)
+		cmd.Env = append(os.Environ(), "PGPASSFILE="+l.clientPgpass())
+		logf, err := os.Create(filepath.Join(l.cfg.hostDir(host), "log", "rampart-"+args[0]+".log"))
+		if err != nil {
+			return err
+		}
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			logf.Close()
+			return fmt.Errorf("start rampart %s on %s: %w", args[0], host, err)
+		}
+		go func() { cmd.Wait(); logf.Close() }()
+		return nil
+	}
+	if err := start("w", "witness", "run", "--config", filepath.Join(dir, "w.ini")); err != nil {
+		return err
+	}
+	for _, p := range []string{"p1", "p2"} {
+		if err := start(p, "pooler", "run", "--config", filepath.Join(dir, p+".ini")); err != nil {
+			return err
+		}
+	}
+	return WaitFor(ctx, "a pooler leading the pair with a primary", 200*time.Millisecond, func(ctx context.Context) (bool, string, error) {
+		leader, primary, err := l.PoolerLeader(ctx)
+		return err == nil && leader != "" && primary != "", fmt.Sprintf("leader %q primary %q %v", leader, primary, err), nil
+	})
+}
+
+// PoolerLeader asks each pooler's /health which of them leads the pair
+// (holds its address), and where it sends writes.
+func (l *Lab) PoolerLeader(ctx context.Context) (leader, primary string, err error) {
+	for _, h := range l.cfg.Hosts() {
+		if h.Role != RolePooler || l.Crashed(h.Name) {
+			continue
+		}
+		dial, err := l.Dialer(h.Name)
+		if err != nil {
+			return "", "", err
+		}
+		client := &http.Client{Timeout: time.Second, Transport: &http.Transport{
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) { return dial(ctx, network, addr) },
+		}}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+poolerHTTP+"/health", nil)
+		if err != nil {
+			return "", "", err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			continue // frozen or starting
+		}
+		var body struct {
+			Primary string `json:"primary"`
+			Pair    *struct {
+				Leader bool `json:"leader"`
+			} `json:"pair"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if err == nil && body.Pair != nil && body.Pair.Leader {
+			return h.Name, body.Primary, nil
+		}
+	}
+	return "", "", nil
+}
