@@ -21,8 +21,8 @@ func labSeedCommand() *cli.Command {
 		Description: "Builds a lab (three database hosts under Pacemaker with ocf:rampart:pgsql, fencing and a\n" +
 			"VIP), runs a steady mixed read/write load from the client host, and runs each experiment\n" +
 			"under it: the fault, the recovery, the figures the seed asked for next to its 2013 ones.\n" +
-			"Writes --out/report.md and --out/experiment-N.svg. Experiments 3 to 6 need the pooler\n" +
-			"pair in this lab and are listed as not run yet.",
+			"Writes --out/report.md and --out/experiment-N.svg. Experiments 3 and 4 are listed as\n" +
+			"not run yet.",
 		Flags: append(labFlags(),
 			&cli.StringFlag{Name: "out", Value: "seed-report", Usage: "`FOLDER` for report.md and the plots"},
 			&cli.StringSliceFlag{Name: "only", Usage: "run only experiment `N` (repeat; 1, 2, 2b, …, 7)"},
@@ -33,6 +33,7 @@ func labSeedCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			cfg := lab.DefaultConfig()
 			cfg.ID, cfg.Root = c.String("id"), c.String("root")
+			cfg.Poolers, cfg.Witness = 2, true
 			if c.String("id") == lab.DefaultConfig().ID {
 				cfg.ID = "seed"
 			}
@@ -69,14 +70,17 @@ func labSeedCommand() *cli.Command {
 			if err := l.AddVIP(ctx, lab.PgsqlResource+"-clone", lab.RampartVIP); err != nil {
 				return err
 			}
+			if err := l.StartPoolerPair(ctx); err != nil {
+				return err
+			}
 			log.Info("seed: lab ready; running the experiments", "elapsed", time.Since(start).Round(time.Second))
 			results, runErr := seed.RunAll(ctx, l, seed.Options{
 				Bin: l.Config().Agent, Out: out, Only: c.StringSlice("only"), Pace: c.Duration("pace"), Writers: c.Int("writers"),
 			}, log)
 			notes := []string{
-				fmt.Sprintf("`rampart lab seed`, %s, %s in all. Lab: 3 database hosts (PostgreSQL 15, Pacemaker with `ocf:rampart:pgsql`, `sync_count=1`, `sync_policy=durability`, fencing through each host's BMC, `ocf:rampart:vip`), a client host; 2 cores.",
+				fmt.Sprintf("`rampart lab seed`, %s, %s in all. Lab: 3 database hosts (PostgreSQL 15, Pacemaker with `ocf:rampart:pgsql`, `sync_count=1`, `sync_policy=durability`, fencing through each host's BMC, `ocf:rampart:vip`), a pooler pair (p1, p2) with a witness (w), a client host; 2 cores.",
 					time.Now().UTC().Format("2006-01-02"), time.Since(start).Round(time.Second)),
-				fmt.Sprintf("Load: %d writers (one INSERT per transaction through the VIP, every acknowledged id kept and checked on the primary at the end) and one reader per standby, each at most one statement per %s.",
+				fmt.Sprintf("Load: %d writers (one INSERT per transaction through the database VIP, or the pooler pair's for experiments 5 and 6; every acknowledged id kept and checked on the primary at the end) and two readers (on the standbys, or through the pooler), each at most one statement per %s.",
 					c.Int("writers"), c.Duration("pace")),
 			}
 			report := seed.Markdown("The seed's experiments on rampart", results, notes)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/rampart-ha/rampart/test/lab"
@@ -17,7 +18,10 @@ type Experiment struct {
 	N, Title, Question, Seed string
 	// Needs says why it cannot run yet ("" = it runs).
 	Needs string
-	run   func(ctx context.Context, e *env) (Result, error)
+	// viaPooler: the load goes through the pooler pair's address (the lab
+	// must have the pair).
+	viaPooler bool
+	run       func(ctx context.Context, e *env) (Result, error)
 }
 
 // env is what an experiment works with.
@@ -54,13 +58,13 @@ func Experiments() []Experiment {
 			Seed:     "5099, 10331, 13726, 17132, 19264 TPS on 1–5 servers (×3.78 on 5: 76 % of linear)",
 			Needs:    "the pooler in the seed lab; `make bench` (pooler scenario) measures it meanwhile: 100 %, 100 %, 98 % of linear"},
 		{N: "5", Title: "Removing a standby under load",
-			Question: "Can a standby be removed under load without client errors?",
-			Seed:     "pcp_detach_node restarted pgpool-II's backends: clients got errors",
-			Needs:    "the pooler in the seed lab; the e2e pooler test drains and detaches under pgbench with 0 failed transactions meanwhile"},
+			Question:  "Can a standby be removed under load without client errors?",
+			Seed:      "pcp_detach_node restarted pgpool-II's backends: clients got errors",
+			viaPooler: true, run: removeStandby},
 		{N: "6", Title: "Pooler leader lost",
-			Question: "When the active pooler's host fails, how fast does the other take over, and does the failover run once?",
-			Seed:     "the failover script ran on every pgpool-II; only active/standby pgpool-II was recommended",
-			Needs:    "the pooler pair in the seed lab; `make bench` (pair scenario) measures it meanwhile: about 2 s at a 500 ms heartbeat"},
+			Question:  "When the active pooler's host fails, how fast does the other take over, and does the failover run once?",
+			Seed:      "the failover script ran on every pgpool-II; only active/standby pgpool-II was recommended",
+			viaPooler: true, run: poolerLeaderHang},
 		{N: "7", Title: "Backup from the primary vs from a standby",
 			Question: "What does a base backup cost the primary, taken from it and taken from a standby?",
 			Seed:     "pg_basebackup from the primary ate its CPU and cut service throughput; from a standby (9.2) it did not hurt",
@@ -91,11 +95,13 @@ func RunAll(ctx context.Context, l *lab.Lab, o Options, log *slog.Logger) ([]Res
 			r.Skipped = "not asked for (--only)"
 		case x.Needs != "":
 			r.Skipped = "needs " + x.Needs
+		case x.viaPooler && l.Config().Poolers < 2:
+			r.Skipped = "needs the pooler pair in the lab (rampart lab seed builds it; lab up --poolers 2 --witness)"
 		default:
 			log.Info("experiment", "n", x.N, "title", x.Title)
 			start := time.Now()
 			e := &env{l: l, bin: o.Bin, log: log.With("experiment", x.N), res: &r}
-			if err := e.startLoad(ctx, o); err != nil {
+			if err := e.startLoad(ctx, o, x.viaPooler); err != nil {
 				r.Err = err.Error()
 				break
 			}
@@ -144,7 +150,7 @@ func RunAll(ctx context.Context, l *lab.Lab, o Options, log *slog.Logger) ([]Res
 	return results, nil
 }
 
-func (e *env) startLoad(ctx context.Context, o Options) error {
+func (e *env) startLoad(ctx context.Context, o Options, viaPooler bool) error {
 	e.rec = NewRecorder(time.Now)
 	var standbys []string
 	primary, err := e.primary(ctx)
@@ -156,7 +162,20 @@ func (e *env) startLoad(ctx context.Context, o Options) error {
 			standbys = append(standbys, h.Addr.String())
 		}
 	}
-	ld, err := NewLoad(e.l, e.rec, e.l.Config().VIP().String(), standbys, o.Writers, o.Pace)
+	// Writes through the database VIP; reader i prefers standby i, then
+	// the others (a standby first). Through the pooler pair's address
+	// instead when the experiment is about the pooler.
+	write := "host=" + e.l.Config().VIP().String() + " target_session_attrs=read-write"
+	var reads []string
+	for i := range standbys {
+		hosts := append(append([]string{}, standbys[i:]...), standbys[:i]...)
+		reads = append(reads, "host="+strings.Join(hosts, ",")+" target_session_attrs=prefer-standby")
+	}
+	if viaPooler {
+		pooler := fmt.Sprintf("host=%s port=%d sslmode=disable", e.l.Config().PoolerVIP(), lab.PoolerPort)
+		write, reads = pooler, []string{pooler, pooler}
+	}
+	ld, err := NewLoad(e.l, e.rec, write, reads, o.Writers, o.Pace)
 	if err != nil {
 		return err
 	}
@@ -490,5 +509,125 @@ func backupCost(ctx context.Context, e *env) (Result, error) {
 	}
 	r.Figures = map[string]float64{"primary_cpu_load_alone": idleCPU, "primary_cpu_backup_from_primary": pCPU, "primary_cpu_backup_from_standby": sCPU}
 	r.Verdict = fmt.Sprintf("primary CPU during the backup: %s from the primary, %s from a standby (load alone: %s)", pct(pCPU), pct(sCPU), pct(idleCPU))
+	return r, nil
+}
+
+// removeStandby: experiment 5. A standby leaves the pooler's rotation
+// under load (drain, then detach) and comes back (attach).
+func removeStandby(ctx context.Context, e *env) (Result, error) {
+	r := *e.res
+	if err := e.settle(ctx, 8*time.Second); err != nil {
+		return r, err
+	}
+	primary, err := e.primary(ctx)
+	if err != nil {
+		return r, err
+	}
+	sync, victim := e.standbys(ctx, primary)
+	if victim == "" {
+		victim = sync
+	}
+	pool := func(verb string) error {
+		out, err := e.l.Output(ctx, "client", e.bin, "pool", verb, "--host", e.l.Config().PoolerVIP().String(), "--user", lab.AppUser, victim)
+		if err != nil {
+			return fmt.Errorf("rampart pool %s %s: %w\n%s", verb, victim, err, out)
+		}
+		return nil
+	}
+	drain := e.rec.Mark("drain " + victim)
+	if err := pool("drain"); err != nil {
+		return r, err
+	}
+	e.rec.Mark("detach " + victim)
+	if err := pool("detach"); err != nil {
+		return r, err
+	}
+	detached := e.rec.Mark(victim + " detached")
+	if err := e.after(ctx, 8*time.Second); err != nil {
+		return r, err
+	}
+	attach := e.rec.Mark("attach " + victim)
+	if err := pool("attach"); err != nil {
+		return r, err
+	}
+	if err := e.after(ctx, 6*time.Second); err != nil {
+		return r, err
+	}
+	s := e.rec.Snapshot()
+	before := s.Rate(Read, drain-6*time.Second, drain)
+	during := s.Rate(Read, detached, attach)
+	errs := s.Total(Error, drain, s.End())
+	r.Answers = []Answer{
+		{"reads/s before, with " + victim + " out, after it is back", fmt.Sprintf("%.0f, %.0f, %.0f", before, during, s.Rate(Read, attach+2*time.Second, s.End()))},
+		{"writes/s before and with " + victim + " out", fmt.Sprintf("%.0f, %.0f", s.Rate(Write, drain-6*time.Second, drain), s.Rate(Write, detached, attach))},
+		{"client errors from the drain to the end", fmt.Sprint(errs)},
+		{"how", "rampart pool drain, detach, attach on the pair's address: running transactions finish, new ones go to the other servers"},
+	}
+	r.Figures = map[string]float64{"errors": float64(errs)}
+	r.Verdict = fmt.Sprintf("%s removed and put back under load: %d client errors (2013: clients got errors)", victim, errs)
+	return r, nil
+}
+
+// poolerLeaderHang: experiment 6. The host of the pooler that leads the
+// pair hangs; the other takes the pair's address.
+func poolerLeaderHang(ctx context.Context, e *env) (Result, error) {
+	r := *e.res
+	if err := e.settle(ctx, 8*time.Second); err != nil {
+		return r, err
+	}
+	leader, _, err := e.l.PoolerLeader(ctx)
+	if err != nil || leader == "" {
+		return r, fmt.Errorf("no pooler leads the pair: %v", err)
+	}
+	fault := e.rec.Mark(leader + " frozen")
+	if err := e.l.Freeze(ctx, leader); err != nil {
+		return r, err
+	}
+	var other string
+	if err := lab.WaitFor(ctx, "the other pooler leading", 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
+		l, _, err := e.l.PoolerLeader(ctx)
+		other = l
+		return err == nil && l != "" && l != leader, "leader: " + l, nil
+	}); err != nil {
+		return r, err
+	}
+	took := e.rec.Mark(other + " leads, holds the address")
+	s := e.rec.Snapshot()
+	baseline := s.Rate(Write, fault-6*time.Second, fault)
+	var full time.Duration
+	if err := lab.WaitFor(ctx, "full write throughput", 200*time.Millisecond, func(context.Context) (bool, string, error) {
+		s = e.rec.Snapshot()
+		f, ok := s.FullAfter(Write, took, baseline, 0.9)
+		full = f
+		return ok, fmt.Sprintf("baseline %.0f/s", baseline), nil
+	}); err != nil {
+		return r, err
+	}
+	e.rec.Mark("full write throughput")
+	if err := e.after(ctx, 3*time.Second); err != nil {
+		return r, err
+	}
+	if err := e.l.Thaw(leader); err != nil {
+		return r, err
+	}
+	e.rec.Mark(leader + " thawed")
+	if err := e.after(ctx, 5*time.Second); err != nil {
+		return r, err
+	}
+	now, _, _ := e.l.PoolerLeader(ctx)
+	s = e.rec.Snapshot()
+	first, _ := s.FirstAfter(Write, took-Bucket)
+	errs := s.Total(Error, fault, full)
+	r.Answers = []Answer{
+		{"write throughput before", fmt.Sprintf("%.0f commits/s", baseline)},
+		{"fault → the other pooler holds the address", Seconds(took - fault)},
+		{"fault → first write through it", Seconds(max(first-fault, took-fault))},
+		{"fault → full write throughput", Seconds(full - fault)},
+		{"client errors from the fault to full throughput", fmt.Sprintf("%d (connections to the frozen pooler cut; each client reconnects)", errs)},
+		{"leader after the thaw", now + " (the thawed pooler's lease had expired: it stays a follower)"},
+		{"database failover", "none: a pooler's loss is not the database's; Pacemaker alone decides failovers, once"},
+	}
+	r.Figures = map[string]float64{"takeover_s": (took - fault).Seconds(), "full_write_s": (full - fault).Seconds(), "errors": float64(errs)}
+	r.Verdict = fmt.Sprintf("%s took the address after %s, full write throughput after %s; no failover script runs anywhere", other, Seconds(took-fault), Seconds(full-fault))
 	return r, nil
 }

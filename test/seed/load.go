@@ -38,11 +38,10 @@ const (
 	readTable  = "seed_read"
 )
 
-// NewLoad prepares a load from the client host: writers through
-// writeHosts (a VIP, or hosts with target_session_attrs=read-write), one
-// reader per standby in readHosts, each preferring its own and moving to
-// another standby when it fails.
-func NewLoad(l *lab.Lab, rec *Recorder, writeHosts string, readHosts []string, writers int, pace time.Duration) (*Load, error) {
+// NewLoad prepares a load from the client host: writers connecting with
+// writeConn, a reader per readConns entry (libpq key=value settings: host,
+// port, target_session_attrs, …).
+func NewLoad(l *lab.Lab, rec *Recorder, writeConn string, readConns []string, writers int, pace time.Duration) (*Load, error) {
 	dial, err := l.Dialer("client")
 	if err != nil {
 		return nil, err
@@ -57,13 +56,11 @@ func NewLoad(l *lab.Lab, rec *Recorder, writeHosts string, readHosts []string, w
 		return cfg, nil
 	}
 	ld := &Load{rec: rec, writers: writers, pace: pace, stop: make(chan struct{})}
-	if ld.writeCfg, err = conf("host=" + writeHosts + " target_session_attrs=read-write"); err != nil {
+	if ld.writeCfg, err = conf(writeConn); err != nil {
 		return nil, err
 	}
-	// Reader i prefers standby i, then the others (a standby first).
-	for i := range readHosts {
-		hosts := append(append([]string{}, readHosts[i:]...), readHosts[:i]...)
-		cfg, err := conf("host=" + strings.Join(hosts, ",") + " target_session_attrs=prefer-standby")
+	for _, rc := range readConns {
+		cfg, err := conf(rc)
 		if err != nil {
 			return nil, err
 		}

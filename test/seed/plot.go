@@ -72,16 +72,17 @@ func SVG(title string, s Series) string {
 		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="%s" %s fill="%s">%s</text>`+"\n", lx, marginT+12+14*(i%4), anchor, plotFont, markColor, html.EscapeString(m.Label))
 	}
 	// Series.
+	// Reads dashed: where both rates are equal the writes still show.
 	for _, line := range []struct {
-		kind  Kind
-		color string
-	}{{Write, writeColor}, {Read, readColor}} {
+		kind         Kind
+		color, style string
+	}{{Write, writeColor, ""}, {Read, readColor, ` stroke-dasharray="6 3"`}} {
 		var pts []string
 		for i := 0; i < s.Len(); i++ {
 			pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(time.Duration(i+1)*Bucket), y(rate(line.kind, i))))
 		}
 		if len(pts) > 0 {
-			fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="1.8" points="%s"/>`+"\n", line.color, strings.Join(pts, " "))
+			fmt.Fprintf(&b, `<polyline fill="none" stroke="%s"%s stroke-width="1.8" points="%s"/>`+"\n", line.color, line.style, strings.Join(pts, " "))
 		}
 	}
 	for i, n := range s.Counts[Error] {

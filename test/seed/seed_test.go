@@ -36,7 +36,7 @@ func TestSeed(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll("/var/lib/rampart/seed-bin") })
 	c := lab.DefaultConfig()
-	c.ID, c.Agent = "seedtest", bin
+	c.ID, c.Agent, c.Poolers, c.Witness = "seedtest", bin, 2, true
 	if missing := lab.Prerequisites(c); len(missing) > 0 {
 		t.Skipf("seed needs %s: run as root after `make deps`", strings.Join(missing, ", "))
 	}
@@ -55,6 +55,9 @@ func TestSeed(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := l.AddVIP(ctx, lab.PgsqlResource+"-clone", lab.RampartVIP); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.StartPoolerPair(ctx); err != nil {
 		t.Fatal(err)
 	}
 	out := t.TempDir()
@@ -104,6 +107,14 @@ func TestSeed(t *testing.T) {
 		case "2":
 			if _, ok := f["write_stall_s"]; !ok {
 				t.Errorf("experiment 2: no write stall figure")
+			}
+		case "5":
+			if f["errors"] != 0 {
+				t.Errorf("experiment 5: %v client errors removing a standby; want 0", f["errors"])
+			}
+		case "6":
+			if f["takeover_s"] <= 0 || f["takeover_s"] > 5 {
+				t.Errorf("experiment 6: the other pooler took the address after %vs", f["takeover_s"])
 			}
 		case "7":
 			if !(f["primary_cpu_backup_from_standby"] < f["primary_cpu_backup_from_primary"]) {
