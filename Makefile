@@ -46,9 +46,11 @@ lint:
 deps:
 	@scripts/deps $(DEB_PACKAGES)
 
-## demo: build a lab, show it, run a write load through it, tear it down
+## demo: build a lab, show it, run a write load through it, tear it down;
+## then the seed's first experiment (the primary's host hangs) with its report
 demo: deps build
 	$(BIN) lab demo --id demo
+	$(BIN) lab seed --id demo --only 1 --out demo-report
 
 ## bench: benchmarks, run side by side with their baselines in one run
 ## (failover: ocf:rampart:pgsql against the ClusterLabs pgsql agent; vip:
@@ -60,4 +62,4 @@ bench: deps build
 
 
 clean:
-	rm -rf bin bench.out $(PKGDIR)
+	rm -rf bin bench.out $(PKGDIR) demo-report seed-report
