@@ -238,6 +238,8 @@ func Assemble(o Observed) View {
 				nv.Role = "primary"
 			case running[n.Name]:
 				nv.Role = "standby"
+			case nv.Pacemaker == "online" && v.Resource != "":
+				say("%s is online but its PostgreSQL does not run (a failure, a ban or constraint, or a start still to come: crm_mon --inactive says which)", n.Name)
 			}
 			if p, ok := pgsql.ParsePosition(positions[n.Name]); ok && nv.Role != "stopped" {
 				nv.Timeline, nv.LSN = p.Timeline, p.LSN.String()

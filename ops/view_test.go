@@ -75,6 +75,8 @@ func TestAssembleSaysWhatIsWrong(t *testing.T) {
 			o.Cluster.Resources[2].Active, o.Cluster.Resources[2].Nodes = false, nil
 		}, "n3 is offline"},
 		{"node unclean", func(o *Observed) { o.Cluster.Nodes[2].Unclean = true }, "n3 is unclean"},
+		{"stopped on an online node", func(o *Observed) { o.Cluster.Resources[2].Active, o.Cluster.Resources[2].Nodes = false, nil },
+			"n3 is online but its PostgreSQL does not run"},
 		{"writes blocked", func(o *Observed) { o.Attrs["rampart-pgsql-state"]["n1"] = "primary-writes-blocked" }, "n1 blocks writes"},
 		{"standby not streaming", func(o *Observed) { o.Attrs["rampart-pgsql-state"]["n3"] = "disconnected" }, "n3 runs as a standby but does not stream"},
 		{"no primary", func(o *Observed) { o.Cluster.Resources[0].Role = "Unpromoted" }, "no PostgreSQL primary"},
