@@ -279,6 +279,25 @@ func (e *env) back(ctx context.Context, host string, rejoin bool) error {
 	return nil
 }
 
+// waitFullWrites waits until writes run at 90 % of their rate in the 6 s
+// before fault again, counting from from, and marks it; it returns that
+// rate and the moment.
+func (e *env) waitFullWrites(ctx context.Context, fault, from time.Duration) (float64, time.Duration, error) {
+	s := e.rec.Snapshot()
+	baseline := s.Rate(Write, fault-6*time.Second, fault)
+	var full time.Duration
+	err := lab.WaitFor(ctx, "full write throughput", 200*time.Millisecond, func(context.Context) (bool, string, error) {
+		s = e.rec.Snapshot()
+		f, ok := s.FullAfter(Write, from, baseline, 0.9)
+		full = f
+		return ok, fmt.Sprintf("baseline %.0f/s", baseline), nil
+	})
+	if err == nil {
+		e.rec.Mark("full write throughput")
+	}
+	return baseline, full, err
+}
+
 // primaryHang: experiment 1.
 func primaryHang(ctx context.Context, e *env) (Result, error) {
 	r := *e.res
@@ -302,22 +321,14 @@ func primaryHang(ctx context.Context, e *env) (Result, error) {
 		return r, err
 	}
 	promoted := e.rec.Mark(newPrimary + " promoted")
-	s := e.rec.Snapshot()
-	baseline := s.Rate(Write, fault-6*time.Second, fault)
-	var full time.Duration
-	if err := lab.WaitFor(ctx, "full write throughput", 200*time.Millisecond, func(context.Context) (bool, string, error) {
-		s = e.rec.Snapshot()
-		f, ok := s.FullAfter(Write, promoted, baseline, 0.9)
-		full = f
-		return ok, fmt.Sprintf("baseline %.0f/s", baseline), nil
-	}); err != nil {
+	baseline, full, err := e.waitFullWrites(ctx, fault, promoted)
+	if err != nil {
 		return r, err
 	}
-	e.rec.Mark("full write throughput")
 	if err := e.after(ctx, 3*time.Second); err != nil {
 		return r, err
 	}
-	s = e.rec.Snapshot()
+	s := e.rec.Snapshot()
 	// Writes in flight when the host froze may still land in the fault's
 	// bucket: the first write that counts is the new primary's.
 	first, _ := s.FirstAfter(Write, promoted)
@@ -592,18 +603,10 @@ func poolerLeaderHang(ctx context.Context, e *env) (Result, error) {
 		return r, err
 	}
 	took := e.rec.Mark(other + " leads, holds the address")
-	s := e.rec.Snapshot()
-	baseline := s.Rate(Write, fault-6*time.Second, fault)
-	var full time.Duration
-	if err := lab.WaitFor(ctx, "full write throughput", 200*time.Millisecond, func(context.Context) (bool, string, error) {
-		s = e.rec.Snapshot()
-		f, ok := s.FullAfter(Write, took, baseline, 0.9)
-		full = f
-		return ok, fmt.Sprintf("baseline %.0f/s", baseline), nil
-	}); err != nil {
+	baseline, full, err := e.waitFullWrites(ctx, fault, took)
+	if err != nil {
 		return r, err
 	}
-	e.rec.Mark("full write throughput")
 	if err := e.after(ctx, 3*time.Second); err != nil {
 		return r, err
 	}
@@ -615,7 +618,7 @@ func poolerLeaderHang(ctx context.Context, e *env) (Result, error) {
 		return r, err
 	}
 	now, _, _ := e.l.PoolerLeader(ctx)
-	s = e.rec.Snapshot()
+	s := e.rec.Snapshot()
 	first, _ := s.FirstAfter(Write, took-Bucket)
 	errs := s.Total(Error, fault, full)
 	r.Answers = []Answer{
