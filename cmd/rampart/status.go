@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -50,8 +51,9 @@ func statusCommand() *cli.Command {
 			} else if err := v.Format(c.App.Writer); err != nil {
 				return err
 			}
+			answered := slices.ContainsFunc(o.Poolers, func(p ops.PoolerView) bool { return p.Error == "" })
 			switch {
-			case o.Cluster == nil && len(o.Poolers) == 0:
+			case o.Cluster == nil && !answered:
 				return cli.Exit("status: neither Pacemaker nor a pooler could be read here", 1)
 			case !v.Healthy:
 				return cli.Exit("", exitProblems)
