@@ -42,9 +42,7 @@ func ChooseBackupSource(v View) (string, error) {
 		if n.Role != "standby" {
 			continue
 		}
-		switch n.State {
-		case "sync", "async", "potential":
-		default:
+		if !streaming(n.State) {
 			continue
 		}
 		lag := int64(0)

@@ -44,14 +44,15 @@ func Gather(ctx context.Context, run pacemaker.Runner, client *http.Client, pool
 		}
 	}
 	for _, url := range poolers {
-		o.Poolers = append(o.Poolers, poolerHealth(ctx, client, url))
+		o.Poolers = append(o.Poolers, PoolerHealth(ctx, client, url))
 	}
 	o.Now, o.Errors = now(), errs
 	return o
 }
 
-// poolerHealth asks one pooler's /health (a 503 still has a body: no primary).
-func poolerHealth(ctx context.Context, client *http.Client, base string) PoolerView {
+// PoolerHealth asks one pooler's /health at base (http://HOST:PORT); a 503
+// still has a body (no primary). Errors are in the view.
+func PoolerHealth(ctx context.Context, client *http.Client, base string) PoolerView {
 	pv := PoolerView{URL: base}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()

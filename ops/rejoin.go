@@ -27,13 +27,8 @@ func CheckRejoin(v View, node string) error {
 	case v.Primary == "":
 		return refuse("no node is primary now: there is nothing to rejoin to (Pacemaker promotes a standby first)")
 	}
-	for _, n := range v.Nodes {
-		if n.Name == node {
-			switch n.State {
-			case "sync", "async", "potential":
-				return refuse("%s streams from %s already (%s): nothing to rejoin", node, v.Primary, n.State)
-			}
-		}
+	if ok, state := Streams(v, node); ok {
+		return refuse("%s streams from %s already (%s): nothing to rejoin", node, v.Primary, state)
 	}
 	return nil
 }
@@ -78,30 +73,11 @@ func Rejoin(ctx context.Context, run pacemaker.Runner, gather func(context.Conte
 	if _, err := run(ctx, "crm_resource", "--cleanup", "--resource", v.Resource, "--node", node); err != nil {
 		return 0, fmt.Errorf("rejoin %s: crm_resource --cleanup: %w", node, err)
 	}
-	wctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	last := ""
-	for {
-		v := Assemble(gather(wctx))
-		state := "not seen"
-		for _, n := range v.Nodes {
-			if n.Name == node {
-				state = n.Role + "/" + orDash(n.State)
-				switch n.State {
-				case "sync", "async", "potential":
-					log.Info("rejoin done", "node", node, "state", n.State, "primary", v.Primary)
-					return time.Since(start), nil
-				}
-			}
-		}
-		if state != last {
-			log.Info("rejoin: waiting for it to stream", "state", state, "elapsed", time.Since(start).Round(100*time.Millisecond))
-			last = state
-		}
-		select {
-		case <-wctx.Done():
-			return time.Since(start), fmt.Errorf("rejoin %s: rewound, but not streaming after %s (last: %s); see rampart status and crm_mon", node, timeout, state)
-		case <-time.After(500 * time.Millisecond):
-		}
+	look := func(ctx context.Context) View { return Assemble(gather(ctx)) }
+	state, err := waitView(ctx, timeout, look, func(v View) (bool, string) { return Streams(v, node) }, "rejoin: "+node+" to stream", log)
+	if err != nil {
+		return time.Since(start), fmt.Errorf("rejoin %s: rewound, but not streaming after %s (last: %s); see rampart status and crm_mon", node, timeout, state)
 	}
+	log.Info("rejoin done", "node", node, "state", state)
+	return time.Since(start), nil
 }

@@ -81,16 +81,11 @@ func SwitchoverDone(v View, target, old string) (bool, string) {
 	if v.Primary != target {
 		return false, fmt.Sprintf("primary %s", orNone(v.Primary))
 	}
-	for _, n := range v.Nodes {
-		if n.Name == old {
-			switch n.State {
-			case "sync", "async", "potential":
-				return true, fmt.Sprintf("%s promoted, %s streams from it (%s)", target, old, n.State)
-			}
-			return false, fmt.Sprintf("%s promoted, %s is %s/%s", target, old, n.Role, orDash(n.State))
-		}
+	ok, state := Streams(v, old)
+	if ok {
+		return true, fmt.Sprintf("%s promoted, %s streams from it (%s)", target, old, state)
 	}
-	return false, old + " not seen"
+	return false, fmt.Sprintf("%s promoted, %s is %s", target, old, state)
 }
 
 // Switchover moves the primary role to target through Pacemaker: a
@@ -121,26 +116,50 @@ func Switchover(ctx context.Context, run pacemaker.Runner, look func(context.Con
 		}
 		return nil
 	}
-	wctx, cancel := context.WithTimeout(ctx, timeout)
+	state, err := waitView(ctx, timeout, look, func(v View) (bool, string) { return SwitchoverDone(v, target, old) }, "switchover", log)
+	took := time.Since(start)
+	if err != nil {
+		err = fmt.Errorf("switchover to %s: not done after %s (last seen: %s); see rampart status and crm_mon", target, timeout, state)
+		return took, errors.Join(err, clear())
+	}
+	log.Info("switchover done", "state", state, "took", took.Round(10*time.Millisecond))
+	return took, clear()
+}
+
+// waitView looks every half second until done says so or timeout passes,
+// logging each new state (and every 5 s); it returns the last state.
+func waitView(ctx context.Context, timeout time.Duration, look func(context.Context) View, done func(View) (bool, string), what string, log *slog.Logger) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	last, lastLog := "", time.Time{}
+	start, last, lastLog := time.Now(), "", time.Time{}
 	for {
-		v := look(wctx)
-		done, state := SwitchoverDone(v, target, old)
-		if done {
-			took := time.Since(start)
-			log.Info("switchover done", "state", state, "took", took.Round(10*time.Millisecond))
-			return took, clear()
+		ok, state := done(look(ctx))
+		if ok {
+			return state, nil
 		}
 		if state != last || time.Since(lastLog) > 5*time.Second {
-			log.Info("switchover: waiting", "state", state, "elapsed", time.Since(start).Round(100*time.Millisecond))
+			log.Info(what+": waiting", "state", state, "elapsed", time.Since(start).Round(100*time.Millisecond))
 			last, lastLog = state, time.Now()
 		}
 		select {
-		case <-wctx.Done():
-			err := fmt.Errorf("switchover to %s: not done after %s (last seen: %s); see rampart status and crm_mon", target, timeout, state)
-			return time.Since(start), errors.Join(err, clear())
+		case <-ctx.Done():
+			return state, ctx.Err()
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// Streams says whether the primary's agent reports node streaming from it
+// (as a synchronous, potential or asynchronous standby).
+func Streams(v View, node string) (bool, string) {
+	for _, n := range v.Nodes {
+		if n.Name == node {
+			return streaming(n.State), n.Role + "/" + orDash(n.State)
+		}
+	}
+	return false, node + " not seen"
+}
+
+func streaming(state string) bool {
+	return state == "sync" || state == "async" || state == "potential"
 }

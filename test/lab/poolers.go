@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -13,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/rampart-ha/rampart/ops"
 )
 
 // PoolerPort is where the lab's poolers take clients, and poolerHTTP where
@@ -130,24 +131,9 @@ func (l *Lab) PoolerLeader(ctx context.Context) (leader, primary string, err err
 		client := &http.Client{Timeout: time.Second, Transport: &http.Transport{
 			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) { return dial(ctx, network, addr) },
 		}}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+poolerHTTP+"/health", nil)
-		if err != nil {
-			return "", "", err
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			continue // frozen or starting
-		}
-		var body struct {
-			Primary string `json:"primary"`
-			Pair    *struct {
-				Leader bool `json:"leader"`
-			} `json:"pair"`
-		}
-		err = json.NewDecoder(resp.Body).Decode(&body)
-		resp.Body.Close()
-		if err == nil && body.Pair != nil && body.Pair.Leader {
-			return h.Name, body.Primary, nil
+		// A frozen or starting pooler does not answer: the other may lead.
+		if pv := ops.PoolerHealth(ctx, client, "http://"+poolerHTTP); pv.Error == "" && pv.Leader {
+			return h.Name, pv.Primary, nil
 		}
 	}
 	return "", "", nil
