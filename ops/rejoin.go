@@ -21,7 +21,15 @@ func CheckRejoin(v View, node string) error {
 	if !slices.ContainsFunc(v.Nodes, func(n NodeView) bool { return n.Name == node }) {
 		return refuse("this host (%s) is not a node of the cluster", node)
 	}
+	role := ""
+	for _, n := range v.Nodes {
+		if n.Name == node {
+			role = n.Role
+		}
+	}
 	switch {
+	case role == "failed-primary":
+		return refuse("Pacemaker is still recovering the failed primary on %s (demote, stop): run rejoin again once crm_mon shows it stopped", node)
 	case v.Primary == node:
 		return refuse("this host (%s) is the current primary: rejoin is for a failed old primary", node)
 	case v.Primary == "":
@@ -58,6 +66,16 @@ func Rejoin(ctx context.Context, run pacemaker.Runner, gather func(context.Conte
 	node, err := pacemaker.LocalNode(ctx, run)
 	if err != nil {
 		return 0, fmt.Errorf("rejoin: which node is this: %w", err)
+	}
+	// A node that just came back is probed, and a crashed primary found
+	// there is demoted and stopped: the rewind must not run beside that.
+	settle := time.Now()
+	log.Info("rejoin: waiting until Pacemaker has nothing left to do", "node", node)
+	if out, err := run(ctx, "crm_resource", "--wait", "--timeout", strconv.Itoa(int(timeout.Seconds()))+"s"); err != nil {
+		return 0, fmt.Errorf("rejoin %s: Pacemaker did not settle within %s (%w: %s); see crm_mon", node, timeout, err, out)
+	}
+	if d := time.Since(settle); d > time.Second {
+		log.Info("rejoin: Pacemaker settled", "took", d.Round(100*time.Millisecond))
 	}
 	o := gather(ctx)
 	v := Assemble(o)

@@ -44,7 +44,7 @@ type ClusterView struct {
 type NodeView struct {
 	Name      string `json:"name"`
 	Pacemaker string `json:"pacemaker"` // online, offline, standby, unclean
-	Role      string `json:"role"`      // primary, standby, stopped
+	Role      string `json:"role"`      // primary, failed-primary, standby, stopped
 	// State is what the primary's agent says of it (rampart-RSC-state):
 	// primary, primary-writes-blocked, sync, sync-catching-up, potential,
 	// async, disconnected, catchup, stopped.
@@ -196,12 +196,24 @@ func Assemble(o Observed) View {
 
 	states := o.Attrs[pgsql.StateAttr(v.Resource)]
 	positions := o.Attrs[pgsql.PositionAttr(v.Resource)]
-	var promoted []string
+	// A failed promoted instance is one Pacemaker is recovering (a probe
+	// that found a crashed primary, a failed monitor): not the primary
+	// clients reach, but not a stopped node either.
+	var promoted, failedPromoted []string
 	if c != nil && v.Resource != "" {
-		promoted = c.Promoted(v.Resource)
 		for _, r := range c.Resources {
-			if r.ID == v.Resource && r.Clone != "" {
+			if r.ID != v.Resource {
+				continue
+			}
+			if r.Clone != "" {
 				v.Clone = r.Clone
+			}
+			if (r.Role == "Promoted" || r.Role == "Master") && r.Active {
+				if r.Failed {
+					failedPromoted = append(failedPromoted, r.Nodes...)
+				} else {
+					promoted = append(promoted, r.Nodes...)
+				}
 			}
 		}
 	}
@@ -236,6 +248,9 @@ func Assemble(o Observed) View {
 			switch {
 			case slices.Contains(promoted, n.Name):
 				nv.Role = "primary"
+			case slices.Contains(failedPromoted, n.Name):
+				nv.Role = "failed-primary"
+				say("%s: Pacemaker shows a failed primary there and is recovering it (demote, stop); crm_mon shows the steps", n.Name)
 			case running[n.Name]:
 				nv.Role = "standby"
 			case nv.Pacemaker == "online" && v.Resource != "":

@@ -81,6 +81,10 @@ func TestAssembleSaysWhatIsWrong(t *testing.T) {
 		{"standby not streaming", func(o *Observed) { o.Attrs["rampart-pgsql-state"]["n3"] = "disconnected" }, "n3 runs as a standby but does not stream"},
 		{"no primary", func(o *Observed) { o.Cluster.Resources[0].Role = "Unpromoted" }, "no PostgreSQL primary"},
 		{"two primaries", func(o *Observed) { o.Cluster.Resources[1].Role = "Promoted" }, "more than one primary: n1, n2"},
+		{"crashed primary being recovered", func(o *Observed) {
+			o.Cluster.Resources[0].Failed = true
+			o.Cluster.Resources[1].Role = "Promoted"
+		}, "n1: Pacemaker shows a failed primary there and is recovering it"},
 		{"lagging", func(o *Observed) {
 			o.Attrs["rampart-pgsql-position"]["n3"] = fmt.Sprintf("2:0/10:0:%d", now.UnixMilli())
 			o.Attrs["rampart-pgsql-position"]["n1"] = fmt.Sprintf("2:1/10:0:%d", now.UnixMilli())

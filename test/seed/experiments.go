@@ -259,13 +259,14 @@ func (e *env) back(ctx context.Context, host string, rejoin bool) error {
 	}
 	e.rec.Mark(host + " back")
 	if rejoin {
-		if out, err := e.l.Output(ctx, host, e.bin, "rejoin"); err != nil {
-			return fmt.Errorf("rampart rejoin on %s: %w\n%s", host, err, out)
+		// Output's error holds what the command printed.
+		if _, err := e.l.Output(ctx, host, e.bin, "rejoin"); err != nil {
+			return err
 		}
 	} else {
 		// Pacemaker counted the lost monitor: let it start it again.
-		if out, err := e.l.Output(ctx, host, "crm_resource", "--cleanup", "--resource", lab.PgsqlResource+"-clone", "--node", host); err != nil {
-			return fmt.Errorf("cleanup on %s: %w\n%s", host, err, out)
+		if _, err := e.l.Output(ctx, host, "crm_resource", "--cleanup", "--resource", lab.PgsqlResource+"-clone", "--node", host); err != nil {
+			return err
 		}
 	}
 	primary, err := e.primary(ctx)
@@ -483,10 +484,10 @@ func backupCost(ctx context.Context, e *env) (Result, error) {
 	backup := func(host string, extra ...string) func() error {
 		return func() error {
 			dir := filepath.Join(root, host)
-			out, err := e.l.Output(ctx, "client", append([]string{e.bin, "backup", "--host", addr(host), "--dir", dir}, extra...)...)
+			_, err := e.l.Output(ctx, "client", append([]string{e.bin, "backup", "--host", addr(host), "--dir", dir}, extra...)...)
 			os.RemoveAll(dir)
 			if err != nil {
-				return fmt.Errorf("backup from %s: %w\n%s", host, err, out)
+				return fmt.Errorf("backup from %s: %w", host, err)
 			}
 			return nil
 		}
@@ -539,9 +540,8 @@ func removeStandby(ctx context.Context, e *env) (Result, error) {
 		victim = sync
 	}
 	pool := func(verb string) error {
-		out, err := e.l.Output(ctx, "client", e.bin, "pool", verb, "--host", e.l.Config().PoolerVIP().String(), "--user", lab.AppUser, victim)
-		if err != nil {
-			return fmt.Errorf("rampart pool %s %s: %w\n%s", verb, victim, err, out)
+		if _, err := e.l.Output(ctx, "client", e.bin, "pool", verb, "--host", e.l.Config().PoolerVIP().String(), "--user", lab.AppUser, victim); err != nil {
+			return err
 		}
 		return nil
 	}
