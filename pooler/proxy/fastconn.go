@@ -92,3 +92,36 @@ func (c *fastConn) Write(b []byte) (int, error) {
 	}
 	return written, err
 }
+
+// quiet says whether an idle connection is still open with nothing to
+// read: a server that ended the session (a shutdown's 57P01, an idle
+// timeout) has sent a message or closed it. One non-blocking peek; a
+// connection that cannot be peeked at (TLS, not TCP) counts as quiet.
+func quiet(c net.Conn) bool {
+	var rc syscall.RawConn
+	switch c := c.(type) {
+	case *fastConn:
+		rc = c.rc
+	case *net.TCPConn:
+		var err error
+		if rc, err = c.SyscallConn(); err != nil {
+			return true
+		}
+	default:
+		return true
+	}
+	ok := true
+	var b [1]byte
+	err := rc.Read(func(fd uintptr) bool {
+		for {
+			_, _, e := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+			if e == syscall.EINTR {
+				continue
+			}
+			// Data or end of file (no error) or a socket error: not quiet.
+			ok = e == syscall.EAGAIN
+			return true
+		}
+	})
+	return ok && err == nil
+}

@@ -58,6 +58,9 @@ func (m *msgReader) ready() bool {
 	return avail >= 5 && avail >= 1+int(binary.BigEndian.Uint32(m.buf[m.start+1:]))
 }
 
+// buffered is how many bytes were read but not yet returned.
+func (m *msgReader) buffered() int { return m.end - m.start }
+
 // fill reads until want bytes are buffered.
 func (m *msgReader) fill(want int) error {
 	for m.end-m.start < want {

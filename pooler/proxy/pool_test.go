@@ -1,9 +1,14 @@
 package proxy
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"net"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 func TestCloseStale(t *testing.T) {
@@ -25,5 +30,82 @@ func TestCloseStale(t *testing.T) {
 	peers[0].SetReadDeadline(time.Now().Add(time.Second))
 	if _, err := peers[0].Read(make([]byte, 1)); err == nil {
 		t.Error("the connection idle for 2 minutes is still open")
+	}
+}
+
+// acquire hands out only an idle connection that is still quiet and of
+// the node's current epoch: one the server closed, one with an unasked
+// message waiting (a shutdown's 57P01) and one from before a demotion are
+// closed instead.
+func TestAcquireSkipsEndedConnections(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	pair := func() (client net.Conn, server net.Conn) {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close(); s.Close() })
+		return newFastConn(c), s
+	}
+	p := New(Config{Nodes: []Node{{Name: "n1", Addr: "192.0.2.1:5432"}}, PoolSize: 4})
+	k := poolKey{node: 0, database: "lab", user: "app"}
+	pl := p.poolFor(k)
+	add := func(c net.Conn, epoch int) *serverConn {
+		sc := &serverConn{key: k, conn: c, rd: newMsgReader(c, 0), epoch: epoch}
+		pl.idle = append(pl.idle, sc)
+		return sc
+	}
+	good, _ := pair()
+	want := add(good, 1)
+	closed, closedPeer := pair()
+	closedPeer.Close()
+	add(closed, 1)
+	talked, talkedPeer := pair()
+	if _, err := talkedPeer.Write([]byte("E")); err != nil {
+		t.Fatal(err)
+	}
+	add(talked, 1)
+	old, _ := pair()
+	add(old, 0)
+	p.epoch[0] = 1
+	// The peer's close and write must have arrived before acquire looks.
+	for _, c := range []net.Conn{closed, talked} {
+		deadline := time.Now().Add(5 * time.Second)
+		for quiet(c) && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond) // polling loopback delivery
+		}
+		if quiet(c) {
+			t.Fatal("the peer's close or message did not arrive within 5 s")
+		}
+	}
+	got, err := p.acquire(context.Background(), k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want || len(pl.idle) != 0 {
+		t.Errorf("acquire gave %p (want the quiet one %p), %d left idle", got, want, len(pl.idle))
+	}
+}
+
+func TestCannotConnectNow(t *testing.T) {
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connect: connection refused")}
+	for err, want := range map[error]bool{
+		fmt.Errorf("connect to n1: %w", refused): true,
+		fmt.Errorf("connect to n1: %w", &pgconn.PgError{Code: "57P03", Message: "the database system is shutting down"}): true,
+		fmt.Errorf("connect to n1: %w", &pgconn.PgError{Code: "28P01", Message: "password authentication failed"}):       false,
+		fmt.Errorf("pass-through: %w", &pgErr{code: "57P03"}):                                                            true,
+		errors.New("user app is not in auth_file"):                                                                       false,
+	} {
+		if got := cannotConnectNow(err); got != want {
+			t.Errorf("cannotConnectNow(%v) = %v, want %v", err, got, want)
+		}
 	}
 }

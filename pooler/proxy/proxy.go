@@ -230,14 +230,27 @@ func (p *Proxy) acquire(ctx context.Context, k poolKey) (*serverConn, error) {
 			return nil, fmt.Errorf("wait for a server connection to %s: %w", p.cfg.Nodes[k.node].Name, ctx.Err())
 		}
 	}
-	pl.mu.Lock()
-	if n := len(pl.idle); n > 0 {
+	// An idle connection the server ended meanwhile (a restart, a
+	// switchover's demote) or that belongs to a former primary is closed
+	// here, before a client's query goes to it.
+	p.mu.Lock()
+	epoch := p.epoch[k.node]
+	p.mu.Unlock()
+	for {
+		pl.mu.Lock()
+		n := len(pl.idle)
+		if n == 0 {
+			pl.mu.Unlock()
+			break
+		}
 		sc := pl.idle[n-1]
 		pl.idle = pl.idle[:n-1]
 		pl.mu.Unlock()
-		return sc, nil
+		if sc.epoch == epoch && sc.rd.buffered() == 0 && quiet(sc.conn) {
+			return sc, nil
+		}
+		sc.conn.Close()
 	}
-	pl.mu.Unlock()
 	sc, err := p.connect(ctx, k)
 	if err != nil {
 		<-pl.tokens

@@ -158,6 +158,7 @@ func TestProxy(t *testing.T) {
 	t.Run("clients", func(t *testing.T) { testClients(t, pl) })
 	t.Run("bad input", func(t *testing.T) { testBadInput(t, pl) })
 	t.Run("detach under load", func(t *testing.T) { testDetachUnderLoad(t, pl) })
+	t.Run("primary restart", func(t *testing.T) { testPrimaryRestart(t, pl) })
 	t.Run("psycopg2", func(t *testing.T) { testPsycopg(t, pl) })
 	t.Run("jdbc", func(t *testing.T) { testJDBC(t, pl) })
 	t.Run("session parameters", func(t *testing.T) { testSessionParams(t, pl) })
@@ -241,6 +242,50 @@ func testShutdown(t *testing.T, pl *proxyLab) {
 	err := c.QueryRow(ctx, "SELECT 1").Scan(&one)
 	if err == nil || !strings.Contains(err.Error(), "57P01") {
 		t.Errorf("query after shutdown: %v, want 57P01 terminating connection", err)
+	}
+}
+
+// A restart of the primary between transactions costs its clients no
+// error: the pooled connections the shutdown ended are not handed out, a
+// write that comes while it is down waits for it (primary_wait) instead of
+// failing, and a client that connects meanwhile gets in.
+func testPrimaryRestart(t *testing.T, pl *proxyLab) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := pl.connect(t, ctx, "")
+	if _, err := c.Exec(ctx, "CREATE TABLE IF NOT EXISTS restarted (at inet)"); err != nil {
+		t.Fatal(err)
+	}
+	const write = "INSERT INTO restarted (at) VALUES (inet_server_addr()) RETURNING host(at)"
+	if got := pl.where(t, ctx, c, write); got != "n1" {
+		t.Fatalf("the write ran on %s, want n1", got)
+	}
+	// A server connection to n1 is idle in the pool now; the fast
+	// shutdown ends it.
+	if err := pl.l.StopPostgres(ctx, "n1"); err != nil {
+		t.Fatal(err)
+	}
+	held := make(chan error, 1)
+	go func() {
+		var at string
+		held <- c.QueryRow(ctx, write).Scan(&at)
+	}()
+	// A client that connects now gets in: its start-up asks a standby.
+	late := pl.connect(t, ctx, "")
+	if err := pl.l.StartPostgres(ctx, "n1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-held; err != nil {
+		t.Errorf("a write while the primary restarted: %v; want it held until n1 is back", err)
+	}
+	if got := pl.where(t, ctx, late, write); got != "n1" {
+		t.Errorf("the late client's write ran on %s, want n1", got)
+	}
+	if got := pl.where(t, ctx, c, write); got != "n1" {
+		t.Errorf("the next write ran on %s, want n1", got)
+	}
+	if err := pl.l.WaitStreaming(ctx, "n1", []string{"n2", "n3"}); err != nil {
+		t.Error(err)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/rampart-ha/rampart/pooler/route"
@@ -161,7 +162,7 @@ func (s *session) startup(ctx context.Context) error {
 	}
 	// What a server said at its start-up: the client's driver wants
 	// server_version, client_encoding, … before its first query.
-	sc, err := s.p.acquire(ctx, poolKey{node: s.p.anyUp(), database: s.db, user: s.user})
+	sc, err := s.p.acquireAny(ctx, s.db, s.user)
 	if err != nil {
 		return s.refuse(fatal("08006", err.Error()))
 	}
@@ -263,6 +264,29 @@ func (p *Proxy) anyUp() int {
 		return i
 	}
 	return 0
+}
+
+// acquireAny takes a connection for a client's start-up from the node
+// anyUp names, or else from any other node the health checks see up: the
+// servers run one version with the same settings, and a primary that has
+// just died (before the health checks notice) must not turn clients away.
+func (p *Proxy) acquireAny(ctx context.Context, db, user string) (*serverConn, error) {
+	first := p.anyUp()
+	order := []int{first}
+	for i, b := range p.Backends() {
+		if i != first && b.Up {
+			order = append(order, i)
+		}
+	}
+	var last error
+	for _, i := range order {
+		sc, err := p.acquire(ctx, poolKey{node: i, database: db, user: user})
+		if err == nil || !cannotConnectNow(err) {
+			return sc, err
+		}
+		last = err
+	}
+	return nil, last
 }
 
 // batch is a client's extended-protocol messages up to Sync, as they came.
@@ -494,8 +518,25 @@ func (s *session) attach(ctx context.Context, v route.Verdict) error {
 		i, err := route.Choose(s.p.Backends(), v, route.Client{LastWrite: s.lastWrite, Turn: s.p.turn.Add(1)}, s.p.settings().policy, now)
 		if err == nil {
 			sc, err := s.p.acquire(ctx, poolKey{node: i, database: s.db, user: s.user})
-			if err != nil {
+			if err != nil && !cannotConnectNow(err) {
 				return err
+			}
+			if err != nil {
+				// Nothing was sent: wait, as for a missing primary, until
+				// the health checks take the server out of rotation (a
+				// failover) or it is back (a restart).
+				if deadline.IsZero() {
+					deadline = now.Add(s.p.cfg.PrimaryWait)
+				}
+				if !now.Before(deadline) {
+					return err
+				}
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(50 * time.Millisecond):
+				}
+				continue
 			}
 			s.p.mu.Lock()
 			s.p.backends[i].Outstanding++
@@ -517,6 +558,23 @@ func (s *session) attach(ctx context.Context, v route.Verdict) error {
 		case <-time.After(50 * time.Millisecond): // poll the health checker's view
 		}
 	}
+}
+
+// cannotConnectNow says whether a failed connection attempt is worth
+// another: the server did not answer (down, restarting, its host gone) or
+// said it cannot take connections now (57P03: starting up, shutting down).
+// Refused logins and other server errors are the client's answer.
+func cannotConnectNow(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "57P03"
+	}
+	var own *pgErr // the SCRAM pass-through login's
+	if errors.As(err, &own) {
+		return own.code == "57P03"
+	}
+	var ne *net.OpError
+	return errors.As(err, &ne)
 }
 
 // detach gives the attached server connection back (reusable only when
