@@ -18,11 +18,11 @@ func labSeedCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "seed",
 		Usage: "the 2013 field test's seven experiments on a fresh lab, with a report and a plot per experiment",
-		Description: "Builds a lab (three database hosts under Pacemaker with ocf:rampart:pgsql, fencing and a\n" +
-			"VIP), runs a steady mixed read/write load from the client host, and runs each experiment\n" +
-			"under it: the fault, the recovery, the figures the seed asked for next to its 2013 ones.\n" +
-			"Writes --out/report.md and --out/experiment-N.svg. Experiments 3 and 4 are listed as\n" +
-			"not run yet.",
+		Description: "Builds a lab (four database hosts under Pacemaker with ocf:rampart:pgsql, fencing and a\n" +
+			"VIP; the pooler pair with its witness), runs a steady mixed read/write load from the client\n" +
+			"host, and runs each experiment under it: the fault, the recovery, the figures the seed\n" +
+			"asked for next to its 2013 ones. Writes --out/report.md and --out/experiment-N.svg.\n" +
+			"About 5 minutes on two cores.",
 		Flags: append(labFlags(),
 			&cli.StringFlag{Name: "out", Value: "seed-report", Usage: "`FOLDER` for report.md and the plots"},
 			&cli.StringSliceFlag{Name: "only", Usage: "run only experiment `N` (repeat; 1, 2, 2b, …, 7)"},
@@ -31,9 +31,8 @@ func labSeedCommand() *cli.Command {
 			&cli.BoolFlag{Name: "keep", Usage: "leave the lab running at the end"},
 		),
 		Action: func(c *cli.Context) error {
-			cfg := lab.DefaultConfig()
+			cfg := seed.LabConfig(lab.DefaultConfig())
 			cfg.ID, cfg.Root = c.String("id"), c.String("root")
-			cfg.Poolers, cfg.Witness = 2, true
 			if c.String("id") == lab.DefaultConfig().ID {
 				cfg.ID = "seed"
 			}
@@ -64,13 +63,7 @@ func labSeedCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if err := l.ManagePostgres(ctx, lab.PgsqlOptions{"rewind_user": lab.RewindUser}); err != nil {
-				return err
-			}
-			if err := l.AddVIP(ctx, lab.PgsqlResource+"-clone", lab.RampartVIP); err != nil {
-				return err
-			}
-			if err := l.StartPoolerPair(ctx); err != nil {
+			if err := seed.Prepare(ctx, l); err != nil {
 				return err
 			}
 			log.Info("seed: lab ready; running the experiments", "elapsed", time.Since(start).Round(time.Second))
@@ -78,9 +71,9 @@ func labSeedCommand() *cli.Command {
 				Bin: l.Config().Agent, Out: out, Only: c.StringSlice("only"), Pace: c.Duration("pace"), Writers: c.Int("writers"),
 			}, log)
 			notes := []string{
-				fmt.Sprintf("`rampart lab seed`, %s, %s in all. Lab: 3 database hosts (PostgreSQL 15, Pacemaker with `ocf:rampart:pgsql`, `sync_count=1`, `sync_policy=durability`, fencing through each host's BMC, `ocf:rampart:vip`), a pooler pair (p1, p2) with a witness (w), a client host; 2 cores.",
-					time.Now().UTC().Format("2006-01-02"), time.Since(start).Round(time.Second)),
-				fmt.Sprintf("Load: %d writers (one INSERT per transaction through the database VIP, or the pooler pair's for experiments 5 and 6; every acknowledged id kept and checked on the primary at the end) and two readers (on the standbys, or through the pooler), each at most one statement per %s.",
+				fmt.Sprintf("`rampart lab seed`, %s, %s in all. Lab: %d database hosts (PostgreSQL 15, Pacemaker with `ocf:rampart:pgsql`, `sync_count=1`, `sync_policy=durability`, fencing through each host's BMC, `ocf:rampart:vip`), a pooler pair (p1, p2) with a witness (w), a client host; 2 cores.",
+					time.Now().UTC().Format("2006-01-02"), time.Since(start).Round(time.Second), cfg.DBHosts),
+				fmt.Sprintf("Load: %d writers (one INSERT per transaction through the database VIP, or the pooler pair's for experiments 3 to 6; every acknowledged id kept and checked on the primary at the end) and a reader per standby (each preferring its own standby, or through the pooler), each at most one statement per %s.",
 					c.Int("writers"), c.Duration("pace")),
 			}
 			report := seed.Markdown("The seed's experiments on rampart", results, notes)

@@ -120,21 +120,32 @@ vip = %s
 // PoolerLeader asks each pooler's /health which of them leads the pair
 // (holds its address), and where it sends writes.
 func (l *Lab) PoolerLeader(ctx context.Context) (leader, primary string, err error) {
+	pv, err := l.PoolerView(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	return pv.Member, pv.Primary, nil
+}
+
+// PoolerView is the /health of the pooler that leads the pair (Member ""
+// when none does): its nodes as its health checks see them.
+func (l *Lab) PoolerView(ctx context.Context) (ops.PoolerView, error) {
 	for _, h := range l.cfg.Hosts() {
 		if h.Role != RolePooler || l.Crashed(h.Name) {
 			continue
 		}
 		dial, err := l.Dialer(h.Name)
 		if err != nil {
-			return "", "", err
+			return ops.PoolerView{}, err
 		}
 		client := &http.Client{Timeout: time.Second, Transport: &http.Transport{
 			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) { return dial(ctx, network, addr) },
 		}}
 		// A frozen or starting pooler does not answer: the other may lead.
 		if pv := ops.PoolerHealth(ctx, client, "http://"+poolerHTTP); pv.Error == "" && pv.Leader {
-			return h.Name, pv.Primary, nil
+			pv.Member = h.Name
+			return pv, nil
 		}
 	}
-	return "", "", nil
+	return ops.PoolerView{}, nil
 }

@@ -2,11 +2,13 @@ package seed
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,8 +18,6 @@ import (
 // Experiment is one of the seed's questions, and how the lab answers it.
 type Experiment struct {
 	N, Title, Question, Seed string
-	// Needs says why it cannot run yet ("" = it runs).
-	Needs string
 	// viaPooler: the load goes through the pooler pair's address (the lab
 	// must have the pair).
 	viaPooler bool
@@ -50,13 +50,13 @@ func Experiments() []Experiment {
 			Seed:     "detached; throughput recovered in about 40 s",
 			run:      func(ctx context.Context, e *env) (Result, error) { return standbyHang(ctx, e, false) }},
 		{N: "3", Title: "Failback of the old primary under load",
-			Question: "Can the old primary come back (as a standby, then as primary) under load without client errors?",
-			Seed:     "manual wipe, pg_basebackup and pcp_attach_node; worked under load; the scripts could restart it as a primary (split brain)",
-			Needs:    "the switchover back through the pooler, holding the writes in flight (to do); the rejoin half runs in experiment 1"},
+			Question:  "When only the primary's postmaster dies, does the old primary stay out (no split brain), and can it come back as a standby under load without client errors?",
+			Seed:      "manual wipe, pg_basebackup and pcp_attach_node; worked under load; the scripts could restart it as a primary (split brain)",
+			viaPooler: true, run: failback},
 		{N: "4", Title: "Read scale-out with 1, 2 and 3 standbys",
-			Question: "How close to linear do reads scale over the standbys?",
-			Seed:     "5099, 10331, 13726, 17132, 19264 TPS on 1–5 servers (×3.78 on 5: 76 % of linear)",
-			Needs:    "a fourth database host and the bench's latency-bound reads in the seed's lab (to do); `make bench` (pooler scenario) measures it meanwhile: 100 %, 100 %, 98 % of linear"},
+			Question:  "How close to linear do reads scale over the standbys?",
+			Seed:      "5099, 10331, 13726, 17132, 19264 TPS on 1–5 servers (×3.78 on 5: 76 % of linear)",
+			viaPooler: true, run: readScale},
 		{N: "5", Title: "Removing a standby under load",
 			Question:  "Can a standby be removed under load without client errors?",
 			Seed:      "pcp_detach_node restarted pgpool-II's backends: clients got errors",
@@ -93,8 +93,6 @@ func RunAll(ctx context.Context, l *lab.Lab, o Options, log *slog.Logger) ([]Res
 		switch {
 		case o.Only != nil && !slices.Contains(o.Only, x.N):
 			r.Skipped = "not asked for (--only)"
-		case x.Needs != "":
-			r.Skipped = "needs " + x.Needs
 		case x.viaPooler && l.Config().Poolers < 2:
 			r.Skipped = "needs the pooler pair in the lab (rampart lab seed builds it; lab up --poolers 2 --witness)"
 		default:
@@ -111,6 +109,9 @@ func RunAll(ctx context.Context, l *lab.Lab, o Options, log *slog.Logger) ([]Res
 			cancel()
 			e.load.Stop()
 			r = got
+			if errs := e.load.Errors(); len(errs) > 0 {
+				r.Answers = append(r.Answers, Answer{"what the clients were told", strings.Join(errs[:min(len(errs), 4)], "; ")})
+			}
 			r.N, r.Title, r.Question, r.Seed = x.N, x.Title, x.Question, x.Seed
 			if err != nil {
 				r.Err = err.Error()
@@ -173,7 +174,7 @@ func (e *env) startLoad(ctx context.Context, o Options, viaPooler bool) error {
 	}
 	if viaPooler {
 		pooler := fmt.Sprintf("host=%s port=%d sslmode=disable", e.l.Config().PoolerVIP(), lab.PoolerPort)
-		write, reads = pooler, []string{pooler, pooler}
+		write, reads = pooler, slices.Repeat([]string{pooler}, len(standbys))
 	}
 	ld, err := NewLoad(e.l, e.rec, write, reads, o.Writers, o.Pace)
 	if err != nil {
@@ -206,19 +207,20 @@ func (e *env) primary(ctx context.Context) (string, error) {
 	return "", fmt.Errorf("no primary: %v", last)
 }
 
-// standbys are the primary's streaming standbys by sync state.
-func (e *env) standbys(ctx context.Context, primary string) (sync, other string) {
+// standbys are the primary's streaming standbys: the synchronous one and
+// the others (asynchronous or potential), by name.
+func (e *env) standbys(ctx context.Context, primary string) (sync string, others []string) {
 	for _, r := range e.l.Postgres(ctx, primary).Replication {
-		if r.State != "streaming" {
-			continue
-		}
-		if r.SyncState == "sync" {
+		switch {
+		case r.State != "streaming":
+		case r.SyncState == "sync":
 			sync = r.Name
-		} else {
-			other = r.Name
+		default:
+			others = append(others, r.Name)
 		}
 	}
-	return sync, other
+	slices.Sort(others)
+	return sync, others
 }
 
 // settle lets the load run until d since its start.
@@ -358,6 +360,257 @@ func primaryHang(ctx context.Context, e *env) (Result, error) {
 	return r, nil
 }
 
+// failback: experiment 3. Only the primary's postmaster dies (the case in
+// which 2013's scripts restarted the old primary as a primary); a standby
+// is promoted, the old primary stays down, then comes back as a standby
+// with `rampart rejoin` while the load goes on through the pooler pair.
+func failback(ctx context.Context, e *env) (Result, error) {
+	r := *e.res
+	if err := e.settle(ctx, 8*time.Second); err != nil {
+		return r, err
+	}
+	old, err := e.primary(ctx)
+	if err != nil {
+		return r, err
+	}
+	fault := e.rec.Mark(old + "'s postmaster killed")
+	if _, err := e.l.KillPostmaster(ctx, old); err != nil {
+		return r, err
+	}
+	// Watch the old primary from now on: it must never accept writes
+	// again (its orphaned backends die within the second).
+	writable := make(chan string, 1)
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go func() {
+		defer close(writable)
+		for wait := time.Second; ; wait = 250 * time.Millisecond {
+			select {
+			case <-wctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			if st := e.l.Postgres(wctx, old); st.Up && !st.InRecovery {
+				writable <- fmt.Sprintf("%s accepted writes again, on timeline %d", old, st.Timeline)
+				return
+			}
+		}
+	}()
+	var newPrimary string
+	if err := lab.WaitFor(ctx, "a new primary", 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
+		p, err := e.primary(ctx)
+		newPrimary = p
+		return err == nil && p != old, fmt.Sprint(err), nil
+	}); err != nil {
+		return r, err
+	}
+	promoted := e.rec.Mark(newPrimary + " promoted")
+	_, full, err := e.waitFullWrites(ctx, fault, promoted)
+	if err != nil {
+		return r, err
+	}
+	if err := e.after(ctx, 3*time.Second); err != nil {
+		return r, err
+	}
+	s := e.rec.Snapshot()
+	failErrs := s.Total(Error, fault, full)
+	back := e.rec.Mark("rampart rejoin on " + old)
+	if _, err := e.l.Output(ctx, old, e.bin, "rejoin"); err != nil {
+		return r, err
+	}
+	if err := e.l.WaitStreaming(ctx, newPrimary, []string{old}); err != nil {
+		return r, err
+	}
+	streams := e.rec.Mark(old + " streams")
+	// The pooler takes it back for reads by itself (its health check).
+	if err := lab.WaitFor(ctx, "the pooler reading from "+old, 200*time.Millisecond, func(ctx context.Context) (bool, string, error) {
+		role, up := e.poolerSees(ctx, old)
+		return up && role == "standby", fmt.Sprintf("%s up=%v", role, up), nil
+	}); err != nil {
+		return r, err
+	}
+	reads := e.rec.Mark("pooler reads from " + old)
+	if err := e.after(ctx, 6*time.Second); err != nil {
+		return r, err
+	}
+	stopWatch()
+	splitBrain := <-writable
+	s = e.rec.Snapshot()
+	backErrs := s.Total(Error, back, s.End())
+	r.Answers = []Answer{
+		{"fault → " + newPrimary + " promoted", Seconds(promoted - fault)},
+		{"fault → full write throughput", Seconds(full - fault)},
+		{"client errors from the fault to full throughput", fmt.Sprintf("%d (the pooler holds writes while no primary answers, and logs new clients in on a standby; only a transaction running on the dead primary fails)", failErrs)},
+		{old + " after its postmaster died", "stayed down: the agent never starts an old primary whose data may have diverged, and never as a primary"},
+		{"rampart rejoin → " + old + " streams (pg_rewind)", Seconds(streams - back)},
+		{"rampart rejoin → the pooler reads from it", Seconds(reads - back)},
+		{"client errors from the rejoin to the end", fmt.Sprint(backErrs)},
+	}
+	r.Figures = map[string]float64{"promoted_s": (promoted - fault).Seconds(), "rejoin_s": (streams - back).Seconds(),
+		"failover_errors": float64(failErrs), "errors": float64(backErrs), "split_brain": 0}
+	r.Verdict = fmt.Sprintf("%s stayed down, rejoined as a standby in %s under load: %d client errors (2013: manual; could come back as a primary)",
+		old, Seconds(streams-back), backErrs)
+	if splitBrain != "" {
+		r.Figures["split_brain"] = 1
+		r.Verdict = "SPLIT BRAIN: " + splitBrain
+		return r, errors.New(splitBrain)
+	}
+	return r, nil
+}
+
+// Experiment 4's read: latency-bound, so that on this 2-core machine the
+// figure measures how the pooler spreads reads, not the CPU; readClients
+// exceed what three standbys' pools (20 connections each) take at once.
+const (
+	readSQL     = "SELECT pg_sleep(0.02);\n"
+	readClients = 80
+	readSeconds = 6
+)
+
+// readScale: experiment 4. The same read load through the pooler pair
+// with 1, 2 and 3 standbys in its rotation (the others detached, then
+// attached one by one), next to the steady load.
+func readScale(ctx context.Context, e *env) (Result, error) {
+	r := *e.res
+	if err := e.settle(ctx, 5*time.Second); err != nil {
+		return r, err
+	}
+	primary, err := e.primary(ctx)
+	if err != nil {
+		return r, err
+	}
+	standbys := slices.DeleteFunc(e.l.DBHosts(), func(h string) bool { return h == primary })
+	if len(standbys) < 3 {
+		return r, fmt.Errorf("needs 3 standbys (4 database hosts), the lab has %d", len(standbys))
+	}
+	standbys = standbys[:3]
+	pool := func(verb, node string) error {
+		_, err := e.l.Output(ctx, "client", e.bin, "pool", verb, "--host", e.l.Config().PoolerVIP().String(), "--user", lab.AppUser, node)
+		return err
+	}
+	dir, err := os.MkdirTemp("/var/lib/rampart", "seed-reads-")
+	if err != nil {
+		return r, err
+	}
+	defer os.RemoveAll(dir)
+	script := filepath.Join(dir, "read.sql")
+	if err := os.WriteFile(script, []byte(readSQL), 0o644); err != nil {
+		return r, err
+	}
+	for _, n := range standbys[1:] {
+		if err := pool("detach", n); err != nil {
+			return r, err
+		}
+	}
+	// Whatever happens, every standby is back in rotation afterwards.
+	defer func() {
+		for _, n := range standbys[1:] {
+			pool("attach", n)
+		}
+	}()
+	var tps []float64
+	for k := 1; k <= 3; k++ {
+		if k > 1 {
+			if err := pool("attach", standbys[k-1]); err != nil {
+				return r, err
+			}
+		}
+		e.rec.Mark(fmt.Sprintf("reads on %s", strings.Join(standbys[:k], ", ")))
+		logs := filepath.Join(dir, fmt.Sprintf("step%d", k))
+		out, err := e.l.Output(ctx, "client", "pgbench", "-n", "-f", script, "-M", "prepared", "-c", strconv.Itoa(readClients), "-j", "2",
+			"-T", strconv.Itoa(readSeconds), "-l", "--log-prefix", logs,
+			"-h", e.l.Config().PoolerVIP().String(), "-p", strconv.Itoa(lab.PoolerPort), "-U", lab.AppUser, lab.AppDatabase)
+		if err != nil {
+			return r, err
+		}
+		v, failed, err := pgbenchTPS(out)
+		if err != nil {
+			return r, err
+		}
+		if failed != 0 {
+			return r, fmt.Errorf("pgbench with %d standby(s): %d failed transactions\n%s", k, failed, out)
+		}
+		// Its reads go on the plot with the steady load's.
+		if err := countLogged(e.rec, Read, logs); err != nil {
+			return r, err
+		}
+		tps = append(tps, v)
+	}
+	e.rec.Mark("all standbys back")
+	if err := e.after(ctx, 2*time.Second); err != nil {
+		return r, err
+	}
+	r.Figures = map[string]float64{}
+	var row []string
+	for i, v := range tps {
+		k := i + 1
+		r.Figures[fmt.Sprintf("tps_%d", k)] = v
+		r.Figures[fmt.Sprintf("linear_%d", k)] = v / (float64(k) * tps[0])
+		row = append(row, fmt.Sprintf("%.0f", v))
+		r.Answers = append(r.Answers, Answer{fmt.Sprintf("%d standby(s): %s", k, strings.Join(standbys[:k], ", ")),
+			fmt.Sprintf("%.0f TPS, ×%.2f, %.0f %% of linear", v, v/tps[0], 100*v/(float64(k)*tps[0]))})
+	}
+	r.Answers = append(r.Answers, Answer{"load", fmt.Sprintf("pgbench, %d clients, %s, %d s per step, through the pooler pair's address (on the plot with the steady load's reads, which wait their turn in the same pools); the pool holds 20 connections per standby; the primary takes no reads",
+		readClients, strings.TrimSpace(readSQL), readSeconds)})
+	r.Verdict = fmt.Sprintf("%s TPS on 1–3 standbys (×%.2f on 3: %.0f %% of linear; 2013 on 3 servers: ×2.69, 90 %%)",
+		strings.Join(row, ", "), tps[2]/tps[0], 100*r.Figures["linear_3"])
+	return r, nil
+}
+
+// countLogged records the transactions of pgbench's per-transaction logs
+// (prefix.PID[.thread]; the fifth and sixth fields are when each ended).
+func countLogged(rec *Recorder, kind Kind, prefix string) error {
+	files, err := filepath.Glob(prefix + ".*")
+	if err != nil || len(files) == 0 {
+		return fmt.Errorf("no pgbench logs at %s.*", prefix)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			var client, n, script, sec, usec int64
+			var lat float64
+			if _, err := fmt.Sscanf(line, "%d %d %f %d %d %d", &client, &n, &lat, &script, &sec, &usec); err == nil {
+				rec.CountAt(kind, time.Unix(sec, usec*1000))
+			}
+		}
+	}
+	return nil
+}
+
+// pgbenchTPS reads pgbench's summary: transactions per second and the
+// number of failed transactions.
+func pgbenchTPS(out string) (tps float64, failed int, err error) {
+	found := false
+	for _, line := range strings.Split(out, "\n") {
+		if _, err := fmt.Sscanf(line, "tps = %f", &tps); err == nil {
+			found = true
+		}
+		fmt.Sscanf(line, "number of failed transactions: %d", &failed)
+	}
+	if !found {
+		return 0, 0, fmt.Errorf("no tps in pgbench's output:\n%s", out)
+	}
+	return tps, failed, nil
+}
+
+// poolerSees is how the leading pooler sees node: its role and whether it
+// answers the health checks.
+func (e *env) poolerSees(ctx context.Context, node string) (role string, up bool) {
+	pv, err := e.l.PoolerView(ctx)
+	if err != nil {
+		return err.Error(), false
+	}
+	for _, n := range pv.Nodes {
+		if n.Name == node {
+			return n.Role, n.Up
+		}
+	}
+	return "unknown to the pooler", false
+}
+
 // standbyHang: experiments 2 (the synchronous standby) and 2b (the other).
 func standbyHang(ctx context.Context, e *env, syncOne bool) (Result, error) {
 	r := *e.res
@@ -368,14 +621,17 @@ func standbyHang(ctx context.Context, e *env, syncOne bool) (Result, error) {
 	if err != nil {
 		return r, err
 	}
-	var victim, other string
+	var victim string
 	if err := lab.WaitFor(ctx, "a synchronous and another standby", 200*time.Millisecond, func(ctx context.Context) (bool, string, error) {
-		sync, async := e.standbys(ctx, primary)
-		victim, other = sync, async
-		if !syncOne {
-			victim, other = async, sync
+		sync, others := e.standbys(ctx, primary)
+		if len(others) == 0 {
+			return false, fmt.Sprintf("sync %q others %v", sync, others), nil
 		}
-		return victim != "" && other != "", fmt.Sprintf("sync %q other %q", sync, async), nil
+		victim = others[0]
+		if syncOne {
+			victim = sync
+		}
+		return victim != "", fmt.Sprintf("sync %q others %v", sync, others), nil
 	}); err != nil {
 		return r, err
 	}
@@ -384,10 +640,12 @@ func standbyHang(ctx context.Context, e *env, syncOne bool) (Result, error) {
 		return r, err
 	}
 	var replaced time.Duration
+	var other string // the standby that takes the frozen one's place
 	if syncOne {
-		if err := lab.WaitFor(ctx, other+" synchronous", 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
+		if err := lab.WaitFor(ctx, "another standby synchronous", 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
 			sync, _ := e.standbys(ctx, primary)
-			return sync == other, "sync: " + sync, nil
+			other = sync
+			return sync != "" && sync != victim, "sync: " + sync, nil
 		}); err != nil {
 			return r, err
 		}
@@ -416,7 +674,7 @@ func standbyHang(ctx context.Context, e *env, syncOne bool) (Result, error) {
 	r.Answers = []Answer{
 		{"write throughput before", fmt.Sprintf("%.0f commits/s", baseline)},
 		{"longest write stall after the fault", Seconds(stall)},
-		{"reads back to 90 % of before", readsBack + " (the readers of the frozen host reconnect to the other)"},
+		{"reads back to 90 % of before", readsBack + " (the readers of the frozen host reconnect to another standby)"},
 		{"client errors", fmt.Sprint(errs)},
 	}
 	r.Figures = map[string]float64{"write_stall_s": stall.Seconds(), "errors": float64(errs)}
@@ -451,9 +709,9 @@ func backupCost(ctx context.Context, e *env) (Result, error) {
 	if err := e.l.WaitCaughtUp(ctx, primary, standbys); err != nil {
 		return r, err
 	}
-	_, async := e.standbys(ctx, primary)
-	if async == "" {
-		async = standbys[0]
+	async := standbys[0]
+	if _, others := e.standbys(ctx, primary); len(others) > 0 {
+		async = others[0]
 	}
 	root, err := os.MkdirTemp("/var/lib/rampart", "seed-backup-")
 	if err != nil {
@@ -535,9 +793,9 @@ func removeStandby(ctx context.Context, e *env) (Result, error) {
 	if err != nil {
 		return r, err
 	}
-	sync, victim := e.standbys(ctx, primary)
-	if victim == "" {
-		victim = sync
+	victim, others := e.standbys(ctx, primary)
+	if len(others) > 0 {
+		victim = others[0]
 	}
 	pool := func(verb string) error {
 		if _, err := e.l.Output(ctx, "client", e.bin, "pool", verb, "--host", e.l.Config().PoolerVIP().String(), "--user", lab.AppUser, victim); err != nil {

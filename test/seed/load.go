@@ -1,14 +1,19 @@
 package seed
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/rampart-ha/rampart/test/lab"
 )
@@ -28,6 +33,7 @@ type Load struct {
 	nextID   atomic.Int64
 	mu       sync.Mutex
 	acked    []int64
+	errs     map[string]int // client errors by what the client was told
 	stop     chan struct{}
 	wg       sync.WaitGroup
 }
@@ -55,7 +61,7 @@ func NewLoad(l *lab.Lab, rec *Recorder, writeConn string, readConns []string, wr
 		cfg.DialFunc = dial
 		return cfg, nil
 	}
-	ld := &Load{rec: rec, writers: writers, pace: pace, stop: make(chan struct{})}
+	ld := &Load{rec: rec, writers: writers, pace: pace, errs: map[string]int{}, stop: make(chan struct{})}
 	if ld.writeCfg, err = conf(writeConn); err != nil {
 		return nil, err
 	}
@@ -90,11 +96,11 @@ ALTER TABLE `+readTable+` ADD PRIMARY KEY (id)`)
 func (ld *Load) Start() {
 	for i := 0; i < ld.writers; i++ {
 		ld.wg.Add(1)
-		go ld.client(ld.writeCfg, ld.write)
+		go ld.client("write", ld.writeCfg, ld.write)
 	}
 	for _, cfg := range ld.readCfgs {
 		ld.wg.Add(1)
-		go ld.client(cfg, ld.read)
+		go ld.client("read", cfg, ld.read)
 	}
 }
 
@@ -108,7 +114,33 @@ func (ld *Load) Stop() {
 	ld.wg.Wait()
 }
 
-func (ld *Load) client(cfg *pgx.ConnConfig, do func(context.Context, *pgx.Conn) error) {
+// failed counts a client error, and remembers what the client was told.
+func (ld *Load) failed(what string, err error) {
+	ld.rec.Count(Error)
+	msg := err.Error()
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		msg = pe.Code + " " + pe.Message
+	}
+	ld.mu.Lock()
+	ld.errs[what+": "+msg]++
+	ld.mu.Unlock()
+}
+
+// Errors are the client errors so far, most frequent first: "what: message (count)".
+func (ld *Load) Errors() []string {
+	ld.mu.Lock()
+	defer ld.mu.Unlock()
+	keys := slices.Collect(maps.Keys(ld.errs))
+	slices.SortFunc(keys, func(a, b string) int { return cmp.Or(ld.errs[b]-ld.errs[a], strings.Compare(a, b)) })
+	var out []string
+	for _, k := range keys {
+		out = append(out, fmt.Sprintf("%s (%d)", k, ld.errs[k]))
+	}
+	return out
+}
+
+func (ld *Load) client(kind string, cfg *pgx.ConnConfig, do func(context.Context, *pgx.Conn) error) {
 	defer ld.wg.Done()
 	var conn *pgx.Conn
 	defer func() {
@@ -129,7 +161,7 @@ func (ld *Load) client(cfg *pgx.ConnConfig, do func(context.Context, *pgx.Conn) 
 			c, err := pgx.ConnectConfig(ctx, cfg)
 			if err != nil {
 				cancel()
-				ld.rec.Count(Error)
+				ld.failed("connect", err)
 				continue
 			}
 			conn = c
@@ -137,7 +169,7 @@ func (ld *Load) client(cfg *pgx.ConnConfig, do func(context.Context, *pgx.Conn) 
 		err := do(ctx, conn)
 		cancel()
 		if err != nil {
-			ld.rec.Count(Error)
+			ld.failed(kind, err)
 			conn.Close(context.Background())
 			conn = nil
 		}

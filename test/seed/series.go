@@ -113,10 +113,14 @@ func NewRecorder(now func() time.Time) *Recorder {
 }
 
 // Count records one event of kind now.
-func (r *Recorder) Count(kind Kind) {
+func (r *Recorder) Count(kind Kind) { r.CountAt(kind, r.now()) }
+
+// CountAt records one event of kind at t (not before the start): for
+// events another program logged.
+func (r *Recorder) CountAt(kind Kind, t time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	i := r.s.index(r.now().Sub(r.s.Start))
+	i := r.s.index(max(t.Sub(r.s.Start), 0))
 	for r.s.Len() <= i {
 		for k := range r.s.Counts {
 			r.s.Counts[k] = append(r.s.Counts[k], 0)
