@@ -20,10 +20,12 @@ func rejoinCommand() *cli.Command {
 		Name:  "rejoin",
 		Usage: "make this host's failed old primary a streaming standby of the current primary",
 		Description: "Run it as root on the old primary's host when the agent refused to start it (\"it may\n" +
-			"have diverged\"). With the resource's rewind_user it runs pg_rewind (after a checkpoint on\n" +
-			"the primary), else, or when that fails, a fresh pg_basebackup (the old data directory is\n" +
-			"kept beside it). Then Pacemaker starts it as a standby (crm_resource --cleanup) and rejoin\n" +
-			"waits until it streams. Refuses when this host is the primary or no primary runs.\n" +
+			"have diverged\"). It first waits until Pacemaker has nothing left to do (crm_resource\n" +
+			"--wait: a node just back is probed, and a crashed primary found there is stopped first).\n" +
+			"With the resource's rewind_user it runs pg_rewind (after a checkpoint on the primary),\n" +
+			"else, or when that fails, a fresh pg_basebackup (the old data directory is kept beside\n" +
+			"it). Then Pacemaker starts it as a standby (crm_resource --cleanup) and rejoin waits\n" +
+			"until it streams. Refuses when this host is the primary or no primary runs.\n" +
 			"The agent's auto_rejoin=true does the same by itself at start.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "resource", Usage: "the ocf:rampart:pgsql `PRIMITIVE` (default: the cluster's only one)"},

@@ -282,6 +282,34 @@ func (e *env) back(ctx context.Context, host string, rejoin bool) error {
 	return nil
 }
 
+// failover is how a failover went: the node promoted, when, and when
+// writes were back to full throughput (90 % of baseline, their rate in
+// the 6 s before the fault).
+type failover struct {
+	primary        string
+	promoted, full time.Duration
+	baseline       float64
+}
+
+// failedOver waits until Pacemaker promotes a node other than old, then
+// for full write throughput, marking both, and lets the load run 3 s more.
+func (e *env) failedOver(ctx context.Context, old string, fault time.Duration) (failover, error) {
+	var fo failover
+	err := lab.WaitFor(ctx, "a new primary", 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
+		p, err := e.primary(ctx)
+		fo.primary = p
+		return err == nil && p != old, fmt.Sprint(err), nil
+	})
+	if err != nil {
+		return fo, err
+	}
+	fo.promoted = e.rec.Mark(fo.primary + " promoted")
+	if fo.baseline, fo.full, err = e.waitFullWrites(ctx, fault, fo.promoted); err != nil {
+		return fo, err
+	}
+	return fo, e.after(ctx, 3*time.Second)
+}
+
 // waitFullWrites waits until writes run at 90 % of their rate in the 6 s
 // before fault again, counting from from, and marks it; it returns that
 // rate and the moment.
@@ -315,22 +343,11 @@ func primaryHang(ctx context.Context, e *env) (Result, error) {
 	if err := e.l.Freeze(ctx, old); err != nil {
 		return r, err
 	}
-	var newPrimary string
-	if err := lab.WaitFor(ctx, "a new primary", 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
-		p, err := e.primary(ctx)
-		newPrimary = p
-		return err == nil && p != old, fmt.Sprint(err), nil
-	}); err != nil {
-		return r, err
-	}
-	promoted := e.rec.Mark(newPrimary + " promoted")
-	baseline, full, err := e.waitFullWrites(ctx, fault, promoted)
+	fo, err := e.failedOver(ctx, old, fault)
 	if err != nil {
 		return r, err
 	}
-	if err := e.after(ctx, 3*time.Second); err != nil {
-		return r, err
-	}
+	promoted, baseline, full := fo.promoted, fo.baseline, fo.full
 	s := e.rec.Snapshot()
 	// Writes in flight when the host froze may still land in the fault's
 	// bucket: the first write that counts is the new primary's.
@@ -396,22 +413,11 @@ func failback(ctx context.Context, e *env) (Result, error) {
 			}
 		}
 	}()
-	var newPrimary string
-	if err := lab.WaitFor(ctx, "a new primary", 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
-		p, err := e.primary(ctx)
-		newPrimary = p
-		return err == nil && p != old, fmt.Sprint(err), nil
-	}); err != nil {
-		return r, err
-	}
-	promoted := e.rec.Mark(newPrimary + " promoted")
-	_, full, err := e.waitFullWrites(ctx, fault, promoted)
+	fo, err := e.failedOver(ctx, old, fault)
 	if err != nil {
 		return r, err
 	}
-	if err := e.after(ctx, 3*time.Second); err != nil {
-		return r, err
-	}
+	newPrimary, promoted, full := fo.primary, fo.promoted, fo.full
 	s := e.rec.Snapshot()
 	failErrs := s.Total(Error, fault, full)
 	back := e.rec.Mark("rampart rejoin on " + old)
