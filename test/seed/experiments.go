@@ -250,6 +250,15 @@ func (e *env) back(ctx context.Context, host string, rejoin bool) error {
 		return err
 	}
 	if e.l.Crashed(host) {
+		// Powered off is not fenced yet: the fence agent still checks the
+		// power state, and a host back on meanwhile is powered off again.
+		// Boot it once the cluster has the fencing confirmed (the node
+		// offline, no longer unclean), as an operator would.
+		if err := lab.WaitFor(ctx, host+" fencing confirmed", 200*time.Millisecond, func(ctx context.Context) (bool, string, error) {
+			return e.fenceConfirmed(ctx, host)
+		}); err != nil {
+			return err
+		}
 		if err := e.l.Boot(ctx, host); err != nil {
 			return err
 		}
@@ -308,6 +317,26 @@ func (e *env) failedOver(ctx context.Context, old string, fault time.Duration) (
 		return fo, err
 	}
 	return fo, e.after(ctx, 3*time.Second)
+}
+
+// fenceConfirmed says whether the other database hosts' cluster counts
+// host as cleanly offline (fenced, the fencing done).
+func (e *env) fenceConfirmed(ctx context.Context, host string) (bool, string, error) {
+	for _, h := range e.l.DBHosts() {
+		if h == host || e.l.Crashed(h) {
+			continue
+		}
+		st, err := e.l.Cluster(ctx, h)
+		if err != nil {
+			continue
+		}
+		for _, n := range st.Nodes {
+			if n.Name == host {
+				return !n.Online && !n.Unclean, fmt.Sprintf("seen from %s: online %v, unclean %v", h, n.Online, n.Unclean), nil
+			}
+		}
+	}
+	return false, "no other node answered", nil
 }
 
 // waitFullWrites waits until writes run at 90 % of their rate in the 6 s
@@ -706,19 +735,19 @@ func backupCost(ctx context.Context, e *env) (Result, error) {
 	if out, err := e.l.PsqlDB(ctx, primary, lab.AppDatabase, "DROP TABLE IF EXISTS seed_bulk; CREATE TABLE seed_bulk AS SELECT g AS id, repeat(md5(g::text), 6) AS v FROM generate_series(1, 1000000) g; CHECKPOINT"); err != nil {
 		return r, fmt.Errorf("load bulk data: %w: %s", err, out)
 	}
-	var standbys []string
-	for _, h := range e.l.DBHosts() {
-		if h != primary {
-			standbys = append(standbys, h)
-		}
+	// The streaming standbys replay it before anything is measured.
+	sync, others := e.standbys(ctx, primary)
+	streaming := others
+	if sync != "" {
+		streaming = append(streaming, sync)
 	}
-	if err := e.l.WaitCaughtUp(ctx, primary, standbys); err != nil {
+	if len(streaming) == 0 {
+		return r, fmt.Errorf("no standby streams from %s: nothing to back up from", primary)
+	}
+	if err := e.l.WaitCaughtUp(ctx, primary, streaming); err != nil {
 		return r, err
 	}
-	async := standbys[0]
-	if _, others := e.standbys(ctx, primary); len(others) > 0 {
-		async = others[0]
-	}
+	async := streaming[0] // an asynchronous one when there is one
 	root, err := os.MkdirTemp("/var/lib/rampart", "seed-backup-")
 	if err != nil {
 		return r, err
