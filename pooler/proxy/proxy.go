@@ -218,6 +218,12 @@ type serverConn struct {
 	idleAt                  time.Time
 }
 
+// peekAfter is how long a connection must have been idle before acquire
+// peeks at it: one system call a transaction is measurable under a heavy
+// load, where connections come back within microseconds, and a server that
+// ended a connection less than a millisecond ago is a narrow race.
+const peekAfter = time.Millisecond
+
 // acquire returns a server connection of k, waiting for a free slot.
 func (p *Proxy) acquire(ctx context.Context, k poolKey) (*serverConn, error) {
 	pl := p.poolFor(k)
@@ -246,7 +252,7 @@ func (p *Proxy) acquire(ctx context.Context, k poolKey) (*serverConn, error) {
 		sc := pl.idle[n-1]
 		pl.idle = pl.idle[:n-1]
 		pl.mu.Unlock()
-		if sc.epoch == epoch && sc.rd.buffered() == 0 && quiet(sc.conn) {
+		if sc.epoch == epoch && sc.rd.buffered() == 0 && (p.cfg.Now().Sub(sc.idleAt) < peekAfter || quiet(sc.conn)) {
 			return sc, nil
 		}
 		sc.conn.Close()
