@@ -1,10 +1,15 @@
 package seed
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 func TestPgbenchTPS(t *testing.T) {
@@ -52,5 +57,23 @@ func TestCountLogged(t *testing.T) {
 	}
 	if err := countLogged(rec, Read, filepath.Join(dir, "none")); err == nil {
 		t.Error("no logs: want an error")
+	}
+}
+
+// What the clients were told: one line each, most frequent first, SQLSTATE
+// and message for a server's error.
+func TestLoadErrors(t *testing.T) {
+	ld := &Load{rec: NewRecorder(time.Now), errs: map[string]int{}}
+	multi := errors.New("failed to connect:\n\t10.0.0.1:5432: dial error\n\t10.0.0.2:5432: dial error")
+	ld.failed("connect", multi)
+	ld.failed("connect", multi)
+	ld.failed("write", fmt.Errorf("exec: %w", &pgconn.PgError{Code: "57P01", Message: "terminating connection due to administrator command"}))
+	want := []string{"connect: failed to connect: 10.0.0.1:5432: dial error 10.0.0.2:5432: dial error (2)",
+		"write: 57P01 terminating connection due to administrator command (1)"}
+	if got := ld.Errors(); !slices.Equal(got, want) {
+		t.Errorf("Errors() = %q\nwant %q", got, want)
+	}
+	if s := ld.rec.Snapshot(); s.Total(Error, 0, s.End()+Bucket) != 3 {
+		t.Errorf("%d errors counted, want 3", s.Total(Error, 0, s.End()+Bucket))
 	}
 }

@@ -122,6 +122,7 @@ func (ld *Load) failed(what string, err error) {
 	if errors.As(err, &pe) {
 		msg = pe.Code + " " + pe.Message
 	}
+	msg = strings.Join(strings.Fields(msg), " ") // pgx puts each address tried on a line of its own
 	ld.mu.Lock()
 	ld.errs[what+": "+msg]++
 	ld.mu.Unlock()
