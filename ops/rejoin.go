@@ -18,17 +18,12 @@ func CheckRejoin(v View, node string) error {
 	if v.Pacemaker == nil {
 		return refuse("no Pacemaker cluster seen from here: run rejoin on the old primary's host, as root")
 	}
-	if !slices.ContainsFunc(v.Nodes, func(n NodeView) bool { return n.Name == node }) {
+	i := slices.IndexFunc(v.Nodes, func(n NodeView) bool { return n.Name == node })
+	if i < 0 {
 		return refuse("this host (%s) is not a node of the cluster", node)
 	}
-	role := ""
-	for _, n := range v.Nodes {
-		if n.Name == node {
-			role = n.Role
-		}
-	}
 	switch {
-	case role == "failed-primary":
+	case v.Nodes[i].Role == "failed-primary":
 		return refuse("Pacemaker is still recovering the failed primary on %s (demote, stop): run rejoin again once crm_mon shows it stopped", node)
 	case v.Primary == node:
 		return refuse("this host (%s) is the current primary: rejoin is for a failed old primary", node)

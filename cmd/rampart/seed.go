@@ -22,7 +22,7 @@ func labSeedCommand() *cli.Command {
 			"VIP; the pooler pair with its witness), runs a steady mixed read/write load from the client\n" +
 			"host, and runs each experiment under it: the fault, the recovery, the figures the seed\n" +
 			"asked for next to its 2013 ones. Writes --out/report.md and --out/experiment-N.svg.\n" +
-			"About 5 minutes on two cores.",
+			"About 4 minutes on two cores.",
 		Flags: append(labFlags(),
 			&cli.StringFlag{Name: "out", Value: "seed-report", Usage: "`FOLDER` for report.md and the plots"},
 			&cli.StringSliceFlag{Name: "only", Usage: "run only experiment `N` (repeat; 1, 2, 2b, …, 7)"},
