@@ -512,44 +512,32 @@ func (s *session) attach(ctx context.Context, v route.Verdict) error {
 	if err := s.p.waitResumed(ctx); err != nil {
 		return err
 	}
-	var deadline time.Time // set once a primary is missing
+	var deadline time.Time // set once no server is found to start on
 	for {
 		now := s.p.cfg.Now()
 		i, err := route.Choose(s.p.Backends(), v, route.Client{LastWrite: s.lastWrite, Turn: s.p.turn.Add(1)}, s.p.settings().policy, now)
 		if err == nil {
-			sc, err := s.p.acquire(ctx, poolKey{node: i, database: s.db, user: s.user})
-			if err != nil && !cannotConnectNow(err) {
-				return err
+			var sc *serverConn
+			if sc, err = s.p.acquire(ctx, poolKey{node: i, database: s.db, user: s.user}); err == nil {
+				s.p.mu.Lock()
+				s.p.backends[i].Outstanding++
+				s.p.mu.Unlock()
+				s.mu.Lock()
+				s.sc = sc
+				s.mu.Unlock()
+				return nil
 			}
-			if err != nil {
-				// Nothing was sent: wait, as for a missing primary, until
-				// the health checks take the server out of rotation (a
-				// failover) or it is back (a restart).
-				if deadline.IsZero() {
-					deadline = now.Add(s.p.cfg.PrimaryWait)
-				}
-				if !now.Before(deadline) {
-					return err
-				}
-				select {
-				case <-ctx.Done():
-					return ctx.Err()
-				case <-time.After(50 * time.Millisecond):
-				}
-				continue
-			}
-			s.p.mu.Lock()
-			s.p.backends[i].Outstanding++
-			s.p.mu.Unlock()
-			s.mu.Lock()
-			s.sc = sc
-			s.mu.Unlock()
-			return nil
+		}
+		// No primary known, or a server that did not answer (nothing was
+		// sent): wait until the health checks see the new primary, the
+		// server back, or it out of rotation.
+		if !errors.Is(err, route.ErrNoPrimary) && !cannotConnectNow(err) {
+			return err
 		}
 		if deadline.IsZero() {
 			deadline = now.Add(s.p.cfg.PrimaryWait)
 		}
-		if !errors.Is(err, route.ErrNoPrimary) || !now.Before(deadline) {
+		if !now.Before(deadline) {
 			return err
 		}
 		select {

@@ -230,6 +230,15 @@ func (e *env) settle(ctx context.Context, d time.Duration) error {
 	})
 }
 
+// begin lets the load run d since its start, then names the primary: how
+// an experiment opens.
+func (e *env) begin(ctx context.Context, d time.Duration) (string, error) {
+	if err := e.settle(ctx, d); err != nil {
+		return "", err
+	}
+	return e.primary(ctx)
+}
+
 // after lets the load run for d more.
 func (e *env) after(ctx context.Context, d time.Duration) error {
 	return e.settle(ctx, e.rec.Since()+d)
@@ -361,10 +370,7 @@ func (e *env) waitFullWrites(ctx context.Context, fault, from time.Duration) (fl
 // primaryHang: experiment 1.
 func primaryHang(ctx context.Context, e *env) (Result, error) {
 	r := *e.res
-	if err := e.settle(ctx, 8*time.Second); err != nil {
-		return r, err
-	}
-	old, err := e.primary(ctx)
+	old, err := e.begin(ctx, 8*time.Second)
 	if err != nil {
 		return r, err
 	}
@@ -412,10 +418,7 @@ func primaryHang(ctx context.Context, e *env) (Result, error) {
 // with `rampart rejoin` while the load goes on through the pooler pair.
 func failback(ctx context.Context, e *env) (Result, error) {
 	r := *e.res
-	if err := e.settle(ctx, 8*time.Second); err != nil {
-		return r, err
-	}
-	old, err := e.primary(ctx)
+	old, err := e.begin(ctx, 8*time.Second)
 	if err != nil {
 		return r, err
 	}
@@ -507,10 +510,7 @@ const (
 // attached one by one), next to the steady load.
 func readScale(ctx context.Context, e *env) (Result, error) {
 	r := *e.res
-	if err := e.settle(ctx, 5*time.Second); err != nil {
-		return r, err
-	}
-	primary, err := e.primary(ctx)
+	primary, err := e.begin(ctx, 5*time.Second)
 	if err != nil {
 		return r, err
 	}
@@ -649,10 +649,7 @@ func (e *env) poolerSees(ctx context.Context, node string) (role string, up bool
 // standbyHang: experiments 2 (the synchronous standby) and 2b (the other).
 func standbyHang(ctx context.Context, e *env, syncOne bool) (Result, error) {
 	r := *e.res
-	if err := e.settle(ctx, 8*time.Second); err != nil {
-		return r, err
-	}
-	primary, err := e.primary(ctx)
+	primary, err := e.begin(ctx, 8*time.Second)
 	if err != nil {
 		return r, err
 	}
@@ -830,10 +827,7 @@ func backupCost(ctx context.Context, e *env) (Result, error) {
 // under load (drain, then detach) and comes back (attach).
 func removeStandby(ctx context.Context, e *env) (Result, error) {
 	r := *e.res
-	if err := e.settle(ctx, 8*time.Second); err != nil {
-		return r, err
-	}
-	primary, err := e.primary(ctx)
+	primary, err := e.begin(ctx, 8*time.Second)
 	if err != nil {
 		return r, err
 	}
