@@ -223,6 +223,12 @@ func labFaultCommand() *cli.Command {
 			oneHost("bmc-up", "start the host's BMC again", func(ctx context.Context, l *lab.Lab, h string) error {
 				return l.BMCUp(ctx, h)
 			}),
+			oneHost("hold-wal", "drop every packet from a PostgreSQL port to the host: its walreceiver gets no WAL", func(ctx context.Context, l *lab.Lab, h string) error {
+				return l.HoldWAL(ctx, h)
+			}),
+			oneHost("release-wal", "undo hold-wal", func(ctx context.Context, l *lab.Lab, h string) error {
+				return l.ReleaseWAL(ctx, h)
+			}),
 			oneHost("cut", "take the host's link down (carrier lost on both sides)", func(ctx context.Context, l *lab.Lab, h string) error {
 				return l.Cut(ctx, h)
 			}),

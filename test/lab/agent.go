@@ -50,7 +50,12 @@ func (l *Lab) ManagePostgres(ctx context.Context, extra PgsqlOptions) error {
 }
 
 // pgsqlConfig is the crm configuration of the promotable clone, with the
-// lab recipe's monitor intervals (3 s promoted, 4 s unpromoted).
+// lab recipe's monitor intervals (3 s promoted, 4 s unpromoted) and
+// migration-threshold=1 (a failed primary is not recovered in place: the
+// failover goes elsewhere at once). failure-timeout lets a failed instance
+// start again by itself a little later: a standby the agent failed because
+// it must be repaired (its start does it), a killed standby; an old primary
+// is refused again at each try until it is rejoined.
 func (l *Lab) pgsqlConfig(extra PgsqlOptions) string {
 	var hosts []string
 	for _, h := range l.cfg.Hosts() {
@@ -88,7 +93,8 @@ primitive %[1]s ocf:rampart:pgsql \
 	op demote timeout=60s interval=0 \
 	op notify timeout=30s interval=0 \
 	op monitor interval=4s timeout=15s \
-	op monitor interval=3s role=Promoted timeout=15s
+	op monitor interval=3s role=Promoted timeout=15s \
+	meta failure-timeout=15s
 clone %[1]s-clone %[1]s meta promotable=true promoted-max=1 promoted-node-max=1 clone-max=%[3]d clone-node-max=1 notify=true
 `, PgsqlResource, strings.Join(p, " "), len(l.DBHosts()))
 }

@@ -97,6 +97,9 @@ func (l *Lab) BootAfter(ctx context.Context, host string, post time.Duration) er
 	if err := resetAddresses(ctx, l.cfg, h); err != nil {
 		return err
 	}
+	if err := l.releaseWAL(ctx, host); err != nil {
+		return err
+	}
 	pid, err := bootAnchor(ctx, l.cfg, h.HostSpec)
 	if err != nil {
 		return err
@@ -104,6 +107,7 @@ func (l *Lab) BootAfter(ctx context.Context, host string, post time.Duration) er
 	if err := l.change(func(s *State) {
 		s.Anchors[host] = pid
 		s.Crashed[host] = false
+		s.WALHeld = setFlag(s.WALHeld, host, false)
 	}); err != nil {
 		return err
 	}

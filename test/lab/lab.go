@@ -37,6 +37,7 @@ type State struct {
 	Crashed   map[string]bool
 	Partition [][]string      // groups of hosts cut off from the rest; nil when healed
 	BMCDown   map[string]bool // hosts whose BMC does not answer
+	WALHeld   map[string]bool // hosts that receive no WAL (HoldWAL)
 	// PacemakerPG: PostgreSQL is Pacemaker's (ocf:rampart:pgsql), so the lab
 	// never starts it itself, not even when a host boots.
 	PacemakerPG bool
@@ -219,7 +220,7 @@ func Prerequisites(c Config) []string {
 	if os.Geteuid() != 0 {
 		missing = append(missing, "root (namespaces, mounts and daemons need it)")
 	}
-	for _, bin := range []string{"ip", "nsenter", "unshare", "setpriv", "mount", "install", "hostname", "sleep",
+	for _, bin := range []string{"ip", "nft", "nsenter", "unshare", "setpriv", "mount", "install", "hostname", "sleep",
 		"corosync", "corosync-cmapctl", "pacemakerd", "cibadmin", "crm_mon"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			missing = append(missing, bin)

@@ -93,6 +93,9 @@ func (l *Lab) hostStatus(ctx context.Context, st State, h Host) HostStatus {
 	if st.BMCDown[h.Name] {
 		hs.Condition += " + BMC down"
 	}
+	if st.WALHeld[h.Name] {
+		hs.Condition += " + WAL held"
+	}
 	if procs, err := procsInNamespace(l.cfg.hostNamespace(h.Name)); err == nil {
 		hs.Processes, hs.PSSKiB = len(procs), pssKiB(procs)
 	}

@@ -1,0 +1,68 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+)
+
+// A fault below the host level, for the agent's compound cases: a standby
+// that receives no WAL while the others do, so that the synchronous set and
+// the asynchronous standbys hold different WAL when the primary fails.
+
+// walTable is the nftables table HoldWAL adds in a host's namespace.
+const walTable = "rampart_lab_wal"
+
+// HoldWAL makes host receive no WAL: every TCP packet from a PostgreSQL
+// server's port (5432) that reaches it is dropped, so its walreceiver
+// stalls (and its connections to other servers hang), while its own server,
+// Corosync and Pacemaker are untouched. The sender's kernel keeps the data
+// and retransmits it: release the hold only once the sender is gone if
+// what it sent must never arrive. A boot releases it (firewall rules do not
+// survive a power cycle).
+func (l *Lab) HoldWAL(ctx context.Context, host string) error {
+	if err := l.needDB(host); err != nil {
+		return err
+	}
+	ruleset := fmt.Sprintf("table inet %s {\n chain input {\n  type filter hook input priority 0; policy accept;\n  tcp sport %s drop\n }\n}\n", walTable, pgPort)
+	if err := l.nft(ctx, host, ruleset); err != nil {
+		return fmt.Errorf("hold WAL of %s: %w", host, err)
+	}
+	return l.change(func(s *State) { s.WALHeld = setFlag(s.WALHeld, host, true) })
+}
+
+// ReleaseWAL undoes HoldWAL.
+func (l *Lab) ReleaseWAL(ctx context.Context, host string) error {
+	if err := l.needRunning(host); err != nil {
+		return err
+	}
+	if err := l.releaseWAL(ctx, host); err != nil {
+		return err
+	}
+	return l.change(func(s *State) { s.WALHeld = setFlag(s.WALHeld, host, false) })
+}
+
+func (l *Lab) releaseWAL(ctx context.Context, host string) error {
+	if !l.current().WALHeld[host] {
+		return nil
+	}
+	if err := l.nft(ctx, host, "delete table inet "+walTable+"\n"); err != nil {
+		return fmt.Errorf("release WAL of %s: %w", host, err)
+	}
+	return nil
+}
+
+// nft loads ruleset into host's network namespace (which outlives a
+// crash: no anchor needed).
+func (l *Lab) nft(ctx context.Context, host, ruleset string) error {
+	if _, err := l.host(host); err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", l.cfg.hostNamespace(host), "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(ruleset)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("nft -f - (is nftables installed? make deps): %w: %s", err, tail(string(out), 300))
+	}
+	return nil
+}
