@@ -13,6 +13,7 @@ type ControlData struct {
 	Timeline          uint32 // latest checkpoint's TimeLineID
 	CheckpointLSN     LSN    // latest checkpoint location
 	MinRecoveryEndLSN LSN    // minimum recovery ending location
+	MinRecoveryEndTL  uint32 // its timeline (0 when none)
 	SystemID          string // database system identifier
 }
 
@@ -53,6 +54,13 @@ func ParseControlData(out string) (ControlData, error) {
 		if c.MinRecoveryEndLSN, err = ParseLSN(v); err != nil {
 			return c, fmt.Errorf("pg_controldata: minimum recovery ending location: %w", err)
 		}
+	}
+	if v := fields["Min recovery ending loc's timeline"]; v != "" {
+		tl, err := strconv.ParseUint(v, 10, 32)
+		if err != nil {
+			return c, fmt.Errorf("pg_controldata: min recovery ending loc's timeline: %w", err)
+		}
+		c.MinRecoveryEndTL = uint32(tl)
 	}
 	return c, nil
 }

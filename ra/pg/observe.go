@@ -12,12 +12,16 @@ import (
 // trip.
 type Observation struct {
 	InRecovery bool
-	Timeline   uint32
-	LSN        LSN    // primary: pg_current_wal_lsn(); standby: last received (or replayed) position
-	ReplayLSN  LSN    // standby: pg_last_wal_replay_lsn()
-	Receiver   string // standby: walreceiver status ("streaming", …), "" when none
-	Sender     string // standby: the host it streams from
-	SyncNames  string // synchronous_standby_names in force
+	// Timeline: a primary's is the one it writes (its WAL file names say
+	// it from the promotion on; the checkpoint's only after the next
+	// checkpoint); a standby's the newest of its last checkpoint's and the
+	// one its walreceiver receives.
+	Timeline  uint32
+	LSN       LSN    // primary: pg_current_wal_lsn(); standby: last received (or replayed) position
+	ReplayLSN LSN    // standby: pg_last_wal_replay_lsn()
+	Receiver  string // standby: walreceiver status ("streaming", …), "" when none
+	Sender    string // standby: the host it streams from
+	SyncNames string // synchronous_standby_names in force
 	// WalSenderTimeout is how long a primary waits for a silent standby
 	// before dropping it (wal_sender_timeout; 0: never).
 	WalSenderTimeout time.Duration
@@ -42,7 +46,8 @@ type Replica struct {
 }
 
 const observeSQL = `SELECT pg_is_in_recovery(),
- (SELECT timeline_id FROM pg_control_checkpoint())::bigint,
+ CASE WHEN pg_is_in_recovery() THEN (SELECT timeline_id FROM pg_control_checkpoint())::bigint
+  ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::bigint END,
  CASE WHEN pg_is_in_recovery() THEN coalesce(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::text ELSE pg_current_wal_lsn()::text END,
  coalesce(pg_last_wal_replay_lsn()::text, '0/0'),
  coalesce((SELECT status FROM pg_stat_wal_receiver), ''),
@@ -172,22 +177,9 @@ func CurrentLSN(ctx context.Context, conn *pgx.Conn) (LSN, error) {
 // timeline only after one, and pg_rewind (before PostgreSQL 16) reads the
 // timeline from there.
 func Checkpoint(ctx context.Context, conninfo Conninfo) error {
-	// pgx would send libpq's socket options as server settings.
-	c := Conninfo{}
-	for k, v := range conninfo {
-		switch k {
-		case "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count", "tcp_user_timeout":
-		default:
-			c[k] = v
-		}
-	}
-	cfg, err := pgx.ParseConfig(c.String())
+	conn, err := connectConninfo(ctx, conninfo)
 	if err != nil {
 		return err
-	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return fmt.Errorf("connect to %s: %w", conninfo["host"], err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	if _, err := conn.Exec(ctx, "CHECKPOINT"); err != nil {
