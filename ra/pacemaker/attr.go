@@ -89,3 +89,16 @@ func LocalNode(ctx context.Context, run Runner) (string, error) {
 	}
 	return name, nil
 }
+
+// SetProperty sets a cluster-wide value that lives in the CIB (permanent,
+// replicated, kept across restarts of every node) as an nvpair of the
+// crm_config property set named set: agents' own state, kept out of
+// cib-bootstrap-options, as other agents (SAPHanaSR) do. ClusterOptions
+// reads it back.
+func SetProperty(ctx context.Context, run Runner, set, name, value string) error {
+	_, err := run(ctx, "crm_attribute", "--type=crm_config", "--set-name="+set, "--name="+name, "--update="+value)
+	if err != nil {
+		return fmt.Errorf("set cluster property %s to %s: %w", name, value, err)
+	}
+	return nil
+}

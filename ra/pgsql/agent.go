@@ -79,6 +79,11 @@ var Params = []ocf.Param{
 		Long:  "durability: keep synchronous_standby_names and let commits wait (reported as writes blocked); availability: after async_grace, lower the requirement (asynchronous if none qualifies) and say so."},
 	{Name: "async_grace", Type: ocf.Time, Default: "10s",
 		Short: "how long availability waits", Long: "With sync_policy=availability, how long commits wait for a synchronous standby before the primary goes asynchronous."},
+	{Name: "stream_timeout", Type: ocf.Time, Default: "30s",
+		Short: "how long a standby may go without streaming",
+		Long: "A standby whose walreceiver does not stream from the running primary for this long fails its monitor, so that Pacemaker restarts it " +
+			"(its start compares it with the primary's timeline history and repairs what cannot follow). A standby that holds WAL past the " +
+			"primary's fork point fails at once. 0: never for the time alone."},
 	{Name: "unsafe_promote_without_fencing", Type: ocf.Boolean, Default: "false",
 		Short: "promote even where stonith is disabled (loses data)",
 		Long: "The agent refuses to promote while the cluster has stonith-enabled=false: without fencing, a primary host that hangs " +
@@ -137,6 +142,8 @@ type config struct {
 	rewindUser string
 	slots      bool
 	unfenced   bool // unsafe_promote_without_fencing
+	// streamTimeout: how long a standby may not stream before its monitor fails
+	streamTimeout time.Duration
 }
 
 func newConfig(v ocf.Values) config {
@@ -151,6 +158,7 @@ func newConfig(v ocf.Values) config {
 			Port: int(v.Int("pgport")), LogFile: logfile},
 		user: v.String("system_user"), repuser: v.String("repuser"), nodeHosts: hosts, extraConn: extra,
 		autoRejoin: v.Bool("auto_rejoin"), rewindUser: v.String("rewind_user"), slots: v.Bool("replication_slots"), unfenced: v.Bool("unsafe_promote_without_fencing"),
+		streamTimeout: v.Duration("stream_timeout"),
 		policy: SyncPolicy{
 			Count: int(v.Int("sync_count")), Method: pg.Method(strings.ToUpper(v.String("sync_method"))),
 			MaxLag: uint64(v.Int("max_lag")), Mode: Mode(v.String("sync_policy")), Grace: v.Duration("async_grace"),
@@ -190,7 +198,9 @@ func New(run pacemaker.Runner, now func() time.Time) *ocf.Agent {
 			"Node attributes rampart-<resource>-state show each node's replication state in crm_mon -A. " +
 			"The agent edits no configuration file but PGDATA/postgresql.auto.conf, where it sets primary_conninfo, " +
 			"primary_slot_name, recovery_target_timeline, wal_retrieve_retry_interval (100ms, so a promotion is noticed at once) and " +
-			"synchronous_standby_names, and PGDATA/standby.signal.",
+			"synchronous_standby_names, and PGDATA/standby.signal; beside the data directory it keeps PGDATA.rampart-lock (a start and rampart rejoin " +
+			"never overlap) and, for a standby that must be rewound, PGDATA.rampart-forked. The cluster property rampart-<resource>-synced " +
+			"(property set rampart) records which nodes hold every acknowledged commit: while no primary runs, only they may be promoted.",
 		Params: Params, Ops: Ops,
 		Actions: map[string]ocf.Action{
 			"start": a.start, "stop": a.stop, "monitor": a.monitor, "promote": a.promote,

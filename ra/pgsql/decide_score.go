@@ -2,6 +2,7 @@ package pgsql
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -50,7 +51,8 @@ func DecideScores(in SyncInput, p SyncPolicy, d SyncDecision) map[string]int {
 	}
 	if p.Count == 0 || d.WentAsync {
 		var streaming []Standby
-		for _, s := range in.Standbys {
+		standbys, _ := ClusterStandbys(in.Standbys, in.Self, in.Members)
+		for _, s := range standbys {
 			if _, member := scores[s.Name]; member && s.State == "streaming" && scores[s.Name] == NoPromotion {
 				streaming = append(streaming, s)
 			}
@@ -165,35 +167,66 @@ func CheckPromotion(self string, reports []Candidate) (bool, string) {
 	return true, fmt.Sprintf("%s (timeline %d, received %s) is the most advanced of %d standbys", self, me.Timeline, me.ReceivedLSN, len(reports))
 }
 
+// ElectionInput is what a standby sees while no primary runs.
+type ElectionInput struct {
+	Self    string
+	Reports map[string]Candidate // positions the standbys reported recently
+	Active  []string             // nodes Pacemaker runs an instance on
+	Scores  map[string]string    // promotion scores attrd holds
+	// Synced is the durable record of who holds every acknowledged commit
+	// (empty when no primary ever wrote one); Durable says acknowledged
+	// commits are promised to be on it (sync_count > 0).
+	Synced  SyncedSet
+	Durable bool
+}
+
 // DecideElection decides, on a standby while no primary runs, whether it
 // gives itself a promotion score. Scores left by the last primary stand
-// (invariant 2): it acts only when no node has a usable score. It waits
-// until every active instance has reported its position, and only the most
-// advanced one (the smallest name among equals) volunteers.
-func DecideElection(self string, reports map[string]Candidate, active []string, scores map[string]string) (bool, string) {
-	if _, scored := scores[self]; scored {
+// (invariant 2): it acts only when no node has a usable score. Under a
+// durability promise only the nodes of the durable record may volunteer,
+// whatever they restarted or lost: anyone else may miss acknowledged
+// commits, so it waits, however long. Among those that run, the most
+// advanced volunteers (the smallest name among equals), once each has
+// reported its position. Without a record (a cluster that never had a
+// primary under the agent) or a promise, the most advanced of every
+// running instance volunteers.
+func DecideElection(in ElectionInput) (bool, string) {
+	if _, scored := in.Scores[in.Self]; scored {
 		return false, "the last primary's scores stand"
 	}
-	for n, v := range scores {
+	for n, v := range in.Scores {
 		if v != FormatScore(NoPromotion) {
 			return false, n + " is a candidate already"
 		}
 	}
+	electorate := in.Active
+	if in.Durable && !in.Synced.Empty() {
+		holders := in.Synced.Nodes()
+		if !in.Synced.Has(in.Self) {
+			return false, fmt.Sprintf("only %s (%s) has every acknowledged commit and %s may miss some: it waits for one of them to run; "+
+				"to promote it anyway, accepting the loss, run `rampart failover --to %s --accept-data-loss`",
+				strings.Join(holders, " or "), in.Synced, in.Self, in.Self)
+		}
+		electorate = slices.DeleteFunc(slices.Clone(in.Active), func(n string) bool { return !in.Synced.Has(n) })
+		if !slices.Contains(electorate, in.Self) {
+			electorate = append(electorate, in.Self)
+		}
+	}
 	var cands []Candidate
-	for _, n := range active {
-		c, ok := reports[n]
+	for _, n := range electorate {
+		c, ok := in.Reports[n]
 		if !ok {
 			return false, "waiting for the position of " + n
 		}
 		cands = append(cands, c)
 	}
-	ok, why := CheckPromotion(self, cands)
+	ok, why := CheckPromotion(in.Self, cands)
 	if !ok {
 		return false, why
 	}
-	me := reports[self]
+	me := in.Reports[in.Self]
 	for _, c := range cands {
-		if c.Node < self && c.Timeline == me.Timeline && c.ReceivedLSN == me.ReceivedLSN {
+		if c.Node < in.Self && c.Timeline == me.Timeline && c.ReceivedLSN == me.ReceivedLSN {
 			return false, c.Node + " is as advanced and comes first"
 		}
 	}

@@ -1,12 +1,16 @@
 package pgsql
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/rampart-ha/rampart/ra/ocf"
 	"github.com/rampart-ha/rampart/ra/pg"
 )
 
@@ -42,7 +46,7 @@ type Standby struct {
 type SyncInput struct {
 	Self       string
 	PrimaryLSN pg.LSN            // pg_current_wal_lsn()
-	Standbys   []Standby         // pg_stat_replication
+	Standbys   []Standby         // pg_stat_replication (only members' rows count: ClusterStandbys)
 	Members    []string          // nodes where Pacemaker runs a standby instance of this clone
 	Current    pg.SyncNames      // synchronous_standby_names in force
 	JoinedAt   map[string]pg.LSN // per sync-set member: primary LSN when it joined the set
@@ -75,6 +79,7 @@ func qualifies(s Standby, p SyncPolicy, primary pg.LSN) bool {
 // may be missing on it.
 func DecideSync(in SyncInput, p SyncPolicy) SyncDecision {
 	d := SyncDecision{JoinedAt: map[string]pg.LSN{}}
+	in.Standbys, _ = ClusterStandbys(in.Standbys, in.Self, in.Members)
 	byName := map[string]Standby{}
 	var qualified []Standby
 	for _, s := range in.Standbys {
@@ -244,12 +249,312 @@ func Eligible(names pg.SyncNames, joinedAt map[string]pg.LSN, standbys []Standby
 	var out []string
 	for _, n := range names.Names {
 		at, joined := joinedAt[n]
+		var rows []Standby
 		for _, s := range standbys {
-			if s.Name == n && joined && s.State == "streaming" && (s.SyncState == "sync" || s.SyncState == "quorum") && s.FlushLSN >= at {
-				out = append(out, n)
+			if s.Name == n {
+				rows = append(rows, s)
 			}
+		}
+		// Two walsenders under one name: PostgreSQL may count either.
+		if len(rows) != 1 {
+			continue
+		}
+		if s := rows[0]; joined && s.State == "streaming" && (s.SyncState == "sync" || s.SyncState == "quorum") && s.FlushLSN >= at {
+			out = append(out, n)
 		}
 	}
 	sort.Strings(out)
 	return out
+}
+
+// ClusterStandbys keeps the rows of pg_stat_replication that are the
+// clone's members, each streaming under its own name. A running
+// pg_basebackup (rampart backup's too) or any other holder of replication
+// credentials also has a walsender; it must never become synchronous, nor
+// push a member out. A member's name on two walsenders means someone else
+// took it: neither row can be trusted, so the member counts as
+// disconnected. dropped says what was left out, and why, for the log.
+func ClusterStandbys(rows []Standby, self string, members []string) (kept []Standby, dropped []string) {
+	count := map[string]int{}
+	for _, r := range rows {
+		count[r.Name]++
+	}
+	for _, r := range rows {
+		switch {
+		case r.Name == self || !slices.Contains(members, r.Name):
+			dropped = append(dropped, fmt.Sprintf("%q: not a member of the cluster", r.Name))
+		case count[r.Name] > 1:
+			dropped = append(dropped, fmt.Sprintf("%q: %d walsenders under this name; treated as disconnected", r.Name, count[r.Name]))
+			count[r.Name] = -1 // said once
+		case count[r.Name] < 0:
+		default:
+			kept = append(kept, r)
+		}
+	}
+	return kept, dropped
+}
+
+// PrimaryObservation is what a sync round reads from the primary.
+type PrimaryObservation struct {
+	Timeline  uint32
+	LSN       pg.LSN    // pg_current_wal_lsn()
+	Rows      []Standby // pg_stat_replication: every walsender, members or not
+	SyncNames string    // synchronous_standby_names in force
+}
+
+// SyncEffects is the world a sync round acts on, one call per step, so
+// that the order of the steps (RunSync) is the agent's and the model
+// test's alike: the agent's implementation talks to PostgreSQL, attrd and
+// the CIB; the model's to its simulation, which lets standbys, commits and
+// failures happen between any two steps.
+type SyncEffects interface {
+	Observe(ctx context.Context) (PrimaryObservation, error)
+	// Memo is what the primary remembered from its last round.
+	Memo(ctx context.Context) (Memo, error)
+	// Scores are the promotion scores attrd holds now.
+	Scores(ctx context.Context) (map[string]int, error)
+	SetScores(ctx context.Context, changes map[string]int) error
+	// SetSynced writes the durable record (the CIB).
+	SetSynced(ctx context.Context, s SyncedSet) error
+	// PutNames puts synchronous_standby_names in force, releases the
+	// commits that waited on the old list, and returns the primary's WAL
+	// position afterwards: commits up to there were acknowledged without
+	// the new members.
+	PutNames(ctx context.Context, names pg.SyncNames) (pg.LSN, error)
+	// AwaitStandbys re-reads pg_stat_replication until done holds or a
+	// short bound (a couple of seconds) passes, and returns the last rows.
+	AwaitStandbys(ctx context.Context, done func(rows []Standby) bool) ([]Standby, error)
+	// SetStates publishes changed replication states for crm_mon -A.
+	SetStates(ctx context.Context, changes map[string]string) error
+	SaveMemo(ctx context.Context, m Memo) error
+}
+
+// SyncRound is one round's fixed input.
+type SyncRound struct {
+	Self    string
+	Members []string // the other nodes Pacemaker runs an instance on
+	Policy  SyncPolicy
+	Now     time.Time
+	Log     *slog.Logger
+}
+
+// RunSync is the primary's sync round (every promoted monitor, and the
+// notifications that change membership): decide the synchronous set, then
+// apply it in the order that keeps invariant 2 at every step, whatever
+// happens between them:
+//
+//  1. lower: the durable record shrinks, then the scores of nodes leaving
+//     the set drop, before synchronous_standby_names changes (a standby
+//     that leaves must stop being a candidate before commits can be
+//     acknowledged without it);
+//  2. the new names are put in force; new members join at the primary's
+//     position after the change;
+//  3. a member becomes a candidate only once it confirmed past its join
+//     position (waiting briefly when one is about to);
+//  4. raise: scores that dropped meanwhile drop first, then the record
+//     grows, then the scores of new candidates rise.
+func RunSync(ctx context.Context, fx SyncEffects, r SyncRound) error {
+	memo, err := fx.Memo(ctx)
+	if err != nil {
+		return err
+	}
+	obs, err := fx.Observe(ctx)
+	if err != nil {
+		return err
+	}
+	current, err := pg.ParseSyncNames(obs.SyncNames)
+	if err != nil {
+		r.Log.Warn("synchronous_standby_names unreadable: replacing it", "value", obs.SyncNames, "err", err)
+	}
+	standbys, dropped := ClusterStandbys(obs.Rows, r.Self, r.Members)
+	logDropped(r.Log, dropped, memo)
+	in := SyncInput{Self: r.Self, PrimaryLSN: obs.LSN, Members: r.Members, Current: current, JoinedAt: memo.JoinedLSNs(), Standbys: standbys}
+	now := r.Now.Unix()
+	if memo.ShortSince > 0 {
+		in.ShortFor = time.Duration(now-memo.ShortSince) * time.Second
+	}
+	d := DecideSync(in, r.Policy)
+	scores := DecideScores(in, r.Policy, d)
+
+	// Changes are made against the scores attrd holds, not against what
+	// this agent believes it published.
+	published, err := fx.Scores(ctx)
+	if err != nil {
+		return err
+	}
+	synced, _ := ParseSyncedSet(memo.Synced)
+	apply := func(changes map[string]int) error {
+		if len(changes) == 0 {
+			return nil
+		}
+		if err := fx.SetScores(ctx, changes); err != nil {
+			return err
+		}
+		for n, s := range changes {
+			published[n] = s
+		}
+		return nil
+	}
+	record := func(changes map[string]int) error {
+		next := maps.Clone(published)
+		maps.Copy(next, changes)
+		want := holders(r.Self, obs.Timeline, next)
+		if want.String() == synced.String() {
+			return nil
+		}
+		if err := fx.SetSynced(ctx, want); err != nil {
+			return err
+		}
+		synced = want
+		return nil
+	}
+	lower, _ := ScoreChanges(published, scores)
+	if err := record(lower); err != nil {
+		return err
+	}
+	if err := apply(lower); err != nil {
+		return err
+	}
+	changed := !d.Names.Equal(current) || obs.SyncNames != d.Names.String()
+	if changed {
+		after, err := fx.PutNames(ctx, d.Names)
+		if err != nil {
+			return err
+		}
+		// Commits acknowledged until now were confirmed without the new
+		// members (all of them, when the old list was not tight).
+		for _, n := range d.Names.Names {
+			if !slices.Contains(current.Names, n) || !tight(current) {
+				d.JoinedAt[n] = after
+			}
+		}
+		// Who confirmed before the change proves nothing past it: a member
+		// is eligible only once it confirmed past its new join position.
+		d.Eligible = Eligible(d.Names, d.JoinedAt, in.Standbys)
+		scores = DecideScores(in, r.Policy, d)
+		r.Log.Info("synchronous standbys changed", "from", obs.SyncNames, "to", d.Names.String(), "reason", d.Reason)
+	}
+	// Members that joined (or a new primary's first standbys) become
+	// candidates as soon as they confirm, within this round, not a monitor
+	// later.
+	recent := memo.PromotedAt > 0 && r.Now.UnixMilli()-memo.PromotedAt < awaitAfterPromotion.Milliseconds()
+	if AwaitConfirmation(d, in.Standbys, changed || recent) {
+		rows, err := fx.AwaitStandbys(ctx, func(rows []Standby) bool {
+			sb, _ := ClusterStandbys(rows, r.Self, r.Members)
+			return len(Eligible(d.Names, d.JoinedAt, sb)) == len(d.Names.Names)
+		})
+		if err != nil {
+			return err
+		}
+		in.Standbys, _ = ClusterStandbys(rows, r.Self, r.Members)
+		d.Eligible = Eligible(d.Names, d.JoinedAt, in.Standbys)
+		scores = DecideScores(in, r.Policy, d)
+	}
+	// A member eligible at first may have dropped out while the set
+	// changed: lower it too, before raising anyone.
+	lower, raise := ScoreChanges(published, scores)
+	if err := apply(lower); err != nil {
+		return err
+	}
+	if err := record(raise); err != nil {
+		return err
+	}
+	if err := apply(raise); err != nil {
+		return err
+	}
+	states := StandbyStates(in, d)
+	changes := map[string]string{}
+	for n, st := range states {
+		if memo.States[n] != st {
+			changes[n] = st
+		}
+	}
+	if len(changes) > 0 {
+		if err := fx.SetStates(ctx, changes); err != nil {
+			return err
+		}
+	}
+	if d.WritesBlocked && memo.States[r.Self] != states[r.Self] {
+		if recent {
+			r.Log.Info("new primary: commits wait for the first synchronous standby", "reason", d.Reason)
+		} else {
+			r.Log.Warn("writes blocked: too few synchronous standbys", "reason", d.Reason)
+		}
+	}
+	next := Memo{Joined: map[string]string{}, States: states, PromotedAt: memo.PromotedAt, Synced: synced.String(), Dropped: dropped}
+	for n, l := range d.JoinedAt {
+		next.Joined[n] = l.String()
+	}
+	switch {
+	case !d.WritesBlocked && !d.WentAsync:
+		next.ShortSince = 0
+	case memo.ShortSince > 0:
+		next.ShortSince = memo.ShortSince
+	default:
+		next.ShortSince = now
+	}
+	if next.String() != memo.String() {
+		return fx.SaveMemo(ctx, next)
+	}
+	return nil
+}
+
+// logDropped logs walsenders left out of the decision when they change:
+// a duplicated member name loudly, anything else (a base backup) quietly.
+func logDropped(log *slog.Logger, dropped []string, memo Memo) {
+	if slices.Equal(dropped, memo.Dropped) {
+		return
+	}
+	for _, why := range dropped {
+		if strings.Contains(why, "walsenders under this name") {
+			log.Warn("a member's name is on several walsenders: someone else streams under it (check who holds replication credentials); it counts as disconnected", "walsender", why)
+		} else {
+			log.Debug("walsender ignored for the synchronous set", "walsender", why)
+		}
+	}
+}
+
+// awaitAfterPromotion is how long after its promotion a primary waits in
+// its monitor for the first standbys to connect and confirm.
+const awaitAfterPromotion = 10 * time.Second
+
+// MonitorMembers is the other nodes Pacemaker runs an instance on, as the
+// promoted monitor sees them in crm_mon.
+func MonitorMembers(self string, running []string) []string {
+	members := []string{}
+	for _, n := range running {
+		if n != self {
+			members = append(members, n)
+		}
+	}
+	slices.Sort(members)
+	return members
+}
+
+// RecheckMembers is the membership a notification shows the primary:
+// the active instances and those starting, less those stopping in this
+// transition (after it, in a post notification).
+func RecheckMembers(self string, n ocf.Notify) []string {
+	active := map[string]bool{}
+	for _, m := range ocf.Nodes(n.Active) {
+		active[m] = true
+	}
+	for _, m := range ocf.Nodes(n.Start) {
+		active[m] = true
+	}
+	if n.Type == "post" {
+		for _, m := range ocf.Nodes(n.Stop) {
+			delete(active, m)
+		}
+	}
+	return MonitorMembers(self, slices.Collect(maps.Keys(active)))
+}
+
+// PromoteMembers is who a node being promoted names as its standbys before
+// its first commit: the transition's unpromoted instances that stay.
+func PromoteMembers(self string, n ocf.Notify) []string {
+	leaving := append(ocf.Nodes(n.Stop), ocf.Nodes(n.Demote)...)
+	return MonitorMembers(self, slices.DeleteFunc(ocf.Nodes(n.Unpromoted), func(m string) bool {
+		return slices.Contains(leaving, m)
+	}))
 }

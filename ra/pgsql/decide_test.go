@@ -335,7 +335,7 @@ func TestDecideElection(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, why := DecideElection(tt.self, tt.reports, active, tt.scores)
+			got, why := DecideElection(ElectionInput{Self: tt.self, Reports: tt.reports, Active: active, Scores: tt.scores})
 			if got != tt.want || !strings.Contains(why, tt.says) {
 				t.Errorf("got %v %q, want %v with %q", got, why, tt.want, tt.says)
 			}
@@ -412,6 +412,67 @@ func TestDecideRejoin(t *testing.T) {
 		ok, why := DecideRejoin(tt.in)
 		if ok != tt.ok || !strings.Contains(why, tt.want) {
 			t.Errorf("%s: %v %q; want %v and %q", tt.name, ok, why, tt.ok, tt.want)
+		}
+	}
+}
+
+// The durable record decides who may volunteer: a survivor that lost its
+// -INFINITY score (restarted, or its node's attributes are gone) is still
+// left out when it is not on the record, however advanced it looks.
+func TestDecideElectionFollowsTheRecord(t *testing.T) {
+	at := func(n string, tl uint32, l string) Candidate { return Candidate{n, tl, lsn(l)} }
+	record := SyncedSet{Timeline: 3, Primary: "n1", Standbys: []string{"n2"}}
+	tests := []struct {
+		name    string
+		self    string
+		reports map[string]Candidate
+		active  []string
+		synced  SyncedSet
+		durable bool
+		want    bool
+		says    string
+	}{
+		{"a survivor off the record waits, though it runs alone", "n3", map[string]Candidate{"n3": at("n3", 3, "0/500")}, []string{"n3"}, record, true,
+			false, "only n1 or n2 (timeline=3 primary=n1 standbys=n2) has every acknowledged commit"},
+		{"it says how to proceed by hand", "n3", map[string]Candidate{"n3": at("n3", 3, "0/500")}, []string{"n3"}, record, true,
+			false, "rampart failover --to n3 --accept-data-loss"},
+		{"a member volunteers though a non-member is ahead (what lies past it was never acknowledged)", "n2",
+			map[string]Candidate{"n2": at("n2", 3, "0/400"), "n3": at("n3", 3, "0/500")}, []string{"n2", "n3"}, record, true, true, "most advanced"},
+		{"the old primary, back, volunteers", "n1", map[string]Candidate{"n1": at("n1", 2, "0/600"), "n3": at("n3", 3, "0/500")}, []string{"n1", "n3"}, record, true,
+			true, ""},
+		{"of two members the more advanced volunteers", "n2", map[string]Candidate{"n1": at("n1", 3, "0/600"), "n2": at("n2", 3, "0/500")}, []string{"n1", "n2"}, record, true,
+			false, "n1 is ahead"},
+		{"a member waits for another member's position", "n2", map[string]Candidate{"n2": at("n2", 3, "0/500")}, []string{"n1", "n2"}, record, true,
+			false, "waiting for the position of n1"},
+		{"no record (never had a primary): the most advanced", "n3", map[string]Candidate{"n2": at("n2", 1, "0/400"), "n3": at("n3", 1, "0/500")}, []string{"n2", "n3"}, SyncedSet{}, true,
+			true, ""},
+		{"sync_count=0 promises nothing: the most advanced", "n3", map[string]Candidate{"n2": at("n2", 3, "0/400"), "n3": at("n3", 3, "0/500")}, []string{"n2", "n3"}, record, false,
+			true, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, why := DecideElection(ElectionInput{Self: tt.self, Reports: tt.reports, Active: tt.active, Synced: tt.synced, Durable: tt.durable})
+			if got != tt.want || !strings.Contains(why, tt.says) {
+				t.Errorf("got %v %q, want %v with %q", got, why, tt.want, tt.says)
+			}
+		})
+	}
+}
+
+func TestSyncedSetRoundTrip(t *testing.T) {
+	for _, s := range []SyncedSet{
+		{Timeline: 1, Primary: "n1"},
+		{Timeline: 7, Primary: "db-1", Standbys: []string{"db-2", "db-3"}},
+	} {
+		got, ok := ParseSyncedSet(s.String())
+		if !ok || got.String() != s.String() {
+			t.Errorf("ParseSyncedSet(%q) = %+v, %v", s.String(), got, ok)
+		}
+	}
+	for _, bad := range []string{"", "timeline=3", "timeline=0 primary=n1 standbys=", "timeline=3 primary=n1 standbys=n1",
+		"timeline=3 primary=n1 standbys=n2 extra=1", "timeline=x primary=n1 standbys=", "timeline=3 primary= standbys=n2", "timeline=3 primary=n1 primary=n2 standbys="} {
+		if s, ok := ParseSyncedSet(bad); ok {
+			t.Errorf("ParseSyncedSet(%q) = %+v, want refused", bad, s)
 		}
 	}
 }

@@ -2,6 +2,8 @@ package pgsql
 
 import (
 	"encoding/json"
+	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -18,6 +20,10 @@ type Memo struct {
 	ShortSince int64             `json:"short_since,omitempty"` // unix seconds, 0 when enough qualify
 	PromotedAt int64             `json:"promoted_at,omitempty"` // unix milliseconds of this node's promotion
 	States     map[string]string `json:"states,omitempty"`
+	// Synced is the SyncedSet this primary last wrote to the CIB.
+	Synced string `json:"synced,omitempty"`
+	// Dropped is the walsenders the last round left out (logged once).
+	Dropped []string `json:"dropped,omitempty"`
 }
 
 // PromotionMemo is a new primary's first memo: every member of names
@@ -105,7 +111,8 @@ func StandbyStates(in SyncInput, d SyncDecision) map[string]string {
 	for _, n := range d.Eligible {
 		eligible[n] = true
 	}
-	for _, s := range in.Standbys {
+	standbys, _ := ClusterStandbys(in.Standbys, in.Self, in.Members)
+	for _, s := range standbys {
 		if _, member := states[s.Name]; !member {
 			continue
 		}
@@ -127,4 +134,96 @@ func StandbyStates(in SyncInput, d SyncDecision) map[string]string {
 		states[in.Self] = "primary-writes-blocked"
 	}
 	return states
+}
+
+// SyncedSet is the durable record of who holds every acknowledged commit:
+// the primary and the eligible members of its tight synchronous set (the
+// nodes with a positive promotion score), on the primary's timeline. The
+// primary writes it into the CIB (SyncedAttr: permanent, replicated,
+// surviving every node's restart, where promotion scores and the memo,
+// transient attributes, do not), shrinking it before a member's score is
+// lowered and growing it before one is raised. While no primary runs, only
+// its members may volunteer in an election: a survivor that restarted has
+// lost its -INFINITY score, but not the right to be left out.
+type SyncedSet struct {
+	Timeline uint32
+	Primary  string
+	Standbys []string // sorted
+}
+
+// SyncedPropertySet is the crm_config property set holding the record.
+const SyncedPropertySet = "rampart"
+
+// SyncedAttr is the cluster property that holds resource rsc's SyncedSet.
+func SyncedAttr(rsc string) string { return "rampart-" + rsc + "-synced" }
+
+// Empty says no record was ever written (a cluster that never had a
+// primary under this agent).
+func (s SyncedSet) Empty() bool { return s.Primary == "" }
+
+// Has says whether node holds every acknowledged commit by the record.
+func (s SyncedSet) Has(node string) bool {
+	return node != "" && (node == s.Primary || slices.Contains(s.Standbys, node))
+}
+
+// Nodes is the primary then the standbys.
+func (s SyncedSet) Nodes() []string {
+	if s.Empty() {
+		return nil
+	}
+	return append([]string{s.Primary}, s.Standbys...)
+}
+
+func (s SyncedSet) String() string {
+	if s.Empty() {
+		return ""
+	}
+	return fmt.Sprintf("timeline=%d primary=%s standbys=%s", s.Timeline, s.Primary, strings.Join(s.Standbys, ","))
+}
+
+// ParseSyncedSet reads a record; ok is false for an absent or malformed one.
+func ParseSyncedSet(v string) (SyncedSet, bool) {
+	var s SyncedSet
+	seen := map[string]bool{}
+	for _, f := range strings.Fields(v) {
+		k, val, found := strings.Cut(f, "=")
+		if !found || seen[k] {
+			return SyncedSet{}, false
+		}
+		seen[k] = true
+		switch k {
+		case "timeline":
+			tl, err := strconv.ParseUint(val, 10, 32)
+			if err != nil || tl == 0 {
+				return SyncedSet{}, false
+			}
+			s.Timeline = uint32(tl)
+		case "primary":
+			s.Primary = val
+		case "standbys":
+			if val != "" {
+				s.Standbys = strings.Split(val, ",")
+			}
+		default:
+			return SyncedSet{}, false
+		}
+	}
+	if len(seen) != 3 || s.Primary == "" || slices.Contains(s.Standbys, "") || slices.Contains(s.Standbys, s.Primary) {
+		return SyncedSet{}, false
+	}
+	slices.Sort(s.Standbys)
+	return s, true
+}
+
+// holders is the record for primary self on timeline tl given promotion
+// scores: every other node with a positive score.
+func holders(self string, tl uint32, scores map[string]int) SyncedSet {
+	s := SyncedSet{Timeline: tl, Primary: self}
+	for n, sc := range scores {
+		if n != self && sc > 0 {
+			s.Standbys = append(s.Standbys, n)
+		}
+	}
+	slices.Sort(s.Standbys)
+	return s
 }

@@ -1,0 +1,150 @@
+package pgsql
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rampart-ha/rampart/ra/ocf"
+	"github.com/rampart-ha/rampart/ra/pacemaker"
+	"github.com/rampart-ha/rampart/ra/pg"
+)
+
+// ---- promote / demote ----
+
+func (a *actions) promote(ctx context.Context, r *ocf.Request) (ocf.Status, error) {
+	started := a.now()
+	c, err := a.begin(ctx, r)
+	if err != nil {
+		return 0, err
+	}
+	// Invariant 1 needs fencing: refuse first, before anything changes.
+	opts, err := pacemaker.ClusterOptions(ctx, c.run)
+	if err != nil {
+		return 0, ocf.Errorf(ocf.ErrGeneric, "promote %s refused: cannot tell whether the cluster fences: %v", c.node, err)
+	}
+	if ok, unfenced, why := FencingAllows(opts, c.cfg.unfenced); !ok {
+		return 0, ocf.Errorf(ocf.ErrGeneric, "promote %s refused: %s", c.node, why)
+	} else if unfenced {
+		c.log.Warn(why)
+	}
+	conn, err := c.connect(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("promote %s: %w", c.node, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	obs, err := pg.Observe(ctx, conn)
+	if err != nil {
+		return 0, err
+	}
+	if !obs.InRecovery {
+		return ocf.Success, nil
+	}
+	// Compare with every standby that reported before this promotion.
+	reports, err := c.positions(ctx, 60*time.Second)
+	if err != nil {
+		return 0, err
+	}
+	var cands []Candidate
+	own := Candidate{Node: c.node, Timeline: obs.Timeline, ReceivedLSN: obs.LSN}
+	cands = append(cands, own)
+	for n, p := range reports {
+		if n != c.node && (p.Eligible || c.cfg.policy.Count == 0) {
+			cands = append(cands, Candidate{Node: n, Timeline: p.Timeline, ReceivedLSN: p.LSN})
+		}
+	}
+	if ok, why := CheckPromotion(c.node, cands); !ok {
+		return 0, ocf.Errorf(ocf.ErrGeneric, "promote %s refused: %s", c.node, why)
+	}
+	// Name the surviving standbys before the first commit (invariant 4).
+	// (Pacemaker passes the transition's notify lists to promote too.)
+	var named pg.SyncNames
+	if c.cfg.policy.Count > 0 {
+		d := DecideSync(SyncInput{Self: c.node, PrimaryLSN: obs.LSN, Members: PromoteMembers(c.node, r.Env.Notify)}, c.cfg.policy)
+		named = d.Names
+		value := d.Names.String()
+		if _, err := c.cfg.inst.SetAutoConfFile(map[string]*string{"synchronous_standby_names": &value}); err != nil {
+			return 0, err
+		}
+		if err := pg.Reload(ctx, conn); err != nil {
+			return 0, err
+		}
+		c.log.Info("synchronous standbys named before promotion", "names", value)
+	}
+	// From its first commit on, only this node is known to hold every
+	// acknowledged commit; the record says so before there is one (its
+	// standbys join it as they confirm). Without it, nothing has changed:
+	// refuse.
+	synced := SyncedSet{Timeline: obs.Timeline + 1, Primary: c.node}
+	if err := pacemaker.SetProperty(ctx, c.run, SyncedPropertySet, SyncedAttr(c.rsc), synced.String()); err != nil {
+		return 0, ocf.Errorf(ocf.ErrGeneric, "promote %s refused: %v", c.node, err)
+	}
+	checked := c.now()
+	if err := c.cfg.inst.Promote(ctx); err != nil {
+		return 0, ocf.Errorf(ocf.ErrGeneric, "promote %s: %w", c.node, err)
+	}
+	promoted := c.now()
+	// Join positions start afresh at the new timeline.
+	after, err := pg.CurrentLSN(ctx, conn)
+	if err != nil {
+		return 0, fmt.Errorf("promote %s: %w", c.node, err)
+	}
+	memo := PromotionMemo(named, after, promoted.UnixMilli())
+	memo.Synced = synced.String()
+	if err := pacemaker.SetTransient(ctx, c.run, c.node, memoAttr(c.rsc), memo.String(), true); err != nil {
+		return 0, err
+	}
+	if err := pacemaker.SetPromotionScore(ctx, c.run, c.rsc, c.node, FormatScore(PrimaryScore)); err != nil {
+		return 0, err
+	}
+	if c.cfg.policy.Count > 0 && (obs.WalSenderTimeout == 0 || obs.WalSenderTimeout > 10*time.Second) {
+		c.log.Warn("wal_sender_timeout lets a vanished synchronous standby stall commits that long before it is replaced: set 5s–10s in postgresql.conf",
+			"wal_sender_timeout", obs.WalSenderTimeout)
+	}
+	c.log.Info("promoted", "timeline_before", obs.Timeline, "lsn", obs.LSN.String(),
+		"checks", checked.Sub(started), "pg_promote", promoted.Sub(checked), "score", c.now().Sub(promoted))
+	return ocf.Success, nil
+}
+
+func (a *actions) demote(ctx context.Context, r *ocf.Request) (ocf.Status, error) {
+	c, err := a.begin(ctx, r)
+	if err != nil {
+		return 0, err
+	}
+	// Not a candidate any more (lowered before anything else changes).
+	if err := pacemaker.SetPromotionScore(ctx, c.run, c.rsc, c.node, FormatScore(NoPromotion)); err != nil {
+		return 0, err
+	}
+	_, perr := c.cfg.inst.PostmasterPID()
+	if perr == nil {
+		conn, err := c.connect(ctx)
+		if err == nil {
+			obs, oerr := pg.Observe(ctx, conn)
+			conn.Close(ctx)
+			if oerr == nil && obs.InRecovery {
+				return ocf.Success, nil
+			}
+		}
+		if err := c.cfg.inst.Stop(ctx, "fast"); err != nil {
+			if err := c.cfg.inst.Stop(ctx, "immediate"); err != nil {
+				return 0, fmt.Errorf("demote %s: %w", c.node, err)
+			}
+		}
+	}
+	if err := c.configureStandby(""); err != nil {
+		return 0, err
+	}
+	if errors.Is(perr, pg.ErrNotRunning) {
+		// A crashed primary: Pacemaker stops it next. Its data directory is
+		// marked as a standby's, so nothing brings it back as a primary;
+		// whether it may start again is start's decision (invariant 3).
+		c.log.Info("demote of a primary that is not running: left stopped, marked as standby")
+		return ocf.Success, nil
+	}
+	// A real demote ends with a running standby.
+	if err := c.cfg.inst.Start(ctx); err != nil {
+		return 0, ocf.Errorf(ocf.ErrGeneric, "demote %s: start as standby: %w", c.node, err)
+	}
+	return ocf.Success, nil
+}

@@ -1,0 +1,85 @@
+package pgsql
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"maps"
+	"testing"
+	"time"
+
+	"github.com/rampart-ha/rampart/ra/pg"
+)
+
+// scripted is SyncEffects that plays a fixed world: what Observe and
+// AwaitStandbys return, what PutNames says the position is afterwards.
+type scripted struct {
+	obs    PrimaryObservation
+	after  pg.LSN    // PutNames' position after the reload
+	await  []Standby // what the second look sees
+	scores map[string]int
+	synced SyncedSet
+	memo   Memo
+	names  []string // names put in force, in order
+	raised []string
+}
+
+func (s *scripted) Observe(context.Context) (PrimaryObservation, error) { return s.obs, nil }
+func (s *scripted) Memo(context.Context) (Memo, error)                  { return s.memo, nil }
+func (s *scripted) Scores(context.Context) (map[string]int, error)      { return maps.Clone(s.scores), nil }
+func (s *scripted) SetScores(_ context.Context, c map[string]int) error {
+	for n, v := range c {
+		if v > 0 {
+			s.raised = append(s.raised, n)
+		}
+		s.scores[n] = v
+	}
+	return nil
+}
+func (s *scripted) SetSynced(_ context.Context, r SyncedSet) error { s.synced = r; return nil }
+func (s *scripted) PutNames(_ context.Context, n pg.SyncNames) (pg.LSN, error) {
+	s.names = append(s.names, n.String())
+	return s.after, nil
+}
+func (s *scripted) AwaitStandbys(_ context.Context, done func([]Standby) bool) ([]Standby, error) {
+	return s.await, nil
+}
+func (s *scripted) SetStates(context.Context, map[string]string) error { return nil }
+func (s *scripted) SaveMemo(_ context.Context, m Memo) error           { s.memo = m; return nil }
+
+// Found by the model test: under ANY 1 (s1, s2) any one standby
+// acknowledges. The round sees s1 confirmed and narrows the list to ANY 1
+// (s1); meanwhile s2 alone acknowledged commits up to 0/200. s1 confirmed
+// before the change only up to 0/100: it may be raised only once it
+// confirmed past the position after the change, not on what the first
+// look saw.
+func TestRunSyncRaisesOnlyPastTheNewJoinPosition(t *testing.T) {
+	quorum := func(n string, flush pg.LSN) Standby {
+		return Standby{Name: n, State: "streaming", SyncState: "quorum", FlushLSN: flush}
+	}
+	p := SyncPolicy{Count: 1, Method: pg.Any, Mode: Durability}
+	fx := &scripted{
+		obs:    PrimaryObservation{Timeline: 2, LSN: 0x100, SyncNames: "ANY 1 (s1, s2)", Rows: []Standby{quorum("s1", 0x100), quorum("s2", 0x90)}},
+		after:  0x200,
+		await:  []Standby{quorum("s1", 0x100), quorum("s2", 0x200)},
+		scores: map[string]int{"p": PrimaryScore},
+	}
+	r := SyncRound{Self: "p", Members: []string{"s1", "s2"}, Policy: p, Now: time.Unix(1000, 0), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if err := RunSync(context.Background(), fx, r); err != nil {
+		t.Fatal(err)
+	}
+	if len(fx.names) != 1 || fx.names[0] != "ANY 1 (s1)" {
+		t.Fatalf("names put in force: %v, want ANY 1 (s1)", fx.names)
+	}
+	if len(fx.raised) > 0 || fx.synced.Has("s1") {
+		t.Errorf("raised %v, record %q: s1 confirmed only up to 0/100, commits up to 0/200 were acknowledged without it", fx.raised, fx.synced)
+	}
+	// Once it confirms past the change, the next round raises it.
+	fx.obs = PrimaryObservation{Timeline: 2, LSN: 0x300, SyncNames: "ANY 1 (s1)", Rows: []Standby{quorum("s1", 0x300), {Name: "s2", State: "streaming", SyncState: "async", FlushLSN: 0x300}}}
+	if err := RunSync(context.Background(), fx, r); err != nil {
+		t.Fatal(err)
+	}
+	if fx.scores["s1"] != SyncScore || !fx.synced.Has("s1") {
+		t.Errorf("after confirming past its join position: scores %v, record %q; want s1 a candidate on the record", fx.scores, fx.synced)
+	}
+}
