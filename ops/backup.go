@@ -91,6 +91,42 @@ type BackupRequest struct {
 	Progress     io.Writer // pg_basebackup's progress lines
 }
 
+// BackupDefaults fills what r leaves open (Port 0, User "", BinDir "")
+// with what the agent of view v's resource uses: its pgport, repuser and
+// bindir (the agent's defaults where the CIB sets none, and where v has no
+// resource). A value the agent refuses is no default: r must give it.
+func BackupDefaults(r BackupRequest, v View) (BackupRequest, error) {
+	params := v.Params
+	if v.Resource == "" {
+		params, _ = AgentParams(nil)
+	}
+	take := func(param, flag string) (string, error) {
+		if val, ok := params[param]; ok {
+			return val, nil
+		}
+		return "", refuse("the %s of resource %s is unknown (rampart status says why): pass --%s", param, v.Resource, flag)
+	}
+	var err error
+	if r.Port == 0 {
+		var port string
+		if port, err = take("pgport", "port"); err != nil {
+			return r, err
+		}
+		r.Port, _ = strconv.Atoi(port) // validated
+	}
+	if r.User == "" {
+		if r.User, err = take("repuser", "user"); err != nil {
+			return r, err
+		}
+	}
+	if r.BinDir == "" {
+		if r.BinDir, err = take("bindir", "bindir"); err != nil {
+			return r, err
+		}
+	}
+	return r, nil
+}
+
 // BackupResult is what a backup did.
 type BackupResult struct {
 	Standby  bool

@@ -63,3 +63,49 @@ func TestCheckEmptyDir(t *testing.T) {
 		t.Errorf("relative path: %v", err)
 	}
 }
+
+// A backup uses the port, replication role and binaries of the agent:
+// the resource's parameters, the agent's defaults where there are none.
+func TestBackupDefaults(t *testing.T) {
+	withParams := func(params map[string]string) View {
+		o := healthy()
+		for k, val := range params {
+			o.Params["pgsql"][k] = val
+		}
+		return Assemble(o)
+	}
+	tests := []struct {
+		name string
+		req  BackupRequest
+		view View
+		want BackupRequest
+		says string // a refusal
+	}{
+		{name: "no resource: the agent's defaults", view: View{},
+			want: BackupRequest{Port: 5432, User: "repl", BinDir: "/usr/lib/postgresql/15/bin"}},
+		{name: "the resource's defaults", view: withParams(nil),
+			want: BackupRequest{Port: 5432, User: "repl", BinDir: "/usr/lib/postgresql/15/bin"}},
+		{name: "the resource's settings", view: withParams(map[string]string{"pgport": "5433", "repuser": "replicator", "bindir": "/opt/pg/bin"}),
+			want: BackupRequest{Port: 5433, User: "replicator", BinDir: "/opt/pg/bin"}},
+		{name: "given ones win", req: BackupRequest{Port: 6432, User: "backup", BinDir: "/usr/bin"}, view: withParams(map[string]string{"pgport": "5433"}),
+			want: BackupRequest{Port: 6432, User: "backup", BinDir: "/usr/bin"}},
+		{name: "an invalid pgport is no default", view: withParams(map[string]string{"pgport": "post"}), says: "pass --port"},
+		{name: "an invalid pgport given anyway", req: BackupRequest{Port: 5433}, view: withParams(map[string]string{"pgport": "post"}),
+			want: BackupRequest{Port: 5433, User: "repl", BinDir: "/usr/lib/postgresql/15/bin"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := BackupDefaults(tt.req, tt.view)
+			if tt.says != "" {
+				var r *Refusal
+				if !errors.As(err, &r) || !strings.Contains(err.Error(), tt.says) {
+					t.Errorf("got %+v, %v; want a refusal saying %q", got, err, tt.says)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("got %+v, %v; want %+v", got, err, tt.want)
+			}
+		})
+	}
+}

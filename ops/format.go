@@ -26,8 +26,7 @@ func (v View) Format(w io.Writer) error {
 		fmt.Fprintf(w, "Nodes       as %s sees them (no Pacemaker here), primary %s\n", v.Source, orNone(v.Primary))
 	}
 	if v.Resource != "" {
-		fmt.Fprintf(w, "PostgreSQL  resource %s (ocf:rampart:pgsql), primary %s, sync_count=%d sync_policy=%s\n",
-			v.Resource, orNone(v.Primary), v.SyncCount, v.Policy)
+		fmt.Fprintf(w, "PostgreSQL  resource %s (ocf:rampart:pgsql), primary %s, %s\n", v.Resource, orNone(v.Primary), v.syncText())
 	}
 	if len(v.Nodes) > 0 {
 		fmt.Fprintln(w)
@@ -91,4 +90,23 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// syncText says how the resource replicates: sync_count and sync_policy,
+// or asynchronous replication; a value the agent refuses as invalid.
+func (v View) syncText() string {
+	if v.asynchronous() {
+		return "asynchronous replication (sync_count=0)"
+	}
+	count, policy := "sync_count invalid", "sync_policy invalid"
+	if v.SyncCount != nil {
+		count = fmt.Sprintf("sync_count=%d", *v.SyncCount)
+	}
+	if v.Policy != "" {
+		policy = "sync_policy=" + v.Policy
+	}
+	if v.Params == nil {
+		count, policy = "sync_count unknown", "sync_policy unknown"
+	}
+	return count + " " + policy
 }

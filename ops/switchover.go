@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rampart-ha/rampart/ra/pacemaker"
+	"github.com/rampart-ha/rampart/ra/pg"
 )
 
 // Refusal is a reason not to act; the command exits 1 with it.
@@ -21,9 +22,12 @@ func refuse(format string, args ...any) error {
 }
 
 // CheckSwitchover says whether a planned switchover to target is safe in
-// view v: a healthy cluster, one primary, and a target that is a
-// synchronous standby on the primary's timeline (so it has every
-// acknowledged commit) and within the lag limit.
+// view v: a healthy cluster, one primary, and a target on the primary's
+// timeline that is a synchronous standby (so it has every acknowledged
+// commit) and within the lag limit. Under asynchronous replication
+// (sync_count=0) no standby is synchronous: the target must then stream
+// and be the most advanced standby, the one the agent's own promotion
+// check accepts.
 func CheckSwitchover(v View, target string) error {
 	if v.Pacemaker == nil {
 		return refuse("no Pacemaker cluster seen from here: run switchover on a database node")
@@ -45,20 +49,56 @@ func CheckSwitchover(v View, target string) error {
 		return refuse("%s is the primary already", target)
 	case len(v.Problems) > 0:
 		return refuse("the cluster is not healthy; fix this first (rampart status):\n  - %s", strings.Join(v.Problems, "\n  - "))
+	case v.SyncCount == nil:
+		return refuse("sync_count of %s is unknown: rampart status says why", v.Resource)
+	case v.asynchronous():
+		return checkAsyncTarget(v, *tn)
 	case tn.State != "sync":
 		return refuse("%s is not a synchronous standby (state %s): only a synchronous standby is known to have every acknowledged commit; "+
 			"choose one of %s, or raise sync_count", target, orDash(tn.State), strings.Join(syncStandbys(v), ", "))
 	}
-	var primary NodeView
-	for _, n := range v.Nodes {
-		if n.Name == v.Primary {
-			primary = n
-		}
-	}
+	primary := v.node(v.Primary)
 	if tn.Timeline != primary.Timeline {
 		return refuse("%s is on timeline %d, the primary %s on %d", target, tn.Timeline, v.Primary, primary.Timeline)
 	}
 	return nil
+}
+
+// checkAsyncTarget: under sync_count=0 the target must stream on the
+// primary's timeline and no streaming standby may be ahead of it.
+func checkAsyncTarget(v View, tn NodeView) error {
+	primary := v.node(v.Primary)
+	if !streaming(tn.State) {
+		return refuse("%s does not stream from %s (state %s)", tn.Name, v.Primary, orDash(tn.State))
+	}
+	if tn.Timeline != primary.Timeline {
+		return refuse("%s is on timeline %d, the primary %s on %d", tn.Name, tn.Timeline, v.Primary, primary.Timeline)
+	}
+	at, err := pg.ParseLSN(tn.LSN)
+	if err != nil {
+		return refuse("%s has reported no position", tn.Name)
+	}
+	for _, n := range v.Nodes {
+		if n.Name == tn.Name || n.Role != "standby" || !streaming(n.State) || n.Timeline != primary.Timeline {
+			continue
+		}
+		if lsn, err := pg.ParseLSN(n.LSN); err == nil && lsn > at {
+			return refuse("%s is ahead of %s (%s at %s, %s at %s): under asynchronous replication (sync_count=0) no standby has every "+
+				"acknowledged commit, and the agent promotes only the most advanced; choose %s (positions are a few seconds old: "+
+				"under load, look again)", n.Name, tn.Name, n.Name, n.LSN, tn.Name, tn.LSN, n.Name)
+		}
+	}
+	return nil
+}
+
+// node returns the view of node name (zero if absent).
+func (v View) node(name string) NodeView {
+	for _, n := range v.Nodes {
+		if n.Name == name {
+			return n
+		}
+	}
+	return NodeView{}
 }
 
 func syncStandbys(v View) []string {

@@ -54,3 +54,72 @@ func TestSwitchoverDone(t *testing.T) {
 		t.Errorf("not done: %s", state)
 	}
 }
+
+// asynchronous is healthy() with sync_count=0: every standby async; n2
+// (0/3000148) is ahead of n3 (0/3000060).
+func asynchronous() Observed {
+	o := healthy()
+	o.Params["pgsql"]["sync_count"] = "0"
+	o.Attrs["rampart-pgsql-state"]["n2"] = "async"
+	return o
+}
+
+// Without synchronous standbys (sync_count=0) none has every acknowledged
+// commit: a switchover goes to the most advanced standby that streams on
+// the primary's timeline, as the agent's own promotion check wants.
+func TestCheckSwitchoverAsynchronous(t *testing.T) {
+	if err := CheckSwitchover(Assemble(asynchronous()), "n2"); err != nil {
+		t.Errorf("to the most advanced standby: %v", err)
+	}
+	tests := []struct {
+		name   string
+		change func(o *Observed)
+		target string
+		want   string // "" for allowed
+	}{
+		{"as advanced as the other", func(o *Observed) {
+			o.Attrs["rampart-pgsql-position"]["n3"] = o.Attrs["rampart-pgsql-position"]["n2"]
+		}, "n3", ""},
+		{"behind another", nil, "n3", "n2 is ahead of n3"},
+		{"does not stream", func(o *Observed) {
+			o.Attrs["rampart-pgsql-state"]["n2"] = "catchup"
+		}, "n2", "the cluster is not healthy"},
+		{"the primary itself", nil, "n1", "n1 is the primary already"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := asynchronous()
+			if tt.change != nil {
+				tt.change(&o)
+			}
+			err := CheckSwitchover(Assemble(o), tt.target)
+			if tt.want == "" {
+				if err != nil {
+					t.Errorf("refused: %v", err)
+				}
+				return
+			}
+			var r *Refusal
+			if !errors.As(err, &r) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v; want a refusal saying %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// An invalid parameter is a problem: no switchover until it is fixed; an
+// absent one is the agent's default (sync_count=1, durability).
+func TestCheckSwitchoverParameters(t *testing.T) {
+	o := healthy()
+	delete(o.Params["pgsql"], "sync_count")
+	if err := CheckSwitchover(Assemble(o), "n2"); err != nil {
+		t.Errorf("sync_count absent, to the sync standby: %v", err)
+	}
+	if err := CheckSwitchover(Assemble(o), "n3"); err == nil || !strings.Contains(err.Error(), "not a synchronous standby") {
+		t.Errorf("sync_count absent, to an async standby: %v; want a refusal", err)
+	}
+	o.Params["pgsql"]["sync_count"] = "two"
+	if err := CheckSwitchover(Assemble(o), "n2"); err == nil || !strings.Contains(err.Error(), `sync_count="two"`) {
+		t.Errorf("sync_count invalid: %v; want a refusal naming it", err)
+	}
+}

@@ -3,10 +3,10 @@ package ops
 import (
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/rampart-ha/rampart/ra/ocf"
 	"github.com/rampart-ha/rampart/ra/pacemaker"
 	"github.com/rampart-ha/rampart/ra/pgsql"
 )
@@ -18,19 +18,26 @@ type View struct {
 	Pacemaker *ClusterView `json:"pacemaker,omitempty"`
 	Resource  string       `json:"resource,omitempty"` // the ocf:rampart:pgsql primitive
 	Clone     string       `json:"clone,omitempty"`    // its promotable clone
+	// Params are the resource's parameters as the agent reads them
+	// (AgentParams): its defaults where the CIB sets none, and a value the
+	// agent refuses left out (Problems names it). Nil where there is no
+	// resource or its parameters could not be read.
+	Params ocf.Values `json:"-"`
 	// Hosts is where each node's PostgreSQL is reached (node_hosts; a node
-	// not listed by its name), and Port its port (pgport).
-	Hosts     map[string]string `json:"hosts,omitempty"`
-	Port      int               `json:"port,omitempty"`
-	SyncCount int               `json:"sync_count,omitempty"`
-	Policy    string            `json:"sync_policy,omitempty"`
-	Nodes     []NodeView        `json:"nodes"`
-	Primary   string            `json:"primary,omitempty"`
-	VIPs      []VIPView         `json:"vips,omitempty"`
-	Poolers   []PoolerView      `json:"poolers,omitempty"`
-	Problems  []string          `json:"problems"`
-	Healthy   bool              `json:"healthy"`
-	Failures  []FailureView     `json:"failures,omitempty"`
+	// not listed by its name), and Port its port (pgport; 0 unknown).
+	Hosts map[string]string `json:"hosts,omitempty"`
+	Port  int               `json:"port,omitempty"`
+	// SyncCount is sync_count (0: asynchronous replication) and Policy
+	// sync_policy; nil and "" where unknown.
+	SyncCount *int          `json:"sync_count,omitempty"`
+	Policy    string        `json:"sync_policy,omitempty"`
+	Nodes     []NodeView    `json:"nodes"`
+	Primary   string        `json:"primary,omitempty"`
+	VIPs      []VIPView     `json:"vips,omitempty"`
+	Poolers   []PoolerView  `json:"poolers,omitempty"`
+	Problems  []string      `json:"problems"`
+	Healthy   bool          `json:"healthy"`
+	Failures  []FailureView `json:"failures,omitempty"`
 }
 
 // ClusterView is Pacemaker's summary.
@@ -115,8 +122,36 @@ type Observed struct {
 // running (the agent reports every few seconds).
 const staleAfter = 30 * time.Second
 
-// defaultMaxLag is the lag worth a word when the resource sets no max_lag.
-const defaultMaxLag = 16 << 20
+// AgentParams reads the parameters of an ocf:rampart:pgsql resource with
+// the agent's own table, as the agent will: the values of the good ones,
+// its defaults applied, and what it refuses (every action then fails with
+// OCF_ERR_CONFIGURED). Nil raw gives the agent's defaults.
+func AgentParams(raw map[string]string) (ocf.Values, []error) {
+	return ocf.ValidateEach(pgsql.Params, raw)
+}
+
+// resourceParams reads the parameters of resource from all the
+// resources' (nil: they could not be read, which is said elsewhere) and
+// says what is wrong with them.
+func resourceParams(resource string, all map[string]map[string]string) (ocf.Values, []string) {
+	raw, ok := all[resource]
+	switch {
+	case resource == "" || all == nil:
+		return nil, nil
+	case !ok:
+		return nil, []string{fmt.Sprintf("resource %s has no parameters in the CIB's resources section: its settings are unknown", resource)}
+	}
+	values, refused := AgentParams(raw)
+	var wrong []string
+	for _, err := range refused {
+		wrong = append(wrong, fmt.Sprintf("resource %s: %v; the agent fails every action (OCF_ERR_CONFIGURED) until it is fixed in the CIB", resource, err))
+	}
+	return values, wrong
+}
+
+// asynchronous says whether the view's resource replicates asynchronously
+// (sync_count=0): no standby then has every acknowledged commit.
+func (v View) asynchronous() bool { return v.SyncCount != nil && *v.SyncCount == 0 }
 
 // Assemble builds the view and lists what is wrong in plain words.
 func Assemble(o Observed) View {
@@ -172,24 +207,20 @@ func Assemble(o Observed) View {
 			say("this node's partition has no quorum: Pacemaker stops resources here until the others are back")
 		}
 	}
-	params := o.Params[v.Resource]
-	v.SyncCount, _ = strconv.Atoi(params["sync_count"])
-	if v.SyncCount == 0 && v.Resource != "" {
-		v.SyncCount = 1
+	var wrong []string
+	v.Params, wrong = resourceParams(v.Resource, o.Params)
+	problems = append(problems, wrong...)
+	if _, ok := v.Params["sync_count"]; ok {
+		n := int(v.Params.Int("sync_count"))
+		v.SyncCount = &n
 	}
-	v.Hosts, _ = pgsql.ParseNodeHosts(params["node_hosts"])
-	v.Port, _ = strconv.Atoi(params["pgport"])
-	if v.Port == 0 {
-		v.Port = 5432
-	}
-	v.Policy = params["sync_policy"]
-	if v.Policy == "" && v.Resource != "" {
-		v.Policy = "durability"
-	}
-	maxLag := int64(defaultMaxLag)
-	if n, err := strconv.ParseInt(params["max_lag"], 10, 64); err == nil && n > 0 {
-		maxLag = n
-	}
+	v.Policy = v.Params.String("sync_policy")
+	v.Hosts, _ = pgsql.ParseNodeHosts(v.Params.String("node_hosts"))
+	v.Port = int(v.Params.Int("pgport"))
+	// A standby further behind than max_lag is worth a word (0: no limit;
+	// unknown: not judged).
+	_, lagKnown := v.Params["max_lag"]
+	maxLag := v.Params.Int("max_lag")
 	if c != nil && v.Resource == "" {
 		say("no ocf:rampart:pgsql resource in the cluster")
 	}
@@ -271,7 +302,7 @@ func Assemble(o Observed) View {
 					nv.LagBytes = &lag
 					if p.Timeline < primaryPos.Timeline && (nv.State == "" || nv.State == "disconnected") {
 						say("%s is on timeline %d, the primary on %d, and does not stream: rejoin it (rampart rejoin on %s)", n.Name, p.Timeline, primaryPos.Timeline, n.Name)
-					} else if lag > maxLag {
+					} else if lagKnown && maxLag > 0 && lag > maxLag {
 						say("%s trails the primary by %s", n.Name, Bytes(lag))
 					}
 				}
@@ -287,8 +318,10 @@ func Assemble(o Observed) View {
 					say("%s does not stream yet (%s)", n.Name, nv.State)
 				}
 			}
-			if nv.Role == "primary" && nv.State == "primary-writes-blocked" {
-				say("%s blocks writes: fewer standbys qualify as synchronous than sync_count=%d wants (sync_policy=%s); bring a standby back, or lower sync_count", n.Name, v.SyncCount, v.Policy)
+			// Under sync_count=0 the agent wants no synchronous standby: a
+			// writes-blocked state is one it has not rewritten yet.
+			if nv.Role == "primary" && nv.State == "primary-writes-blocked" && !v.asynchronous() {
+				say("%s blocks writes: fewer standbys qualify as synchronous than sync_count wants (%s); bring a standby back, or lower sync_count", n.Name, v.syncText())
 			}
 			v.Nodes = append(v.Nodes, nv)
 		}

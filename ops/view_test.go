@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -26,7 +27,7 @@ func healthy() Observed {
 				{ID: "vip", Agent: "ocf:rampart:vip", Role: "Started", Active: true, Nodes: []string{"n1"}},
 			},
 		},
-		Params: map[string]map[string]string{"pgsql": {"sync_count": "1"}, "vip": {"ip": "192.168.77.100"}},
+		Params: map[string]map[string]string{"pgsql": {"pgdata": "/var/lib/postgresql/15/main", "sync_count": "1"}, "vip": {"ip": "192.168.77.100"}},
 		Attrs: map[string]map[string]string{
 			"rampart-pgsql-state": {"n1": "primary", "n2": "sync", "n3": "async"},
 			"rampart-pgsql-position": {
@@ -43,7 +44,7 @@ func TestAssembleHealthy(t *testing.T) {
 	if !v.Healthy || len(v.Problems) != 0 {
 		t.Fatalf("problems in a healthy cluster: %v", v.Problems)
 	}
-	if v.Resource != "pgsql" || v.Primary != "n1" || v.SyncCount != 1 || v.Policy != "durability" {
+	if v.Resource != "pgsql" || v.Primary != "n1" || v.SyncCount == nil || *v.SyncCount != 1 || v.Policy != "durability" {
 		t.Errorf("view %+v", v)
 	}
 	roles := ""
@@ -137,5 +138,79 @@ func TestAssemblePoolerHost(t *testing.T) {
 		Nodes: []PoolerNode{{Name: "n1", Role: "primary", Up: true}, {Name: "n2", Role: "standby", Up: true, LagBytes: 40}}}}})
 	if !v.Healthy || v.Primary != "n1" || len(v.Nodes) != 2 || *v.Nodes[1].LagBytes != 40 || !strings.HasPrefix(v.Source, "pooler") {
 		t.Errorf("view %+v; problems %v", v, v.Problems)
+	}
+}
+
+// The resource's parameters are read with the agent's own table: defaults
+// from it, sync_count=0 as asynchronous replication, and an invalid value
+// as the problem it is for the agent (which refuses every action with it).
+func TestAssembleReadsTheAgentsParameters(t *testing.T) {
+	tests := []struct {
+		name   string
+		params map[string]string
+		change func(o *Observed)
+		format string   // in the text view
+		json   string   // in the JSON view
+		says   []string // problems ("" none)
+		never  string   // a problem that must not be there
+	}{
+		{name: "absent: the agent's defaults", params: map[string]string{},
+			format: "sync_count=1 sync_policy=durability", json: `"sync_count":1,"sync_policy":"durability"`},
+		{name: "explicit sync_count=0", params: map[string]string{"sync_count": "0"},
+			format: "asynchronous replication (sync_count=0)", json: `"sync_count":0`},
+		{name: "sync_count=0 and a stale writes-blocked state", params: map[string]string{"sync_count": "0"},
+			change: func(o *Observed) { o.Attrs["rampart-pgsql-state"]["n1"] = "primary-writes-blocked" },
+			format: "asynchronous replication (sync_count=0)", never: "blocks writes"},
+		{name: "max_lag=0 is no limit", params: map[string]string{"max_lag": "0"},
+			change: func(o *Observed) {
+				o.Attrs["rampart-pgsql-position"]["n3"] = fmt.Sprintf("2:0/10:0:%d", now.UnixMilli())
+				o.Attrs["rampart-pgsql-position"]["n1"] = fmt.Sprintf("2:1/10:0:%d", now.UnixMilli())
+			},
+			format: "sync_count=1 sync_policy=durability", never: "trails the primary"},
+		{name: "invalid sync_count", params: map[string]string{"sync_count": "two"},
+			format: "sync_count invalid", says: []string{`parameter sync_count="two": not an integer`}},
+		{name: "sync_count out of range", params: map[string]string{"sync_count": "-1"},
+			says: []string{`parameter sync_count="-1": out of range 0 to 16`}},
+		{name: "invalid sync_policy", params: map[string]string{"sync_policy": "fast"},
+			format: "sync_policy invalid", says: []string{`parameter sync_policy="fast": use one of durability, availability`}},
+		{name: "invalid pgport", params: map[string]string{"pgport": "postgres"},
+			says: []string{`parameter pgport="postgres": not an integer`}},
+		{name: "two invalid values", params: map[string]string{"sync_count": "two", "max_lag": "lots"},
+			says: []string{`parameter sync_count="two"`, `parameter max_lag="lots"`}},
+		{name: "an unknown parameter", params: map[string]string{"sync_cuont": "2"},
+			says: []string{"unknown parameter sync_cuont"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := healthy()
+			o.Params["pgsql"] = map[string]string{"pgdata": "/var/lib/postgresql/15/main"}
+			for k, val := range tt.params {
+				o.Params["pgsql"][k] = val
+			}
+			if tt.change != nil {
+				tt.change(&o)
+			}
+			v := Assemble(o)
+			problems := strings.Join(v.Problems, "\n")
+			if len(tt.says) == 0 && tt.never == "" && !v.Healthy {
+				t.Errorf("problems %q; want none", v.Problems)
+			}
+			for _, want := range tt.says {
+				if v.Healthy || !strings.Contains(problems, want) {
+					t.Errorf("problems %q; want one saying %q", v.Problems, want)
+				}
+			}
+			if tt.never != "" && strings.Contains(problems, tt.never) {
+				t.Errorf("problems %q; want none saying %q", v.Problems, tt.never)
+			}
+			var b strings.Builder
+			if err := v.Format(&b); err != nil || !strings.Contains(b.String(), tt.format) {
+				t.Errorf("format (%v):\n%s\nwant it to say %q", err, b.String(), tt.format)
+			}
+			js, err := json.Marshal(v)
+			if err != nil || !strings.Contains(string(js), tt.json) {
+				t.Errorf("JSON (%v):\n%s\nwant it to hold %s", err, js, tt.json)
+			}
+		})
 	}
 }

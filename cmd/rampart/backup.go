@@ -23,18 +23,21 @@ func backupCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "dir", Required: true, Usage: "new or empty `FOLDER` for the backup"},
 			&cli.StringFlag{Name: "host", Usage: "`SERVER` to back up from (default: a standby Pacemaker knows)"},
-			&cli.IntFlag{Name: "port", Usage: "its port (default: the resource's pgport, or 5432)"},
-			&cli.StringFlag{Name: "user", Value: "repl", Usage: "replication `ROLE`"},
+			&cli.IntFlag{Name: "port", Usage: "its port (default: the resource's pgport)"},
+			&cli.StringFlag{Name: "user", Usage: "replication `ROLE` (default: the resource's repuser)"},
 			&cli.BoolFlag{Name: "allow-primary", Usage: "back up from a primary too"},
-			&cli.StringFlag{Name: "bindir", Value: "/usr/lib/postgresql/15/bin", Usage: "`FOLDER` of pg_basebackup and pg_verifybackup"},
+			&cli.StringFlag{Name: "bindir", Usage: "`FOLDER` of pg_basebackup and pg_verifybackup (default: the resource's bindir)"},
 			&cli.StringFlag{Name: "resource", Usage: "the ocf:rampart:pgsql `PRIMITIVE` (default: the cluster's only one)"},
 		},
 		Action: func(c *cli.Context) error {
 			log := newLogger(c.App.ErrWriter, false)
-			host, port := c.String("host"), c.Int("port")
-			if host == "" || port == 0 {
+			req := ops.BackupRequest{
+				Host: c.String("host"), Port: c.Int("port"), User: c.String("user"), Dir: c.String("dir"), BinDir: c.String("bindir"),
+				AllowPrimary: c.Bool("allow-primary"), Progress: c.App.ErrWriter,
+			}
+			if req.Host == "" || req.Port == 0 || req.User == "" || req.BinDir == "" {
 				v := ops.Assemble(ops.Gather(c.Context, pacemaker.Local, http.DefaultClient, nil, c.String("resource"), time.Now))
-				if host == "" {
+				if req.Host == "" {
 					if v.Pacemaker == nil {
 						return cli.Exit("backup: no --host, and no Pacemaker here to ask for a standby", 1)
 					}
@@ -42,20 +45,15 @@ func backupCommand() *cli.Command {
 					if err != nil {
 						return cli.Exit("backup refused: "+err.Error(), 1)
 					}
-					host = v.Host(node)
-					log.Info("backup: chose a standby", "node", node, "host", host)
+					req.Host = v.Host(node)
+					log.Info("backup: chose a standby", "node", node, "host", req.Host)
 				}
-				if port == 0 {
-					port = v.Port // the resource's pgport
+				var err error
+				if req, err = ops.BackupDefaults(req, v); err != nil {
+					return cli.Exit("backup refused: "+err.Error(), 1)
 				}
 			}
-			if port == 0 {
-				port = 5432
-			}
-			res, err := ops.Backup(c.Context, ops.BackupRequest{
-				Host: host, Port: port, User: c.String("user"), Dir: c.String("dir"), BinDir: c.String("bindir"),
-				AllowPrimary: c.Bool("allow-primary"), Progress: c.App.ErrWriter,
-			}, log)
+			res, err := ops.Backup(c.Context, req, log)
 			var r *ops.Refusal
 			if errors.As(err, &r) {
 				return cli.Exit("backup refused: "+r.Reason, 1)
@@ -68,7 +66,7 @@ func backupCommand() *cli.Command {
 				from = "a standby"
 			}
 			fmt.Fprintf(c.App.Writer, "backup of %s (%s) in %s: %s in %s, verified with pg_verifybackup\n",
-				host, from, c.String("dir"), ops.Bytes(res.Bytes), res.Took.Round(100*time.Millisecond))
+				req.Host, from, c.String("dir"), ops.Bytes(res.Bytes), res.Took.Round(100*time.Millisecond))
 			return nil
 		},
 	}

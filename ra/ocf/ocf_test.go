@@ -165,6 +165,36 @@ func TestValidate(t *testing.T) {
 	}
 }
 
+// ValidateEach reports every bad parameter, and leaves them out of the
+// values rather than giving them their defaults.
+func TestValidateEach(t *testing.T) {
+	v, errs := ValidateEach(testParams, map[string]string{"port": "5432a", "policy": "speed", "pgdtaa": "/x", "auto_rejoin": "yes"})
+	var got []string
+	for _, err := range errs {
+		if StatusOf(err) != ErrConfigured {
+			t.Errorf("%v: status %v", err, StatusOf(err))
+		}
+		got = append(got, err.Error())
+	}
+	want := []string{"unknown parameter pgdtaa", "parameter pgdata is required", `port="5432a"`, `policy="speed"`}
+	if len(got) != len(want) {
+		t.Fatalf("errors %q; want %d about %q", got, len(want), want)
+	}
+	for i := range want {
+		if !strings.Contains(got[i], want[i]) {
+			t.Errorf("error %d is %q; want one about %q", i, got[i], want[i])
+		}
+	}
+	for _, bad := range []string{"pgdata", "port", "policy", "pgdtaa"} {
+		if val, ok := v[bad]; ok {
+			t.Errorf("%s = %q in the values; want it left out", bad, val)
+		}
+	}
+	if !v.Bool("auto_rejoin") || v.String("user") != "postgres" || v.Duration("grace") != 10*time.Second {
+		t.Errorf("good values %v", v)
+	}
+}
+
 func TestParseTime(t *testing.T) {
 	for in, want := range map[string]time.Duration{"10": 10 * time.Second, "10s": 10 * time.Second, "500ms": 500 * time.Millisecond,
 		"2min": 2 * time.Minute, "1h": time.Hour, "3 sec": 3 * time.Second} {

@@ -106,10 +106,26 @@ const featureSetKey = "crm_feature_set"
 // them with defaults applied. The error names the first bad parameter and
 // has status ErrConfigured; it is a pure function of its arguments.
 func Validate(params []Param, raw map[string]string) (Values, error) {
+	v, errs := ValidateEach(params, raw)
+	if len(errs) > 0 {
+		return nil, errs[0]
+	}
+	return v, nil
+}
+
+// ValidateEach checks raw values as Validate does without stopping at the
+// first bad one: it returns the values of the good parameters, defaults
+// applied, and an error (status ErrConfigured) for each bad one, unknown
+// names first, in the order Validate finds them. A bad parameter is left
+// out of the values, not given its default: this is for showing a
+// configuration an agent would refuse (rampart status), not for running
+// with it.
+func ValidateEach(params []Param, raw map[string]string) (Values, []error) {
 	known := map[string]Param{}
 	for _, p := range params {
 		known[p.Name] = p
 	}
+	var errs []error
 	var unknown []string
 	for name := range raw {
 		if _, ok := known[name]; !ok && name != featureSetKey {
@@ -118,25 +134,27 @@ func Validate(params []Param, raw map[string]string) (Values, error) {
 	}
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
-		return nil, Errorf(ErrConfigured, "unknown parameter %s: see meta-data for the parameters of this agent", strings.Join(unknown, ", "))
+		errs = append(errs, Errorf(ErrConfigured, "unknown parameter %s: see meta-data for the parameters of this agent", strings.Join(unknown, ", ")))
 	}
 	v := Values{}
 	for _, p := range params {
 		value, set := raw[p.Name]
 		if !set || value == "" {
 			if p.Required {
-				return nil, Errorf(ErrConfigured, "parameter %s is required: %s", p.Name, p.Short)
+				errs = append(errs, Errorf(ErrConfigured, "parameter %s is required: %s", p.Name, p.Short))
+				continue
 			}
 			value = p.Default
 		}
 		if value != "" {
 			if err := checkValue(p, value); err != nil {
-				return nil, Errorf(ErrConfigured, "parameter %s=%q: %v", p.Name, value, err)
+				errs = append(errs, Errorf(ErrConfigured, "parameter %s=%q: %v", p.Name, value, err))
+				continue
 			}
 		}
 		v[p.Name] = value
 	}
-	return v, nil
+	return v, errs
 }
 
 func checkValue(p Param, value string) error {

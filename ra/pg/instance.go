@@ -127,7 +127,10 @@ func (i Instance) SetAutoConfFile(set map[string]*string) (bool, error) {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return false, err
 	}
-	text := SetAutoConf(string(old), set)
+	text, err := SetAutoConf(string(old), set)
+	if err != nil {
+		return false, fmt.Errorf("postgresql.auto.conf: %w", err)
+	}
 	if text == string(old) {
 		return false, nil
 	}

@@ -1,9 +1,12 @@
 package pgsql
 
 import (
+	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -53,10 +56,12 @@ var Params = []ocf.Param{
 	{Name: "node_hosts", Type: ocf.String, Default: "", Check: checkNodeHosts,
 		Short: "address of each node for replication",
 		Long:  "Space-separated node=host pairs saying where a standby reaches the primary on each node, e.g. \"n1=10.0.0.11 n2=10.0.0.12\". A node not listed is reached by its name."},
-	{Name: "conninfo_opts", Type: ocf.String, Default: "",
-		Check: func(s string) error { _, err := pg.ParseConninfo(s); return err },
+	{Name: "conninfo_opts", Type: ocf.String, Default: "", Check: checkConninfoOpts,
 		Short: "extra primary_conninfo settings",
-		Long:  "Extra keyword=value settings for primary_conninfo (e.g. sslmode=verify-full). host, port, user and application_name are the agent's."},
+		Long: "Extra keyword=value settings for the standbys' primary_conninfo and the rejoin's pg_rewind and pg_basebackup " +
+			"(e.g. sslmode=verify-full sslrootcert=/etc/ssl/certs/rampart-ca.pem). Refused: password and sslpassword, which would show " +
+			"in ps and in postgresql.auto.conf (the replication role's password belongs in the system user's ~/.pgpass, or in a file " +
+			"named with passfile=); host, hostaddr, port, user and application_name, which the agent sets itself (node_hosts, pgport, repuser, the node's name)."},
 	{Name: "auto_rejoin", Type: ocf.Boolean, Default: "false",
 		Short: "rejoin an old primary by itself",
 		Long: "When an instance that was a primary starts while another node is primary, it may have diverged. " +
@@ -95,6 +100,35 @@ var Params = []ocf.Param{
 			"so a standby that lags or is down finds the WAL it needs. The primary drops the slot of a node that leaves the cluster. " +
 			"A slot of a long-stopped standby holds WAL without limit: bound it with max_slot_wal_keep_size. Slots not named rampart_* are never touched. " +
 			"false: no slots (standbys rely on wal_keep_size or a WAL archive)."},
+}
+
+// checkConninfoOpts refuses secrets in conninfo_opts, and the keys the
+// agent sets: a standby must connect where the agent points it.
+func checkConninfoOpts(s string) error {
+	c, err := pg.ParseConninfo(s)
+	if err != nil {
+		return err
+	}
+	for _, k := range slices.Sorted(maps.Keys(c)) {
+		// libpq's keywords are lower case; a secret in capitals is refused all the same.
+		switch key := strings.ToLower(k); key {
+		case "password":
+			return errors.New("password: a password here shows in ps (pg_rewind, pg_basebackup) and in postgresql.auto.conf; " +
+				"put the replication role's password in the system user's ~/.pgpass (for postgres on Debian /var/lib/postgresql/.pgpass, " +
+				"mode 0600, a line *:*:*:REPUSER:PASSWORD), or name another file with passfile=")
+		case "sslpassword":
+			return errors.New("sslpassword: a passphrase here shows in ps and in postgresql.auto.conf; give the system user a client key without one (mode 0600)")
+		case "host", "hostaddr":
+			return fmt.Errorf("%s: the agent points standbys at the primary itself; set node_hosts for the address of each node", k)
+		case "port":
+			return errors.New("port: the agent sets it; set pgport")
+		case "user":
+			return errors.New("user: the agent sets it; set repuser (rewind_user for pg_rewind)")
+		case "application_name":
+			return errors.New("application_name: the agent sets it to the node's name, which synchronous_standby_names lists")
+		}
+	}
+	return nil
 }
 
 func checkNodeHosts(s string) error {
@@ -167,8 +201,9 @@ func newConfig(v ocf.Values) config {
 }
 
 // PrimaryConninfo is what a standby of primary node streams with: the
-// agent's keys over the user's extras, with timeouts so that a standby is
-// never stuck on a frozen peer that still answers TCP.
+// agent's keys over the user's extras (conninfo_opts refuses them there),
+// with timeouts so that a standby is never stuck on a frozen peer that
+// still answers TCP.
 func PrimaryConninfo(self, primary string, port int, repuser string, hosts map[string]string, extra pg.Conninfo) pg.Conninfo {
 	c := pg.Conninfo{
 		"connect_timeout": "2", "keepalives": "1", "keepalives_idle": "5", "keepalives_interval": "1",

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -50,6 +51,7 @@ func TestBadParametersAreRefused(t *testing.T) {
 		{"bad method", "OCF_RESKEY_sync_method=quorum", "sync_method"},
 		{"node_hosts without =", "OCF_RESKEY_node_hosts=n1 n2", "node_hosts"},
 		{"conninfo_opts unterminated", "OCF_RESKEY_conninfo_opts=sslmode='x", "conninfo_opts"},
+		{"a password in conninfo_opts", "OCF_RESKEY_conninfo_opts=sslmode=require password=secret", "~/.pgpass"},
 		{"a misspelt parameter", "OCF_RESKEY_sync_cuont=2", "unknown parameter sync_cuont"},
 	}
 	for _, tt := range tests {
@@ -75,6 +77,41 @@ func TestValidateAllReportsMissingBinaries(t *testing.T) {
 	st, _, stderr := runAgent(t, []string{"OCF_RESKEY_pgdata=/d", "OCF_RESKEY_bindir=/nonexistent/bin"}, "validate-all")
 	if st != ocf.ErrInstalled || !strings.Contains(stderr, "bindir") {
 		t.Errorf("status %v, stderr %q; want OCF_ERR_INSTALLED naming bindir", st, stderr)
+	}
+}
+
+// conninfo_opts must not carry a secret (it would show in ps on the
+// pg_rewind and pg_basebackup command lines, and in postgresql.auto.conf)
+// nor a key the agent sets itself (it would be overwritten, or override
+// where the standby connects).
+func TestConninfoOptsCheck(t *testing.T) {
+	tests := []struct {
+		name, opts string
+		says       string // "" for accepted
+	}{
+		{"none", "", ""},
+		{"TLS settings", "sslmode=verify-full sslrootcert=/etc/ssl/ca.pem", ""},
+		{"a password file", "passfile=/var/lib/postgresql/.pgpass-repl", ""},
+		{"a password", "sslmode=require password=secret", "~/.pgpass"},
+		{"a password, quoted", "password='a b'", "~/.pgpass"},
+		{"a password in capitals", "PASSWORD=secret", "~/.pgpass"},
+		{"the key's passphrase", "sslpassword=secret", "sslpassword"},
+		{"host", "host=10.0.0.9", "node_hosts"},
+		{"hostaddr", "hostaddr=10.0.0.9", "node_hosts"},
+		{"port", "port=5433", "pgport"},
+		{"user", "user=postgres", "repuser"},
+		{"application_name", "application_name=n9", "node's name"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ocf.Validate(Params, map[string]string{"pgdata": "/var/lib/postgresql/15/main", "conninfo_opts": tt.opts})
+			switch {
+			case tt.says == "" && err != nil:
+				t.Errorf("conninfo_opts=%q refused: %v", tt.opts, err)
+			case tt.says != "" && (ocf.StatusOf(err) != ocf.ErrConfigured || !strings.Contains(fmt.Sprint(err), tt.says)):
+				t.Errorf("conninfo_opts=%q: %v (status %v); want OCF_ERR_CONFIGURED saying %q", tt.opts, err, ocf.StatusOf(err), tt.says)
+			}
+		})
 	}
 }
 

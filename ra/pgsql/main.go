@@ -60,7 +60,7 @@ func Main(ctx context.Context, args, environ []string, stdout, stderr io.Writer,
 	}
 	code := runAs(ctx, args, environ, stdout, stderr)
 	if _, ensure := WatcherStep(action, ocf.Status(code)); watch && ensure {
-		if err := ensureWatcher(newConfig(values).inst, env.Resource, env.OnNode, args[0], log); err != nil {
+		if err := ensureWatcher(newConfig(values), env.Resource, env.OnNode, args[0], log); err != nil {
 			log.Warn("no postmaster watcher: Pacemaker learns of a postmaster's death at the next monitor", "err", err)
 		}
 	}

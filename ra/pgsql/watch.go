@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -169,7 +170,7 @@ func isWatcher(pid int) bool {
 
 // ensureWatcher starts a watcher for rsc's postmaster unless one runs or no
 // postmaster runs. agentName is the name this binary runs the agent under.
-func ensureWatcher(inst pg.Instance, rsc, node, agentName string, log *slog.Logger) error {
+func ensureWatcher(cfg config, rsc, node, agentName string, log *slog.Logger) error {
 	if node == "" {
 		return nil // outside a cluster (ocf-tester): nobody to tell
 	}
@@ -185,7 +186,7 @@ func ensureWatcher(inst pg.Instance, rsc, node, agentName string, log *slog.Logg
 		return nil // a watcher holds it
 	}
 	// Held until the child has it too; closing f below leaves it the child's.
-	pid, err := inst.PostmasterPID()
+	pid, err := cfg.inst.PostmasterPID()
 	if errors.Is(err, pg.ErrNotRunning) {
 		return nil
 	}
@@ -200,7 +201,7 @@ func ensureWatcher(inst pg.Instance, rsc, node, agentName string, log *slog.Logg
 	defer pidf.Close()
 	// The PID could have been reused between reading the file and opening
 	// the pidfd: read it again now that the pidfd pins the process.
-	if again, err := inst.PostmasterPID(); err != nil || again != pid {
+	if again, err := cfg.inst.PostmasterPID(); err != nil || again != pid {
 		return nil // the postmaster just ended: the monitor reports it
 	}
 	u, err := user.Lookup(clusterUser)
@@ -209,24 +210,14 @@ func ensureWatcher(inst pg.Instance, rsc, node, agentName string, log *slog.Logg
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
-	logf, err := os.OpenFile(inst.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	logf, err := openSystemUserLog(cfg.inst.LogFile, cfg.user)
 	if err != nil {
-		logf = nil // to /dev/null then; Pacemaker's log still shows the failure
+		// To /dev/null then; Pacemaker's log still shows the failure.
+		log.Warn("postmaster watcher without a log", "err", err)
 	} else {
 		defer logf.Close()
 	}
-	cmd := exec.Command("/proc/self/exe", watchAction, rsc, node, strconv.Itoa(pid))
-	cmd.Args[0] = agentName
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "LC_ALL=C"}
-	cmd.Dir = "/"
-	if logf != nil {
-		cmd.Stderr = logf
-	}
-	cmd.ExtraFiles = []*os.File{f, pidf} // fds 3 and 4
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Setsid:     true, // out of the action's process group: Pacemaker kills that on timeout
-		Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{uint32(gid)}},
-	}
+	cmd := watcherCommand(agentName, rsc, node, pid, f, pidf, logf, uid, gid)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start postmaster watcher: %w", err)
 	}
@@ -235,6 +226,77 @@ func ensureWatcher(inst pg.Instance, rsc, node, agentName string, log *slog.Logg
 	}
 	log.Debug("postmaster watcher started", "watcher", cmd.Process.Pid, "postmaster", pid)
 	return cmd.Process.Release()
+}
+
+// openWatcherLog opens the postmaster's start-up log for the watcher's
+// stderr. Root opens it in a folder the system user (owner) owns, so the
+// system user decides what is found there: it opens no link (O_NOFOLLOW),
+// creates nothing (pg_ctl, as the system user, created the log), does not
+// wait on a FIFO (O_NONBLOCK), and then keeps only a regular file of the
+// system user's, which root writing to gives that user nothing.
+func openWatcherLog(path string, owner int) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open the start-up log: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open the start-up log: %w", err)
+	}
+	uid := -1
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		uid = int(st.Uid)
+	}
+	if err := watcherLogUsable(fi.Mode(), uid, owner); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("start-up log %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// watcherLogUsable decides whether root may write the watcher's messages
+// to an opened file of this mode and owner uid: a regular file of owner's.
+func watcherLogUsable(mode fs.FileMode, uid, owner int) error {
+	if !mode.IsRegular() {
+		return fmt.Errorf("not a regular file (%s)", mode.Type())
+	}
+	if uid != owner {
+		return fmt.Errorf("owned by uid %d, not by the system user (uid %d)", uid, owner)
+	}
+	return nil
+}
+
+// openSystemUserLog opens the start-up log of the instance run by the OS
+// user systemUser (see openWatcherLog).
+func openSystemUserLog(path, systemUser string) (*os.File, error) {
+	u, err := user.Lookup(systemUser)
+	if err != nil {
+		return nil, fmt.Errorf("start-up log: %w", err)
+	}
+	uid, err := strconv.Atoi(u.Uid)
+	if err != nil {
+		return nil, fmt.Errorf("start-up log: uid of %s: %w", systemUser, err)
+	}
+	return openWatcherLog(path, uid)
+}
+
+// watcherCommand is the watcher process for postmaster pid: run as
+// uid:gid, lock and pidfd on fds 3 and 4, stderr to logf (nil: /dev/null).
+func watcherCommand(agentName, rsc, node string, pid int, lock, pidfd, logf *os.File, uid, gid int) *exec.Cmd {
+	cmd := exec.Command("/proc/self/exe", watchAction, rsc, node, strconv.Itoa(pid))
+	cmd.Args[0] = agentName
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "LC_ALL=C"}
+	cmd.Dir = "/"
+	if logf != nil {
+		cmd.Stderr = logf
+	}
+	cmd.ExtraFiles = []*os.File{lock, pidfd} // fds 3 and 4
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Setsid:     true, // out of the action's process group: Pacemaker kills that on timeout
+		Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{uint32(gid)}},
+	}
+	return cmd
 }
 
 // runWatcher is the watcher process: it waits for the postmaster (fd 4) to
