@@ -4,6 +4,9 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -16,6 +19,8 @@ import (
 type actions struct {
 	run pacemaker.Runner
 	now func() time.Time
+	// systemdDir is where enabled services are linked (/etc/systemd/system).
+	systemdDir string
 }
 
 // call is one action's context: who we are and what we were told.
@@ -66,7 +71,26 @@ func (a *actions) validate(ctx context.Context, r *ocf.Request) (ocf.Status, err
 			return 0, ocf.Errorf(ocf.ErrConfigured, "parameter pgdata=%q: no PostgreSQL data directory there", cfg.inst.DataDir)
 		}
 	}
+	if units := EnabledPostgresUnits(a.systemdDir); len(units) > 0 {
+		r.Log.Warn("the distribution's PostgreSQL service is enabled: at boot it starts PostgreSQL before Pacemaker, as a primary if it was one; "+
+			"disable it (systemctl disable "+strings.Join(units, " ")+"): Pacemaker starts PostgreSQL here", "units", units)
+	}
 	return ocf.Success, nil
+}
+
+// EnabledPostgresUnits lists the PostgreSQL services systemd starts at
+// boot (links in dir/*.wants: /etc/systemd/system), "postgresql.service"
+// and "postgresql@15-main.service" alike.
+func EnabledPostgresUnits(dir string) []string {
+	links, _ := filepath.Glob(filepath.Join(dir, "*.wants", "postgresql*.service"))
+	var units []string
+	for _, l := range links {
+		if u := filepath.Base(l); !slices.Contains(units, u) {
+			units = append(units, u)
+		}
+	}
+	slices.Sort(units)
+	return units
 }
 
 func (a *actions) reload(ctx context.Context, r *ocf.Request) (ocf.Status, error) {

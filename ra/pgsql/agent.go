@@ -222,7 +222,7 @@ func PrimaryConninfo(self, primary string, port int, repuser string, hosts map[s
 
 // New returns the agent. run runs Pacemaker's tools; now is the clock.
 func New(run pacemaker.Runner, now func() time.Time) *ocf.Agent {
-	a := &actions{run: run, now: now}
+	a := &actions{run: run, now: now, systemdDir: "/etc/systemd/system"}
 	return &ocf.Agent{
 		Name: "pgsql", Version: Version,
 		Short: "PostgreSQL primary and streaming standbys, with automatic synchronous standbys",

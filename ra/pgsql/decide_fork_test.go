@@ -1,6 +1,9 @@
 package pgsql
 
 import (
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -104,5 +107,25 @@ func TestDecideStartAfterAFork(t *testing.T) {
 	}
 	if ok, why := DecideRejoin(StartInput{Control: standby, Primary: "n3", Fork: clean, ForkChecked: true}); ok || !strings.Contains(why, "as it is") {
 		t.Errorf("DecideRejoin of a standby that follows: %v %q", ok, why)
+	}
+}
+
+func TestEnabledPostgresUnits(t *testing.T) {
+	dir := t.TempDir()
+	for _, p := range []string{"multi-user.target.wants/postgresql.service", "multi-user.target.wants/pacemaker.service",
+		"graphical.target.wants/postgresql@15-main.service", "multi-user.target.wants/postgresql@15-main.service"} {
+		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink("/lib/systemd/system/x", filepath.Join(dir, p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := EnabledPostgresUnits(dir)
+	if want := []string{"postgresql.service", "postgresql@15-main.service"}; !slices.Equal(got, want) {
+		t.Errorf("EnabledPostgresUnits = %v, want %v", got, want)
+	}
+	if got := EnabledPostgresUnits(t.TempDir()); len(got) != 0 {
+		t.Errorf("nothing enabled: %v", got)
 	}
 }

@@ -131,6 +131,15 @@ func (a *actions) demote(ctx context.Context, r *ocf.Request) (ocf.Status, error
 				return 0, fmt.Errorf("demote %s: %w", c.node, err)
 			}
 		}
+		// Another node is Pacemaker's primary: this one was never promoted
+		// by it (started outside the cluster, e.g. by the distribution's
+		// postgresql unit at boot) and may have diverged. It comes back
+		// only the way a stopped old primary does (invariant 3).
+		if other, err := c.otherPrimary(ctx); err != nil {
+			return 0, fmt.Errorf("demote %s: %w", c.node, err)
+		} else if other != "" {
+			return c.restartAsStandby(ctx, "demote")
+		}
 	}
 	if err := c.configureStandby(""); err != nil {
 		return 0, err
@@ -147,4 +156,22 @@ func (a *actions) demote(ctx context.Context, r *ocf.Request) (ocf.Status, error
 		return 0, ocf.Errorf(ocf.ErrGeneric, "demote %s: start as standby: %w", c.node, err)
 	}
 	return ocf.Success, nil
+}
+
+// restartAsStandby starts the stopped instance as start would: the start
+// decision, under the data-directory lock, with the repair it may call for.
+func (c *call) restartAsStandby(ctx context.Context, op string) (ocf.Status, error) {
+	unlock, err := c.lockDataDir(ctx, op)
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
+	in, err := c.observeStart(ctx, op)
+	if err != nil {
+		return 0, err
+	}
+	in.AutoRejoin = c.cfg.autoRejoin
+	action, why := DecideStart(in)
+	c.log.Warn(op+": a primary Pacemaker did not promote, beside "+in.Primary+": stopped; deciding as start would", "decision", action, "reason", why)
+	return c.startAs(ctx, op, in, action, why)
 }

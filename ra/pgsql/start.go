@@ -37,17 +37,22 @@ func (a *actions) start(ctx context.Context, r *ocf.Request) (ocf.Status, error)
 	in.AutoRejoin = c.cfg.autoRejoin
 	action, why := DecideStart(in)
 	c.log.Info("start decision", "decision", action, "reason", why, "primary", in.Primary, "state", in.Control.State)
+	return c.startAs(ctx, "start", in, action, why)
+}
+
+// startAs carries out a start decision.
+func (c *call) startAs(ctx context.Context, op string, in StartInput, action StartAction, why string) (ocf.Status, error) {
 	switch action {
 	case AlreadyStandby:
 		return ocf.Success, nil
 	case RefuseRunningPrimary, RefuseDiverged, RefuseForeign:
-		return 0, ocf.Errorf(ocf.ErrGeneric, "start %s: %s", c.node, why)
+		return 0, ocf.Errorf(ocf.ErrGeneric, "%s %s: %s", op, c.node, why)
 	case Rejoin:
 		if in.Fork.Forked {
 			c.log.Warn("discarding WAL past the fork: "+in.Fork.Discarded(), "primary", in.Primary, "reason", why)
 		}
 		if err := c.rejoin(ctx, in.Primary); err != nil {
-			return 0, ocf.Errorf(ocf.ErrGeneric, "start %s: rejoin %s: %w", c.node, in.Primary, err)
+			return 0, ocf.Errorf(ocf.ErrGeneric, "%s %s: rejoin %s: %w", op, c.node, in.Primary, err)
 		}
 	}
 	// A fresh standby is no candidate until the primary says so.
@@ -58,7 +63,7 @@ func (a *actions) start(ctx context.Context, r *ocf.Request) (ocf.Status, error)
 		return 0, err
 	}
 	if err := c.cfg.inst.Start(ctx); err != nil {
-		return 0, ocf.Errorf(ocf.ErrGeneric, "start %s: %w (see %s)", c.node, err, c.cfg.inst.LogFile)
+		return 0, ocf.Errorf(ocf.ErrGeneric, "%s %s: %w (see %s)", op, c.node, err, c.cfg.inst.LogFile)
 	}
 	return ocf.Success, nil
 }

@@ -449,7 +449,27 @@ func TestPrimaryHostCrash(t *testing.T) {
 		old, newPrimary, promotedAt.Round(10*time.Millisecond), first.Sub(fault).Round(10*time.Millisecond))
 	s.requireNoLoss(t, ctx)
 
-	s.bootOldPrimary(t, ctx, old, newPrimary)
+	// It boots with the distribution's postgresql service enabled: its
+	// PostgreSQL comes up as a primary before Pacemaker does. Pacemaker
+	// finds two primaries and demotes it; the agent does not just restart
+	// it as a standby (it may have diverged): it decides as start would,
+	// and without auto_rejoin refuses.
+	if err := l.BootWithPostgresUnit(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.WaitFor(ctx, "the rogue primary on "+old+" stopped and refused", 200*time.Millisecond, func(ctx context.Context) (bool, string, error) {
+		log, pg := l.AgentLog(old), l.Postgres(ctx, old)
+		refused := strings.Contains(log, "a primary Pacemaker did not promote") && strings.Contains(log, "may have diverged")
+		return refused && !pg.Up, fmt.Sprintf("refused %v, PostgreSQL %q", refused, pg.Role()), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := promoted(ctx, l, newPrimary); len(p) != 1 || p[0] != newPrimary {
+		t.Errorf("after the rogue primary, promoted %v, want only %s", p, newPrimary)
+	}
+	if pg := l.Postgres(ctx, newPrimary); pg.Role() != "primary" {
+		t.Errorf("%s is %q, want the primary", newPrimary, pg.Role())
+	}
 }
 
 // Scenario (a) on a frozen host, the seed's "OS hang": every process of the primary's

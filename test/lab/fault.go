@@ -87,6 +87,18 @@ func (l *Lab) Boot(ctx context.Context, host string) error { return l.BootAfter(
 // were its Pacemaker back before the fencer has told the cluster the
 // fencing is done, it would learn it was fenced and shut itself down.
 func (l *Lab) BootAfter(ctx context.Context, host string, post time.Duration) error {
+	return l.boot(ctx, host, post, false)
+}
+
+// BootWithPostgresUnit boots host as one whose distribution's postgresql
+// service is enabled: PostgreSQL starts before Corosync and Pacemaker, in
+// the role its data directory says (a primary's, as a primary), behind the
+// cluster's back.
+func (l *Lab) BootWithPostgresUnit(ctx context.Context, host string) error {
+	return l.boot(ctx, host, 0, true)
+}
+
+func (l *Lab) boot(ctx context.Context, host string, post time.Duration, pgFirst bool) error {
 	h, err := l.host(host)
 	if err != nil {
 		return err
@@ -125,13 +137,18 @@ func (l *Lab) BootAfter(ctx context.Context, host string, post time.Duration) er
 		return fmt.Errorf("boot %s: %w", host, ctx.Err())
 	case <-time.After(post):
 	}
+	if pgFirst {
+		if err := l.StartPostgres(ctx, host); err != nil {
+			return err
+		}
+	}
 	if err := l.startCorosync(host); err != nil {
 		return err
 	}
 	if err := l.startPacemaker(host); err != nil {
 		return err
 	}
-	if st.PacemakerPG {
+	if st.PacemakerPG || pgFirst {
 		return nil
 	}
 	return l.StartPostgres(ctx, host)
