@@ -28,6 +28,9 @@ func (v View) Format(w io.Writer) error {
 	if v.Resource != "" {
 		fmt.Fprintf(w, "PostgreSQL  resource %s (ocf:rampart:pgsql), primary %s, %s\n", v.Resource, orNone(v.Primary), v.syncText())
 	}
+	if r := v.Synced; r != nil && !v.asynchronous() {
+		fmt.Fprintf(w, "Durable     every acknowledged commit is on %s (timeline %d)\n", strings.Join(append([]string{r.Primary + " (primary)"}, r.Standbys...), ", "), r.Timeline)
+	}
 	if len(v.Nodes) > 0 {
 		fmt.Fprintln(w)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

@@ -34,6 +34,9 @@ func Gather(ctx context.Context, run pacemaker.Runner, client *http.Client, pool
 		if o.Params, err = pacemaker.ResourceParams(ctx, run); err != nil {
 			errs = append(errs, err.Error())
 		}
+		if o.Options, err = pacemaker.ClusterOptions(ctx, run); err != nil {
+			errs = append(errs, err.Error())
+		}
 		for _, name := range []string{pgsql.StateAttr(o.Resource), pgsql.PositionAttr(o.Resource)} {
 			values, err := pacemaker.QueryTransient(ctx, run, name)
 			if err != nil {

@@ -2,6 +2,7 @@ package ops
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -29,15 +30,27 @@ type View struct {
 	Port  int               `json:"port,omitempty"`
 	// SyncCount is sync_count (0: asynchronous replication) and Policy
 	// sync_policy; nil and "" where unknown.
-	SyncCount *int          `json:"sync_count,omitempty"`
-	Policy    string        `json:"sync_policy,omitempty"`
-	Nodes     []NodeView    `json:"nodes"`
-	Primary   string        `json:"primary,omitempty"`
-	VIPs      []VIPView     `json:"vips,omitempty"`
-	Poolers   []PoolerView  `json:"poolers,omitempty"`
-	Problems  []string      `json:"problems"`
-	Healthy   bool          `json:"healthy"`
-	Failures  []FailureView `json:"failures,omitempty"`
+	SyncCount *int         `json:"sync_count,omitempty"`
+	Policy    string       `json:"sync_policy,omitempty"`
+	Nodes     []NodeView   `json:"nodes"`
+	Primary   string       `json:"primary,omitempty"`
+	VIPs      []VIPView    `json:"vips,omitempty"`
+	Poolers   []PoolerView `json:"poolers,omitempty"`
+	// Synced is the agent's durable record of the nodes that hold every
+	// acknowledged commit (while no primary runs, only they may be
+	// promoted).
+	Synced   *SyncedView   `json:"synced,omitempty"`
+	Problems []string      `json:"problems"`
+	Healthy  bool          `json:"healthy"`
+	Failures []FailureView `json:"failures,omitempty"`
+}
+
+// SyncedView is the agent's record of who holds every acknowledged
+// commit: the last primary and the eligible members of its synchronous set.
+type SyncedView struct {
+	Timeline uint32   `json:"timeline"`
+	Primary  string   `json:"primary"`
+	Standbys []string `json:"standbys"`
 }
 
 // ClusterView is Pacemaker's summary.
@@ -109,6 +122,7 @@ type Observed struct {
 	Now      time.Time
 	Cluster  *pacemaker.ClusterStatus     // nil: no Pacemaker here
 	Params   map[string]map[string]string // primitive → parameters
+	Options  map[string]string            // cluster properties (crm_config), the agent's record among them
 	Attrs    map[string]map[string]string // attribute → node → value
 	Poolers  []PoolerView                 // as gathered (errors included)
 	Resource string                       // "" = the one ocf:rampart:pgsql primitive
@@ -325,8 +339,20 @@ func Assemble(o Observed) View {
 			}
 			v.Nodes = append(v.Nodes, nv)
 		}
+		synced, haveRecord := pgsql.ParseSyncedSet(o.Options[pgsql.SyncedAttr(v.Resource)])
+		if haveRecord {
+			v.Synced = &SyncedView{Timeline: synced.Timeline, Primary: synced.Primary, Standbys: synced.Standbys}
+			if v.Synced.Standbys == nil {
+				v.Synced.Standbys = []string{}
+			}
+		}
 		switch {
 		case v.Resource == "":
+		case len(promoted) == 0 && haveRecord && !v.asynchronous() && !slices.ContainsFunc(synced.Nodes(), func(n string) bool { return running[n] }):
+			others := slices.DeleteFunc(slices.Sorted(maps.Keys(running)), synced.Has)
+			say("no PostgreSQL primary, and none of the nodes that hold every acknowledged commit runs: %s must come back "+
+				"(boot its host, or fix it and crm resource cleanup %s --node NODE); the agent promotes no other node%s",
+				strings.Join(synced.Nodes(), " or "), orClone(v), acceptHint(others))
 		case len(promoted) == 0:
 			say("no PostgreSQL primary: writes fail until Pacemaker promotes a standby")
 		case len(promoted) > 1:
@@ -399,4 +425,20 @@ func Bytes(n int64) string {
 		return fmt.Sprintf("%.1f kiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// acceptHint says how to promote one of nodes anyway, if there is one.
+func acceptHint(nodes []string) string {
+	if len(nodes) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; to promote %s anyway, losing the commits only they have: rampart failover --to %s --accept-data-loss", nodes[0], nodes[0])
+}
+
+// orClone is the clone's name for crm commands, or the resource's.
+func orClone(v View) string {
+	if v.Clone != "" {
+		return v.Clone
+	}
+	return v.Resource
 }

@@ -40,7 +40,9 @@ func healthy() Observed {
 }
 
 func TestAssembleHealthy(t *testing.T) {
-	v := Assemble(healthy())
+	o := healthy()
+	o.Options = map[string]string{"rampart-pgsql-synced": "timeline=2 primary=n1 standbys=n2"}
+	v := Assemble(o)
 	if !v.Healthy || len(v.Problems) != 0 {
 		t.Fatalf("problems in a healthy cluster: %v", v.Problems)
 	}
@@ -59,7 +61,8 @@ func TestAssembleHealthy(t *testing.T) {
 		t.Errorf("nodes %q, want %q", roles, want)
 	}
 	var b strings.Builder
-	if err := v.Format(&b); err != nil || !strings.Contains(b.String(), "No problems found.") || !strings.Contains(b.String(), "232 B") {
+	if err := v.Format(&b); err != nil || !strings.Contains(b.String(), "No problems found.") || !strings.Contains(b.String(), "232 B") ||
+		!strings.Contains(b.String(), "every acknowledged commit is on n1 (primary), n2 (timeline 2)") {
 		t.Errorf("format (%v):\n%s", err, b.String())
 	}
 }
@@ -118,6 +121,13 @@ func TestAssembleSaysWhatIsWrong(t *testing.T) {
 			o.Poolers = []PoolerView{{URL: "http://p1:9187", Primary: "n1", Member: "p1", Leader: true}, {URL: "http://p2:9187", Primary: "n1", Member: "p2", Leader: true}}
 		}, "more than one pooler claims to lead"},
 		{"pooler silent", func(o *Observed) { o.Poolers = []PoolerView{{URL: "http://p1:9187", Error: "connection refused"}} }, "pooler http://p1:9187 does not answer"},
+		{"no primary and only a survivor off the record runs", func(o *Observed) {
+			o.Options = map[string]string{"rampart-pgsql-synced": "timeline=2 primary=n1 standbys=n2"}
+			o.Cluster.Nodes[0].Online = false
+			o.Cluster.Resources[0].Active, o.Cluster.Resources[0].Nodes = false, nil
+			o.Cluster.Resources[1].Active, o.Cluster.Resources[1].Nodes = false, nil
+		}, "none of the nodes that hold every acknowledged commit runs: n1 or n2 must come back (boot its host, or fix it and crm resource cleanup pgsql-clone --node NODE); " +
+			"the agent promotes no other node; to promote n3 anyway, losing the commits only they have: rampart failover --to n3 --accept-data-loss"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -63,6 +63,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			versionCommand(),
 			statusCommand(),
 			switchoverCommand(),
+			failoverCommand(),
 			rejoinCommand(),
 			backupCommand(),
 			labCommand(),
