@@ -113,10 +113,16 @@ func (c *call) otherPrimary(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return c.otherPromoted(s), nil
+}
+
+// otherPromoted is the node s shows this resource promoted on, other than
+// this one ("" if none).
+func (c *call) otherPromoted(s pacemaker.ClusterStatus) string {
 	for _, n := range s.Promoted(c.rsc) {
 		if n != c.node {
-			return n, nil
+			return n
 		}
 	}
-	return "", nil
+	return ""
 }

@@ -117,12 +117,7 @@ func (c *call) standbyMonitor(ctx context.Context, conn *pgx.Conn, obs pg.Observ
 		c.log.Error("cluster status unreadable: standby checks skipped", "err", err)
 		return ocf.Success, nil
 	}
-	primary := ""
-	for _, n := range s.Promoted(c.rsc) {
-		if n != c.node {
-			primary = n
-		}
-	}
+	primary := c.otherPromoted(s)
 	if primary == "" {
 		if err := c.election(ctx, s, obs); err != nil {
 			c.log.Error("election bookkeeping failed", "err", err)
