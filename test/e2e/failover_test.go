@@ -349,6 +349,29 @@ func TestKillAsyncStandby(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	// First: a standby whose primary_conninfo points nowhere (a missed
+	// notification, an operator's ALTER SYSTEM) replays nothing; its
+	// monitor points it back at the primary.
+	for _, sql := range []string{"ALTER SYSTEM SET primary_conninfo = 'host=192.0.2.1 connect_timeout=1'", "SELECT pg_reload_conf()"} {
+		if _, err := s.l.Psql(ctx, victim, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := lab.WaitFor(ctx, victim+" no longer streaming", 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
+		st := s.l.Postgres(ctx, victim)
+		return st.Receiver == nil || st.Receiver.Status != "streaming", fmt.Sprintf("%+v", st.Receiver), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	redirected := time.Now()
+	if err := lab.WaitFor(ctx, victim+" streaming from "+s.primary+" again", 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
+		st := s.l.Postgres(ctx, victim)
+		return st.Receiver != nil && st.Receiver.Status == "streaming" && st.Receiver.Sender == s.addr(s.primary), fmt.Sprintf("%+v", st.Receiver), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s pointed elsewhere: streaming from %s again after %s", victim, s.primary, time.Since(redirected).Round(100*time.Millisecond))
+
 	if _, err := s.l.KillPostmaster(ctx, victim); err != nil {
 		t.Fatal(err)
 	}
