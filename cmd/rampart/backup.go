@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -54,12 +53,8 @@ func backupCommand() *cli.Command {
 				}
 			}
 			res, err := ops.Backup(c.Context, req, log)
-			var r *ops.Refusal
-			if errors.As(err, &r) {
-				return cli.Exit("backup refused: "+r.Reason, 1)
-			}
 			if err != nil {
-				return err
+				return refusedExit("backup", err)
 			}
 			from := "the primary"
 			if res.Standby {

@@ -1,10 +1,7 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -32,16 +29,10 @@ func failoverCommand() *cli.Command {
 		},
 		Action: func(c *cli.Context) error {
 			log := newLogger(c.App.ErrWriter, false)
-			look := func(ctx context.Context) ops.View {
-				return ops.Assemble(ops.Gather(ctx, pacemaker.Local, http.DefaultClient, nil, c.String("resource"), time.Now))
-			}
+			look := clusterLook(c)
 			took, err := ops.Failover(c.Context, pacemaker.Local, look, c.String("to"), c.Bool("accept-data-loss"), c.Duration("timeout"), log)
-			var r *ops.Refusal
-			if errors.As(err, &r) {
-				return cli.Exit("failover refused: "+r.Reason, 1)
-			}
 			if err != nil {
-				return err
+				return refusedExit("failover", err)
 			}
 			fmt.Fprintf(c.App.Writer, "%s promoted in %s\n", c.String("to"), took.Round(10*time.Millisecond))
 			return nil

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -44,12 +43,8 @@ func rejoinCommand() *cli.Command {
 					c.App.Writer, c.App.ErrWriter, log.With("agent", "pgsql"))
 			}
 			took, err := ops.Rejoin(c.Context, pacemaker.Local, gather, runAgent, c.Duration("timeout"), log)
-			var r *ops.Refusal
-			if errors.As(err, &r) {
-				return cli.Exit("rejoin refused: "+r.Reason, 1)
-			}
 			if err != nil {
-				return err
+				return refusedExit("rejoin", err)
 			}
 			fmt.Fprintf(c.App.Writer, "rejoined in %s: streaming from the primary\n", took.Round(100*time.Millisecond))
 			return nil

@@ -1,10 +1,7 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -29,16 +26,10 @@ func switchoverCommand() *cli.Command {
 		},
 		Action: func(c *cli.Context) error {
 			log := newLogger(c.App.ErrWriter, false)
-			look := func(ctx context.Context) ops.View {
-				return ops.Assemble(ops.Gather(ctx, pacemaker.Local, http.DefaultClient, nil, c.String("resource"), time.Now))
-			}
+			look := clusterLook(c)
 			took, err := ops.Switchover(c.Context, pacemaker.Local, look, c.String("to"), c.Duration("timeout"), log)
-			var r *ops.Refusal
-			if errors.As(err, &r) {
-				return cli.Exit("switchover refused: "+r.Reason, 1)
-			}
 			if err != nil {
-				return err
+				return refusedExit("switchover", err)
 			}
 			fmt.Fprintf(c.App.Writer, "switchover to %s done in %s\n", c.String("to"), took.Round(10*time.Millisecond))
 			return nil
