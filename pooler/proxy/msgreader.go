@@ -52,6 +52,10 @@ func (m *msgReader) next() (byte, []byte, error) {
 	return msg[0], msg, nil
 }
 
+// back puts msg, the message next just returned, back: the next call
+// returns it again.
+func (m *msgReader) back(msg []byte) { m.start -= len(msg) }
+
 // ready says whether a whole message is buffered (next will not block).
 func (m *msgReader) ready() bool {
 	avail := m.end - m.start

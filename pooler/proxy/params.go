@@ -17,20 +17,33 @@ import (
 // and sets or resets the difference in one round trip (none in the usual
 // case, where a pool's clients ask for the same).
 
-// settable are the parameters the server reports (ParameterStatus) that a
-// client may set: a connection whose client did not ask for one gets the
-// server's default back.
-var settable = []string{"application_name", "client_encoding", "DateStyle", "IntervalStyle", "TimeZone", "standard_conforming_strings"}
+// mixedCase are the reported parameters (ParameterStatus) whose names the
+// server spells with capitals.
+var mixedCase = []string{"DateStyle", "IntervalStyle", "TimeZone"}
+
+// serverOwned are reported parameters no client sets: facts about the
+// server or the login. Every other reported parameter (application_name,
+// client_encoding, DateStyle, default_transaction_read_only, …: the list
+// grows with PostgreSQL's versions) is the client's, and a connection whose
+// client did not ask for one gets the server's default back.
+var serverOwned = []string{"server_version", "server_encoding", "integer_datetimes", "in_hot_standby", "is_superuser",
+	"session_authorization", "scram_iterations"}
 
 // canonicalParam spells a parameter name the way the server reports it
 // (names are case-insensitive).
 func canonicalParam(name string) string {
-	for _, s := range settable {
+	for _, s := range mixedCase {
 		if strings.EqualFold(s, name) {
 			return s
 		}
 	}
 	return strings.ToLower(name)
+}
+
+// clients says whether a reported parameter k of st is the client's to set.
+func (st paramState) clients(k string) bool {
+	_, reported := st.initial[k]
+	return reported && !slices.Contains(serverOwned, k)
 }
 
 var paramName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.]{0,62}$`)
@@ -73,7 +86,10 @@ func paramSQL(want map[string]string, st paramState) string {
 	if paramsMatch(want, st) {
 		return ""
 	}
-	keys := slices.Clone(settable)
+	keys := make([]string, 0, len(st.initial)+len(want)+len(st.custom))
+	for k := range st.initial {
+		keys = append(keys, k)
+	}
 	for k := range want {
 		keys = append(keys, k)
 	}
@@ -94,7 +110,7 @@ func paramSQL(want map[string]string, st paramState) string {
 		switch {
 		case asked && (!had || have != v):
 			sets = append(sets, fmt.Sprintf("pg_catalog.set_config(%s, %s, false)", quoteLiteral(k), quoteLiteral(v)))
-		case !asked && reported && slices.Contains(settable, k) && have != st.initial[k],
+		case !asked && st.clients(k) && have != st.initial[k],
 			!asked && !reported && had:
 			fmt.Fprintf(&resets, "RESET %s;", k)
 		}
@@ -117,11 +133,9 @@ func paramsMatch(want map[string]string, st paramState) bool {
 			return false
 		}
 	}
-	for _, k := range settable {
-		if _, asked := want[k]; !asked {
-			if def, reported := st.initial[k]; reported && st.current[k] != def {
-				return false
-			}
+	for k, def := range st.initial {
+		if _, asked := want[k]; !asked && st.clients(k) && st.current[k] != def {
+			return false
 		}
 	}
 	for k := range st.custom {
@@ -186,6 +200,7 @@ func (s *session) learnParams(sc *serverConn, names []string) error {
 // server's error (sc stays usable) or an I/O error (sc is broken).
 // Parameter changes it reports are noted.
 func (sc *serverConn) exec(sql string) (values []string, status byte, err error) {
+	delete(sc.prepared, "") // a simple query ends the unnamed statement
 	raw, _ := (&pgproto3.Query{String: sql}).Encode(nil)
 	if _, err := sc.conn.Write(raw); err != nil {
 		sc.broken = true

@@ -7,7 +7,8 @@ import (
 
 func TestParamSQL(t *testing.T) {
 	defaults := map[string]string{"application_name": "", "DateStyle": "ISO, MDY", "TimeZone": "UTC", "client_encoding": "UTF8",
-		"standard_conforming_strings": "on", "IntervalStyle": "postgres", "in_hot_standby": "off", "server_version": "15.8"}
+		"standard_conforming_strings": "on", "IntervalStyle": "postgres", "in_hot_standby": "off", "server_version": "15.8",
+		"default_transaction_read_only": "off", "is_superuser": "off"}
 	with := func(kv ...string) map[string]string {
 		m := map[string]string{}
 		for k, v := range defaults {
@@ -32,8 +33,10 @@ func TestParamSQL(t *testing.T) {
 		{"a name not asked for goes back to the default", nil,
 			paramState{current: with("application_name", "pgbench", "TimeZone", "Europe/Berlin"), initial: with()},
 			"RESET TimeZone;RESET application_name;"},
+		{"every reported parameter the client sets goes back to the default, not only a known list (issue 17: default_transaction_read_only leaked)", nil,
+			paramState{current: with("default_transaction_read_only", "on"), initial: with()}, "RESET default_transaction_read_only;"},
 		{"server-controlled parameters are left alone", nil,
-			paramState{current: with("in_hot_standby", "on", "server_version", "16.1"), initial: with()}, ""},
+			paramState{current: with("in_hot_standby", "on", "server_version", "16.1", "is_superuser", "on"), initial: with()}, ""},
 		{"unreported: set once, then known", map[string]string{"search_path": "app, public"},
 			paramState{current: with(), initial: with(), custom: map[string]string{}}, "SELECT pg_catalog.set_config('search_path', 'app, public', false);"},
 		{"unreported: already set", map[string]string{"search_path": "app"},

@@ -213,6 +213,7 @@ type serverConn struct {
 	// unreported ones the proxy set for its clients (see params.go).
 	params, initial, custom map[string]string
 	prepared                map[string]string // statement name → query text prepared on it
+	track                   tracker           // messages sent and not yet answered
 	broken                  bool
 	epoch                   int // the node's epoch when connected
 	idleAt                  time.Time
@@ -351,12 +352,19 @@ type cancelKey struct {
 	secret string
 }
 
+// pidFloor is Linux's largest possible PID (PID_MAX_LIMIT, 2^22): the
+// process IDs the proxy hands its clients lie above it, so a client that
+// takes one for a backend's (pg_terminate_backend(conn.PID())) hits
+// nothing. pg_backend_pid() names the server backend that runs the query.
+const pidFloor = 1 << 22
+
 func newCancelKey() (cancelKey, error) {
 	b := make([]byte, 8)
 	if _, err := rand.Read(b); err != nil {
 		return cancelKey{}, err
 	}
-	return cancelKey{pid: binary.BigEndian.Uint32(b[:4]) & 0x7fffffff, secret: string(b[4:])}, nil
+	pid := pidFloor + 1 + binary.BigEndian.Uint32(b[:4])%(1<<31-pidFloor-1)
+	return cancelKey{pid: pid, secret: string(b[4:])}, nil
 }
 
 // cancel forwards a client's CancelRequest to the server it is attached

@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -42,6 +43,14 @@ type session struct {
 	out       []byte     // relay's buffer of answers for the client
 	rd        *msgReader // the client's messages, after start-up
 	tls       bool       // the client connection is encrypted
+	// listening: the client ran LISTEN on its server; watching: the watch
+	// passing on that server's notifications while the client is idle.
+	listening bool
+	watching  *watcher
+	// skipToSync: the proxy answered a Flush with an error no server gave
+	// (none could be reached): the client's messages up to its Sync are
+	// dropped, as a server skips them after an error.
+	skipToSync bool
 }
 
 func (s *session) attached() *serverConn {
@@ -289,21 +298,29 @@ func (p *Proxy) acquireAny(ctx context.Context, db, user string) (*serverConn, e
 	return nil, last
 }
 
-// batch is a client's extended-protocol messages up to Sync, as they came.
+// batch is a client's messages up to the next point where the server
+// must answer (Sync, Flush, Query), as they came.
 type batch struct {
 	buf     []byte
 	ends    []int     // where each message ends in buf
 	refs    []stmtRef // what each message says of prepared statements
 	queries []string  // statements it parses or binds, for routing
+	// call: a FunctionCall, which any function may be: the primary.
+	call bool
 }
 
-// stmtRef is what a message says of a prepared statement, noted when the
-// loop decoded it, so that prepareMissing need not decode it again.
+// stmtRef is what a client's message says of prepared statements, noted
+// when the loop decoded it, so that the send need not decode it again.
 type stmtRef struct {
-	name  string
-	query string // Parse: the statement's text
-	uses  bool   // Bind, or Describe of a statement: it must be prepared
-	drops bool   // Close of a statement
+	object byte   // Describe and Close: 'S' or 'P'
+	name   string // the statement's
+	query  string // Parse: the statement's text
+	// Parse and Close of a statement: the client's statement of that name
+	// before it (nil: none), restored when the server skips the message.
+	prev *pgproto3.Parse
+	// Bind and Describe of a statement: the client's statement as it is
+	// at this point of its stream, prepared where the server lacks it.
+	stmt *pgproto3.Parse
 }
 
 func (b *batch) add(msg []byte, ref stmtRef) {
@@ -322,7 +339,7 @@ func (b *batch) msgs() []unitMsg {
 }
 
 func (b *batch) reset() {
-	b.buf, b.ends, b.refs, b.queries = b.buf[:0], b.ends[:0], b.refs[:0], b.queries[:0]
+	b.buf, b.ends, b.refs, b.queries, b.call = b.buf[:0], b.ends[:0], b.refs[:0], b.queries[:0], false
 }
 
 // unitMsg is one message of a unit sent to a server, with what it says
@@ -333,8 +350,9 @@ type unitMsg struct {
 }
 
 // loop serves the client's messages until it leaves. Messages are read
-// whole and passed on as they came; each is decoded only to check it and
-// to route it.
+// whole and passed on as they came, in order; each is decoded only to
+// check it, to route it and to follow the client's prepared statements.
+// They go to the server when it must answer: at Sync, Flush and Query.
 func (s *session) loop(ctx context.Context) error {
 	// After start-up (and TLS) a client's messages are read whole; the
 	// console still decodes them with pgproto3.
@@ -356,6 +374,16 @@ func (s *session) loop(ctx context.Context) error {
 			return s.refuse(fatal("08P01", "invalid frontend message: "+err.Error()))
 		}
 		body := msg[5:]
+		if s.skipToSync && typ != 'X' {
+			if typ == 'S' {
+				s.skipToSync = false
+				s.be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+				if err := s.be.Flush(); err != nil {
+					return err
+				}
+			}
+			continue
+		}
 		switch typ {
 		case 'X':
 			return io.EOF
@@ -364,84 +392,112 @@ func (s *session) loop(ctx context.Context) error {
 			if err := m.Decode(body); err != nil {
 				return s.refuse(fatal("08P01", "invalid Query message: "+err.Error()))
 			}
-			if err := s.run(ctx, s.p.settings().cache.Classify(m.String), []unitMsg{{raw: msg}}); err != nil {
-				return err
+			// A simple query ends the unnamed statement (PostgreSQL's rule).
+			delete(s.stmts, "")
+			b.queries = append(b.queries, m.String)
+			b.add(msg, stmtRef{})
+		case 'F':
+			var m pgproto3.FunctionCall
+			if err := m.Decode(body); err != nil {
+				return s.refuse(fatal("08P01", "invalid FunctionCall message: "+err.Error()))
 			}
+			b.call = true
+			b.add(msg, stmtRef{})
 		case 'P':
 			m := &pgproto3.Parse{}
 			if err := m.Decode(body); err != nil {
 				return s.refuse(fatal("08P01", "invalid Parse message: "+err.Error()))
 			}
-			s.stmts[m.Name] = m
+			ref := stmtRef{name: m.Name, query: m.Query, prev: s.stmts[m.Name]}
+			if ref.prev == nil || m.Name == "" {
+				s.stmts[m.Name] = m // a duplicate name fails on the server: the client keeps its statement
+			}
 			b.queries = append(b.queries, m.Query)
-			b.add(msg, stmtRef{name: m.Name, query: m.Query})
+			b.add(msg, ref)
 		case 'B':
 			var m pgproto3.Bind
 			if err := m.Decode(body); err != nil {
 				return s.refuse(fatal("08P01", "invalid Bind message: "+err.Error()))
 			}
-			if st := s.stmts[m.PreparedStatement]; st != nil {
+			st := s.stmts[m.PreparedStatement]
+			if st != nil {
 				b.queries = append(b.queries, st.Query)
 			}
-			b.add(msg, stmtRef{name: m.PreparedStatement, uses: true})
-		case 'D', 'E', 'C', 'H':
-			var m interface{ Decode([]byte) error }
-			switch typ {
-			case 'D':
-				m = &pgproto3.Describe{}
-			case 'E':
-				m = &pgproto3.Execute{}
-			case 'C':
-				m = &pgproto3.Close{}
-			case 'H':
-				m = &pgproto3.Flush{}
-			}
+			b.add(msg, stmtRef{name: m.PreparedStatement, stmt: st})
+		case 'D':
+			var m pgproto3.Describe
 			if err := m.Decode(body); err != nil {
-				return s.refuse(fatal("08P01", fmt.Sprintf("invalid %T message: %v", m, err)))
+				return s.refuse(fatal("08P01", "invalid Describe message: "+err.Error()))
 			}
-			var ref stmtRef
-			switch m := m.(type) {
-			case *pgproto3.Close:
-				if m.ObjectType == 'S' {
-					delete(s.stmts, m.Name)
-					ref = stmtRef{name: m.Name, drops: true}
-				}
-			case *pgproto3.Describe:
-				if m.ObjectType == 'S' {
-					ref = stmtRef{name: m.Name, uses: true}
-				}
+			ref := stmtRef{object: m.ObjectType, name: m.Name}
+			if m.ObjectType == 'S' {
+				ref.stmt = s.stmts[m.Name]
 			}
 			b.add(msg, ref)
+		case 'C':
+			var m pgproto3.Close
+			if err := m.Decode(body); err != nil {
+				return s.refuse(fatal("08P01", "invalid Close message: "+err.Error()))
+			}
+			ref := stmtRef{object: m.ObjectType, name: m.Name}
+			if m.ObjectType == 'S' {
+				ref.prev = s.stmts[m.Name]
+				delete(s.stmts, m.Name)
+			}
+			b.add(msg, ref)
+		case 'E':
+			var m pgproto3.Execute
+			if err := m.Decode(body); err != nil {
+				return s.refuse(fatal("08P01", "invalid Execute message: "+err.Error()))
+			}
+			b.add(msg, stmtRef{})
+		case 'H':
+			if len(body) != 0 {
+				return s.refuse(fatal("08P01", "invalid Flush message"))
+			}
+			b.add(msg, stmtRef{})
 		case 'S':
 			if len(body) != 0 {
 				return s.refuse(fatal("08P01", "invalid Sync message"))
 			}
 			b.add(msg, stmtRef{})
-			v := route.Verdict{}
-			for _, q := range b.queries {
-				v = route.Merge(v, s.p.settings().cache.Classify(q))
-			}
-			err := s.run(ctx, v, b.msgs())
-			b.reset()
-			if err != nil {
-				return err
-			}
+		case 'd', 'c', 'f':
+			// What a client still sends of a COPY that failed: the server
+			// ignores it too.
+			continue
 		default:
 			return s.refuse(fatal("08P01", fmt.Sprintf("unexpected message type %q", typ)))
+		}
+		switch typ {
+		case 'Q', 'F', 'H', 'S':
+		default:
+			continue // more to come before the server must answer
+		}
+		v := route.Verdict{}
+		if b.call {
+			v = route.Verdict{Target: route.Primary, Reason: "function call"}
+		}
+		for _, q := range b.queries {
+			v = route.Merge(v, s.p.settings().cache.Classify(q))
+		}
+		err = s.run(ctx, v, b.msgs())
+		b.reset()
+		if err != nil {
+			return err
 		}
 	}
 }
 
-// run sends one unit (a simple query, or a batch up to Sync) to the
-// attached server, attaching one first, relays the answers up to
-// ReadyForQuery, and detaches when the transaction is over.
+// run sends the client's messages up to a point where the server must
+// answer (Sync, Flush, Query, FunctionCall) to the attached server,
+// attaching one first, relays the answers to all of them, and detaches
+// when the transaction is over.
 func (s *session) run(ctx context.Context, v route.Verdict, msgs []unitMsg) error {
+	s.stopWatch()
 	fresh := s.attached() == nil // the unit starts outside a transaction block
 	if fresh {
 		if err := s.attach(ctx, v); err != nil {
-			s.be.Send(errorResponse("57P03", err.Error(), "a failover may be under way; retry"))
-			s.be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
-			return s.be.Flush()
+			return s.unanswered(msgs, errorResponse("57P03", err.Error(), "a failover may be under way; retry"))
 		}
 		sc := s.attached()
 		if err := s.applyParams(sc); err != nil {
@@ -452,29 +508,35 @@ func (s *session) run(ctx context.Context, v route.Verdict, msgs []unitMsg) erro
 			s.detach(true)
 			var pe *pgErr
 			errors.As(err, &pe)
-			s.be.Send(&pgproto3.ErrorResponse{Severity: "ERROR", Code: pe.code, Message: pe.message})
-			s.be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
-			return s.be.Flush()
+			return s.unanswered(msgs, &pgproto3.ErrorResponse{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: pe.code, Message: pe.message})
 		}
 	}
 	sc := s.attached()
 	if v.Pin {
 		s.pinned = true
 	}
+	if v.Listen {
+		s.listening = true
+	}
 	if v.Target == route.Primary {
 		s.lastWrite = s.p.cfg.Now()
 	}
-	out, added := s.prepareMissing(sc, msgs)
+	out := s.prepareMissing(sc, msgs)
 	if _, err := sc.conn.Write(out); err != nil {
 		sc.broken = true
 		s.detach(false)
 		return s.refuse(fatal("08006", "server connection lost: "+err.Error()))
 	}
-	status, failed, err := s.relay(sc, added)
+	status, ready, failed, err := s.relay(sc)
 	if err != nil {
 		sc.broken = true
 		s.detach(false)
 		return s.refuse(fatal("08006", "server connection lost: "+err.Error()))
+	}
+	if !ready {
+		// A Flush: the transaction goes on, on this server.
+		s.watch(sc)
+		return nil
 	}
 	if len(v.Sets) > 0 && !failed {
 		// A SET or RESET in its own (implicit) transaction took effect:
@@ -497,7 +559,25 @@ func (s *session) run(ctx context.Context, v route.Verdict, msgs []unitMsg) erro
 	if status == 'I' && s.p.closing.Load() {
 		return s.goodbye()
 	}
+	if sc := s.attached(); sc != nil {
+		s.watch(sc)
+	}
 	return nil
+}
+
+// unanswered answers a unit no server could take as a server that
+// refused its first message would: the error, and ReadyForQuery if the
+// unit asked for one (a Flush's client waits for nothing more).
+func (s *session) unanswered(msgs []unitMsg, e *pgproto3.ErrorResponse) error {
+	s.be.Send(e)
+	switch msgs[len(msgs)-1].raw[0] {
+	case 'S', 'Q', 'F':
+		s.be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+	default:
+		// The server would skip the client's messages until its Sync.
+		s.skipToSync = true
+	}
+	return s.be.Flush()
 }
 
 // goodbye ends the session as a server shutting down does.
@@ -568,6 +648,7 @@ func cannotConnectNow(err error) bool {
 // detach gives the attached server connection back (reusable only when
 // idle and clean).
 func (s *session) detach(idle bool) {
+	s.stopWatch()
 	s.mu.Lock()
 	sc := s.sc
 	s.sc = nil
@@ -598,55 +679,103 @@ func (s *session) reset(sc *serverConn) bool {
 	return err == nil && status == 'I'
 }
 
-// injected counts the messages prepareMissing added, whose answers the
-// client must not see.
-type injected struct{ parses, closes int }
+// uncertainStmt marks a statement name whose state on a server
+// connection the proxy no longer knows (a Parse or Close the server
+// skipped after an error): the next use closes it and prepares it again.
+const uncertainStmt = "\x00uncertain"
 
-// prepareMissing puts a Parse before every Bind or Describe of a
-// statement this server connection has not prepared (the client prepared
-// it on another), closing first a different statement of the same name.
-func (s *session) prepareMissing(sc *serverConn, msgs []unitMsg) ([]byte, injected) {
+// prepareMissing returns the messages to write to sc: the client's, with
+// a Parse before every Bind or Describe of a statement this server
+// connection lacks (the client prepared it on another), a Close first
+// where sc has another statement of that name, and, before a Parse of a
+// name the client has prepared already, the client's own statement, so
+// that the server answers "already exists" as it would have. Each message
+// is recorded in sc's tracker.
+func (s *session) prepareMissing(sc *serverConn, msgs []unitMsg) []byte {
 	var out []byte
-	var added injected
+	add := func(raw []byte, e expect) {
+		out = append(out, raw...)
+		if sc.track.sent(e) {
+			s.skipped(sc, e)
+		}
+	}
+	// ensure makes sc hold st under name.
+	ensure := func(name string, st *pgproto3.Parse) {
+		if q, had := sc.prepared[name]; had && q == st.Query {
+			return
+		} else if had && name != "" {
+			c, _ := (&pgproto3.Close{ObjectType: 'S', Name: name}).Encode(nil)
+			add(c, expect{typ: 'C', object: 'S', name: name, injected: true})
+		}
+		p, _ := st.Encode(nil)
+		add(p, expect{typ: 'P', name: name, query: st.Query, injected: true})
+		sc.prepared[name] = st.Query
+	}
 	for _, m := range msgs {
-		ref := m.ref
+		ref, typ := m.ref, m.raw[0]
+		e := expect{typ: typ, object: ref.object, name: ref.name, query: ref.query, prev: ref.prev}
 		switch {
-		case m.raw[0] == 'P':
+		case typ == 'P' && ref.name != "" && ref.prev != nil:
+			ensure(ref.name, ref.prev) // the server's "already exists" is the client's answer
+		case typ == 'P':
 			if _, had := sc.prepared[ref.name]; had && ref.name != "" {
-				// Another client prepared this name on the shared server
-				// connection: close it first.
 				c, _ := (&pgproto3.Close{ObjectType: 'S', Name: ref.name}).Encode(nil)
-				out = append(out, c...)
-				added.closes++
+				add(c, expect{typ: 'C', object: 'S', name: ref.name, injected: true})
 			}
 			sc.prepared[ref.name] = ref.query
-		case ref.uses:
-			st := s.stmts[ref.name]
-			if st != nil && sc.prepared[ref.name] != st.Query {
-				if _, had := sc.prepared[ref.name]; had && ref.name != "" {
-					c, _ := (&pgproto3.Close{ObjectType: 'S', Name: ref.name}).Encode(nil)
-					out = append(out, c...)
-					added.closes++
-				}
-				p, _ := st.Encode(nil)
-				out = append(out, p...)
-				added.parses++
-				sc.prepared[ref.name] = st.Query
-			}
-		case ref.drops:
+		case ref.stmt != nil: // Bind, Describe of a statement
+			ensure(ref.name, ref.stmt)
+		case typ == 'C' && ref.object == 'S':
 			delete(sc.prepared, ref.name)
+		case typ == 'Q' || typ == 'F':
+			delete(sc.prepared, "")
 		}
-		out = append(out, m.raw...)
+		add(m.raw, e)
 	}
-	return out, added
+	return out
 }
 
-// relay passes the server's answers on to the client, as they came, up to
-// ReadyForQuery, and returns its transaction status and whether an error
-// came; it swallows the answers to Parse and Close messages prepareMissing
+// skipped undoes what a message the server skipped (after an error) was
+// taken to do: the client's statement is as before its Parse or Close, and
+// what sc holds under the name is unknown.
+func (s *session) skipped(sc *serverConn, e expect) {
+	switch {
+	case e.typ == 'P', e.typ == 'C' && e.object == 'S':
+		if !e.injected {
+			if e.prev != nil {
+				s.stmts[e.name] = e.prev
+			} else {
+				delete(s.stmts, e.name)
+			}
+		}
+		sc.prepared[e.name] = uncertainStmt
+	}
+}
+
+// failed undoes what a message the server refused was taken to do: a
+// failed Parse of the unnamed statement has dropped it (PostgreSQL drops
+// the old one first); a failed Parse of a named one leaves the name as it
+// was (the client's statement before it, and sc's unknown).
+func (s *session) failed(sc *serverConn, e expect) {
+	if e.typ != 'P' {
+		return
+	}
+	if e.name == "" {
+		delete(sc.prepared, "")
+		if !e.injected {
+			delete(s.stmts, "")
+		}
+		return
+	}
+	s.skipped(sc, e)
+}
+
+// relay passes the server's answers on to the client, as they came, until
+// every message sent has been answered, and returns the transaction status
+// of the last ReadyForQuery (ready: one came) and whether an error came;
+// it swallows the answers to the Parse and Close messages prepareMissing
 // added, notes parameter changes, and carries COPY FROM STDIN data.
-func (s *session) relay(sc *serverConn, added injected) (status byte, failed bool, err error) {
-	parses, closes := added.parses, added.closes
+func (s *session) relay(sc *serverConn) (status byte, ready, failed bool, err error) {
 	out := s.out[:0]
 	defer func() { s.out = out[:0] }()
 	flush := func() error {
@@ -657,55 +786,58 @@ func (s *session) relay(sc *serverConn, added injected) (status byte, failed boo
 		out = out[:0]
 		return err
 	}
-	for {
+	for !sc.track.idle() {
 		typ, msg, err := sc.rd.next()
 		if err != nil {
-			return 0, failed, err
+			return 0, false, failed, err
+		}
+		o, err := sc.track.answer(typ)
+		if err != nil {
+			return 0, false, failed, err
+		}
+		if o.failed != nil {
+			s.failed(sc, *o.failed)
+		}
+		for i := len(o.skipped) - 1; i >= 0; i-- { // last first: each restores what was before it
+			s.skipped(sc, o.skipped[i])
 		}
 		switch typ {
-		case '1': // ParseComplete
-			if parses > 0 {
-				parses--
-				continue
-			}
-		case '3': // CloseComplete
-			if closes > 0 {
-				closes--
-				continue
-			}
 		case 'Z':
 			if len(msg) != 6 {
-				return 0, failed, errors.New("malformed ReadyForQuery")
+				return 0, false, failed, errors.New("malformed ReadyForQuery")
 			}
-			out = append(out, msg...)
-			return msg[5], failed, flush()
-		case 'G': // CopyInResponse: the client sends the data now
-			out = append(out, msg...)
-			if err := flush(); err != nil {
-				return 0, failed, err
-			}
-			if err := s.copyIn(sc); err != nil {
-				return 0, failed, err
-			}
-			continue
+			status, ready = msg[5], true
 		case 'W':
-			return 0, failed, errors.New("replication connections are not pooled")
+			return 0, false, failed, errors.New("replication connections are not pooled")
 		case 'S':
 			var ps pgproto3.ParameterStatus
 			if err := ps.Decode(msg[5:]); err != nil {
-				return 0, failed, err
+				return 0, false, failed, err
 			}
 			sc.params[ps.Name] = ps.Value
 		case 'E':
 			failed = true
 		}
+		if !o.forward {
+			continue
+		}
+		if typ == 'G' { // CopyInResponse: the client sends the data now
+			out = append(out, msg...)
+			if err := flush(); err != nil {
+				return 0, false, failed, err
+			}
+			if err := s.copyIn(sc); err != nil {
+				return 0, false, failed, err
+			}
+			continue
+		}
 		if len(msg) >= 64<<10 {
 			// A big message goes straight through, not copied again.
 			if err := flush(); err != nil {
-				return 0, failed, err
+				return 0, false, failed, err
 			}
 			if _, err := s.conn.Write(msg); err != nil {
-				return 0, failed, err
+				return 0, false, failed, err
 			}
 			continue
 		}
@@ -713,15 +845,41 @@ func (s *session) relay(sc *serverConn, added injected) (status byte, failed boo
 		// Pass on what has come before waiting for more.
 		if !sc.rd.ready() || len(out) >= 64<<10 {
 			if err := flush(); err != nil {
-				return 0, failed, err
+				return 0, false, failed, err
 			}
 		}
 	}
+	return status, ready, failed, flush()
 }
 
-// copyIn forwards the client's COPY data to the server until it ends.
+// copyIn forwards the client's COPY data to the server until it ends, or
+// until the server says something other than a notice: an error (the COPY
+// failed; the client hears of it at once, not after it has sent all its
+// data, and what it still sends is ignored as the server ignores it). A
+// Flush or Sync during COPY is not passed on: the server ignores them too.
 func (s *session) copyIn(sc *serverConn) error {
 	for {
+		for sc.rd.buffered() > 0 || !quiet(sc.conn) {
+			typ, msg, err := sc.rd.next()
+			if err != nil {
+				return err
+			}
+			switch typ {
+			case 'N', 'A':
+			case 'S':
+				var ps pgproto3.ParameterStatus
+				if err := ps.Decode(msg[5:]); err != nil {
+					return err
+				}
+				sc.params[ps.Name] = ps.Value
+			default:
+				sc.rd.back(msg)
+				return nil // the relay takes it from here
+			}
+			if _, err := s.conn.Write(msg); err != nil {
+				return err
+			}
+		}
 		typ, msg, err := s.rd.next()
 		if err != nil {
 			return err
@@ -729,7 +887,7 @@ func (s *session) copyIn(sc *serverConn) error {
 		switch typ {
 		case 'd', 'c', 'f': // CopyData, CopyDone, CopyFail
 		case 'H', 'S':
-			continue // drivers may send them during COPY; the server ignores them too
+			continue
 		default:
 			return fmt.Errorf("unexpected message type %q during COPY", typ)
 		}
@@ -740,4 +898,69 @@ func (s *session) copyIn(sc *serverConn) error {
 			return nil
 		}
 	}
+}
+
+// watch passes on what sc sends while the client is idle and listening:
+// notifications (and notices, parameter changes) come whenever they come,
+// not with the client's next query. An error there (the server ends the
+// connection) is passed on and ends the session.
+func (s *session) watch(sc *serverConn) {
+	if !s.listening || s.watching != nil {
+		return
+	}
+	w := &watcher{sc: sc, done: make(chan struct{})}
+	s.watching = w
+	go func() {
+		defer close(w.done)
+		for {
+			typ, msg, err := sc.rd.next()
+			if err != nil {
+				if !w.stopped.Load() {
+					sc.broken = true
+					s.conn.Close() // wakes the loop: the server is gone
+				}
+				return
+			}
+			switch typ {
+			case 'S':
+				var ps pgproto3.ParameterStatus
+				if ps.Decode(msg[5:]) == nil {
+					sc.params[ps.Name] = ps.Value
+				}
+			case 'A', 'N':
+			default:
+				// An error (FATAL: terminated) or nothing the server may
+				// send unasked: the connection is over.
+				sc.broken = true
+				s.conn.Write(msg)
+				s.conn.Close()
+				return
+			}
+			if _, err := s.conn.Write(msg); err != nil {
+				return
+			}
+		}
+	}()
+}
+
+// watcher is a running watch.
+type watcher struct {
+	sc      *serverConn
+	stopped atomic.Bool
+	done    chan struct{}
+}
+
+// stopWatch ends the watch, if one runs, before the session uses its
+// server again: a read deadline in the past wakes the watcher's read (a
+// message half read stays buffered for the next).
+func (s *session) stopWatch() {
+	w := s.watching
+	if w == nil {
+		return
+	}
+	s.watching = nil
+	w.stopped.Store(true)
+	w.sc.conn.SetReadDeadline(time.Now())
+	<-w.done
+	w.sc.conn.SetReadDeadline(time.Time{})
 }

@@ -56,6 +56,9 @@ type Verdict struct {
 	// RESET): instead of pinning the client, the proxy learns the values
 	// and gives them to every server connection the client uses.
 	Sets []string
+	// Listen: LISTEN; the session's server sends notifications whenever
+	// they come, also while the client is idle.
+	Listen bool
 }
 
 // Volatility is PostgreSQL's pg_proc.provolatile of a function.
@@ -149,6 +152,7 @@ func Merge(a, b Verdict) Verdict { return merge(a, b, false) }
 func merge(a, b Verdict, multi bool) Verdict {
 	out := a
 	out.ForgetsStatements = a.ForgetsStatements || b.ForgetsStatements
+	out.Listen = a.Listen || b.Listen
 	if len(b.Sets) > 0 {
 		out.Sets = slices.Concat(a.Sets, b.Sets)
 	}
@@ -217,7 +221,7 @@ func statement(n *pg_query.Node, rules Rules) Verdict {
 	case *pg_query.Node_DiscardStmt:
 		return Verdict{Target: Primary, Reason: "DISCARD", ForgetsStatements: true}
 	case *pg_query.Node_ListenStmt:
-		return Verdict{Target: Primary, Pin: true, Reason: "LISTEN stays with the session"}
+		return Verdict{Target: Primary, Pin: true, Listen: true, Reason: "LISTEN stays with the session"}
 	case *pg_query.Node_PrepareStmt:
 		v := statement(s.PrepareStmt.Query, rules)
 		v.Pin, v.Reason = true, "PREPARE stays with the session"
