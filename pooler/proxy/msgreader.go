@@ -65,14 +65,19 @@ func (m *msgReader) ready() bool {
 // buffered is how many bytes were read but not yet returned.
 func (m *msgReader) buffered() int { return m.end - m.start }
 
-// fill reads until want bytes are buffered.
+// fill reads until want bytes are buffered. The buffer grows with what
+// arrives (doubling when full), not with what a message's length
+// announces: five bytes claiming a gigabyte cost nothing until the
+// gigabyte comes.
 func (m *msgReader) fill(want int) error {
 	for m.end-m.start < want {
-		if m.start+want > len(m.buf) {
+		if m.end == len(m.buf) || m.start+want > len(m.buf) && m.start > 0 {
+			have := m.end - m.start
 			size := len(m.buf)
-			if want > size {
-				size = max(want, 2*size)
-			} else if m.start == m.end && size > 1<<20 {
+			switch {
+			case have == len(m.buf):
+				size = min(2*size, max(want, readerSize))
+			case have == 0 && size > 1<<20:
 				size = readerSize // a huge message has gone: give the memory back
 			}
 			buf := m.buf
@@ -80,7 +85,7 @@ func (m *msgReader) fill(want int) error {
 				buf = make([]byte, size)
 			}
 			copy(buf, m.buf[m.start:m.end])
-			m.buf, m.end, m.start = buf, m.end-m.start, 0
+			m.buf, m.end, m.start = buf, have, 0
 		}
 		n, err := m.r.Read(m.buf[m.end:])
 		m.end += n

@@ -63,9 +63,7 @@ func (p *Proxy) serveClient(ctx context.Context, conn net.Conn) {
 	defer conn.Close()
 	conn = newFastConn(conn)
 	s := &session{p: p, conn: conn, be: pgproto3.NewBackend(conn, conn), stmts: map[string]*pgproto3.Parse{}}
-	if p.cfg.MaxPacketSize > 0 {
-		s.be.SetMaxBodyLen(p.cfg.MaxPacketSize)
-	}
+	s.be.SetMaxBodyLen(authMaxBody)
 	if err := s.startup(ctx); err != nil {
 		if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 			p.cfg.Log.Info("client start-up failed", "client", conn.RemoteAddr().String(), "err", err)
@@ -86,6 +84,11 @@ func (p *Proxy) serveClient(ctx context.Context, conn net.Conn) {
 		p.cfg.Log.Info("client session ended", "client", conn.RemoteAddr().String(), "user", s.user, "err", err)
 	}
 }
+
+// authMaxBody bounds a client's messages until it has logged in: the
+// SASL messages are small (PostgreSQL allows 64 kB, PG_MAX_AUTH_TOKEN_LENGTH),
+// and nobody unauthenticated may make the pooler allocate more.
+const authMaxBody = 65535
 
 // startup negotiates (no TLS yet: SSLRequest and GSSEncRequest get N),
 // answers CancelRequest, authenticates the user with SCRAM-SHA-256, and
@@ -119,9 +122,7 @@ func (s *session) startup(ctx context.Context) error {
 			}
 			s.conn, s.tls = tc, true
 			s.be = pgproto3.NewBackend(tc, tc)
-			if s.p.cfg.MaxPacketSize > 0 {
-				s.be.SetMaxBodyLen(s.p.cfg.MaxPacketSize)
-			}
+			s.be.SetMaxBodyLen(authMaxBody)
 		case *pgproto3.GSSEncRequest:
 			if _, err := s.conn.Write([]byte{'N'}); err != nil {
 				return err
