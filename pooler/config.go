@@ -57,6 +57,9 @@ type Config struct {
 	// PrimaryWait is how long a write waits for a primary during a
 	// failover before the client gets an error.
 	PrimaryWait time.Duration
+	// QueryWaitTimeout is how long a client waits for a free server
+	// connection of its pool (PgBouncer's query_wait_timeout).
+	QueryWaitTimeout time.Duration
 	// Nodes are the PostgreSQL servers, in file order.
 	Nodes []Node
 }
@@ -77,6 +80,7 @@ func DefaultConfig() Config {
 		ServerResetQuery: "DISCARD ALL", MaxPacketSize: 1 << 30,
 		MaxLagBytes: 16 << 20, MaxLagTime: 10 * time.Second, ReadYourWrites: 2 * time.Second,
 		HealthCheckPeriod: time.Second, HealthCheckDBName: "postgres", PrimaryWait: 10 * time.Second,
+		QueryWaitTimeout: 2 * time.Minute,
 		ClientTLSMode: "disable", ServerTLSMode: "prefer",
 	}
 }
@@ -145,6 +149,7 @@ var poolerKeys = map[string]setting{
 	"health_check_user":   func(c *Config, v string) error { c.HealthCheckUser = v; return nonEmpty(v) },
 	"health_check_dbname": func(c *Config, v string) error { c.HealthCheckDBName = v; return nonEmpty(v) },
 	"primary_wait":        func(c *Config, v string) error { return duration(&c.PrimaryWait, v, 0) },
+	"query_wait_timeout":  func(c *Config, v string) error { return duration(&c.QueryWaitTimeout, v, time.Second) },
 	"primary_reads": func(c *Config, v string) error {
 		switch strings.ToLower(v) {
 		case "1", "on", "true", "yes":

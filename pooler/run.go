@@ -50,6 +50,7 @@ func Load(path string, log *slog.Logger) (Config, proxy.Config, error) {
 			PrimaryReads: c.PrimaryReads},
 		HealthUser: c.HealthCheckUser, HealthDatabase: c.HealthCheckDBName, HealthPeriod: c.HealthCheckPeriod,
 		PrimaryWait: c.PrimaryWait, Log: log, AdminUsers: c.AdminUsers,
+		MaxClientConn: c.MaxClientConn, QueryWaitTimeout: c.QueryWaitTimeout,
 	}
 	pc.ServerTLSMode = c.ServerTLSMode
 	if c.ClientTLSMode != "disable" {
@@ -119,7 +120,8 @@ func Run(ctx context.Context, path string, log *slog.Logger) error {
 		if err != nil {
 			return fmt.Errorf("pooler: http_listen: %w", err)
 		}
-		hs := &http.Server{Handler: HTTPHandler(p, dog), ReadHeaderTimeout: 5 * time.Second}
+		hs := &http.Server{Handler: HTTPHandler(p, dog), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+			WriteTimeout: 10 * time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 16 << 10}
 		go hs.Serve(hl)
 		defer hs.Close()
 	}

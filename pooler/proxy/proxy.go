@@ -5,12 +5,14 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -51,6 +53,12 @@ type Config struct {
 	// PrimaryWait is how long a write waits for a primary (a failover)
 	// before the client gets an error.
 	PrimaryWait time.Duration
+	// MaxClientConn bounds client connections (0: no bound); one more is
+	// refused with PostgreSQL's 53300.
+	MaxClientConn int
+	// QueryWaitTimeout bounds how long a client waits for a free server
+	// connection of its pool (0: 2 minutes).
+	QueryWaitTimeout time.Duration
 	// ClientTLS, when set, answers clients' SSLRequest; ClientTLSRequired
 	// refuses clients that do not encrypt (client_tls_sslmode).
 	ClientTLS         *tls.Config
@@ -82,6 +90,7 @@ type Proxy struct {
 
 	turn    atomic.Uint64 // counts backend choices, so that equal standbys take turns
 	closing atomic.Bool   // Shutdown: sessions end at their next boundary
+	conns   atomic.Int64  // client connections open
 
 	mu       sync.Mutex
 	backends []route.Backend // index = cfg.Nodes index
@@ -107,6 +116,9 @@ func New(cfg Config) *Proxy {
 	if cfg.PrimaryWait <= 0 {
 		cfg.PrimaryWait = 10 * time.Second
 	}
+	if cfg.QueryWaitTimeout <= 0 {
+		cfg.QueryWaitTimeout = 2 * time.Minute
+	}
 	p := &Proxy{cfg: cfg, pools: map[poolKey]*pool{}, clients: map[cancelKey]*session{}, keys: map[string]passKey{}}
 	if cfg.Rules.Functions == nil {
 		// Learnt from the primary by the health checker.
@@ -129,22 +141,49 @@ func (p *Proxy) Backends() []route.Backend {
 	return append([]route.Backend(nil), p.backends...)
 }
 
-// Serve accepts clients on ln until ctx ends.
+// Serve accepts clients on ln until ctx ends. Running out of file
+// descriptors (or memory) does not stop it: it waits, a little longer each
+// time, and accepts again once some are free.
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	go func() {
 		<-ctx.Done()
 		ln.Close()
 	}()
+	var backoff time.Duration
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("pooler: accept: %w", err)
+			if !acceptCanWait(err) {
+				return fmt.Errorf("pooler: accept: %w", err)
+			}
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			if backoff == time.Second || backoff == 5*time.Millisecond {
+				p.cfg.Log.Warn("cannot accept clients now; retrying", "err", err, "retry_in", backoff)
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+			continue
 		}
+		backoff = 0
 		go p.serveClient(ctx, conn)
 	}
+}
+
+// acceptCanWait says whether an accept failed for want of something that
+// comes back (descriptors, memory, a client that gave up meanwhile).
+func acceptCanWait(err error) bool {
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED, syscall.EINTR} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // Shutdown ends every client session at its next transaction boundary
@@ -231,10 +270,14 @@ func (p *Proxy) acquire(ctx context.Context, k poolKey) (*serverConn, error) {
 	select {
 	case pl.tokens <- struct{}{}: // a free slot: the usual case, without a select
 	default:
+		wait := time.NewTimer(p.cfg.QueryWaitTimeout)
+		defer wait.Stop()
 		select {
 		case pl.tokens <- struct{}{}:
 		case <-ctx.Done():
 			return nil, fmt.Errorf("wait for a server connection to %s: %w", p.cfg.Nodes[k.node].Name, ctx.Err())
+		case <-wait.C:
+			return nil, &poolWaitError{node: p.cfg.Nodes[k.node].Name, key: k, after: p.cfg.QueryWaitTimeout}
 		}
 	}
 	// An idle connection the server ended meanwhile (a restart, a
@@ -476,4 +519,17 @@ func (p *Proxy) Stats() Stats {
 		pl.mu.Unlock()
 	}
 	return st
+}
+
+// poolWaitError: no server connection of a pool came free within
+// query_wait_timeout.
+type poolWaitError struct {
+	node  string
+	key   poolKey
+	after time.Duration
+}
+
+func (e *poolWaitError) Error() string {
+	return fmt.Sprintf("query_wait_timeout: no server connection to %s for database %s, user %s came free within %s (default_pool_size is too small for the load, or transactions stay open)",
+		e.node, e.key.database, e.key.user, e.after)
 }

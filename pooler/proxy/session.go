@@ -51,6 +51,7 @@ type session struct {
 	// (none could be reached): the client's messages up to its Sync are
 	// dropped, as a server skips them after an error.
 	skipToSync bool
+	tooMany    bool // over max_client_conn: refused after its start-up packet
 }
 
 func (s *session) attached() *serverConn {
@@ -61,9 +62,12 @@ func (s *session) attached() *serverConn {
 
 func (p *Proxy) serveClient(ctx context.Context, conn net.Conn) {
 	defer conn.Close()
+	n := p.conns.Add(1)
+	defer p.conns.Add(-1)
 	conn = newFastConn(conn)
 	s := &session{p: p, conn: conn, be: pgproto3.NewBackend(conn, conn), stmts: map[string]*pgproto3.Parse{}}
 	s.be.SetMaxBodyLen(authMaxBody)
+	s.tooMany = p.cfg.MaxClientConn > 0 && n > int64(p.cfg.MaxClientConn)
 	if err := s.startup(ctx); err != nil {
 		if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 			p.cfg.Log.Info("client start-up failed", "client", conn.RemoteAddr().String(), "err", err)
@@ -133,6 +137,10 @@ func (s *session) startup(ctx context.Context) error {
 		case *pgproto3.StartupMessage:
 			startup = m
 		}
+	}
+	if s.tooMany {
+		// As PostgreSQL does at max_connections: after the start-up packet.
+		return s.refuse(fatal("53300", fmt.Sprintf("sorry, too many clients already (max_client_conn = %d)", s.p.cfg.MaxClientConn)))
 	}
 	if s.p.cfg.ClientTLSRequired && !s.tls {
 		return s.refuse(fatal("28000", "this pooler accepts only TLS connections (client_tls_sslmode=require): connect with sslmode=require"))
@@ -498,6 +506,10 @@ func (s *session) run(ctx context.Context, v route.Verdict, msgs []unitMsg) erro
 	fresh := s.attached() == nil // the unit starts outside a transaction block
 	if fresh {
 		if err := s.attach(ctx, v); err != nil {
+			var wait *poolWaitError
+			if errors.As(err, &wait) {
+				return s.unanswered(msgs, errorResponse("57014", err.Error(), "raise default_pool_size, or find the transactions that stay open (SHOW CLIENTS)"))
+			}
 			return s.unanswered(msgs, errorResponse("57P03", err.Error(), "a failover may be under way; retry"))
 		}
 		sc := s.attached()
