@@ -81,7 +81,7 @@ func DefaultConfig() Config {
 		MaxLagBytes: 16 << 20, MaxLagTime: 10 * time.Second, ReadYourWrites: 2 * time.Second,
 		HealthCheckPeriod: time.Second, HealthCheckDBName: "postgres", PrimaryWait: 10 * time.Second,
 		QueryWaitTimeout: 2 * time.Minute,
-		ClientTLSMode: "disable", ServerTLSMode: "prefer",
+		ClientTLSMode:    "disable", ServerTLSMode: "prefer",
 	}
 }
 
