@@ -100,6 +100,8 @@ type Proxy struct {
 	pools    map[poolKey]*pool
 	clients  map[cancelKey]*session
 	keys     map[string]passKey // by user: ClientKeys learnt from clients (SCRAM pass-through)
+	// secret makes an unknown user's mock SCRAM salt (mockVerifier).
+	secret []byte
 }
 
 // New returns a proxy for cfg; Serve and Monitor run it.
@@ -119,13 +121,16 @@ func New(cfg Config) *Proxy {
 	if cfg.QueryWaitTimeout <= 0 {
 		cfg.QueryWaitTimeout = 2 * time.Minute
 	}
-	p := &Proxy{cfg: cfg, pools: map[poolKey]*pool{}, clients: map[cancelKey]*session{}, keys: map[string]passKey{}}
+	p := &Proxy{cfg: cfg, pools: map[poolKey]*pool{}, clients: map[cancelKey]*session{}, keys: map[string]passKey{}, secret: make([]byte, 32)}
+	if _, err := rand.Read(p.secret); err != nil {
+		panic(fmt.Sprintf("pooler: no randomness for the mock SCRAM secret: %v", err))
+	}
 	if cfg.Rules.Functions == nil {
 		// Learnt from the primary by the health checker.
 		p.catalog = &catalog{}
 		cfg.Rules.Functions = p.catalog
 	}
-	p.live.Store(&liveSettings{users: cfg.Users, policy: cfg.Policy, cache: route.NewCache(cfg.Rules, 10000)})
+	p.live.Store(&liveSettings{users: cfg.Users, policy: cfg.Policy, cache: route.NewCache(cfg.Rules, 10000), iterations: commonIterations(cfg.Users)})
 	for _, n := range cfg.Nodes {
 		p.backends = append(p.backends, route.Backend{Name: n.Name, Weight: n.Weight})
 	}
@@ -448,6 +453,23 @@ type liveSettings struct {
 	users  map[string]User
 	policy route.Policy
 	cache  *route.Cache
+	// iterations is the SCRAM iteration count most of users' verifiers
+	// have: an unknown user's mock verifier has it too.
+	iterations int
+}
+
+// commonIterations is the iteration count most verifiers of users have
+// (PostgreSQL's 4096 when there is none).
+func commonIterations(users map[string]User) int {
+	count := map[int]int{}
+	best, most := 4096, 0
+	for _, u := range users {
+		n := u.Verifier.Iterations
+		if count[n]++; count[n] > most || count[n] == most && n < best {
+			best, most = n, count[n]
+		}
+	}
+	return best
 }
 
 func (p *Proxy) settings() *liveSettings { return p.live.Load() }
@@ -459,7 +481,7 @@ func (p *Proxy) settings() *liveSettings { return p.live.Load() }
 func (p *Proxy) Update(users map[string]User, policy route.Policy, writeFunctions map[string]bool) {
 	rules := p.cfg.Rules
 	rules.WriteFunctions = writeFunctions
-	p.live.Store(&liveSettings{users: users, policy: policy, cache: route.NewCache(rules, 10000)})
+	p.live.Store(&liveSettings{users: users, policy: policy, cache: route.NewCache(rules, 10000), iterations: commonIterations(users)})
 }
 
 // closeStale closes server connections idle for longer than

@@ -163,3 +163,20 @@ func printable(s string) bool {
 	}
 	return true
 }
+
+// mockVerifier is what an unknown user is checked against, so that the
+// exchange looks the same as a known user's with a wrong password: the
+// salt is the same at every attempt (an HMAC of the proxy's secret and the
+// name, where a fresh random one would tell the user does not exist), the
+// iteration count is the real verifiers' most common, and no key is
+// derived at request time (a PBKDF2 run per attempt would cost the pooler
+// and tell by its time). Its keys match no password.
+func mockVerifier(secret []byte, user string, iterations int) Verifier {
+	h := hmac.New(sha256.New, secret)
+	h.Write([]byte("salt\x00" + user))
+	salt := h.Sum(nil)[:16]
+	h.Reset()
+	h.Write([]byte("keys\x00" + user))
+	keys := h.Sum(nil)
+	return Verifier{Iterations: iterations, Salt: salt, StoredKey: keys, ServerKey: hmacSum(keys, "Server Key")}
+}

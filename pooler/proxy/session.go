@@ -230,7 +230,7 @@ func (s *session) refuse(e *pgproto3.ErrorResponse) error {
 // so a client cannot tell unknown from wrong.
 func (s *session) scram(v Verifier, known bool) ([]byte, error) {
 	if !known {
-		v, _ = NewVerifier(string(make([]byte, 16)))
+		v = mockVerifier(s.p.secret, s.user, s.p.settings().iterations)
 	}
 	s.be.Send(&pgproto3.AuthenticationSASL{AuthMechanisms: []string{"SCRAM-SHA-256"}})
 	if err := s.be.Flush(); err != nil {
