@@ -112,7 +112,7 @@ func paramSQL(want map[string]string, st paramState) string {
 			sets = append(sets, fmt.Sprintf("pg_catalog.set_config(%s, %s, false)", quoteLiteral(k), quoteLiteral(v)))
 		case !asked && st.clients(k) && have != st.initial[k],
 			!asked && !reported && had:
-			fmt.Fprintf(&resets, "RESET %s;", k)
+			fmt.Fprintf(&resets, "RESET %s;", quoteIdent(k))
 		}
 	}
 	if len(sets) > 0 {
@@ -146,6 +146,10 @@ func paramsMatch(want map[string]string, st paramState) bool {
 	return true
 }
 
+// quoteIdent quotes a parameter name as an identifier (the name came from
+// a client: nothing in it may be taken for SQL).
+func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
 // quoteLiteral quotes s as a string constant whatever the server's
 // standard_conforming_strings.
 func quoteLiteral(s string) string {
@@ -174,6 +178,11 @@ func (s *session) applyParams(sc *serverConn) error {
 // RESET just changed on sc, so that they follow the client to other
 // server connections.
 func (s *session) learnParams(sc *serverConn, names []string) error {
+	for _, n := range names {
+		if !paramName.MatchString(n) {
+			return fmt.Errorf("parameter name %q: not one the proxy carries to other connections", n)
+		}
+	}
 	cols := make([]string, len(names))
 	for i, n := range names {
 		cols[i] = "pg_catalog.current_setting(" + quoteLiteral(n) + ")"
