@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"strconv"
 	"sync"
 	"time"
 
@@ -108,13 +107,17 @@ func (p *Proxy) healthConn(ctx context.Context, i int) (*pgx.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := pgx.ParseConfig("")
+	// The servers' TLS settings, as client sessions' connections use them:
+	// a hostssl-only pg_hba.conf must not make every node look down, nor
+	// may a man in the middle answer pg_is_in_recovery() where
+	// server_tls_sslmode asks for verification.
+	cfg, err := pgx.ParseConfig(pg.Conninfo{"host": host, "port": port, "user": p.cfg.HealthUser,
+		"dbname": p.cfg.HealthDatabase, "sslmode": p.serverTLSMode()}.String())
 	if err != nil {
 		return nil, err
 	}
-	n, _ := strconv.Atoi(port)
-	cfg.Host, cfg.Port, cfg.User, cfg.Password, cfg.Database = host, uint16(n), p.cfg.HealthUser, u.Password, p.cfg.HealthDatabase
-	cfg.TLSConfig, cfg.Fallbacks, cfg.DialFunc, cfg.ConnectTimeout = nil, nil, p.cfg.Dial, 2*time.Second
+	cfg.Password = u.Password
+	cfg.DialFunc, cfg.ConnectTimeout = p.cfg.Dial, 2*time.Second
 	c, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("health check of %s: %w", p.cfg.Nodes[i].Name, err)

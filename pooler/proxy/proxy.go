@@ -350,12 +350,8 @@ func (p *Proxy) connect(ctx context.Context, k poolKey) (*serverConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	mode := p.cfg.ServerTLSMode
-	if mode == "" {
-		mode = "prefer"
-	}
 	// libpq's rules for sslmode, host names and fallbacks, through pgconn.
-	cfg, err := pgconn.ParseConfig(pg.Conninfo{"host": host, "port": port, "user": k.user, "dbname": k.database, "sslmode": mode}.String())
+	cfg, err := pgconn.ParseConfig(pg.Conninfo{"host": host, "port": port, "user": k.user, "dbname": k.database, "sslmode": p.serverTLSMode()}.String())
 	if err != nil {
 		return nil, err
 	}
@@ -554,4 +550,13 @@ type poolWaitError struct {
 func (e *poolWaitError) Error() string {
 	return fmt.Sprintf("query_wait_timeout: no server connection to %s for database %s, user %s came free within %s (default_pool_size is too small for the load, or transactions stay open)",
 		e.node, e.key.database, e.key.user, e.after)
+}
+
+// serverTLSMode is libpq's sslmode towards the nodes (server_tls_sslmode,
+// prefer when unset), for client sessions and health checks alike.
+func (p *Proxy) serverTLSMode() string {
+	if p.cfg.ServerTLSMode == "" {
+		return "prefer"
+	}
+	return p.cfg.ServerTLSMode
 }
