@@ -18,7 +18,7 @@ DEB_PACKAGES := openipmi ipmitool fence-agents \
 	default-jdk-headless libpostgresql-jdbc-java \
 	lintian rpm rpmlint gnupg cpio man-db systemd
 
-.PHONY: all build test test-short lint deps demo bench packages clean
+.PHONY: all build test test-short lint deps demo bench pgx-suite packages clean
 
 all: build
 
@@ -60,6 +60,15 @@ bench: deps build
 	$(GO) test -run '^$$' -bench . -count 5 ./...
 	RAMPART_BENCH=1 $(GO) test -count=1 -timeout 90m -run 'Bench$$' -v ./test/bench
 
+## pgx-suite: pgx's own tests (the version in go.mod) against PostgreSQL 15 directly, through
+## PgBouncer and through rampart pooler, in session and transaction mode (root; about 40
+## minutes): passed/failed per target, and the tests that fail only through rampart. Results in a
+## new folder of $(PGX_SUITE_OUT); RAMPART_PGX_SUITE_TARGETS, _RUN, _TIMEOUT and _BASELINE
+## narrow or compare a run (test/pgxsuite/suite_test.go)
+PGX_SUITE_OUT ?= pgx-suite.out
+pgx-suite: deps
+	RAMPART_PGX_SUITE=1 RAMPART_PGX_SUITE_OUT=$(abspath $(PGX_SUITE_OUT)) \
+		$(GO) test -count=1 -timeout 8h -run '^TestPgxSuite$$' -v ./test/pgxsuite
 
 clean:
-	rm -rf bin bench.out $(PKGDIR) demo-report seed-report
+	rm -rf bin bench.out $(PKGDIR) demo-report seed-report pgx-suite.out
