@@ -192,6 +192,10 @@ func (s *session) startup(ctx context.Context) error {
 	if err := s.applyParams(sc); err != nil {
 		s.p.release(sc, !sc.broken)
 		var pe *pgErr
+		if errors.As(err, &pe) && pe.code == "55P02" { // cant_change_runtime_param
+			return s.refuse(fatal(pe.code, pe.message+": PostgreSQL sets it only when a connection starts, and the pooler's server connections "+
+				"are shared: set it with ALTER ROLE … SET, or connect to the server itself"))
+		}
 		if errors.As(err, &pe) {
 			return s.refuse(fatal(pe.code, pe.message))
 		}
@@ -347,6 +351,10 @@ func (b *batch) msgs() []unitMsg {
 	return out
 }
 
+// sent forgets the messages once they have gone to the server; what the
+// unit says of routing stays until it is answered.
+func (b *batch) sent() { b.buf, b.ends, b.refs = b.buf[:0], b.ends[:0], b.refs[:0] }
+
 func (b *batch) reset() {
 	b.buf, b.ends, b.refs, b.queries, b.call = b.buf[:0], b.ends[:0], b.refs[:0], b.queries[:0], false
 }
@@ -368,6 +376,18 @@ func (s *session) loop(ctx context.Context) error {
 	s.rd = newMsgReader(s.conn, s.p.cfg.MaxPacketSize)
 	var b batch
 	for {
+		if len(b.ends) > 0 && !s.rd.ready() && !s.skipToSync {
+			// The client pauses before the server must answer: on a server
+			// it is attached to already, what it sent goes on now, as it
+			// would without the pooler (a statement_timeout can fire
+			// between its Parse and its Describe).
+			if sc := s.attached(); sc != nil {
+				if err := s.push(sc, b.msgs()); err != nil {
+					return err
+				}
+				b.sent()
+			}
+		}
 		typ, msg, err := s.rd.next()
 		if err != nil {
 			var tooBig *tooBigError
@@ -534,11 +554,8 @@ func (s *session) run(ctx context.Context, v route.Verdict, msgs []unitMsg) erro
 	if v.Target == route.Primary {
 		s.lastWrite = s.p.cfg.Now()
 	}
-	out := s.prepareMissing(sc, msgs)
-	if _, err := sc.conn.Write(out); err != nil {
-		sc.broken = true
-		s.detach(false)
-		return s.refuse(fatal("08006", "server connection lost: "+err.Error()))
+	if err := s.push(sc, msgs); err != nil {
+		return err
 	}
 	status, ready, failed, err := s.relay(sc)
 	if err != nil {
@@ -563,8 +580,26 @@ func (s *session) run(ctx context.Context, v route.Verdict, msgs []unitMsg) erro
 			s.pinned = true
 		}
 	}
-	if v.ForgetsStatements {
-		sc.prepared = map[string]string{}
+	// A statement DEALLOCATE (or DISCARD ALL) dropped is gone from the
+	// server and from the client's statements alike; where the query failed
+	// the server's state is unknown.
+	for _, name := range v.Deallocates {
+		switch {
+		case name == route.AllStatements && !failed:
+			// The unnamed statement is not among them (a simple query
+			// ends it anyway).
+			maps.DeleteFunc(sc.prepared, func(n, _ string) bool { return n != "" })
+			maps.DeleteFunc(s.stmts, func(n string, _ *pgproto3.Parse) bool { return n != "" })
+		case name == route.AllStatements:
+			for n := range sc.prepared {
+				sc.prepared[n] = uncertainStmt
+			}
+		case !failed:
+			delete(sc.prepared, name)
+			delete(s.stmts, name)
+		default:
+			sc.prepared[name] = uncertainStmt
+		}
 	}
 	if status == 'I' && !s.pinned && !s.p.cfg.Session {
 		s.detach(true)
@@ -574,6 +609,20 @@ func (s *session) run(ctx context.Context, v route.Verdict, msgs []unitMsg) erro
 	}
 	if sc := s.attached(); sc != nil {
 		s.watch(sc)
+	}
+	return nil
+}
+
+// push sends msgs (with what prepareMissing adds) to sc.
+func (s *session) push(sc *serverConn, msgs []unitMsg) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	s.stopWatch()
+	if _, err := sc.conn.Write(s.prepareMissing(sc, msgs)); err != nil {
+		sc.broken = true
+		s.detach(false)
+		return s.refuse(fatal("08006", "server connection lost: "+err.Error()))
 	}
 	return nil
 }

@@ -49,9 +49,10 @@ type Verdict struct {
 	// Reason says why the target is the primary or why the client is
 	// pinned, for logs and SHOW; "" for a plain read.
 	Reason string
-	// ForgetsStatements: it drops the server's prepared statements
-	// (DISCARD, DEALLOCATE), so whoever tracks them must forget them too.
-	ForgetsStatements bool
+	// Deallocates names the prepared statements it drops (DEALLOCATE name),
+	// AllStatements for all of them (DEALLOCATE ALL, DISCARD ALL): whoever
+	// tracks them must forget them too.
+	Deallocates []string
 	// Sets names the parameters it sets or resets for the session (SET,
 	// RESET): instead of pinning the client, the proxy learns the values
 	// and gives them to every server connection the client uses.
@@ -60,6 +61,9 @@ type Verdict struct {
 	// they come, also while the client is idle.
 	Listen bool
 }
+
+// AllStatements in Verdict.Deallocates: every prepared statement.
+const AllStatements = "\x00all"
 
 // Volatility is PostgreSQL's pg_proc.provolatile of a function.
 type Volatility byte
@@ -151,7 +155,9 @@ func Merge(a, b Verdict) Verdict { return merge(a, b, false) }
 // string that also controls the transaction goes to the primary whole.
 func merge(a, b Verdict, multi bool) Verdict {
 	out := a
-	out.ForgetsStatements = a.ForgetsStatements || b.ForgetsStatements
+	if len(b.Deallocates) > 0 {
+		out.Deallocates = slices.Concat(a.Deallocates, b.Deallocates)
+	}
 	out.Listen = a.Listen || b.Listen
 	if len(b.Sets) > 0 {
 		out.Sets = slices.Concat(a.Sets, b.Sets)
@@ -219,7 +225,11 @@ func statement(n *pg_query.Node, rules Rules) Verdict {
 		// parameter the proxy carries from server to server.
 		return Verdict{Sets: []string{name}}
 	case *pg_query.Node_DiscardStmt:
-		return Verdict{Target: Primary, Reason: "DISCARD", ForgetsStatements: true}
+		v := Verdict{Target: Primary, Reason: "DISCARD"}
+		if s.DiscardStmt.Target == pg_query.DiscardMode_DISCARD_ALL {
+			v.Deallocates = []string{AllStatements}
+		}
+		return v
 	case *pg_query.Node_ListenStmt:
 		return Verdict{Target: Primary, Pin: true, Listen: true, Reason: "LISTEN stays with the session"}
 	case *pg_query.Node_PrepareStmt:
@@ -229,7 +239,11 @@ func statement(n *pg_query.Node, rules Rules) Verdict {
 	case *pg_query.Node_ExecuteStmt:
 		return Verdict{Target: Primary, Pin: true, Reason: "prepared statements live in the session"}
 	case *pg_query.Node_DeallocateStmt:
-		return Verdict{Target: Primary, Pin: true, Reason: "prepared statements live in the session", ForgetsStatements: true}
+		name := s.DeallocateStmt.Name
+		if s.DeallocateStmt.Isall || name == "" {
+			name = AllStatements
+		}
+		return Verdict{Target: Primary, Pin: true, Reason: "prepared statements live in the session", Deallocates: []string{name}}
 	case *pg_query.Node_DeclareCursorStmt:
 		v := statement(s.DeclareCursorStmt.Query, rules)
 		if s.DeclareCursorStmt.Options&0x0020 != 0 { // CURSOR_OPT_HOLD

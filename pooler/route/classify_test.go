@@ -134,15 +134,15 @@ func TestSessionParameters(t *testing.T) {
 }
 
 // Without a catalogue nothing with a function call is provably read-only.
-func TestForgetsStatements(t *testing.T) {
-	for sql, want := range map[string]bool{"DISCARD ALL": true, "DEALLOCATE ALL": true, "DEALLOCATE s1": true,
-		"SELECT 1; DISCARD PLANS": true, "SELECT 'DISCARD'": false, "EXECUTE s1": false} {
-		if got := Classify(sql, testRules).ForgetsStatements; got != want {
-			t.Errorf("Classify(%q).ForgetsStatements = %v, want %v", sql, got, want)
+func TestDeallocates(t *testing.T) {
+	for sql, want := range map[string]string{"DISCARD ALL": AllStatements, "DEALLOCATE ALL": AllStatements, "DEALLOCATE s1": "s1",
+		"DEALLOCATE PREPARE \"S 2\"": "S 2", "SELECT 1; DISCARD PLANS": "", "SELECT 'DISCARD'": "", "EXECUTE s1": ""} {
+		if got := strings.Join(Classify(sql, testRules).Deallocates, ","); got != want {
+			t.Errorf("Classify(%q).Deallocates = %q, want %q", sql, got, want)
 		}
 	}
-	if !Merge(Verdict{}, Verdict{ForgetsStatements: true}).ForgetsStatements {
-		t.Error("Merge loses ForgetsStatements")
+	if v := Merge(Verdict{Deallocates: []string{"a"}}, Verdict{Deallocates: []string{"b"}}); len(v.Deallocates) != 2 {
+		t.Errorf("Merge keeps Deallocates %v, want both", v.Deallocates)
 	}
 }
 

@@ -659,7 +659,7 @@ pidfile =
 
 // startRampart runs `rampart pooler run` in mode with one node, this
 // cluster, as a new user would configure it (README, "rampart pooler").
-func (s *suite) startRampart(name, mode string) (int, *server) {
+func (s *suite) startRampart(name, mode string, poolSize int) (int, *server) {
 	dir := filepath.Join(s.work, name)
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		s.t.Fatal(err)
@@ -711,7 +711,7 @@ func (s *suite) runTarget(name string) Run {
 	case strings.HasPrefix(name, "pgbouncer-"):
 		port, srv = s.startPgBouncer(name, strings.TrimPrefix(name, "pgbouncer-"))
 	case strings.HasPrefix(name, "rampart-"):
-		port, srv = s.startRampart(name, strings.TrimPrefix(name, "rampart-"))
+		port, srv = s.startRampart(name, strings.TrimPrefix(name, "rampart-"), poolSize)
 	}
 	if srv != nil {
 		defer srv.stop() // the next target starts with no server connections left over
