@@ -26,6 +26,9 @@ import (
 // Load reads the configuration file and its auth file, and builds the
 // proxy's configuration; every error names the file (and line) at fault.
 func Load(path string, log *slog.Logger) (Config, proxy.Config, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	c, err := LoadConfig(path)
 	if err != nil {
 		return c, proxy.Config{}, err
@@ -35,9 +38,24 @@ func Load(path string, log *slog.Logger) (Config, proxy.Config, error) {
 		return c, proxy.Config{}, fmt.Errorf("auth_file: %w", err)
 	}
 	defer f.Close()
+	if info, err := f.Stat(); err != nil {
+		return c, proxy.Config{}, fmt.Errorf("auth_file: %w", err)
+	} else if why := secretFileExposed(info); why != "" {
+		return c, proxy.Config{}, fmt.Errorf("auth_file %s: %s", c.AuthFile, why)
+	}
 	users, err := proxy.ParseAuthFile(c.AuthFile, f)
 	if err != nil {
 		return c, proxy.Config{}, err
+	}
+	if c.ServerTLSMode != "verify-full" && c.ServerTLSMode != "verify-ca" {
+		for _, u := range users {
+			if u.Password != "" {
+				log.Warn("server_tls_sslmode="+c.ServerTLSMode+" with passwords in auth_file: a server that is not the one you meant (a man in the middle) "+
+					"can ask for a password in clear text and get it: set server_tls_sslmode=verify-full, or keep only SCRAM verifiers for the clients' users (pass-through)",
+					"auth_file", c.AuthFile)
+				break
+			}
+		}
 	}
 	if u, ok := users[c.HealthCheckUser]; !ok || u.Password == "" {
 		return c, proxy.Config{}, fmt.Errorf("%s: health_check_user %q needs a password in %s", path, c.HealthCheckUser, c.AuthFile)
@@ -221,4 +239,21 @@ func every(ctx context.Context, d time.Duration, fn func()) {
 			fn()
 		}
 	}
+}
+
+// secretFileExposed says why a file of secrets is readable by others than
+// its owner ("" when it is not), by PostgreSQL's rule for its key files:
+// no access for others; the group may read it only when root owns it (a
+// root-owned file readable by the service's group).
+func secretFileExposed(info os.FileInfo) string {
+	perm := info.Mode().Perm()
+	st, ok := info.Sys().(*syscall.Stat_t)
+	rootOwned := ok && st.Uid == 0
+	switch {
+	case perm&0o007 != 0:
+		return fmt.Sprintf("mode %o lets every user read it: chmod 600 (or 640, root-owned, group of the pooler's user)", perm)
+	case perm&0o070 != 0 && !rootOwned:
+		return fmt.Sprintf("mode %o lets its group read it: chmod 600, or make root its owner", perm)
+	}
+	return ""
 }

@@ -1,6 +1,7 @@
 package pooler
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,5 +34,19 @@ func TestLoad(t *testing.T) {
 	conf3 := write("p3.ini", "[pooler]\nauth_file = "+filepath.Join(dir, "none")+"\nhealth_check_user = app\n[nodes]\nn1 = host=a\n")
 	if _, _, err := Load(conf3, nil); err == nil || !strings.Contains(err.Error(), "auth_file") {
 		t.Errorf("missing auth file: %v", err)
+	}
+	// Passwords in clear and server_tls_sslmode=prefer: said, loudly.
+	var logged strings.Builder
+	if _, _, err := Load(conf, slog.New(slog.NewTextHandler(&logged, nil))); err != nil || !strings.Contains(logged.String(), "verify-full") {
+		t.Errorf("prefer with passwords: %v, logged %q; want a warning naming verify-full", err, logged.String())
+	}
+	// Others may not read it (issue 18: key_file's mode was checked, auth_file's not).
+	for _, mode := range []os.FileMode{0o644, 0o604} {
+		if err := os.Chmod(auth, mode); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := Load(conf, nil); err == nil || !strings.Contains(err.Error(), "chmod") {
+			t.Errorf("auth_file mode %o: %v, want a refusal saying chmod", mode, err)
+		}
 	}
 }

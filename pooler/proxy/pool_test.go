@@ -20,7 +20,7 @@ func TestCloseStale(t *testing.T) {
 	for _, idle := range []time.Duration{2 * time.Minute, 30 * time.Second} {
 		a, b := net.Pipe()
 		peers = append(peers, b)
-		pl.idle = append(pl.idle, &serverConn{key: k, conn: a, idleAt: now.Add(-idle)})
+		pl.idle = append(pl.idle, &serverConn{key: k, pool: pl, conn: a, idleAt: now.Add(-idle)})
 	}
 	p.closeStale()
 	if len(pl.idle) != 1 || pl.idle[0].idleAt != now.Add(-30*time.Second) {
@@ -59,7 +59,7 @@ func TestAcquireSkipsEndedConnections(t *testing.T) {
 	k := poolKey{node: 0, database: "lab", user: "app"}
 	pl := p.poolFor(k)
 	add := func(c net.Conn, epoch int) *serverConn {
-		sc := &serverConn{key: k, conn: c, rd: newMsgReader(c, 0), epoch: epoch}
+		sc := &serverConn{key: k, pool: pl, conn: c, rd: newMsgReader(c, 0), epoch: epoch}
 		pl.idle = append(pl.idle, sc)
 		return sc
 	}
@@ -107,5 +107,23 @@ func TestCannotConnectNow(t *testing.T) {
 		if got := cannotConnectNow(err); got != want {
 			t.Errorf("cannotConnectNow(%v) = %v, want %v", err, got, want)
 		}
+	}
+}
+
+// A pool whose connection attempt failed and that holds nothing is
+// forgotten: a client trying database names must not grow the map
+// (issue 18).
+func TestFailedPoolsAreForgotten(t *testing.T) {
+	p := New(Config{Nodes: []Node{{Name: "n1", Addr: "127.0.0.1:1"}}, PoolSize: 4, Users: map[string]User{"app": {Name: "app", Password: "x"}}})
+	for i := range 50 {
+		if _, err := p.acquire(context.Background(), poolKey{node: 0, database: fmt.Sprintf("db%d", i), user: "app"}); err == nil {
+			t.Fatal("connected to a port nobody listens on")
+		}
+	}
+	p.mu.Lock()
+	n := len(p.pools)
+	p.mu.Unlock()
+	if n != 0 {
+		t.Errorf("%d pools left after 50 failed database names", n)
 	}
 }

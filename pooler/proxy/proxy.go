@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
+	"golang.org/x/sys/unix"
 
 	"github.com/rampart-ha/rampart/pooler/route"
 	"github.com/rampart-ha/rampart/ra/pg"
@@ -248,6 +249,7 @@ func (p *Proxy) poolFor(k poolKey) *pool {
 // serverConn is one authenticated connection to a node, driven directly.
 type serverConn struct {
 	key    poolKey
+	pool   *pool // the pool it counts in
 	conn   net.Conn
 	rd     *msgReader // the server's messages
 	pid    uint32
@@ -309,15 +311,31 @@ func (p *Proxy) acquire(ctx context.Context, k poolKey) (*serverConn, error) {
 	sc, err := p.connect(ctx, k)
 	if err != nil {
 		<-pl.tokens
+		p.dropIfUnused(k, pl)
 		return nil, err
 	}
+	sc.pool = pl
 	return sc, nil
+}
+
+// dropIfUnused forgets k's pool when nothing is in it: a pool for each
+// database name a client ever tried (they fail to connect) must not pile
+// up. A session still holding pl keeps using it; its connections go back
+// to it (serverConn.pool).
+func (p *Proxy) dropIfUnused(k poolKey, pl *pool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if p.pools[k] == pl && len(pl.idle) == 0 && len(pl.tokens) == 0 {
+		delete(p.pools, k)
+	}
 }
 
 // release returns sc to its pool, or closes it when it is broken or not
 // idle.
 func (p *Proxy) release(sc *serverConn, reusable bool) {
-	pl := p.poolFor(sc.key)
+	pl := sc.pool
 	p.mu.Lock()
 	stale := sc.epoch != p.epoch[sc.key.node]
 	p.mu.Unlock()
@@ -356,7 +374,7 @@ func (p *Proxy) connect(ctx context.Context, k poolKey) (*serverConn, error) {
 		return nil, err
 	}
 	cfg.Password = u.Password
-	cfg.DialFunc = p.cfg.Dial
+	cfg.DialFunc = p.dialServer
 	cfg.ConnectTimeout = 5 * time.Second
 	p.mu.Lock()
 	epoch := p.epoch[k.node]
@@ -364,7 +382,7 @@ func (p *Proxy) connect(ctx context.Context, k poolKey) (*serverConn, error) {
 	if clientKey != nil {
 		lctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
 		defer cancel()
-		conn, h, err := loginWithKey(lctx, p.cfg.Dial, cfg, u.Verifier, clientKey)
+		conn, h, err := loginWithKey(lctx, p.dialServer, cfg, u.Verifier, clientKey)
 		if err != nil {
 			return nil, fmt.Errorf("connect to %s as %s (SCRAM pass-through): %w", node.Name, k.user, err)
 		}
@@ -420,7 +438,12 @@ func (p *Proxy) cancel(ctx context.Context, pid uint32, secret []byte) {
 	if s == nil {
 		return
 	}
-	sc := s.attached()
+	// Held until the cancel is sent: the session cannot give its server
+	// connection back meanwhile, so the cancel never reaches a query of
+	// the next client of that connection.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sc := s.sc
 	if sc == nil {
 		return
 	}
@@ -559,4 +582,42 @@ func (p *Proxy) serverTLSMode() string {
 		return "prefer"
 	}
 	return p.cfg.ServerTLSMode
+}
+
+// Server connections give up on a silent server: keepalive probes after 5 s
+// of quiet, and TCP_USER_TIMEOUT so that data a frozen host never
+// acknowledges fails its session's transaction within serverSilence (the
+// kernel's default retries for about 15 minutes), not the pooler.
+const serverSilence = 10 * time.Second
+
+// dialServer dials a node with the socket options above.
+func (p *Proxy) dialServer(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := p.cfg.Dial(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		if err := tuneServerSocket(tc); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("server connection to %s: %w", addr, err)
+		}
+	}
+	return c, nil
+}
+
+func tuneServerSocket(tc *net.TCPConn) error {
+	if err := tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: 5 * time.Second, Interval: time.Second, Count: 3}); err != nil {
+		return err
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(serverSilence.Milliseconds()))
+	}); err != nil {
+		return err
+	}
+	return serr
 }

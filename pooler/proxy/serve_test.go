@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+	"golang.org/x/sys/unix"
 )
 
 // flakyListener fails its first accepts as a process out of descriptors
@@ -140,5 +141,105 @@ func eventually(t *testing.T, what string, cond func() (bool, string)) {
 			t.Fatalf("waiting for %s: last state: %s", what, state)
 		case <-tick.C:
 		}
+	}
+}
+
+// A server connection gives up on a frozen host within serverSilence
+// (issue 18: the kernel's default is about 15 minutes).
+func TestServerSocketsGiveUp(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	p := New(Config{})
+	c, err := p.dialServer(context.Background(), "tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rc, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var timeout, keepalive int
+	var gerr error
+	rc.Control(func(fd uintptr) {
+		timeout, gerr = syscall.GetsockoptInt(int(fd), syscall.IPPROTO_TCP, unix.TCP_USER_TIMEOUT)
+		if gerr == nil {
+			keepalive, gerr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_KEEPALIVE)
+		}
+	})
+	if gerr != nil || timeout != int(serverSilence.Milliseconds()) || keepalive != 1 {
+		t.Errorf("TCP_USER_TIMEOUT %d ms, SO_KEEPALIVE %d (%v); want %d ms and on", timeout, keepalive, gerr, serverSilence.Milliseconds())
+	}
+}
+
+// A cancel goes to the server connection of the session it names, and the
+// session cannot give that connection back (to the next client, whose
+// query the cancel would hit) while the cancel is on its way (issue 18).
+func TestCancelHoldsTheSessionsServer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	detached := make(chan struct{})
+	raceSeen := make(chan bool, 1)
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		// The session tries to give its connection back now; it must wait.
+		select {
+		case <-detached:
+			raceSeen <- true
+		case <-time.After(200 * time.Millisecond):
+			raceSeen <- false
+		}
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}
+	p := New(Config{Nodes: []Node{{Name: "n1", Addr: ln.Addr().String()}}, Dial: dial, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	k := poolKey{node: 0, database: "app", user: "app"}
+	pl := p.poolFor(k)
+	pl.tokens <- struct{}{}
+	server, _ := net.Pipe()
+	sc := &serverConn{key: k, pool: pl, conn: server, pid: 4242, secret: []byte{1, 2, 3, 4}, prepared: map[string]string{}}
+	s := &session{p: p, sc: sc, key: cancelKey{pid: 1 << 23, secret: "abcd"}}
+	p.backends[0].Outstanding = 1
+	p.clients[s.key] = s
+	got := make(chan *pgproto3.CancelRequest, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		be := pgproto3.NewBackend(c, c)
+		if m, err := be.ReceiveStartupMessage(); err == nil {
+			if cr, ok := m.(*pgproto3.CancelRequest); ok {
+				got <- cr
+			}
+		}
+	}()
+	cancelled := make(chan struct{})
+	go func() { p.cancel(context.Background(), s.key.pid, []byte(s.key.secret)); close(cancelled) }()
+	eventually(t, "the cancel to take the session's server", func() (bool, string) {
+		if !s.mu.TryLock() {
+			return true, ""
+		}
+		s.mu.Unlock()
+		return false, "session unlocked"
+	})
+	go func() { s.detach(false); close(detached) }()
+	if <-raceSeen {
+		t.Error("the session gave its server connection back while a cancel for it was on its way")
+	}
+	<-cancelled
+	<-detached
+	select {
+	case cr := <-got:
+		if cr.ProcessID != 4242 {
+			t.Errorf("cancel for backend %d, want 4242", cr.ProcessID)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("no cancel reached the server")
 	}
 }

@@ -20,6 +20,11 @@ type Cache struct {
 	hits, misses uint64
 }
 
+// maxCachedQuery bounds the query texts the cache keeps: with at most
+// size entries of at most this, a client cannot make it hold more than
+// size × 8 kB.
+const maxCachedQuery = 8 << 10
+
 // NewCache returns a cache of at most size verdicts under rules.
 func NewCache(rules Rules, size int) *Cache {
 	return &Cache{rules: rules, size: max(size, 1), seen: map[string]Verdict{}}
@@ -40,6 +45,9 @@ func (c *Cache) Classify(sql string) Verdict {
 		return v
 	}
 	v = Classify(sql, c.rules)
+	if len(key) > maxCachedQuery {
+		return v // a huge text is rarely sent twice: it must not fill memory
+	}
 	c.mu.Lock()
 	if len(c.seen) >= c.size {
 		c.seen = map[string]Verdict{}

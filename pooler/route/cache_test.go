@@ -68,3 +68,18 @@ func FuzzNormalizeKeepsVerdict(f *testing.F) {
 		}
 	})
 }
+
+// A query text over 8 kB is classified but not kept (issue 18: the cache
+// bounded its entries, not their size).
+func TestCacheKeepsNoHugeText(t *testing.T) {
+	c := NewCache(testRules, 10)
+	huge := "SELECT '" + strings.Repeat("x", 1<<20) + "' || $1::text FROM t WHERE a = $2"
+	for range 3 {
+		if v := c.Classify(huge); v.Target != AnyServer {
+			t.Fatalf("a plain read classified %+v", v)
+		}
+	}
+	if _, misses := c.Stats(); misses != 3 || len(c.seen) != 0 {
+		t.Errorf("misses %d, %d entries: a 1 MB text was kept", misses, len(c.seen))
+	}
+}
