@@ -14,7 +14,7 @@ DEB_PACKAGES := openipmi ipmitool fence-agents \
 	corosync pacemaker pacemaker-cli-utils crmsh pcs resource-agents \
 	postgresql-15 postgresql-client-15 \
 	iproute2 nftables util-linux procps hostname tini libxml2-utils \
-	gcc libc6-dev python3-psycopg2 pgbouncer pgpool2 \
+	gcc libc6-dev python3-psycopg2 python3-psycopg pgbouncer pgpool2 \
 	default-jdk-headless libpostgresql-jdbc-java \
 	lintian rpm rpmlint gnupg cpio man-db systemd
 

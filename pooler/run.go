@@ -47,6 +47,13 @@ func Load(path string, log *slog.Logger) (Config, proxy.Config, error) {
 	if err != nil {
 		return c, proxy.Config{}, err
 	}
+	if wc, err := watchdog.LoadConfig(path); err == nil && wc.VIP.IsValid() {
+		if missing := missingCapabilities(effectiveCapabilities()); len(missing) > 0 {
+			return c, proxy.Config{}, fmt.Errorf("%s: [watchdog] vip = %s: holding the address needs %s, which this process lacks: "+
+				"`systemctl edit rampart-pooler` and add under [Service]: AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW and "+
+				"CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW (a pooler without a vip runs without them)", path, wc.VIP, strings.Join(missing, " and "))
+		}
+	}
 	if c.ServerTLSMode != "verify-full" && c.ServerTLSMode != "verify-ca" {
 		for _, u := range users {
 			if u.Password != "" {
@@ -256,4 +263,42 @@ func secretFileExposed(info os.FileInfo) string {
 		return fmt.Sprintf("mode %o lets its group read it: chmod 600, or make root its owner", perm)
 	}
 	return ""
+}
+
+// Capabilities the pair's leader needs for its address: netlink address
+// changes (CAP_NET_ADMIN) and raw ARP and neighbour advertisements
+// (CAP_NET_RAW).
+const (
+	capNetAdmin = 12
+	capNetRaw   = 13
+)
+
+// missingCapabilities names those of capNetAdmin and capNetRaw absent from
+// an effective capability set.
+func missingCapabilities(eff uint64) []string {
+	var missing []string
+	for _, c := range []struct {
+		bit  uint
+		name string
+	}{{capNetAdmin, "CAP_NET_ADMIN"}, {capNetRaw, "CAP_NET_RAW"}} {
+		if eff&(1<<c.bit) == 0 {
+			missing = append(missing, c.name)
+		}
+	}
+	return missing
+}
+
+// effectiveCapabilities reads this process's CapEff (0 when unreadable).
+func effectiveCapabilities() uint64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			n, _ := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return n
+		}
+	}
+	return 0
 }

@@ -50,3 +50,15 @@ func TestLoad(t *testing.T) {
 		}
 	}
 }
+
+func TestMissingCapabilities(t *testing.T) {
+	if got := missingCapabilities(1<<12 | 1<<13 | 1<<21); len(got) != 0 {
+		t.Errorf("both held: %v", got)
+	}
+	if got := missingCapabilities(1 << 12); strings.Join(got, " ") != "CAP_NET_RAW" {
+		t.Errorf("admin only: %v", got)
+	}
+	if got := missingCapabilities(0); len(got) != 2 {
+		t.Errorf("none: %v", got)
+	}
+}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -15,7 +16,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -157,9 +161,11 @@ func TestProxy(t *testing.T) {
 	t.Run("routes", func(t *testing.T) { testRoutes(t, pl) })
 	t.Run("clients", func(t *testing.T) { testClients(t, pl) })
 	t.Run("bad input", func(t *testing.T) { testBadInput(t, pl) })
+	t.Run("long pipeline", func(t *testing.T) { testLongPipeline(t, pl) })
 	t.Run("detach under load", func(t *testing.T) { testDetachUnderLoad(t, pl) })
 	t.Run("primary restart", func(t *testing.T) { testPrimaryRestart(t, pl) })
 	t.Run("psycopg2", func(t *testing.T) { testPsycopg(t, pl) })
+	t.Run("psycopg 3 pipelines", func(t *testing.T) { testPsycopg3Pipeline(t, pl) })
 	t.Run("jdbc", func(t *testing.T) { testJDBC(t, pl) })
 	t.Run("session parameters", func(t *testing.T) { testSessionParams(t, pl) })
 	t.Run("large results", func(t *testing.T) { testLargeResults(t, pl) })
@@ -366,6 +372,98 @@ func testDetachUnderLoad(t *testing.T, pl *proxyLab) {
 
 // A client that sends an oversized or unknown message gets an
 // ErrorResponse and loses its connection; another client goes on.
+// A pipeline of 54 MB before its first Sync (60 Bind and Execute, each
+// with a 900 kB parameter) is answered in full while the pooler holds at
+// most a little of it: it goes on to the primary as it comes, its answers
+// back as they come (issue 18: the pooler kept a client's messages until
+// Sync, without bound).
+func testLongPipeline(t *testing.T, pl *proxyLab) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	pc := pl.connect(t, ctx, "").PgConn()
+	hj, err := pc.Hijack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hj.Conn.Close()
+	fe := pgproto3.NewFrontend(hj.Conn, hj.Conn)
+	const n, size = 60, 900 << 10
+	heap := func() uint64 {
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapInuse
+	}
+	runtime.GC()
+	before := heap()
+	var peak atomic.Uint64
+	sampling, stopSampling := context.WithCancel(ctx)
+	defer stopSampling()
+	go func() {
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for sampling.Err() == nil {
+			if h := heap(); h > peak.Load() {
+				peak.Store(h)
+			}
+			select {
+			case <-sampling.Done():
+			case <-tick.C:
+			}
+		}
+	}()
+	type result struct {
+		rows, wrong int
+		err         error
+	}
+	done := make(chan result, 1)
+	go func() {
+		var r result
+		for {
+			msg, err := fe.Receive()
+			if err != nil {
+				r.err = err
+				break
+			}
+			switch m := msg.(type) {
+			case *pgproto3.DataRow:
+				r.rows++
+				if string(m.Values[0]) != strconv.Itoa(size) {
+					r.wrong++
+				}
+			case *pgproto3.ErrorResponse:
+				r.err = fmt.Errorf("%s: %s", m.Code, m.Message)
+			}
+			if _, ok := msg.(*pgproto3.ReadyForQuery); ok {
+				break
+			}
+		}
+		done <- r
+	}()
+	param := bytes.Repeat([]byte("x"), size)
+	fe.Send(&pgproto3.Parse{Query: "SELECT length($1::text)"})
+	for range n {
+		fe.Send(&pgproto3.Bind{Parameters: [][]byte{param}})
+		fe.Send(&pgproto3.Execute{})
+		if err := fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fe.Send(&pgproto3.Sync{})
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	stopSampling()
+	grew := int64(peak.Load()) - int64(before)
+	t.Logf("%d MB pipelined before one Sync: %d rows, the pooler's heap grew at most %d MB", n*size>>20, r.rows, grew>>20)
+	if r.err != nil || r.rows != n || r.wrong != 0 {
+		t.Errorf("rows %d (wrong %d), err %v; want %d rows", r.rows, r.wrong, r.err, n)
+	}
+	if grew > 40<<20 {
+		t.Errorf("the pooler's heap grew %d MB while a client pipelined %d MB", grew>>20, n*size>>20)
+	}
+}
+
 func testBadInput(t *testing.T, pl *proxyLab) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -559,6 +657,66 @@ c.commit()
 	standby := func(h string) bool { return h == "n2" || h == "n3" }
 	if !standby(got["read"]) || !standby(got["param"]) || got["write"] != "n1" || got["block"] != "n1" {
 		t.Errorf("psycopg2 statements ran on %v; want read and param on a standby, write and block on n1\n%s", got, out)
+	}
+}
+
+// psycopg 3 (libpq's pipeline mode): twenty queries and a write before one
+// Sync, answered in order from the primary; an error in a pipeline skips
+// the rest of it up to its Sync, and the connection goes on; LISTEN, then
+// a notification sent by another client reaches this one while it is idle
+// (issue 17).
+func testPsycopg3Pipeline(t *testing.T, pl *proxyLab) {
+	const python = "/usr/bin/python3" // Debian's, with python3-psycopg
+	if err := exec.Command(python, "-c", "import psycopg").Run(); err != nil {
+		t.Skip("needs Debian's python3 with python3-psycopg (make deps)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	script := `
+import psycopg, select
+dsn = "host=127.0.0.1 port=6432 user=app dbname=lab"
+with psycopg.connect(dsn, autocommit=True) as c:
+    with c.pipeline() as p:
+        reads = [c.execute("SELECT host(inet_server_addr()), %s::int", (i,)) for i in range(20)]
+        write = c.execute("INSERT INTO routed (at) VALUES (inet_server_addr()) RETURNING host(at)")
+        p.sync()
+    print("order", all(r.fetchone()[1] == i for i, r in enumerate(reads)))
+    print("write", write.fetchone()[0])
+    try:
+        with c.pipeline():
+            c.execute("SELECT 1/0")
+            c.execute("SELECT 2")
+    except psycopg.errors.DivisionByZero:
+        print("skipped to sync")
+    print("after", c.execute("SELECT 42").fetchone()[0])
+    c.execute("LISTEN rampart_pipeline")
+    with psycopg.connect(dsn, autocommit=True) as other:
+        other.execute("NOTIFY rampart_pipeline, 'hello'")
+    if select.select([c.fileno()], [], [], 10) == ([], [], []):
+        print("notified nothing")
+    for n in c.notifies():
+        print("notified", n.payload)
+        break
+`
+	cmd, err := pl.l.Exec(ctx, "client", python, "-c", script)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("psycopg 3 through the proxy: %v\n%s", err, out)
+	}
+	got := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if label, v, ok := strings.Cut(line, " "); ok {
+			got[label] = v
+		}
+	}
+	if got["order"] != "True" || pl.addrs[got["write"]] != "n1" || got["notified"] != "hello" {
+		t.Errorf("psycopg 3: %v\n%s", got, out)
+	}
+	if !strings.Contains(string(out), "skipped to sync") || got["after"] != "42" {
+		t.Errorf("an error in a pipeline: %q", out)
 	}
 }
 

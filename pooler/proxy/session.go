@@ -311,15 +311,20 @@ func (p *Proxy) acquireAny(ctx context.Context, db, user string) (*serverConn, e
 	return nil, last
 }
 
+// maxUnsent bounds what a client's messages may hold in the pooler before
+// they go to a server (issue 18: a pipeline without Sync grew without
+// bound).
+const maxUnsent = 1 << 20
+
 // batch is a client's messages up to the next point where the server
 // must answer (Sync, Flush, Query), as they came.
 type batch struct {
 	buf     []byte
 	ends    []int     // where each message ends in buf
 	refs    []stmtRef // what each message says of prepared statements
-	queries []string  // statements it parses or binds, for routing
-	// call: a FunctionCall, which any function may be: the primary.
-	call bool
+	// v is what the unit's statements say of routing, merged as they come
+	// (a FunctionCall, any function, goes to the primary).
+	v route.Verdict
 }
 
 // stmtRef is what a client's message says of prepared statements, noted
@@ -356,7 +361,7 @@ func (b *batch) msgs() []unitMsg {
 func (b *batch) sent() { b.buf, b.ends, b.refs = b.buf[:0], b.ends[:0], b.refs[:0] }
 
 func (b *batch) reset() {
-	b.buf, b.ends, b.refs, b.queries, b.call = b.buf[:0], b.ends[:0], b.refs[:0], b.queries[:0], false
+	b.buf, b.ends, b.refs, b.v = b.buf[:0], b.ends[:0], b.refs[:0], route.Verdict{}
 }
 
 // unitMsg is one message of a unit sent to a server, with what it says
@@ -376,7 +381,19 @@ func (s *session) loop(ctx context.Context) error {
 	s.rd = newMsgReader(s.conn, s.p.cfg.MaxPacketSize)
 	var b batch
 	for {
-		if len(b.ends) > 0 && !s.rd.ready() && !s.skipToSync {
+		if len(b.buf) > maxUnsent && s.attached() == nil && !s.skipToSync {
+			// A long pipeline before its first Sync: it must not pile up
+			// here. It goes to the primary, which can run anything it
+			// holds, and on as it comes.
+			if answered, err := s.begin(ctx, route.Verdict{Target: route.Primary, Reason: "long pipeline"}, b.msgs()); answered {
+				b.reset()
+				if err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		if len(b.ends) > 0 && (!s.rd.ready() || len(b.buf) > maxUnsent) && !s.skipToSync {
 			// The client pauses before the server must answer: on a server
 			// it is attached to already, what it sent goes on now, as it
 			// would without the pooler (a statement_timeout can fire
@@ -423,14 +440,14 @@ func (s *session) loop(ctx context.Context) error {
 			}
 			// A simple query ends the unnamed statement (PostgreSQL's rule).
 			delete(s.stmts, "")
-			b.queries = append(b.queries, m.String)
+			b.v = route.Merge(b.v, s.p.settings().cache.Classify(m.String))
 			b.add(msg, stmtRef{})
 		case 'F':
 			var m pgproto3.FunctionCall
 			if err := m.Decode(body); err != nil {
 				return s.refuse(fatal("08P01", "invalid FunctionCall message: "+err.Error()))
 			}
-			b.call = true
+			b.v = route.Merge(b.v, route.Verdict{Target: route.Primary, Reason: "function call"})
 			b.add(msg, stmtRef{})
 		case 'P':
 			m := &pgproto3.Parse{}
@@ -441,7 +458,7 @@ func (s *session) loop(ctx context.Context) error {
 			if ref.prev == nil || m.Name == "" {
 				s.stmts[m.Name] = m // a duplicate name fails on the server: the client keeps its statement
 			}
-			b.queries = append(b.queries, m.Query)
+			b.v = route.Merge(b.v, s.p.settings().cache.Classify(m.Query))
 			b.add(msg, ref)
 		case 'B':
 			var m pgproto3.Bind
@@ -450,7 +467,7 @@ func (s *session) loop(ctx context.Context) error {
 			}
 			st := s.stmts[m.PreparedStatement]
 			if st != nil {
-				b.queries = append(b.queries, st.Query)
+				b.v = route.Merge(b.v, s.p.settings().cache.Classify(st.Query))
 			}
 			b.add(msg, stmtRef{name: m.PreparedStatement, stmt: st})
 		case 'D':
@@ -502,14 +519,7 @@ func (s *session) loop(ctx context.Context) error {
 		default:
 			continue // more to come before the server must answer
 		}
-		v := route.Verdict{}
-		if b.call {
-			v = route.Verdict{Target: route.Primary, Reason: "function call"}
-		}
-		for _, q := range b.queries {
-			v = route.Merge(v, s.p.settings().cache.Classify(q))
-		}
-		err = s.run(ctx, v, b.msgs())
+		err = s.run(ctx, b.v, b.msgs())
 		b.reset()
 		if err != nil {
 			return err
@@ -525,23 +535,8 @@ func (s *session) run(ctx context.Context, v route.Verdict, msgs []unitMsg) erro
 	s.stopWatch()
 	fresh := s.attached() == nil // the unit starts outside a transaction block
 	if fresh {
-		if err := s.attach(ctx, v); err != nil {
-			var wait *poolWaitError
-			if errors.As(err, &wait) {
-				return s.unanswered(msgs, errorResponse("57014", err.Error(), "raise default_pool_size, or find the transactions that stay open (SHOW CLIENTS)"))
-			}
-			return s.unanswered(msgs, errorResponse("57P03", err.Error(), "a failover may be under way; retry"))
-		}
-		sc := s.attached()
-		if err := s.applyParams(sc); err != nil {
-			if sc.broken {
-				s.detach(false)
-				return s.refuse(fatal("08006", "server connection lost: "+err.Error()))
-			}
-			s.detach(true)
-			var pe *pgErr
-			errors.As(err, &pe)
-			return s.unanswered(msgs, &pgproto3.ErrorResponse{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: pe.code, Message: pe.message})
+		if answered, err := s.begin(ctx, v, msgs); answered {
+			return err
 		}
 	}
 	sc := s.attached()
@@ -613,18 +608,62 @@ func (s *session) run(ctx context.Context, v route.Verdict, msgs []unitMsg) erro
 	return nil
 }
 
-// push sends msgs (with what prepareMissing adds) to sc.
+// push sends msgs (with what prepareMissing adds) to sc, a piece at a
+// time, passing on what the server has answered meanwhile: a server that
+// cannot write its answers stops reading, and a pipeline longer than the
+// sockets' buffers would otherwise stall between them.
 func (s *session) push(sc *serverConn, msgs []unitMsg) error {
 	if len(msgs) == 0 {
 		return nil
 	}
 	s.stopWatch()
-	if _, err := sc.conn.Write(s.prepareMissing(sc, msgs)); err != nil {
-		sc.broken = true
-		s.detach(false)
-		return s.refuse(fatal("08006", "server connection lost: "+err.Error()))
+	out := s.prepareMissing(sc, msgs)
+	for len(out) > 0 {
+		n := min(len(out), pushPiece)
+		if _, err := sc.conn.Write(out[:n]); err != nil {
+			sc.broken = true
+			s.detach(false)
+			return s.refuse(fatal("08006", "server connection lost: "+err.Error()))
+		}
+		out = out[n:]
+		if len(out) == 0 {
+			break
+		}
+		if _, _, _, err := s.pass(sc, false); err != nil {
+			sc.broken = true
+			s.detach(false)
+			return s.refuse(fatal("08006", "server connection lost: "+err.Error()))
+		}
 	}
 	return nil
+}
+
+// pushPiece is how much push writes before it looks for answers.
+const pushPiece = 64 << 10
+
+// begin attaches a server for v and gives it the session's parameters;
+// when that fails the client is answered (answered: nothing more to do
+// with msgs, err the session's end if any).
+func (s *session) begin(ctx context.Context, v route.Verdict, msgs []unitMsg) (answered bool, err error) {
+	if err := s.attach(ctx, v); err != nil {
+		var wait *poolWaitError
+		if errors.As(err, &wait) {
+			return true, s.unanswered(msgs, errorResponse("57014", err.Error(), "raise default_pool_size, or find the transactions that stay open (SHOW CLIENTS)"))
+		}
+		return true, s.unanswered(msgs, errorResponse("57P03", err.Error(), "a failover may be under way; retry"))
+	}
+	sc := s.attached()
+	if err := s.applyParams(sc); err != nil {
+		if sc.broken {
+			s.detach(false)
+			return true, s.refuse(fatal("08006", "server connection lost: "+err.Error()))
+		}
+		s.detach(true)
+		var pe *pgErr
+		errors.As(err, &pe)
+		return true, s.unanswered(msgs, &pgproto3.ErrorResponse{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: pe.code, Message: pe.message})
+	}
+	return false, nil
 }
 
 // unanswered answers a unit no server could take as a server that
@@ -838,6 +877,14 @@ func (s *session) failed(sc *serverConn, e expect) {
 // it swallows the answers to the Parse and Close messages prepareMissing
 // added, notes parameter changes, and carries COPY FROM STDIN data.
 func (s *session) relay(sc *serverConn) (status byte, ready, failed bool, err error) {
+	return s.pass(sc, true)
+}
+
+// pass is relay's work: with wait, until every message sent is answered;
+// without, only what the server has sent already (a COPY's start is left
+// for the relay), so that a long pipeline's answers flow to the client
+// while the rest of it goes to the server.
+func (s *session) pass(sc *serverConn, wait bool) (status byte, ready, failed bool, err error) {
 	out := s.out[:0]
 	defer func() { s.out = out[:0] }()
 	flush := func() error {
@@ -849,9 +896,16 @@ func (s *session) relay(sc *serverConn) (status byte, ready, failed bool, err er
 		return err
 	}
 	for !sc.track.idle() {
+		if !wait && !sc.rd.ready() && quiet(sc.conn) {
+			break
+		}
 		typ, msg, err := sc.rd.next()
 		if err != nil {
 			return 0, false, failed, err
+		}
+		if !wait && typ == 'G' {
+			sc.rd.back(msg)
+			break
 		}
 		o, err := sc.track.answer(typ)
 		if err != nil {
