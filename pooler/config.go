@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rampart-ha/rampart/pooler/proxy"
 	"github.com/rampart-ha/rampart/pooler/watchdog"
 	"github.com/rampart-ha/rampart/ra/pg"
 )
@@ -77,7 +78,7 @@ func DefaultConfig() Config {
 	return Config{
 		ListenAddr: "127.0.0.1", ListenPort: 6432, PoolMode: "transaction",
 		DefaultPoolSize: 20, MaxClientConn: 100, ServerIdleTimeout: 10 * time.Minute,
-		ServerResetQuery: "DISCARD ALL", MaxPacketSize: 1 << 30,
+		ServerResetQuery: "DISCARD ALL", MaxPacketSize: proxy.DefaultMaxPacketSize,
 		MaxLagBytes: 16 << 20, MaxLagTime: 10 * time.Second, ReadYourWrites: 2 * time.Second,
 		HealthCheckPeriod: time.Second, HealthCheckDBName: "postgres", PrimaryWait: 10 * time.Second,
 		QueryWaitTimeout: 2 * time.Minute,

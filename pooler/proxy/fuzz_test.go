@@ -34,9 +34,9 @@ func FuzzClientStartup(f *testing.F) {
 		f.Fatal(err)
 	}
 	p := New(Config{
-		Nodes:         []Node{{Name: "n1", Addr: "192.0.2.1:5432", Weight: 1}},
-		Users:         map[string]User{"app": {Name: "app", Password: "pw", Verifier: v}},
-		MaxPacketSize: 1 << 16,
+		Nodes: []Node{{Name: "n1", Addr: "192.0.2.1:5432", Weight: 1}},
+		Users: map[string]User{"app": {Name: "app", Password: "pw", Verifier: v}},
+		// The default limits, as a pooler runs with them.
 		Dial: func(context.Context, string, string) (net.Conn, error) {
 			return nil, errors.New("no server in this test")
 		},
@@ -66,9 +66,8 @@ func FuzzClientMessages(f *testing.F) {
 	f.Add([]byte{'B', 0, 0, 0, 9, 0, 0, 0xff, 0xff, 0})
 	f.Add([]byte{'X', 0, 0, 0, 4})
 	p := New(Config{
-		Nodes:         []Node{{Name: "n1", Addr: "192.0.2.1:5432", Weight: 1}},
-		MaxPacketSize: 1 << 16,
-		PrimaryWait:   time.Millisecond,
+		Nodes:       []Node{{Name: "n1", Addr: "192.0.2.1:5432", Weight: 1}},
+		PrimaryWait: time.Millisecond, // the default limits otherwise
 		Dial: func(context.Context, string, string) (net.Conn, error) {
 			return nil, errors.New("no server in this test")
 		},
@@ -77,7 +76,7 @@ func FuzzClientMessages(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		client, server := net.Pipe()
 		s := &session{p: p, conn: server, be: pgproto3.NewBackend(server, server), stmts: map[string]*pgproto3.Parse{}, user: "app", db: "lab"}
-		s.be.SetMaxBodyLen(p.cfg.MaxPacketSize)
+		s.be.SetMaxBodyLen(authMaxBody)
 		sendAndLeave(t, client, data, func() {
 			defer server.Close()
 			s.loop(context.Background())

@@ -42,7 +42,7 @@ type Config struct {
 	// ServerResetQuery runs before a server connection that carried
 	// session state goes back to its pool.
 	ServerResetQuery string
-	MaxPacketSize    int
+	MaxPacketSize    int // bytes; 0: DefaultMaxPacketSize
 	// ServerIdleTimeout closes server connections idle longer (0: never).
 	ServerIdleTimeout time.Duration
 	Rules             route.Rules
@@ -81,6 +81,12 @@ type Config struct {
 	Now  func() time.Time
 }
 
+// DefaultMaxPacketSize bounds one client message (max_packet_size): big
+// enough for bulk INSERTs and large parameters, small enough that a
+// hundred clients cannot make the pooler hold gigabytes (PostgreSQL's own
+// limit is 1 GB; COPY data comes in smaller messages).
+const DefaultMaxPacketSize = 64 << 20
+
 // Proxy is a running router and pool.
 type Proxy struct {
 	cfg     Config
@@ -118,6 +124,9 @@ func New(cfg Config) *Proxy {
 	}
 	if cfg.PrimaryWait <= 0 {
 		cfg.PrimaryWait = 10 * time.Second
+	}
+	if cfg.MaxPacketSize <= 0 {
+		cfg.MaxPacketSize = DefaultMaxPacketSize
 	}
 	if cfg.QueryWaitTimeout <= 0 {
 		cfg.QueryWaitTimeout = 2 * time.Minute

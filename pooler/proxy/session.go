@@ -319,9 +319,9 @@ const maxUnsent = 1 << 20
 // batch is a client's messages up to the next point where the server
 // must answer (Sync, Flush, Query), as they came.
 type batch struct {
-	buf     []byte
-	ends    []int     // where each message ends in buf
-	refs    []stmtRef // what each message says of prepared statements
+	buf  []byte
+	ends []int     // where each message ends in buf
+	refs []stmtRef // what each message says of prepared statements
 	// v is what the unit's statements say of routing, merged as they come
 	// (a FunctionCall, any function, goes to the primary).
 	v route.Verdict
