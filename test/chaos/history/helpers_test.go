@@ -37,3 +37,28 @@ func on(o Op, path Path, s Server) Op {
 	o.Path, o.Server = path, s
 	return o
 }
+
+// pgX is a server from another cluster.
+var pgXtl1 = Server{Node: "pgX", SystemID: 9009, Timeline: 1}
+
+// ids lists the operation ids each violation names, in order.
+func ids(vs []Violation) [][]int {
+	var out [][]int
+	for _, v := range vs {
+		var ids []int
+		for _, o := range v.Ops {
+			ids = append(ids, o.ID)
+		}
+		out = append(out, ids)
+	}
+	return out
+}
+
+// kinds lists the kinds of violations, in order.
+func kinds(vs []Violation) []ViolationKind {
+	var out []ViolationKind
+	for _, v := range vs {
+		out = append(out, v.Kind)
+	}
+	return out
+}
