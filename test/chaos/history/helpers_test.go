@@ -11,6 +11,8 @@ const ms = time.Millisecond
 var (
 	pg1tl1 = Server{Node: "pg1", SystemID: 7001, Timeline: 1}
 	pg2tl2 = Server{Node: "pg2", SystemID: 7001, Timeline: 2}
+	pg3sb  = Server{Node: "pg3", SystemID: 7001, Timeline: 2, Standby: true}
+	pgXtl1 = Server{Node: "pgX", SystemID: 9009, Timeline: 1}
 )
 
 // op builds an operation through the database VIP on pg1; from and to are
@@ -37,9 +39,6 @@ func on(o Op, path Path, s Server) Op {
 	o.Path, o.Server = path, s
 	return o
 }
-
-// pgX is a server from another cluster.
-var pgXtl1 = Server{Node: "pgX", SystemID: 9009, Timeline: 1}
 
 // ids lists the operation ids each violation names, in order.
 func ids(vs []Violation) [][]int {
