@@ -5,10 +5,10 @@
 //
 // Two workloads share a history. List-append: clients append unique ids to
 // a few keys' lists and read the lists back, so a lost, duplicated or
-// reordered commit shows as a missing, repeated or out-of-order id (Jepsen's
-// list-append, with PostgreSQL arrays). Registers: reads, writes and
-// compare-and-set on a few integer registers, checked for linearizability
-// with porcupine (github.com/anishathalye/porcupine).
+// reordered commit shows as a missing, repeated or out-of-order id
+// (Jepsen's list-append workload). Registers: reads, writes and
+// compare-and-set on a few integer registers, checked for
+// linearizability with porcupine (github.com/anishathalye/porcupine).
 //
 // Each check is a pure function from the history (or part of it) to
 // violations, and names the operations involved: [LostWrites],
