@@ -63,7 +63,7 @@ func GarbageReads(ops []Op, final []NodeState) []Violation {
 	for _, op := range ops {
 		if op.Kind == Append || op.Kind == WriteRegister || op.Kind == CompareAndSet {
 			k := keyed{op.Kind.IsRegister(), op.Key}
-			if tried[k] == nil {
+			if tried[k] == nil { // a register starts at 0, a list empty
 				tried[k] = map[int64]bool{0: op.Kind.IsRegister()}
 			}
 			tried[k][op.Value] = true

@@ -57,7 +57,7 @@ func (r RegisterResult) Visualize(w io.Writer) error {
 // compare-and-set's result is not held against it. Unknown reads tell
 // nothing and are left out, and so are reads a standby answered: the
 // pooler sends reads there knowingly, within its lag limits, and they are
-// not promised to be linearizable (ReadYourWrites checks what is).
+// not promised to be linearizable.
 //
 // timeout bounds the search on each register (0: no bound); a register
 // whose search ran out is Undecided, not a violation.

@@ -68,8 +68,9 @@ func tookEffect(op Op) bool {
 // saw acknowledged: they all come from one cluster (one system
 // identifier), and once a write on timeline T has been acknowledged, no
 // write invoked later is acknowledged on a timeline older than T (an old
-// primary still took writes after a newer one had). Writes whose server
-// reported no system identifier or no timeline are left out of that part.
+// primary still took writes after a newer one had). Timelines compare
+// within one system identifier (an unreported one counts as one more);
+// writes whose server reported no timeline are left out of that part.
 func SplitBrain(ops []Op) []Violation {
 	var writes []Op
 	for _, op := range ops {
