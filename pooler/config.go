@@ -46,9 +46,11 @@ type Config struct {
 	HealthCheckUser, HealthCheckDBName string
 	// TLS, with PgBouncer's keys: client_tls_sslmode (disable, allow,
 	// prefer, require) with client_tls_cert_file and client_tls_key_file;
-	// server_tls_sslmode is libpq's sslmode towards the nodes.
+	// server_tls_sslmode is libpq's sslmode towards the nodes, and
+	// server_tls_ca_file the CA their certificates are checked against
+	// (libpq's sslrootcert; the system's CAs when unset).
 	ClientTLSMode, ClientTLSCertFile, ClientTLSKeyFile string
-	ServerTLSMode                                      string
+	ServerTLSMode, ServerTLSCAFile                     string
 	// AdminUsers may use the console (database rampart or pgbouncer).
 	AdminUsers []string
 	// HTTPListen is where /metrics and /health are served ("" = nowhere).
@@ -178,6 +180,7 @@ var poolerKeys = map[string]setting{
 		c.ServerTLSMode = v
 		return nil
 	},
+	"server_tls_ca_file": func(c *Config, v string) error { c.ServerTLSCAFile = v; return nonEmpty(v) },
 	"http_listen": func(c *Config, v string) error {
 		if _, _, err := net.SplitHostPort(v); err != nil {
 			return fmt.Errorf("%q: use host:port, e.g. 127.0.0.1:9187", v)

@@ -3,6 +3,7 @@ package pooler
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net"
@@ -77,7 +78,16 @@ func Load(path string, log *slog.Logger) (Config, proxy.Config, error) {
 		PrimaryWait: c.PrimaryWait, Log: log, AdminUsers: c.AdminUsers,
 		MaxClientConn: c.MaxClientConn, QueryWaitTimeout: c.QueryWaitTimeout,
 	}
-	pc.ServerTLSMode = c.ServerTLSMode
+	pc.ServerTLSMode, pc.ServerTLSCAFile = c.ServerTLSMode, c.ServerTLSCAFile
+	if c.ServerTLSCAFile != "" {
+		pem, err := os.ReadFile(c.ServerTLSCAFile)
+		if err != nil {
+			return c, proxy.Config{}, fmt.Errorf("%s: server_tls_ca_file: %w", path, err)
+		}
+		if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+			return c, proxy.Config{}, fmt.Errorf("%s: server_tls_ca_file %s holds no PEM certificate", path, c.ServerTLSCAFile)
+		}
+	}
 	if c.ClientTLSMode != "disable" {
 		cert, err := tls.LoadX509KeyPair(c.ClientTLSCertFile, c.ClientTLSKeyFile)
 		if err != nil {

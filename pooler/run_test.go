@@ -35,6 +35,13 @@ func TestLoad(t *testing.T) {
 	if _, _, err := Load(conf3, nil); err == nil || !strings.Contains(err.Error(), "auth_file") {
 		t.Errorf("missing auth file: %v", err)
 	}
+	// server_tls_ca_file must hold a certificate; the proxy gets its path.
+	for name, ca := range map[string]string{"absent": filepath.Join(dir, "none.crt"), "no PEM": auth} {
+		c := write("ca.ini", "[pooler]\nauth_file = "+auth+"\nhealth_check_user = app\nserver_tls_sslmode = verify-full\nserver_tls_ca_file = "+ca+"\n[nodes]\nn1 = host=a\n")
+		if _, _, err := Load(c, nil); err == nil || !strings.Contains(err.Error(), "server_tls_ca_file") {
+			t.Errorf("server_tls_ca_file %s: %v, want a refusal naming it", name, err)
+		}
+	}
 	// Passwords in clear and server_tls_sslmode=prefer: said, loudly.
 	var logged strings.Builder
 	if _, _, err := Load(conf, slog.New(slog.NewTextHandler(&logged, nil))); err != nil || !strings.Contains(logged.String(), "verify-full") {

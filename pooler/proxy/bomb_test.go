@@ -115,3 +115,44 @@ func isTimeout(err error) bool {
 	ne, ok := err.(net.Error)
 	return ok && ne.Timeout()
 }
+
+// A big message streams through: what comes out is what went in, around
+// it the messages read as usual, and the reader's buffer stays small.
+func TestMsgReaderStreamsBigMessages(t *testing.T) {
+	mk := func(typ byte, body []byte) []byte {
+		msg := append([]byte{typ, 0, 0, 0, 0}, body...)
+		binary.BigEndian.PutUint32(msg[1:], uint32(4+len(body)))
+		return msg
+	}
+	body := make([]byte, 5<<20)
+	for i := range body {
+		body[i] = byte(i * 7)
+	}
+	big := mk('D', body)
+	in := append(append(mk('T', []byte("before")), big...), mk('C', []byte("after"))...)
+	rd := newMsgReader(&slowReader{data: in}, 0)
+	if typ, msg, err := rd.next(); err != nil || typ != 'T' || string(msg[5:]) != "before" {
+		t.Fatalf("first: %q %q %v", typ, msg, err)
+	}
+	if typ, n, err := rd.peek(); err != nil || typ != 'D' || n != 4+len(body) || !rd.big() {
+		t.Fatalf("peek: %q %d %v big=%v", typ, n, err, rd.big())
+	}
+	var out bytes.Buffer
+	if err := rd.stream(&out); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out.Bytes(), big) {
+		t.Errorf("streamed %d bytes, not the %d-byte message", out.Len(), len(big))
+	}
+	if len(rd.buf) > 64<<10 {
+		t.Errorf("the reader's buffer grew to %d bytes for a streamed message", len(rd.buf))
+	}
+	if typ, msg, err := rd.next(); err != nil || typ != 'C' || string(msg[5:]) != "after" {
+		t.Fatalf("after: %q %q %v", typ, msg, err)
+	}
+	// Cut short: an error, not a short message passed on as whole.
+	rd = newMsgReader(&slowReader{data: big[:3<<20]}, 0)
+	if err := rd.stream(io.Discard); err != io.ErrUnexpectedEOF {
+		t.Errorf("a message cut short: %v, want unexpected EOF", err)
+	}
+}

@@ -111,8 +111,7 @@ func (p *Proxy) healthConn(ctx context.Context, i int) (*pgx.Conn, error) {
 	// a hostssl-only pg_hba.conf must not make every node look down, nor
 	// may a man in the middle answer pg_is_in_recovery() where
 	// server_tls_sslmode asks for verification.
-	cfg, err := pgx.ParseConfig(pg.Conninfo{"host": host, "port": port, "user": p.cfg.HealthUser,
-		"dbname": p.cfg.HealthDatabase, "sslmode": p.serverTLSMode()}.String())
+	cfg, err := pgx.ParseConfig(p.serverConninfo(host, port, p.cfg.HealthUser, p.cfg.HealthDatabase))
 	if err != nil {
 		return nil, err
 	}

@@ -34,15 +34,9 @@ func (e *tooBigError) Error() string {
 
 // next returns the next message's type and the whole message.
 func (m *msgReader) next() (byte, []byte, error) {
-	if err := m.fill(5); err != nil {
+	_, n, err := m.peek()
+	if err != nil {
 		return 0, nil, err
-	}
-	n := int(binary.BigEndian.Uint32(m.buf[m.start+1:]))
-	if n < 4 || n > 1<<30 {
-		return 0, nil, fmt.Errorf("invalid message length %d", n)
-	}
-	if m.max > 0 && n-4 > m.max {
-		return 0, nil, &tooBigError{n - 4, m.max}
 	}
 	if err := m.fill(1 + n); err != nil {
 		return 0, nil, err
@@ -50,6 +44,59 @@ func (m *msgReader) next() (byte, []byte, error) {
 	msg := m.buf[m.start : m.start+1+n]
 	m.start += 1 + n
 	return msg[0], msg, nil
+}
+
+// peek reads the next message's header: its type and length (the body's
+// and the length field's, as on the wire).
+func (m *msgReader) peek() (byte, int, error) {
+	if err := m.fill(5); err != nil {
+		return 0, 0, err
+	}
+	n := int(binary.BigEndian.Uint32(m.buf[m.start+1:]))
+	if n < 4 || n > 1<<30 {
+		return 0, 0, fmt.Errorf("invalid message length %d", n)
+	}
+	if m.max > 0 && n-4 > m.max {
+		return 0, 0, &tooBigError{n - 4, m.max}
+	}
+	return m.buf[m.start], n, nil
+}
+
+// streamAbove is the size from which a message the proxy does not look
+// into (a row, COPY data) is streamed through instead of buffered whole:
+// a 500 MB value costs the pooler a copy buffer, not 500 MB.
+const streamAbove = 1 << 20
+
+// big says whether the next message, whose header is buffered, is one to
+// stream (streamAbove and over).
+func (m *msgReader) big() bool {
+	return m.end-m.start >= 5 && int(binary.BigEndian.Uint32(m.buf[m.start+1:])) >= streamAbove
+}
+
+// stream copies the next message (peek has read its header) to w as it
+// arrives, without holding it whole; w nil drops it.
+func (m *msgReader) stream(w io.Writer) error {
+	_, n, err := m.peek()
+	if err != nil {
+		return err
+	}
+	if w == nil {
+		w = io.Discard
+	}
+	have := min(m.end-m.start, 1+n)
+	if _, err := w.Write(m.buf[m.start : m.start+have]); err != nil {
+		return err
+	}
+	m.start += have
+	if rest := int64(1 + n - have); rest > 0 {
+		if _, err := io.CopyN(w, m.r, rest); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+	return nil
 }
 
 // back puts msg, the message next just returned, back: the next call

@@ -65,8 +65,9 @@ type Config struct {
 	ClientTLS         *tls.Config
 	ClientTLSRequired bool
 	// ServerTLSMode is libpq's sslmode towards the nodes (server_tls_sslmode;
-	// "" = prefer).
-	ServerTLSMode string
+	// "" = prefer); ServerTLSCAFile is libpq's sslrootcert for verify-ca
+	// and verify-full (server_tls_ca_file; "" = the system's CAs).
+	ServerTLSMode, ServerTLSCAFile string
 	// AdminUsers may use the console (database "rampart" or "pgbouncer").
 	AdminUsers []string
 	// Reload re-reads the configuration (the console's RELOAD); nil when
@@ -378,7 +379,7 @@ func (p *Proxy) connect(ctx context.Context, k poolKey) (*serverConn, error) {
 		return nil, err
 	}
 	// libpq's rules for sslmode, host names and fallbacks, through pgconn.
-	cfg, err := pgconn.ParseConfig(pg.Conninfo{"host": host, "port": port, "user": k.user, "dbname": k.database, "sslmode": p.serverTLSMode()}.String())
+	cfg, err := pgconn.ParseConfig(p.serverConninfo(host, port, k.user, k.database))
 	if err != nil {
 		return nil, err
 	}
@@ -584,13 +585,18 @@ func (e *poolWaitError) Error() string {
 		e.node, e.key.database, e.key.user, e.after)
 }
 
-// serverTLSMode is libpq's sslmode towards the nodes (server_tls_sslmode,
-// prefer when unset), for client sessions and health checks alike.
-func (p *Proxy) serverTLSMode() string {
-	if p.cfg.ServerTLSMode == "" {
-		return "prefer"
+// serverConninfo is the conninfo for a server connection, client
+// sessions' and health checks' alike: libpq's sslmode (server_tls_sslmode,
+// prefer when unset) and sslrootcert (server_tls_ca_file).
+func (p *Proxy) serverConninfo(host, port, user, database string) string {
+	ci := pg.Conninfo{"host": host, "port": port, "user": user, "dbname": database, "sslmode": p.cfg.ServerTLSMode}
+	if ci["sslmode"] == "" {
+		ci["sslmode"] = "prefer"
 	}
-	return p.cfg.ServerTLSMode
+	if p.cfg.ServerTLSCAFile != "" {
+		ci["sslrootcert"] = p.cfg.ServerTLSCAFile
+	}
+	return ci.String()
 }
 
 // Server connections give up on a silent server: keepalive probes after 5 s

@@ -9,7 +9,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/big"
 	"net"
@@ -171,6 +173,7 @@ func TestProxy(t *testing.T) {
 	t.Run("large results", func(t *testing.T) { testLargeResults(t, pl) })
 	t.Run("scram pass-through", func(t *testing.T) { testPassThrough(t, pl) })
 	t.Run("tls", func(t *testing.T) { testTLS(t, pl) })
+	t.Run("tls-only cluster", func(t *testing.T) { testTLSOnlyCluster(t, pl) })
 	t.Run("lag", func(t *testing.T) { testLagAware(t, pl) })
 	t.Run("shutdown", func(t *testing.T) { testShutdown(t, pl) }) // last: it stops the proxy
 }
@@ -388,29 +391,7 @@ func testLongPipeline(t *testing.T, pl *proxyLab) {
 	defer hj.Conn.Close()
 	fe := pgproto3.NewFrontend(hj.Conn, hj.Conn)
 	const n, size = 60, 900 << 10
-	heap := func() uint64 {
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		return m.HeapInuse
-	}
-	runtime.GC()
-	before := heap()
-	var peak atomic.Uint64
-	sampling, stopSampling := context.WithCancel(ctx)
-	defer stopSampling()
-	go func() {
-		tick := time.NewTicker(5 * time.Millisecond)
-		defer tick.Stop()
-		for sampling.Err() == nil {
-			if h := heap(); h > peak.Load() {
-				peak.Store(h)
-			}
-			select {
-			case <-sampling.Done():
-			case <-tick.C:
-			}
-		}
-	}()
+	heapGrowth := sampleHeap(ctx)
 	type result struct {
 		rows, wrong int
 		err         error
@@ -453,8 +434,7 @@ func testLongPipeline(t *testing.T, pl *proxyLab) {
 		t.Fatal(err)
 	}
 	r := <-done
-	stopSampling()
-	grew := int64(peak.Load()) - int64(before)
+	grew := heapGrowth()
 	t.Logf("%d MB pipelined before one Sync: %d rows, the pooler's heap grew at most %d MB", n*size>>20, r.rows, grew>>20)
 	if r.err != nil || r.rows != n || r.wrong != 0 {
 		t.Errorf("rows %d (wrong %d), err %v; want %d rows", r.rows, r.wrong, r.err, n)
@@ -834,6 +814,45 @@ func testSessionParams(t *testing.T, pl *proxyLab) {
 
 // Rows far bigger than the relay's buffer (one 3 MB value; 20 rows of
 // 200 kB) arrive whole and in order.
+// sampleHeap samples this process's heap every 5 ms until the returned
+// function is called, which says how far the heap grew above where it was.
+func sampleHeap(ctx context.Context) func() int64 {
+	heap := func() uint64 {
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapInuse
+	}
+	runtime.GC()
+	before := heap()
+	var peak atomic.Uint64
+	sampling, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for sampling.Err() == nil {
+			if h := heap(); h > peak.Load() {
+				peak.Store(h)
+			}
+			select {
+			case <-sampling.Done():
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() int64 {
+		stop()
+		<-done
+		return int64(peak.Load()) - int64(before)
+	}
+}
+
+// countingWriter counts what is written to it.
+type countingWriter struct{ n atomic.Int64 }
+
+func (w *countingWriter) Write(b []byte) (int, error) { w.n.Add(int64(len(b))); return len(b), nil }
+
 func testLargeResults(t *testing.T, pl *proxyLab) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -862,6 +881,57 @@ func testLargeResults(t *testing.T, pl *proxyLab) {
 	}
 	if err := rows.Err(); err != nil || n != 20 {
 		t.Errorf("%d rows, %v; want 20", n, err)
+	}
+	// 200 MB in one row, and COPY of 200 MB in both directions, by psql
+	// (its own process): the pooler streams what it need not look into
+	// and holds a copy buffer, not the value (issue 18).
+	const size = 200_000_000
+	psql := func(stdin io.Reader, sql ...string) (int64, error) {
+		argv := []string{filepath.Join(pl.l.Config().PGBin, "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+			"-h", "127.0.0.1", "-p", "6432", "-U", lab.AppUser, "-d", lab.AppDatabase}
+		for _, s := range sql {
+			argv = append(argv, "-c", s)
+		}
+		cmd, err := pl.l.Exec(ctx, "client", argv...)
+		if err != nil {
+			return 0, err
+		}
+		var out countingWriter
+		var stderr strings.Builder
+		cmd.Env = append(cmd.Env, "PGPASSWORD="+pl.l.Password(lab.AppUser), "PGSSLMODE=disable")
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &out, &stderr
+		if err := cmd.Run(); err != nil {
+			return 0, fmt.Errorf("%s: %v: %s", sql, err, stderr.String())
+		}
+		return out.n.Load(), nil
+	}
+	if _, err := psql(nil, "CREATE TABLE IF NOT EXISTS big_copy (v text)"); err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct {
+		what  string
+		sql   []string
+		stdin io.Reader
+		want  int64 // bytes psql prints
+	}{
+		{"a 200 MB value read", []string{fmt.Sprintf("SELECT repeat('x', %d)", size)}, nil, size + 1},
+		{"COPY FROM STDIN of a 200 MB row", []string{"COPY big_copy FROM STDIN"}, io.MultiReader(strings.NewReader(strings.Repeat("y", size)), strings.NewReader("\n")), 0},
+		// In a transaction, so on the primary: a standby may not have the row yet.
+		{"COPY TO STDOUT of it", []string{"BEGIN", "COPY big_copy TO STDOUT", "COMMIT"}, nil, size + 1},
+	} {
+		grew := sampleHeap(ctx)
+		got, err := psql(step.stdin, step.sql...)
+		g := grew()
+		t.Logf("%s through the pooler: psql printed %d bytes; the pooler's heap grew at most %d MB", step.what, got, g>>20)
+		if err != nil || got != step.want {
+			t.Errorf("%s: %d bytes, %v; want %d", step.what, got, err, step.want)
+		}
+		if g > 40<<20 {
+			t.Errorf("%s: the pooler's heap grew %d MB", step.what, g>>20)
+		}
+	}
+	if _, err := psql(nil, "DROP TABLE big_copy"); err != nil {
+		t.Error(err)
 	}
 }
 
@@ -983,4 +1053,175 @@ func selfSigned(t *testing.T) *tls.Config {
 		t.Fatal(err)
 	}
 	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+}
+
+// A cluster whose pg_hba.conf takes TLS only: with server_tls_sslmode and
+// server_tls_ca_file the health checks and the sessions both encrypt and
+// verify, so every node is seen and routed to (issue 18: health checks
+// always ran in plain text, and every node looked down). A pooler that
+// does not trust the nodes' CA reaches none of them.
+func testTLSOnlyCluster(t *testing.T, pl *proxyLab) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ca := newTestCA(t, "rampart lab nodes")
+	dir := t.TempDir()
+	caFile, otherCA := filepath.Join(dir, "nodes-ca.crt"), filepath.Join(dir, "other-ca.crt")
+	for path, pem := range map[string][]byte{caFile: ca.certPEM, otherCA: newTestCA(t, "someone else").certPEM} {
+		if err := os.WriteFile(path, pem, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dial, _ := pl.l.Dialer("client")
+	for _, h := range pl.l.Hosts() {
+		if h.Role != lab.RoleDatabase {
+			continue
+		}
+		cert, key := ca.issue(t, h.Addr.AsSlice())
+		if err := pl.l.RequireTLS(ctx, h.Name, cert, key); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if err := pl.l.AllowPlain(context.Background(), h.Name); err != nil {
+				t.Errorf("back to plain connections on %s: %v", h.Name, err)
+			}
+		})
+		// The reload has taken once a plain connection is refused and
+		// an encrypted one gets in.
+		try := func(sslmode string) error {
+			c, err := pgx.ParseConfig(fmt.Sprintf("host=%s user=%s password=%s dbname=%s sslmode=%s connect_timeout=2",
+				h.Addr, lab.AppUser, pl.l.Password(lab.AppUser), lab.AppDatabase, sslmode))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.DialFunc = dial
+			conn, err := pgx.ConnectConfig(ctx, c)
+			if err == nil {
+				conn.Close(ctx)
+			}
+			return err
+		}
+		if err := lab.WaitFor(ctx, h.Name+" takes TLS only", 100*time.Millisecond, func(context.Context) (bool, string, error) {
+			plain, encrypted := try("disable"), try("require")
+			return plain != nil && encrypted == nil, fmt.Sprintf("plain: %v; TLS: %v", plain, encrypted), nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := pl.cfg
+	cfg.ServerTLSMode, cfg.ServerTLSCAFile = "verify-full", caFile
+	pl.serve(t, cfg, 6434) // waits until it sees a primary and two standbys
+	c, err := pgx.ParseConfig(fmt.Sprintf("host=127.0.0.1 port=6434 user=%s password=%s dbname=%s sslmode=disable",
+		lab.AppUser, pl.l.Password(lab.AppUser), lab.AppDatabase))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.DialFunc = dial
+	conn, err := pgx.ConnectConfig(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	const where = "SELECT host(inet_server_addr()) || ' ' || ssl::text FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+	read := pl.whereTLS(t, ctx, conn, where)
+	write := pl.whereTLS(t, ctx, conn, "WITH w AS (INSERT INTO routed (at) VALUES (inet_server_addr()) RETURNING at) "+
+		"SELECT host(at) || ' ' || (SELECT ssl::text FROM pg_stat_ssl WHERE pid = pg_backend_pid()) FROM w")
+	if read[0] == "n1" || read[1] != "true" || write[0] != "n1" || write[1] != "true" {
+		t.Errorf("through a TLS-only cluster: a read ran on %s (ssl %s), a write on %s (ssl %s); want a standby and the primary, both encrypted",
+			read[0], read[1], write[0], write[1])
+	}
+
+	cfg.ServerTLSCAFile = otherCA
+	cfg.PrimaryWait = time.Second
+	p := New(cfg)
+	mctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go p.Monitor(mctx)
+	ln, err := pl.l.Listen("client", "127.0.0.1:6435")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go p.Serve(mctx, ln)
+	c.Port = 6435
+	untrusting, err := pgx.ConnectConfig(ctx, c)
+	if err == nil {
+		defer untrusting.Close(ctx)
+		var got string
+		err = untrusting.QueryRow(ctx, "INSERT INTO routed (at) VALUES (inet_server_addr()) RETURNING host(at)").Scan(&got)
+		if err == nil {
+			t.Errorf("a pooler that does not trust the nodes' CA wrote on %s", pl.addrs[got])
+		}
+	}
+	if ups := upNodes(p); len(ups) > 0 {
+		t.Errorf("a pooler that does not trust the nodes' CA sees %v up", ups)
+	}
+}
+
+func upNodes(p *Proxy) []string {
+	var up []string
+	for _, b := range p.Backends() {
+		if b.Up {
+			up = append(up, b.Name)
+		}
+	}
+	return up
+}
+
+// whereTLS runs sql, which returns "address ssl", and names the host.
+func (pl *proxyLab) whereTLS(t *testing.T, ctx context.Context, c *pgx.Conn, sql string) [2]string {
+	t.Helper()
+	var got string
+	if err := c.QueryRow(ctx, sql).Scan(&got); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	addr, ssl, _ := strings.Cut(got, " ")
+	return [2]string{pl.addrs[addr], ssl}
+}
+
+// testCA is a certificate authority for a test.
+type testCA struct {
+	cert    *x509.Certificate
+	key     *ecdsa.PrivateKey
+	certPEM []byte
+}
+
+func newTestCA(t *testing.T, name string) *testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name}, IsCA: true,
+		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testCA{cert: cert, key: key, certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+}
+
+// issue makes a server certificate for ip and its key, in PEM.
+func (ca *testCA) issue(t *testing.T, ip net.IP) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: ip.String()},
+		IPAddresses: []net.IP{ip}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		KeyUsage:  x509.KeyUsageDigitalSignature,
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
 }

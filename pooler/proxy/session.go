@@ -899,6 +899,28 @@ func (s *session) pass(sc *serverConn, wait bool) (status byte, ready, failed bo
 		if !wait && !sc.rd.ready() && quiet(sc.conn) {
 			break
 		}
+		typ, _, err := sc.rd.peek()
+		if err != nil {
+			return 0, false, failed, err
+		}
+		if (typ == 'D' || typ == 'd') && sc.rd.big() {
+			// A big row or COPY data: streamed, never held whole.
+			o, err := sc.track.answer(typ)
+			if err != nil {
+				return 0, false, failed, err
+			}
+			var to io.Writer
+			if o.forward {
+				if err := flush(); err != nil {
+					return 0, false, failed, err
+				}
+				to = s.conn
+			}
+			if err := sc.rd.stream(to); err != nil {
+				return 0, false, failed, err
+			}
+			continue
+		}
 		typ, msg, err := sc.rd.next()
 		if err != nil {
 			return 0, false, failed, err
@@ -995,6 +1017,14 @@ func (s *session) copyIn(sc *serverConn) error {
 			if _, err := s.conn.Write(msg); err != nil {
 				return err
 			}
+		}
+		if typ, _, err := s.rd.peek(); err != nil {
+			return err
+		} else if typ == 'd' && s.rd.big() {
+			if err := s.rd.stream(sc.conn); err != nil {
+				return err
+			}
+			continue
 		}
 		typ, msg, err := s.rd.next()
 		if err != nil {
