@@ -30,9 +30,11 @@ packages:
 	scripts/packages $(PKGDIR)
 
 ## test: everything CI runs — lint, unit, integration, lab and e2e tests (root);
-## one package at a time: lab and e2e tests each run whole clusters on two cores
+## one package at a time: lab and e2e tests each run whole clusters on two cores;
+## then no lab may be left behind
 test: deps lint build
 	$(GO) test -count=1 -p 1 -timeout 40m ./...
+	$(BIN) lab leftovers
 
 ## test-short: unit tests only; no root, no servers
 test-short:

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,6 +36,7 @@ func labCommand() *cli.Command {
 			labUpCommand(),
 			labStatusCommand(),
 			labDownCommand(),
+			labLeftoversCommand(),
 			labFaultCommand(),
 			labExecCommand(),
 			labDemoCommand(),
@@ -138,6 +141,31 @@ func labDownCommand() *cli.Command {
 			// Cleanup must finish even when the user presses Ctrl-C again.
 			ctx := context.WithoutCancel(c.Context)
 			return lab.Destroy(ctx, c.String("root"), c.String("id"), newLogger(c.App.ErrWriter, c.Bool("verbose")))
+		},
+	}
+}
+
+func labLeftoversCommand() *cli.Command {
+	d := lab.DefaultConfig()
+	return &cli.Command{
+		Name:  "leftovers",
+		Usage: "list what any lab left on this machine (namespaces, their processes, folders, mounts); exit 1 if anything",
+		Description: "`make test` ends with it: a test that leaves a lab behind fails the run.\n" +
+			"Remove what it lists with `rampart lab down --id ID`.",
+		Flags: []cli.Flag{&cli.StringFlag{Name: "root", Value: d.Root, Usage: "`DIR` that holds one folder per lab"}},
+		Action: func(c *cli.Context) error {
+			left, err := lab.AllLeftovers(c.String("root"))
+			if err != nil {
+				return err
+			}
+			if len(left) == 0 {
+				fmt.Fprintln(c.App.Writer, "no lab left on this machine")
+				return nil
+			}
+			for _, id := range slices.Sorted(maps.Keys(left)) {
+				fmt.Fprintf(c.App.Writer, "lab %s: %s (remove: rampart lab down --id %s)\n", id, strings.Join(left[id], "; "), id)
+			}
+			return cli.Exit("", 1)
 		},
 	}
 }

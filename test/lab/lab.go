@@ -508,3 +508,39 @@ func (l *Lab) Output(ctx context.Context, host string, argv ...string) (string, 
 	}
 	return string(out), nil
 }
+
+// AllLeftovers is Leftovers for every lab there is a trace of: namespaces
+// named rampart-ID-…, folders under root. It maps each lab id to what is
+// left of it; empty means no lab exists on this machine.
+func AllLeftovers(root string) (map[string][]string, error) {
+	ids := map[string]bool{}
+	namespaces, err := labNamespaces("")
+	if err != nil {
+		return nil, err
+	}
+	for _, ns := range namespaces {
+		if id, _, ok := strings.Cut(strings.TrimPrefix(ns, "rampart-"), "-"); ok && idPattern.MatchString(id) {
+			ids[id] = true
+		}
+	}
+	entries, err := os.ReadDir(root)
+	if err != nil && !os.IsNotExist(err) {
+		return nil, fmt.Errorf("list labs in %s: %w", root, err)
+	}
+	for _, e := range entries {
+		if e.IsDir() && idPattern.MatchString(e.Name()) {
+			ids[e.Name()] = true
+		}
+	}
+	left := map[string][]string{}
+	for id := range ids {
+		l, err := Leftovers(root, id)
+		if err != nil {
+			return nil, err
+		}
+		if len(l) > 0 {
+			left[id] = l
+		}
+	}
+	return left, nil
+}

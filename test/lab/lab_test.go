@@ -340,10 +340,17 @@ func TestLab(t *testing.T) {
 			t.Errorf("second lab's n1 is %q (%s), want primary", p.Role(), p.Error)
 		}
 		requireHealthy(t, l)
+		// `rampart lab leftovers` (make test's last step) sees both labs.
+		if all, err := AllLeftovers(c.Root); err != nil || len(all[c.ID]) == 0 || len(all[c2.ID]) == 0 {
+			t.Errorf("AllLeftovers with two labs up: %v, %v; want both %s and %s", all, err, c.ID, c2.ID)
+		}
 		if err := l2.Down(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		requireNothingLeft(t, c2)
+		if all, err := AllLeftovers(c.Root); err != nil || all[c2.ID] != nil || len(all[c.ID]) == 0 {
+			t.Errorf("AllLeftovers after the second lab went: %v, %v; want %s only", all, err, c.ID)
+		}
 		requireHealthy(t, l)
 	})
 

@@ -81,6 +81,9 @@ func labNamespaces(id string) ([]string, error) {
 	}
 	var names []string
 	prefix := NamespacePrefix(id)
+	if id == "" { // every lab's
+		prefix = "rampart-"
+	}
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), prefix) {
 			names = append(names, e.Name())

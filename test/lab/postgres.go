@@ -281,3 +281,36 @@ func (l *Lab) ClientPsql(ctx context.Context, addr, sql string, connectTimeout i
 }
 
 func (l *Lab) clientPgpass() string { return filepath.Join(l.cfg.Dir(), "client.pgpass") }
+
+// RequireTLS makes host's PostgreSQL accept TLS connections only (but for
+// replication, which keeps its rules): the certificate and key (PEM) go into
+// its data directory, ssl is turned on and pg_hba.conf rejects any other
+// connection over TCP; a reload applies both. AllowPlain undoes it.
+func (l *Lab) RequireTLS(ctx context.Context, host string, certPEM, keyPEM []byte) error {
+	if err := l.writePG(host, PGData+"/server.crt", string(certPEM), 0o600); err != nil {
+		return err
+	}
+	if err := l.writePG(host, PGData+"/server.key", string(keyPEM), 0o600); err != nil {
+		return err
+	}
+	hba := "hostnossl\tall\t\tall\t\tall\t\t\treject\n" + l.cfg.pgHBA()
+	return l.setTLS(ctx, host, "on", hba)
+}
+
+// AllowPlain undoes RequireTLS: ssl off, the lab's pg_hba.conf.
+func (l *Lab) AllowPlain(ctx context.Context, host string) error {
+	return l.setTLS(ctx, host, "off", l.cfg.pgHBA())
+}
+
+func (l *Lab) setTLS(ctx context.Context, host, ssl, hba string) error {
+	if err := l.writePG(host, PGData+"/pg_hba.conf", hba, 0o600); err != nil {
+		return err
+	}
+	if _, err := l.Psql(ctx, host, "ALTER SYSTEM SET ssl = "+ssl); err != nil {
+		return err
+	}
+	if _, err := l.Psql(ctx, host, "SELECT pg_reload_conf()"); err != nil {
+		return err
+	}
+	return nil
+}
