@@ -38,6 +38,7 @@ func labCommand() *cli.Command {
 			labExecCommand(),
 			labDemoCommand(),
 			labSeedCommand(),
+			labChaosCommand(),
 			labBMCPowerCommand(),
 		},
 	}
