@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -62,20 +63,33 @@ func Markdown(res Result, o Options, took time.Duration) string {
 	for _, v := range res.Report.Violations {
 		byKind[KindOf(v, res.History.Faults)]++
 	}
-	b.WriteString("| fault | count | write outage p50 / p95 / max | no write after | read outage p50 / p95 / max | client errors | converged p50 / max | violations |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|\n")
-	for _, s := range res.Report.Summary {
+	b.WriteString("| fault | count | path | write outage p50 / p95 / max | no write after | read outage p50 / p95 / max | client errors | converged p50 / max | violations |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
+	byPath := map[history.Path][]history.FaultSummary{}
+	for _, p := range []history.Path{history.ViaVIP, history.ViaPooler} {
+		ops := slices.DeleteFunc(slices.Clone(res.History.Ops), func(op history.Op) bool { return op.Path != p })
+		byPath[p] = history.Summarize(history.Outages(ops, res.History.Faults))
+	}
+	for i, s := range res.Report.Summary {
 		conv := history.SpreadOf(res.Converged[Kind(s.Kind)])
-		fmt.Fprintf(&b, "| %s | %d | %s / %s / %s | %d | %s / %s / %s | %d | %s / %s | %d |\n", s.Kind, s.Faults,
-			secs(s.ToWrite.P50), secs(s.ToWrite.P95), secs(s.ToWrite.Max), s.NoWrite,
-			secs(s.ToRead.P50), secs(s.ToRead.P95), secs(s.ToRead.Max), s.Errors,
-			secs(conv.P50), secs(conv.Max), byKind[s.Kind])
+		for j, p := range []history.Path{history.ViaVIP, history.ViaPooler} {
+			ps := byPath[p][i] // same faults, same kinds, same order
+			kind, count, converged, violations := "", "", "", ""
+			if j == 0 {
+				kind, count = s.Kind, fmt.Sprint(s.Faults)
+				converged, violations = secs(conv.P50)+" / "+secs(conv.Max), fmt.Sprint(byKind[s.Kind])
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s / %s / %s | %d | %s / %s / %s | %d | %s | %s |\n", kind, count, p,
+				secs(ps.ToWrite.P50), secs(ps.ToWrite.P95), secs(ps.ToWrite.Max), ps.NoWrite,
+				secs(ps.ToRead.P50), secs(ps.ToRead.P95), secs(ps.ToRead.Max), ps.Errors, converged, violations)
+		}
 	}
 	if n := byKind[""]; n > 0 {
-		fmt.Fprintf(&b, "| (before any fault) | | | | | | | %d |\n", n)
+		fmt.Fprintf(&b, "| (before any fault) | | | | | | | | %d |\n", n)
 	}
-	b.WriteString("\nOutage: from the fault to the first acknowledgement of an operation invoked after it. Converged: from the heal to `rampart status` exit 0.\n")
-
+	b.WriteString("\nOutage, per path: from the fault to the first acknowledgement of an operation through that path invoked after it. " +
+		"Client errors: operations failed or unknown while the fault lasted. Converged: from the heal to `rampart status` answering no problem for 6 s " +
+		"(stale positions aside: the agent publishes them only in elections); an overlapped pair's convergence counts for both kinds.\n")
 	b.WriteString("\n## Faults\n\n")
 	for i, f := range res.History.Faults {
 		fmt.Fprintf(&b, "%d. %s on %s, %s–%s\n", i+1, f.Kind, f.Target, secs(f.Start), secs(f.Healed))

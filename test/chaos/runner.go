@@ -137,11 +137,12 @@ func Run(ctx context.Context, l *lab.Lab, o Options, log *slog.Logger) (Result, 
 			return res, err
 		}
 		var hit []string
+		var kinds []Kind
 		for _, a := range inForce {
-			hit = append(hit, a.host)
+			hit, kinds = append(hit, a.host), append(kinds, a.kind)
 		}
 		inForce = nil
-		c.converge(ctx, fmt.Sprintf("fault %d (%s %s)", i+1, s.Kind, a.host), s.Kind, hit)
+		c.converge(ctx, fmt.Sprintf("fault %d (%s %s)", i+1, s.Kind, a.host), kinds, hit)
 		c.progress("violations so far: %d", len(quickCheck(c.w.Ops())))
 	}
 	if err := c.heal(ctx, inForce); err != nil {
@@ -152,7 +153,7 @@ func Run(ctx context.Context, l *lab.Lab, o Options, log *slog.Logger) (Result, 
 		return res, err
 	}
 	c.w.Stop()
-	c.converge(ctx, "the end", "", nil)
+	c.converge(ctx, "the end", nil, nil)
 	res.History.Ops = c.w.Ops()
 	res.History.Final, err = c.final(ctx)
 	if err != nil {
@@ -227,6 +228,7 @@ func setup(ctx context.Context, cfg *pgx.ConnConfig) error {
 // active is a fault in force: its mark and how to heal it.
 type active struct {
 	host  string
+	kind  Kind
 	fault int // index in History.Faults
 	heal  func(context.Context) error
 }
@@ -289,7 +291,7 @@ func (c *campaign) inject(ctx context.Context, s Step) (active, error) {
 	}
 	now := c.o.Now().Sub(c.res.History.Started)
 	c.res.History.Faults = append(c.res.History.Faults, history.Fault{Kind: string(s.Kind), Target: host + " (" + string(s.Target) + ")", Start: now, Healed: now})
-	return active{host: host, fault: len(c.res.History.Faults) - 1, heal: heal}, nil
+	return active{host: host, kind: s.Kind, fault: len(c.res.History.Faults) - 1, heal: heal}, nil
 }
 
 // heal heals the faults in force, the last first, and marks them healed.
@@ -423,7 +425,7 @@ func (c *campaign) primary(ctx context.Context) (string, error) {
 // leader) for settle on end, booting hosts fenced meanwhile: a status
 // taken the moment a fault heals may predate the cluster's reaction to
 // it. A miss is recorded with what status said last.
-func (c *campaign) converge(ctx context.Context, after string, kind Kind, hit []string) {
+func (c *campaign) converge(ctx context.Context, after string, kinds []Kind, hit []string) {
 	const settle = 6 * time.Second // two Corosync tokens
 	start := c.o.Now()
 	last := "(no status yet)"
@@ -462,8 +464,8 @@ func (c *campaign) converge(ctx context.Context, after string, kind Kind, hit []
 		return
 	}
 	took := since.Sub(start)
-	if kind != "" {
-		c.res.Converged[kind] = append(c.res.Converged[kind], took)
+	for _, k := range kinds {
+		c.res.Converged[k] = append(c.res.Converged[k], took)
 	}
 	c.progress("converged in %.1fs", took.Seconds())
 }
