@@ -57,6 +57,9 @@ func Markdown(res Result, o Options, took time.Duration) string {
 	if res.Failed() {
 		verdict = fmt.Sprintf("**%d violations, %d convergence misses.**", len(res.Report.Violations), len(res.Misses))
 	}
+	if res.Err != "" {
+		verdict += fmt.Sprintf(" **Stopped early:** %s", strings.Join(strings.Fields(res.Err), " "))
+	}
 	b.WriteString(verdict + "\n\n")
 
 	byKind := map[string]int{}

@@ -68,10 +68,14 @@ type Result struct {
 	Converged map[Kind][]time.Duration
 	// Skipped are the steps whose target did not exist when they ran.
 	Skipped []string
+	// Err says why the campaign stopped early ("" when it ran to the end).
+	Err string
 }
 
-// Failed: the campaign found something.
-func (r Result) Failed() bool { return len(r.Report.Violations) > 0 || len(r.Misses) > 0 }
+// Failed: the campaign found something, or did not finish.
+func (r Result) Failed() bool {
+	return len(r.Report.Violations) > 0 || len(r.Misses) > 0 || r.Err != ""
+}
 
 // campaign is one run's working state.
 type campaign struct {
@@ -85,8 +89,8 @@ type campaign struct {
 // Run runs a campaign on lab l (built with LabConfig, prepared with
 // Prepare). The error is for a campaign that could not run; what it found
 // is in the Result.
-func Run(ctx context.Context, l *lab.Lab, o Options, log *slog.Logger) (Result, error) {
-	res := Result{Converged: map[Kind][]time.Duration{}}
+func Run(ctx context.Context, l *lab.Lab, o Options, log *slog.Logger) (res Result, err error) {
+	res = Result{Converged: map[Kind][]time.Duration{}}
 	steps, err := Plan(o.Seed, o.Faults, o.Kinds)
 	if err != nil {
 		return res, err
@@ -95,6 +99,25 @@ func Run(ctx context.Context, l *lab.Lab, o Options, log *slog.Logger) (Result, 
 	c := &campaign{l: l, o: o, log: log, res: &res}
 	started := o.Now()
 	res.History.Started = started
+	// A campaign cut short still reports what its clients saw, its faults
+	// healed at the end (history's rule) and why it stopped.
+	defer func() {
+		if err == nil {
+			return
+		}
+		res.Err = err.Error()
+		if c.w != nil {
+			c.w.Stop()
+			res.History.Ops = c.w.Ops()
+		}
+		end := o.Now().Sub(started)
+		for i := range res.History.Faults {
+			if f := &res.History.Faults[i]; f.Healed == f.Start {
+				f.Healed = end
+			}
+		}
+		res.Report = history.Check(res.History, history.Options{RegisterTimeout: time.Minute, ReadYourWritesWindow: 2 * time.Second})
+	}()
 	targets, nodes, err := c.targets()
 	if err != nil {
 		return res, err
@@ -334,16 +357,24 @@ func (c *campaign) bringBack(ctx context.Context, host string) error {
 
 // cleanup clears host's failed resource actions (migration-threshold=1
 // bans a resource from a node where it failed until then), as an operator
-// would after a postmaster died.
+// would after a postmaster died. It asks the other hosts first (host may
+// be on its way out: fenced, or not yet back in the cluster); when none
+// can, it says so and leaves the verdict to the convergence wait.
 func (c *campaign) cleanup(ctx context.Context, host string) error {
-	for _, h := range c.l.DBHosts() {
+	hosts := slices.DeleteFunc(c.l.DBHosts(), func(h string) bool { return h == host })
+	var errs []error
+	for _, h := range append(hosts, host) {
 		if c.l.Crashed(h) {
 			continue
 		}
 		_, err := c.l.Output(ctx, h, "crm_resource", "--cleanup", "--resource", lab.PgsqlResource+"-clone", "--node", host)
-		return err
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, err)
 	}
-	return fmt.Errorf("clean %s up: no database host runs", host)
+	c.progress("could not clean %s up: %s", host, firstLine(fmt.Sprint(errors.Join(errs...))))
+	return nil
 }
 
 // fenceConfirmed says whether the other database hosts' cluster counts
