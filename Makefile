@@ -18,7 +18,7 @@ DEB_PACKAGES := openipmi ipmitool fence-agents \
 	default-jdk-headless libpostgresql-jdbc-java \
 	lintian rpm rpmlint gnupg cpio man-db systemd
 
-.PHONY: all build test test-short lint deps demo bench pgx-suite packages clean
+.PHONY: all build test test-short lint deps demo chaos bench pgx-suite packages clean
 
 all: build
 
@@ -53,6 +53,12 @@ deps:
 demo: deps build
 	$(BIN) lab demo --id demo
 	$(BIN) lab seed --id demo --only 1 --out demo-report
+
+## chaos: issue 19's campaign: 100 seeded faults on the seed's lab under a recorded
+## list-append and register workload, the history checked; history.json and report.md
+## in chaos-report (root; about an hour on two cores)
+chaos: deps build
+	$(BIN) lab chaos --id chaos --faults 100 --out chaos-report
 
 ## bench: benchmarks, run side by side with their baselines in one run
 ## (failover: ocf:rampart:pgsql against the ClusterLabs pgsql agent; vip:

@@ -41,6 +41,7 @@ func labCommand() *cli.Command {
 			labExecCommand(),
 			labDemoCommand(),
 			labSeedCommand(),
+			labChaosCommand(),
 			labBMCPowerCommand(),
 		},
 	}

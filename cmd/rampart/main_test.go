@@ -33,6 +33,7 @@ func TestHelpAnswersForEveryCommand(t *testing.T) {
 		{"rejoin", "--help"},
 		{"lab", "up", "--help"},
 		{"lab", "seed", "--help"},
+		{"lab", "chaos", "--help"},
 		{"lab", "down", "--help"},
 		{"lab", "status", "--help"},
 		{"lab", "exec", "--help"},
@@ -53,6 +54,8 @@ func TestBadLabInputIsRefusedWithUsageExitCode(t *testing.T) {
 		{"lab", "up", "--db-hosts", "0"},
 		{"lab", "up", "--subnet", "300.1.1.0/24"},
 		{"lab", "up", "--subnet", "fd00::/64"},
+		{"lab", "chaos", "--kinds", "freeze,meteor"},
+		{"lab", "chaos", "--faults", "0"},
 	} {
 		out, code := runApp(t, args...)
 		if code != 2 {

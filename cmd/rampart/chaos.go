@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/rampart-ha/rampart/test/chaos"
+	"github.com/rampart-ha/rampart/test/lab"
+)
+
+func labChaosCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "chaos",
+		Usage: "a seeded campaign of faults under a recorded workload, its history checked (issue 19)",
+		Description: "Builds the seed's lab (four database hosts under Pacemaker with ocf:rampart:pgsql,\n" +
+			"auto_rejoin on, fencing through BMCs, the database VIP; the pooler pair with its witness)\n" +
+			"and runs clients on the client host through the database VIP and the pooler pair's address:\n" +
+			"appends to and reads of a few lists, reads, writes and compare-and-sets of a few registers,\n" +
+			"each recorded with its outcome (ok, failed, unknown) and the server that answered.\n" +
+			"Meanwhile it injects --faults faults drawn from --seed over --kinds, one at a time (two when\n" +
+			"overlap is among the kinds), each on a role resolved when it runs, held a few seconds,\n" +
+			"healed, then waits for convergence (`rampart status` exit 0 on a database host) within\n" +
+			"--converge-timeout. At the end it reads every node's lists and checks the history: split\n" +
+			"brain, lost writes, linearizable registers, read-your-writes through the pooler, garbage\n" +
+			"reads, list order. Writes --out/history.json and --out/report.md; exits 1 on any violation\n" +
+			"or convergence miss. The same seed replays the same plan.\n\n" +
+			"Kinds: postmaster-kill, host-crash, freeze, link-cut, partition, pooler-freeze, overlap.",
+		Flags: append(labFlags(),
+			&cli.Uint64Flag{Name: "seed", Usage: "the plan's `SEED` (default: random, printed)"},
+			&cli.IntFlag{Name: "faults", Value: 8, Usage: "number of faults"},
+			&cli.StringFlag{Name: "kinds", Value: "all", Usage: "comma-separated fault `KINDS`, or all"},
+			&cli.DurationFlag{Name: "duration", Value: time.Hour, Usage: "overall cap: no fault starts after this long"},
+			&cli.DurationFlag{Name: "converge-timeout", Value: time.Minute, Usage: "bound of each wait for convergence"},
+			&cli.StringFlag{Name: "out", Value: "chaos-report", Usage: "`FOLDER` for history.json and report.md"},
+			&cli.BoolFlag{Name: "keep", Usage: "leave the lab running at the end"},
+		),
+		Action: func(c *cli.Context) error {
+			kinds, err := chaos.ParseKinds(c.String("kinds"))
+			if err != nil {
+				return cli.Exit(err.Error(), 2)
+			}
+			seedValue := c.Uint64("seed")
+			if !c.IsSet("seed") {
+				seedValue = rand.Uint64()
+			}
+			if c.Int("faults") < 1 {
+				return cli.Exit("--faults: at least 1", 2)
+			}
+			cfg := chaos.LabConfig(lab.DefaultConfig())
+			cfg.ID, cfg.Root = c.String("id"), c.String("root")
+			if c.String("id") == lab.DefaultConfig().ID {
+				cfg.ID = "chaos"
+			}
+			if cfg.Agent, err = os.Executable(); err != nil {
+				return err
+			}
+			if err := cfg.Validate(); err != nil {
+				return cli.Exit(err.Error(), 2)
+			}
+			out, err := filepath.Abs(c.String("out"))
+			if err != nil {
+				return err
+			}
+			o := chaos.Options{
+				Seed: seedValue, Faults: c.Int("faults"), Kinds: kinds,
+				Duration: c.Duration("duration"), ConvergeTimeout: c.Duration("converge-timeout"),
+				Bin: cfg.Agent, Progress: c.App.Writer, Now: time.Now,
+				ClientsPerPath: 2, Pace: 50 * time.Millisecond,
+			}
+			fmt.Fprintf(c.App.Writer, "seed %d (replay: %s)\n", o.Seed, chaos.Replay(o.Seed, o.Faults, o.Kinds))
+			log := newLogger(c.App.ErrWriter, c.Bool("verbose"))
+			start := time.Now()
+			// Building the lab, then each fault's hold and convergence.
+			ctx, cancel := context.WithTimeout(c.Context, 10*time.Minute+o.Duration+2*o.ConvergeTimeout)
+			defer cancel()
+			l, err := lab.Up(ctx, cfg, log)
+			if !c.Bool("keep") {
+				defer func() {
+					if err := lab.Destroy(context.WithoutCancel(ctx), cfg.Root, cfg.ID, log); err != nil {
+						fmt.Fprintln(c.App.ErrWriter, "rampart: lab down:", err)
+					}
+				}()
+			}
+			if err != nil {
+				return err
+			}
+			if err := chaos.Prepare(ctx, l); err != nil {
+				return err
+			}
+			res, runErr := chaos.Run(ctx, l, o, log)
+			if err := chaos.Write(out, res, o, time.Since(start)); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.Writer, "report: %s (%s)\n", filepath.Join(out, "report.md"), time.Since(start).Round(time.Second))
+			if runErr != nil {
+				return fmt.Errorf("chaos (seed %d): %w", o.Seed, runErr)
+			}
+			if res.Failed() {
+				return cli.Exit(fmt.Sprintf("chaos: %d violations, %d convergence misses; replay: %s",
+					len(res.Report.Violations), len(res.Misses), chaos.Replay(o.Seed, o.Faults, o.Kinds)), 1)
+			}
+			return nil
+		},
+	}
+}

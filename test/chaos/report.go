@@ -1,0 +1,141 @@
+package chaos
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/rampart-ha/rampart/test/chaos/history"
+)
+
+// Replay is the command that runs a campaign again.
+func Replay(seed uint64, faults int, kinds []Kind) string {
+	return fmt.Sprintf("rampart lab chaos --seed %d --faults %d --kinds %s", seed, faults, FormatKinds(kinds))
+}
+
+// KindOf lays a violation at the door of the last fault started before its
+// first operation was invoked ("" for none: before the first fault).
+func KindOf(v history.Violation, faults []history.Fault) string {
+	if len(v.Ops) == 0 {
+		return ""
+	}
+	at := v.Ops[0].Invoked
+	for _, op := range v.Ops {
+		at = min(at, op.Invoked)
+	}
+	kind := ""
+	for _, f := range faults {
+		if f.Start <= at {
+			kind = f.Kind
+		}
+	}
+	return kind
+}
+
+// Markdown is the campaign's report.
+func Markdown(res Result, o Options, took time.Duration) string {
+	var b strings.Builder
+	replay := Replay(o.Seed, o.Faults, o.Kinds)
+	fmt.Fprintf(&b, "# Chaos campaign, seed %d\n\n", o.Seed)
+	fmt.Fprintf(&b, "`%s`: %d faults planned, %d injected, %s in all. ", replay, len(res.Steps), len(res.History.Faults), took.Round(time.Second))
+	ok, failed, unknown := 0, 0, 0
+	for _, op := range res.History.Ops {
+		switch op.Outcome {
+		case history.OK:
+			ok++
+		case history.Failed:
+			failed++
+		default:
+			unknown++
+		}
+	}
+	fmt.Fprintf(&b, "%d operations: %d ok, %d failed, %d unknown.\n\n", len(res.History.Ops), ok, failed, unknown)
+	verdict := "**No violation, every convergence in time.**"
+	if res.Failed() {
+		verdict = fmt.Sprintf("**%d violations, %d convergence misses.**", len(res.Report.Violations), len(res.Misses))
+	}
+	if res.Err != "" {
+		verdict += fmt.Sprintf(" **Stopped early:** %s", strings.Join(strings.Fields(res.Err), " "))
+	}
+	b.WriteString(verdict + "\n\n")
+
+	byKind := map[string]int{}
+	for _, v := range res.Report.Violations {
+		byKind[KindOf(v, res.History.Faults)]++
+	}
+	b.WriteString("| fault | count | path | write outage p50 / p95 / max | no write after | read outage p50 / p95 / max | client errors | converged p50 / max | violations |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
+	byPath := map[history.Path][]history.FaultSummary{}
+	for _, p := range []history.Path{history.ViaVIP, history.ViaPooler} {
+		ops := slices.DeleteFunc(slices.Clone(res.History.Ops), func(op history.Op) bool { return op.Path != p })
+		byPath[p] = history.Summarize(history.Outages(ops, res.History.Faults))
+	}
+	for i, s := range res.Report.Summary {
+		conv := history.SpreadOf(res.Converged[Kind(s.Kind)])
+		for j, p := range []history.Path{history.ViaVIP, history.ViaPooler} {
+			ps := byPath[p][i] // same faults, same kinds, same order
+			kind, count, converged, violations := "", "", "", ""
+			if j == 0 {
+				kind, count = s.Kind, fmt.Sprint(s.Faults)
+				converged, violations = secs(conv.P50)+" / "+secs(conv.Max), fmt.Sprint(byKind[s.Kind])
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s / %s / %s | %d | %s / %s / %s | %d | %s | %s |\n", kind, count, p,
+				secs(ps.ToWrite.P50), secs(ps.ToWrite.P95), secs(ps.ToWrite.Max), ps.NoWrite,
+				secs(ps.ToRead.P50), secs(ps.ToRead.P95), secs(ps.ToRead.Max), ps.Errors, converged, violations)
+		}
+	}
+	if n := byKind[""]; n > 0 {
+		fmt.Fprintf(&b, "| (before any fault) | | | | | | | | %d |\n", n)
+	}
+	b.WriteString("\nOutage, per path: from the fault to the first acknowledgement of an operation through that path invoked after it. " +
+		"Client errors: operations failed or unknown while the fault lasted. Converged: from the heal to `rampart status` answering no problem for 6 s " +
+		"(stale positions aside: the agent publishes them only in elections); an overlapped pair's convergence counts for both kinds.\n")
+	b.WriteString("\n## Faults\n\n")
+	for i, f := range res.History.Faults {
+		fmt.Fprintf(&b, "%d. %s on %s, %s–%s\n", i+1, f.Kind, f.Target, secs(f.Start), secs(f.Healed))
+	}
+	for _, s := range res.Skipped {
+		fmt.Fprintf(&b, "- skipped: %s\n", s)
+	}
+
+	if len(res.Report.Violations) > 0 {
+		b.WriteString("\n## Violations\n\n")
+		for _, v := range res.Report.Violations {
+			fmt.Fprintf(&b, "- %s\n  - replay: `%s`\n", v, replay)
+		}
+	}
+	if len(res.Misses) > 0 {
+		b.WriteString("\n## Convergence misses\n\n")
+		for _, m := range res.Misses {
+			fmt.Fprintf(&b, "After %s (replay: `%s`):\n\n```\n%s\n```\n\n", m.After, replay, strings.TrimSpace(m.Status))
+		}
+	}
+	return b.String()
+}
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.1fs", d.Seconds()) }
+
+// Write puts history.json and report.md into dir.
+func Write(dir string, res Result, o Options, took time.Duration) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	f, err := os.Create(filepath.Join(dir, "history.json"))
+	if err != nil {
+		return fmt.Errorf("write history: %w", err)
+	}
+	if err := history.Encode(f, res.History); err != nil {
+		f.Close()
+		return fmt.Errorf("write history: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write history: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "report.md"), []byte(Markdown(res, o, took)), 0o644); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,32 @@
+package chaos
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rampart-ha/rampart/test/chaos/history"
+)
+
+func TestReportNamesTheReplay(t *testing.T) {
+	faults := []history.Fault{{Kind: "freeze", Start: time.Second, Healed: 5 * time.Second}}
+	v := history.Violation{Kind: history.LostWrite, Explanation: "op 3 lost", Ops: []history.Op{{ID: 3, Invoked: 2 * time.Second}}}
+	res := Result{
+		Steps:   []Step{{Kind: Freeze, Target: Primary, Hold: 4 * time.Second}},
+		History: history.History{Faults: faults},
+		Report:  history.Report{Violations: []history.Violation{v}, Summary: []history.FaultSummary{{Kind: "freeze", Faults: 1}}},
+	}
+	o := Options{Seed: 7, Faults: 1, Kinds: []Kind{Freeze, Overlap}}
+	md := Markdown(res, o, time.Minute)
+	for _, want := range []string{"rampart lab chaos --seed 7 --faults 1 --kinds freeze,overlap", "lost-write: op 3 lost", "| freeze | 1 |"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+	if got := KindOf(v, faults); got != "freeze" {
+		t.Errorf("KindOf = %q, want freeze", got)
+	}
+	if got := KindOf(history.Violation{Ops: []history.Op{{Invoked: 0}}}, faults); got != "" {
+		t.Errorf("KindOf before any fault = %q, want none", got)
+	}
+}
