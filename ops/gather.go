@@ -37,7 +37,7 @@ func Gather(ctx context.Context, run pacemaker.Runner, client *http.Client, pool
 		if o.Options, err = pacemaker.ClusterOptions(ctx, run); err != nil {
 			errs = append(errs, err.Error())
 		}
-		for _, name := range []string{pgsql.StateAttr(o.Resource), pgsql.PositionAttr(o.Resource)} {
+		for _, name := range []string{pgsql.StateAttr(o.Resource), pgsql.PositionAttr(o.Resource), pgsql.SeenAttr(o.Resource)} {
 			values, err := pacemaker.QueryTransient(ctx, run, name)
 			if err != nil {
 				errs = append(errs, err.Error())

@@ -240,7 +240,7 @@ func Assemble(o Observed) View {
 	}
 
 	states := o.Attrs[pgsql.StateAttr(v.Resource)]
-	positions := o.Attrs[pgsql.PositionAttr(v.Resource)]
+	positions := newestPositions(o.Attrs[pgsql.PositionAttr(v.Resource)], o.Attrs[pgsql.SeenAttr(v.Resource)])
 	// A failed promoted instance is one Pacemaker is recovering (a probe
 	// that found a crashed primary, a failed monitor): not the primary
 	// clients reach, but not a stopped node either.
@@ -441,4 +441,25 @@ func orClone(v View) string {
 		return v.Clone
 	}
 	return v.Resource
+}
+
+// newestPositions is, for each node, the newer of what its monitor last
+// saw (seen, every monitor) and what it last reported for an election or
+// a promotion (reported): an agent older than the seen attribute has
+// only the latter.
+func newestPositions(reported, seen map[string]string) map[string]string {
+	out := make(map[string]string, len(reported)+len(seen))
+	for n, s := range reported {
+		out[n] = s
+	}
+	for n, s := range seen {
+		p, ok := pgsql.ParsePosition(s)
+		if !ok {
+			continue
+		}
+		if q, ok := pgsql.ParsePosition(out[n]); !ok || q.AtMillis < p.AtMillis {
+			out[n] = s
+		}
+	}
+	return out
 }

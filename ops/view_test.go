@@ -224,3 +224,34 @@ func TestAssembleReadsTheAgentsParameters(t *testing.T) {
 		})
 	}
 }
+
+// Positions a node reported for an election go stale once it is over;
+// the monitor's own report (seen) keeps status current, and only a seen
+// report that stops coming says the monitor does not run (issue 19's
+// campaign: status never came back to exit 0 after a failover).
+func TestSeenPositionsKeepStatusFresh(t *testing.T) {
+	o := healthy()
+	old := now.Add(-10 * time.Minute).UnixMilli()
+	for _, n := range []string{"n1", "n2", "n3"} {
+		o.Attrs["rampart-pgsql-position"][n] = fmt.Sprintf("2:0/3000148:0:%d", old)
+	}
+	o.Attrs["rampart-pgsql-seen"] = map[string]string{
+		"n1": fmt.Sprintf("2:0/5000000:0:%d", now.Add(-3*time.Second).UnixMilli()),
+		"n2": fmt.Sprintf("2:0/5000000:0:%d", now.Add(-2*time.Second).UnixMilli()),
+		"n3": fmt.Sprintf("2:0/4000000:0:%d", now.Add(-4*time.Second).UnixMilli()),
+	}
+	o.Options = map[string]string{"rampart-pgsql-synced": "timeline=2 primary=n1 standbys=n2"}
+	v := Assemble(o)
+	if !v.Healthy {
+		t.Errorf("stale election reports, fresh monitor reports: problems %v", v.Problems)
+	}
+	for _, n := range v.Nodes {
+		if n.Name == "n3" && (n.LagBytes == nil || *n.LagBytes != 0x1000000) {
+			t.Errorf("n3's lag %v, want 16 MiB from the monitors' reports", n.LagBytes)
+		}
+	}
+	o.Attrs["rampart-pgsql-seen"]["n3"] = fmt.Sprintf("2:0/4000000:0:%d", now.Add(-2*time.Minute).UnixMilli())
+	if v := Assemble(o); v.Healthy || !strings.Contains(strings.Join(v.Problems, "\n"), "n3 last reported its position 120 s ago") {
+		t.Errorf("n3's monitor silent for 2 minutes: problems %v", v.Problems)
+	}
+}

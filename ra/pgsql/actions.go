@@ -59,6 +59,11 @@ func StateAttr(rsc string) string { return "rampart-" + rsc + "-state" }
 func PositionAttr(rsc string) string { return "rampart-" + rsc + "-position" }
 func memoAttr(rsc string) string     { return "rampart-" + rsc + "-memo" }
 
+// SeenAttr is the private node attribute in which each node's monitor
+// reports its timeline and WAL position every time it runs (a Position),
+// for `rampart status`.
+func SeenAttr(rsc string) string { return "rampart-" + rsc + "-seen" }
+
 func (a *actions) validate(ctx context.Context, r *ocf.Request) (ocf.Status, error) {
 	cfg := newConfig(r.Values)
 	for _, tool := range []string{"pg_ctl", "pg_controldata", "postgres"} {

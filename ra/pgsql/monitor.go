@@ -45,6 +45,9 @@ func (a *actions) monitor(ctx context.Context, r *ocf.Request) (ocf.Status, erro
 	if err != nil {
 		return 0, fmt.Errorf("monitor %s: %w", c.node, err)
 	}
+	if !r.Env.Probe() {
+		c.reportSeen(ctx, obs)
+	}
 	// The monitor reports PostgreSQL's health. A failure of the replication
 	// bookkeeping (Pacemaker's tools, a reload) is logged loudly but must not
 	// make Pacemaker restart a healthy instance; each step stops before the
@@ -75,6 +78,18 @@ func (a *actions) monitor(ctx context.Context, r *ocf.Request) (ocf.Status, erro
 		c.log.Error("synchronous standby management failed; PostgreSQL itself runs", "err", err)
 	}
 	return ocf.RunningPromoted, nil
+}
+
+// reportSeen publishes what this monitor saw (timeline, WAL position,
+// when) for `rampart status`: its age tells a monitor that stopped running
+// from one that runs, and the positions give each standby's lag. It is
+// an attribute of its own, apart from the election's PositionAttr, so that
+// it never overwrites a report the promotion check relies on.
+func (c *call) reportSeen(ctx context.Context, obs pg.Observation) {
+	seen := Position{Timeline: obs.Timeline, LSN: obs.LSN, AtMillis: c.now().UnixMilli()}
+	if err := pacemaker.SetTransient(ctx, c.run, c.node, SeenAttr(c.rsc), seen.String(), true); err != nil {
+		c.log.Warn("could not publish this node's position for rampart status", "err", err)
+	}
 }
 
 // manageSlots keeps the instance's managed replication slots as

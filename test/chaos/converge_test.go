@@ -22,7 +22,7 @@ func TestConverged(t *testing.T) {
 		want bool
 	}{
 		{"exit 0 is converged", 0, "No problems found.", true},
-		{"only stale positions count as converged", exitProblems, staleOnly, true},
+		{"stale positions are not converged (the agent's monitors report every time)", exitProblems, staleOnly, false},
 		{"a node offline is not converged", exitProblems, offline, false},
 		{"exit 2 without a problem list is not converged", exitProblems, "garbled", false},
 		{"status that could not read the cluster is not converged", 1, "status: neither Pacemaker nor a pooler could be read here", false},
@@ -35,7 +35,7 @@ func TestConverged(t *testing.T) {
 			}
 		})
 	}
-	if _, why := Converged(exitProblems, offline); why != "n1 is offline (not a cluster member): start it, or fence and repair it" {
-		t.Errorf("reason %q, want the offline node's problem", why)
+	if _, why := Converged(exitProblems, staleOnly); why != "n2 last reported its position 91 s ago: its monitor is not running" {
+		t.Errorf("reason %q, want the first problem listed", why)
 	}
 }

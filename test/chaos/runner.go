@@ -501,30 +501,16 @@ func (c *campaign) converge(ctx context.Context, after string, kinds []Kind, hit
 	c.progress("converged in %.1fs", took.Seconds())
 }
 
-// staleProblem ends the problem `rampart status` reports for a node whose
-// position attribute is old. The agent publishes positions only during an
-// election (ra/pgsql/monitor.go election), so status reports every node
-// 30 s after the last one although its monitors run: a known defect,
-// not a lack of convergence.
-const staleProblem = "its monitor is not running"
-
-// Converged judges a `rampart status` answer: exit 0, or exit 2 with no
-// problem but stale positions. The reason is the first problem that
-// counts.
+// Converged judges a `rampart status` answer: exit 0 and nothing else.
+// The reason is the first problem it lists, or its first line.
 func Converged(code int, out string) (bool, string) {
 	if code == 0 {
 		return true, ""
 	}
-	if code != exitProblems {
-		return false, firstLine(out)
+	if ps := Problems(out); code == exitProblems && len(ps) > 0 {
+		return false, ps[0]
 	}
-	problems := Problems(out)
-	for _, p := range problems {
-		if !strings.HasSuffix(p, staleProblem) {
-			return false, p
-		}
-	}
-	return len(problems) > 0, "only stale positions"
+	return false, firstLine(out)
 }
 
 // exitProblems is `rampart status`'s exit code when it lists problems.
