@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -125,5 +126,35 @@ func TestFailedPoolsAreForgotten(t *testing.T) {
 	p.mu.Unlock()
 	if n != 0 {
 		t.Errorf("%d pools left after 50 failed database names", n)
+	}
+}
+
+// query_wait_timeout: a client waits for a slot of a full pool that long,
+// then gets an error naming the setting (the session answers it with
+// 57014); a slot that comes free in time is taken (issue 18: the wait had
+// no bound).
+func TestQueryWaitTimeout(t *testing.T) {
+	p := New(Config{Nodes: []Node{{Name: "n1", Addr: "192.0.2.1:5432"}}, PoolSize: 1, QueryWaitTimeout: 100 * time.Millisecond,
+		Dial: func(context.Context, string, string) (net.Conn, error) {
+			return nil, errors.New("no server in this test")
+		}})
+	k := poolKey{node: 0, database: "lab", user: "app"}
+	pl := p.poolFor(k)
+	pl.tokens <- struct{}{} // another session holds the only server connection
+	start := time.Now()
+	_, err := p.acquire(context.Background(), k)
+	waited := time.Since(start)
+	var wait *poolWaitError
+	if !errors.As(err, &wait) || !strings.Contains(err.Error(), "query_wait_timeout") {
+		t.Fatalf("acquire from a full pool: %v, want a poolWaitError naming query_wait_timeout", err)
+	}
+	if waited < 100*time.Millisecond {
+		t.Errorf("gave up after %s, before query_wait_timeout (100ms)", waited)
+	}
+	// Freed within the bound: the waiter gets the slot (and then tries to
+	// connect, which fails here; that is not a wait error).
+	go func() { <-pl.tokens }()
+	if _, err := p.acquire(context.Background(), k); errors.As(err, &wait) {
+		t.Errorf("a slot freed in time: %v", err)
 	}
 }
