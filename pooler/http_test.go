@@ -2,10 +2,12 @@ package pooler
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rampart-ha/rampart/pooler/proxy"
 )
@@ -33,5 +35,37 @@ func TestHTTPHandler(t *testing.T) {
 		if code != 200 || !strings.Contains(body, want) {
 			t.Errorf("/metrics: %d, no %q in\n%s", code, want, body)
 		}
+	}
+}
+
+// A client that sends half a request and then nothing is cut off after the
+// header deadline (issue 18: the HTTP server had no timeouts), while the
+// server goes on answering others.
+func TestHTTPServerDeadlines(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httpServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok")) }), 200*time.Millisecond)
+	go hs.Serve(ln)
+	defer hs.Close()
+	slow, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	if _, err := slow.Write([]byte("GET /health HTTP/1.1\r\nHost: x\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + ln.Addr().String() + "/health")
+	if err != nil {
+		t.Fatalf("another client while one stalls: %v", err)
+	}
+	resp.Body.Close()
+	slow.SetReadDeadline(time.Now().Add(10 * time.Second))
+	start := time.Now()
+	b, err := io.ReadAll(slow)
+	if err != nil || time.Since(start) > 5*time.Second {
+		t.Errorf("the stalled client: read %q, %v after %s; want the server to close it after 200ms", b, err, time.Since(start))
 	}
 }

@@ -155,8 +155,7 @@ func Run(ctx context.Context, path string, log *slog.Logger) error {
 		if err != nil {
 			return fmt.Errorf("pooler: http_listen: %w", err)
 		}
-		hs := &http.Server{Handler: HTTPHandler(p, dog), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
-			WriteTimeout: 10 * time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 16 << 10}
+		hs := httpServer(HTTPHandler(p, dog), 5*time.Second)
 		go hs.Serve(hl)
 		defer hs.Close()
 	}
@@ -256,6 +255,15 @@ func every(ctx context.Context, d time.Duration, fn func()) {
 			fn()
 		}
 	}
+}
+
+// httpServer serves /metrics and /health with deadlines, so that a
+// client that opens connections and sends nothing (or a header a byte at
+// a time) cannot hold them: headerTimeout for the request's header, twice
+// that for the rest, a minute idle between requests.
+func httpServer(h http.Handler, headerTimeout time.Duration) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: headerTimeout, ReadTimeout: 2 * headerTimeout,
+		WriteTimeout: 2 * headerTimeout, IdleTimeout: time.Minute, MaxHeaderBytes: 16 << 10}
 }
 
 // secretFileExposed says why a file of secrets is readable by others than
