@@ -399,7 +399,7 @@ func (s *session) loop(ctx context.Context) error {
 			// would without the pooler (a statement_timeout can fire
 			// between its Parse and its Describe).
 			if sc := s.attached(); sc != nil {
-				if err := s.push(sc, b.msgs()); err != nil {
+				if err := s.push(sc, b.msgs(), b.v.Deallocates); err != nil {
 					return err
 				}
 				b.sent()
@@ -458,7 +458,9 @@ func (s *session) loop(ctx context.Context) error {
 			if ref.prev == nil || m.Name == "" {
 				s.stmts[m.Name] = m // a duplicate name fails on the server: the client keeps its statement
 			}
-			b.v = route.Merge(b.v, s.p.settings().cache.Classify(m.Query))
+			v := s.p.settings().cache.Classify(m.Query)
+			v.Deallocates = nil // a DEALLOCATE drops its statement when it runs (Bind, Execute), not when prepared
+			b.v = route.Merge(b.v, v)
 			b.add(msg, ref)
 		case 'B':
 			var m pgproto3.Bind
@@ -549,7 +551,7 @@ func (s *session) run(ctx context.Context, v route.Verdict, msgs []unitMsg) erro
 	if v.Target == route.Primary {
 		s.lastWrite = s.p.cfg.Now()
 	}
-	if err := s.push(sc, msgs); err != nil {
+	if err := s.push(sc, msgs, v.Deallocates); err != nil {
 		return err
 	}
 	status, ready, failed, err := s.relay(sc)
@@ -608,16 +610,16 @@ func (s *session) run(ctx context.Context, v route.Verdict, msgs []unitMsg) erro
 	return nil
 }
 
-// push sends msgs (with what prepareMissing adds) to sc, a piece at a
-// time, passing on what the server has answered meanwhile: a server that
+// push sends msgs (with what prepareMissing adds; drops names the
+// statements a DEALLOCATE in them drops) to sc, a piece at a time, passing on what the server has answered meanwhile: a server that
 // cannot write its answers stops reading, and a pipeline longer than the
 // sockets' buffers would otherwise stall between them.
-func (s *session) push(sc *serverConn, msgs []unitMsg) error {
+func (s *session) push(sc *serverConn, msgs []unitMsg, drops []string) error {
 	if len(msgs) == 0 {
 		return nil
 	}
 	s.stopWatch()
-	out := s.prepareMissing(sc, msgs)
+	out := s.prepareMissing(sc, msgs, drops)
 	for len(out) > 0 {
 		n := min(len(out), pushPiece)
 		if _, err := sc.conn.Write(out[:n]); err != nil {
@@ -791,8 +793,10 @@ const uncertainStmt = "\x00uncertain"
 // where sc has another statement of that name, and, before a Parse of a
 // name the client has prepared already, the client's own statement, so
 // that the server answers "already exists" as it would have. Each message
-// is recorded in sc's tracker.
-func (s *session) prepareMissing(sc *serverConn, msgs []unitMsg) []byte {
+// is recorded in sc's tracker. A statement the client prepared that a
+// DEALLOCATE in msgs drops (drops) is prepared first too: the client may
+// have prepared it on another server, and DEALLOCATE must find it here.
+func (s *session) prepareMissing(sc *serverConn, msgs []unitMsg, drops []string) []byte {
 	var out []byte
 	add := func(raw []byte, e expect) {
 		out = append(out, raw...)
@@ -811,6 +815,11 @@ func (s *session) prepareMissing(sc *serverConn, msgs []unitMsg) []byte {
 		p, _ := st.Encode(nil)
 		add(p, expect{typ: 'P', name: name, query: st.Query, injected: true})
 		sc.prepared[name] = st.Query
+	}
+	for _, name := range drops {
+		if st := s.stmts[name]; st != nil && name != route.AllStatements {
+			ensure(name, st)
+		}
 	}
 	for _, m := range msgs {
 		ref, typ := m.ref, m.raw[0]

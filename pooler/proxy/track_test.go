@@ -1,8 +1,13 @@
 package proxy
 
 import (
+	"encoding/binary"
 	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/rampart-ha/rampart/pooler/route"
 )
 
 // answers feeds the tracker a server's answers and returns what was
@@ -134,5 +139,37 @@ func TestCancelKeyPIDs(t *testing.T) {
 		if k.pid <= 1<<22 || k.pid > 1<<31-1 {
 			t.Fatalf("pid %d", k.pid)
 		}
+	}
+}
+
+// A DEALLOCATE of a statement the client prepared on another server
+// connection finds it here: prepareMissing prepares it before the unit
+// (pgx's TestDeallocateMissingPreparedStatementStillClearsFromPreparedStatementMap
+// failed with 26000 in transaction mode); one this connection holds
+// already, or one the client never prepared, is left alone.
+func TestPrepareMissingBeforeDeallocate(t *testing.T) {
+	ps := &pgproto3.Parse{Name: "ps", Query: "select $1::text"}
+	s := &session{stmts: map[string]*pgproto3.Parse{"ps": ps}}
+	q, _ := (&pgproto3.Query{String: "deallocate ps"}).Encode(nil)
+	msgs := []unitMsg{{raw: q}}
+	types := func(out []byte) string {
+		var got []byte
+		for len(out) >= 5 {
+			got = append(got, out[0])
+			out = out[1+int(binary.BigEndian.Uint32(out[1:5])):]
+		}
+		return string(got)
+	}
+	sc := &serverConn{prepared: map[string]string{}}
+	if got := types(s.prepareMissing(sc, msgs, []string{"ps"})); got != "PQ" || sc.prepared["ps"] != ps.Query {
+		t.Errorf("ps prepared elsewhere: sent %q (prepared %v), want Parse then the Query", got, sc.prepared)
+	}
+	sc = &serverConn{prepared: map[string]string{"ps": ps.Query}}
+	if got := types(s.prepareMissing(sc, msgs, []string{"ps"})); got != "Q" {
+		t.Errorf("ps prepared here: sent %q, want the Query alone", got)
+	}
+	sc = &serverConn{prepared: map[string]string{}}
+	if got := types(s.prepareMissing(sc, msgs, []string{"other", route.AllStatements})); got != "Q" {
+		t.Errorf("a name the client never prepared, and DISCARD ALL: sent %q, want the Query alone", got)
 	}
 }
