@@ -79,18 +79,9 @@ func labChaosCommand() *cli.Command {
 			// Building the lab, then each fault's hold and convergence.
 			ctx, cancel := context.WithTimeout(c.Context, 10*time.Minute+o.Duration+2*o.ConvergeTimeout)
 			defer cancel()
-			l, err := lab.Up(ctx, cfg, log)
-			if !c.Bool("keep") {
-				defer func() {
-					if err := lab.Destroy(context.WithoutCancel(ctx), cfg.Root, cfg.ID, log); err != nil {
-						fmt.Fprintln(c.App.ErrWriter, "rampart: lab down:", err)
-					}
-				}()
-			}
+			l, down, err := upLab(ctx, c, cfg, log, chaos.Prepare)
+			defer down()
 			if err != nil {
-				return err
-			}
-			if err := chaos.Prepare(ctx, l); err != nil {
 				return err
 			}
 			res, runErr := chaos.Run(ctx, l, o, log)

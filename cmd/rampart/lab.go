@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net/netip"
 	"os"
@@ -144,6 +145,28 @@ func labDownCommand() *cli.Command {
 			return lab.Destroy(ctx, c.String("root"), c.String("id"), newLogger(c.App.ErrWriter, c.Bool("verbose")))
 		},
 	}
+}
+
+// upLab builds the lab cfg describes and prepares it (the seed's and the
+// chaos campaign's shape); down tears it down unless --keep, and is to be
+// deferred whatever the error.
+func upLab(ctx context.Context, c *cli.Context, cfg lab.Config, log *slog.Logger, prepare func(context.Context, *lab.Lab) error) (l *lab.Lab, down func(), err error) {
+	l, err = lab.Up(ctx, cfg, log)
+	down = func() {
+		if c.Bool("keep") {
+			return
+		}
+		if err := lab.Destroy(context.WithoutCancel(ctx), cfg.Root, cfg.ID, log); err != nil {
+			fmt.Fprintln(c.App.ErrWriter, "rampart: lab down:", err)
+		}
+	}
+	if err != nil {
+		return nil, down, err
+	}
+	if err := prepare(ctx, l); err != nil {
+		return nil, down, err
+	}
+	return l, down, nil
 }
 
 func labLeftoversCommand() *cli.Command {

@@ -52,18 +52,9 @@ func labSeedCommand() *cli.Command {
 			ctx, cancel := context.WithTimeout(c.Context, 30*time.Minute)
 			defer cancel()
 			log.Info("seed: building the lab", "id", cfg.ID)
-			l, err := lab.Up(ctx, cfg, log)
-			if !c.Bool("keep") {
-				defer func() {
-					if err := lab.Destroy(context.WithoutCancel(ctx), cfg.Root, cfg.ID, log); err != nil {
-						fmt.Fprintln(c.App.ErrWriter, "rampart: lab down:", err)
-					}
-				}()
-			}
+			l, down, err := upLab(ctx, c, cfg, log, seed.Prepare)
+			defer down()
 			if err != nil {
-				return err
-			}
-			if err := seed.Prepare(ctx, l); err != nil {
 				return err
 			}
 			log.Info("seed: lab ready; running the experiments", "elapsed", time.Since(start).Round(time.Second))

@@ -342,7 +342,7 @@ func (c *campaign) bringBack(ctx context.Context, host string) error {
 		// has confirmed is powered off again.
 		wctx, cancel := context.WithTimeout(ctx, c.o.ConvergeTimeout)
 		err := lab.WaitFor(wctx, host+" fencing confirmed", 200*time.Millisecond, func(ctx context.Context) (bool, string, error) {
-			return c.fenceConfirmed(ctx, host)
+			return c.l.FenceConfirmed(ctx, host)
 		})
 		cancel()
 		if err != nil {
@@ -375,26 +375,6 @@ func (c *campaign) cleanup(ctx context.Context, host string) error {
 	}
 	c.progress("could not clean %s up: %s", host, firstLine(fmt.Sprint(errors.Join(errs...))))
 	return nil
-}
-
-// fenceConfirmed says whether the other database hosts' cluster counts
-// host as cleanly offline.
-func (c *campaign) fenceConfirmed(ctx context.Context, host string) (bool, string, error) {
-	for _, h := range c.l.DBHosts() {
-		if h == host || c.l.Crashed(h) {
-			continue
-		}
-		st, err := c.l.Cluster(ctx, h)
-		if err != nil {
-			continue
-		}
-		for _, n := range st.Nodes {
-			if n.Name == host {
-				return !n.Online && !n.Unclean, fmt.Sprintf("seen from %s: online %v, unclean %v", h, n.Online, n.Unclean), nil
-			}
-		}
-	}
-	return false, "no other node answered", nil
 }
 
 // resolve names the host that plays role now ("" for none).
@@ -467,7 +447,7 @@ func (c *campaign) converge(ctx context.Context, after string, kinds []Kind, hit
 		for _, h := range c.l.DBHosts() {
 			// Fenced after the heal (a thaw that raced the fencer).
 			if c.l.Crashed(h) {
-				if ok, _, _ := c.fenceConfirmed(ctx, h); ok {
+				if ok, _, _ := c.l.FenceConfirmed(ctx, h); ok {
 					if err := c.l.Boot(ctx, h); err != nil {
 						last = fmt.Sprintf("boot %s: %v", h, err)
 						return false, last, nil

@@ -290,3 +290,25 @@ func (l *Lab) needRunning(host string) error {
 	}
 	return nil
 }
+
+// FenceConfirmed says whether the other database hosts' cluster counts
+// host as cleanly offline (fenced, the fencing done), with what was seen:
+// a host powered off is not yet fenced while the fence agent still checks
+// its power state, so a boot must wait for this.
+func (l *Lab) FenceConfirmed(ctx context.Context, host string) (bool, string, error) {
+	for _, h := range l.DBHosts() {
+		if h == host || l.Crashed(h) {
+			continue
+		}
+		st, err := l.Cluster(ctx, h)
+		if err != nil {
+			continue
+		}
+		for _, n := range st.Nodes {
+			if n.Name == host {
+				return !n.Online && !n.Unclean, fmt.Sprintf("seen from %s: online %v, unclean %v", h, n.Online, n.Unclean), nil
+			}
+		}
+	}
+	return false, "no other node answered", nil
+}

@@ -264,7 +264,7 @@ func (e *env) back(ctx context.Context, host string, rejoin bool) error {
 		// Boot it once the cluster has the fencing confirmed (the node
 		// offline, no longer unclean), as an operator would.
 		if err := lab.WaitFor(ctx, host+" fencing confirmed", 200*time.Millisecond, func(ctx context.Context) (bool, string, error) {
-			return e.fenceConfirmed(ctx, host)
+			return e.l.FenceConfirmed(ctx, host)
 		}); err != nil {
 			return err
 		}
@@ -326,26 +326,6 @@ func (e *env) failedOver(ctx context.Context, old string, fault time.Duration) (
 		return fo, err
 	}
 	return fo, e.after(ctx, 3*time.Second)
-}
-
-// fenceConfirmed says whether the other database hosts' cluster counts
-// host as cleanly offline (fenced, the fencing done).
-func (e *env) fenceConfirmed(ctx context.Context, host string) (bool, string, error) {
-	for _, h := range e.l.DBHosts() {
-		if h == host || e.l.Crashed(h) {
-			continue
-		}
-		st, err := e.l.Cluster(ctx, h)
-		if err != nil {
-			continue
-		}
-		for _, n := range st.Nodes {
-			if n.Name == host {
-				return !n.Online && !n.Unclean, fmt.Sprintf("seen from %s: online %v, unclean %v", h, n.Online, n.Unclean), nil
-			}
-		}
-	}
-	return false, "no other node answered", nil
 }
 
 // waitFullWrites waits until writes run at 90 % of their rate in the 6 s
