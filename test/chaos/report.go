@@ -91,8 +91,8 @@ func Markdown(res Result, o Options, took time.Duration) string {
 		fmt.Fprintf(&b, "| (before any fault) | | | | | | | | %d |\n", n)
 	}
 	b.WriteString("\nOutage, per path: from the fault to the first acknowledgement of an operation through that path invoked after it. " +
-		"Client errors: operations failed or unknown while the fault lasted. Converged: from the heal to `rampart status` answering no problem for 6 s " +
-		"(stale positions aside: the agent publishes them only in elections); an overlapped pair's convergence counts for both kinds.\n")
+		"Client errors: operations failed or unknown while the fault lasted. Converged: from the heal to `rampart status` answering no problem (exit 0) for 6 s; " +
+		"an overlapped pair's convergence counts for both kinds.\n")
 	b.WriteString("\n## Faults\n\n")
 	for i, f := range res.History.Faults {
 		fmt.Fprintf(&b, "%d. %s on %s, %s–%s\n", i+1, f.Kind, f.Target, secs(f.Start), secs(f.Healed))
