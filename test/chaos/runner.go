@@ -133,6 +133,24 @@ func Run(ctx context.Context, l *lab.Lab, o Options, log *slog.Logger) (res Resu
 		return res, err
 	}
 	var inForce []active
+	// settle heals the faults in force and waits for convergence.
+	settle := func(what string) error {
+		if len(inForce) == 0 {
+			return nil
+		}
+		if err := c.heal(ctx, inForce); err != nil {
+			return err
+		}
+		var hit []string
+		var kinds []Kind
+		for _, a := range inForce {
+			hit, kinds = append(hit, a.host), append(kinds, a.kind)
+		}
+		inForce = nil
+		c.converge(ctx, what, kinds, hit)
+		c.progress("violations so far: %d", len(quickCheck(c.w.Ops())))
+		return nil
+	}
 	for i, s := range steps {
 		if o.Now().Sub(started) > o.Duration {
 			c.progress("duration %s reached: %d of %d faults run", o.Duration, i, len(steps))
@@ -145,6 +163,10 @@ func Run(ctx context.Context, l *lab.Lab, o Options, log *slog.Logger) (res Resu
 		if a.host == "" {
 			res.Skipped = append(res.Skipped, fmt.Sprintf("fault %d: no %s for %s", i+1, s.Target, s.Kind))
 			c.progress("fault %d of %d: %s skipped: no %s", i+1, len(steps), s.Kind, s.Target)
+			// The fault it was to overlap heals now, as the pair would have.
+			if err := settle(fmt.Sprintf("fault %d", i)); err != nil {
+				return res, err
+			}
 			continue
 		}
 		c.progress("fault %d of %d: %s %s (%s) for %.1fs%s", i+1, len(steps), s.Kind, a.host, s.Target, s.Hold.Seconds(),
@@ -156,17 +178,9 @@ func Run(ctx context.Context, l *lab.Lab, o Options, log *slog.Logger) (res Resu
 		if s.Overlap && i+1 < len(steps) {
 			continue
 		}
-		if err := c.heal(ctx, inForce); err != nil {
+		if err := settle(fmt.Sprintf("fault %d (%s %s)", i+1, s.Kind, a.host)); err != nil {
 			return res, err
 		}
-		var hit []string
-		var kinds []Kind
-		for _, a := range inForce {
-			hit, kinds = append(hit, a.host), append(kinds, a.kind)
-		}
-		inForce = nil
-		c.converge(ctx, fmt.Sprintf("fault %d (%s %s)", i+1, s.Kind, a.host), kinds, hit)
-		c.progress("violations so far: %d", len(quickCheck(c.w.Ops())))
 	}
 	if err := c.heal(ctx, inForce); err != nil {
 		return res, err
