@@ -400,7 +400,7 @@ func (c *campaign) resolve(ctx context.Context, role Role) (string, error) {
 		leader, _, err := c.l.PoolerLeader(ctx)
 		return leader, err
 	}
-	primary, err := c.primary(ctx)
+	primary, err := c.l.Primary(ctx)
 	if err != nil || role == Primary {
 		return primary, err
 	}
@@ -423,25 +423,6 @@ func (c *campaign) resolve(ctx context.Context, role Role) (string, error) {
 		return "", nil
 	}
 	return async[0], nil
-}
-
-// primary is the node Pacemaker promotes, asked of any running host.
-func (c *campaign) primary(ctx context.Context) (string, error) {
-	var last error
-	for _, h := range c.l.DBHosts() {
-		if c.l.Crashed(h) {
-			continue
-		}
-		st, err := c.l.Cluster(ctx, h)
-		if err != nil {
-			last = err
-			continue
-		}
-		if p := st.Promoted(lab.PgsqlResource); len(p) == 1 {
-			return p[0], nil
-		}
-	}
-	return "", fmt.Errorf("no primary: %v", last)
 }
 
 // converge waits until `rampart status` on a running database host (one

@@ -148,3 +148,24 @@ func (l *Lab) waitReplicas(ctx context.Context, what, primary string, standbys [
 		return true, state, nil
 	})
 }
+
+// Primary names the node where Pacemaker promotes the agent's resource,
+// asked of any running database host; an error when none, or more than
+// one, is promoted as far as any host can tell.
+func (l *Lab) Primary(ctx context.Context) (string, error) {
+	var last error
+	for _, h := range l.DBHosts() {
+		if l.Crashed(h) {
+			continue
+		}
+		st, err := l.Cluster(ctx, h)
+		if err != nil {
+			last = err
+			continue
+		}
+		if p := st.Promoted(PgsqlResource); len(p) == 1 {
+			return p[0], nil
+		}
+	}
+	return "", fmt.Errorf("no primary: %v", last)
+}

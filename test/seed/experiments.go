@@ -154,7 +154,7 @@ func RunAll(ctx context.Context, l *lab.Lab, o Options, log *slog.Logger) ([]Res
 func (e *env) startLoad(ctx context.Context, o Options, viaPooler bool) error {
 	e.rec = NewRecorder(time.Now)
 	var standbys []string
-	primary, err := e.primary(ctx)
+	primary, err := e.l.Primary(ctx)
 	if err != nil {
 		return err
 	}
@@ -188,25 +188,6 @@ func (e *env) startLoad(ctx context.Context, o Options, viaPooler bool) error {
 	return nil
 }
 
-// primary is the node Pacemaker promotes, asked of any running host.
-func (e *env) primary(ctx context.Context) (string, error) {
-	var last error
-	for _, h := range e.l.DBHosts() {
-		if e.l.Crashed(h) {
-			continue
-		}
-		st, err := e.l.Cluster(ctx, h)
-		if err != nil {
-			last = err
-			continue
-		}
-		if p := st.Promoted(lab.PgsqlResource); len(p) == 1 {
-			return p[0], nil
-		}
-	}
-	return "", fmt.Errorf("no primary: %v", last)
-}
-
 // standbys are the primary's streaming standbys: the synchronous one and
 // the others (asynchronous or potential), by name.
 func (e *env) standbys(ctx context.Context, primary string) (sync string, others []string) {
@@ -236,7 +217,7 @@ func (e *env) begin(ctx context.Context, d time.Duration) (string, error) {
 	if err := e.settle(ctx, d); err != nil {
 		return "", err
 	}
-	return e.primary(ctx)
+	return e.l.Primary(ctx)
 }
 
 // after lets the load run for d more.
@@ -289,7 +270,7 @@ func (e *env) back(ctx context.Context, host string, rejoin bool) error {
 			return err
 		}
 	}
-	primary, err := e.primary(ctx)
+	primary, err := e.l.Primary(ctx)
 	if err != nil {
 		return err
 	}
@@ -314,7 +295,7 @@ type failover struct {
 func (e *env) failedOver(ctx context.Context, old string, fault time.Duration) (failover, error) {
 	var fo failover
 	err := lab.WaitFor(ctx, "a new primary", 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
-		p, err := e.primary(ctx)
+		p, err := e.l.Primary(ctx)
 		fo.primary = p
 		return err == nil && p != old, fmt.Sprint(err), nil
 	})
@@ -703,7 +684,7 @@ func standbyHang(ctx context.Context, e *env, syncOne bool) (Result, error) {
 // backupCost: experiment 7.
 func backupCost(ctx context.Context, e *env) (Result, error) {
 	r := *e.res
-	primary, err := e.primary(ctx)
+	primary, err := e.l.Primary(ctx)
 	if err != nil {
 		return r, err
 	}
