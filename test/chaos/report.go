@@ -73,6 +73,12 @@ func Markdown(res Result, o Options, took time.Duration) string {
 		ops := slices.DeleteFunc(slices.Clone(res.History.Ops), func(op history.Op) bool { return op.Path != p })
 		byPath[p] = history.Summarize(history.Outages(ops, res.History.Faults))
 	}
+	missed := map[Kind]int{}
+	for _, m := range res.Misses {
+		for _, k := range m.Kinds {
+			missed[k]++
+		}
+	}
 	for i, s := range res.Report.Summary {
 		conv := history.SpreadOf(res.Converged[Kind(s.Kind)])
 		for j, p := range []history.Path{history.ViaVIP, history.ViaPooler} {
@@ -80,7 +86,7 @@ func Markdown(res Result, o Options, took time.Duration) string {
 			kind, count, converged, violations := "", "", "", ""
 			if j == 0 {
 				kind, count = s.Kind, fmt.Sprint(s.Faults)
-				converged, violations = secs(conv.P50)+" / "+secs(conv.Max), fmt.Sprint(byKind[s.Kind])
+				converged, violations = convergedText(res.Converged[Kind(s.Kind)], conv, missed[Kind(s.Kind)]), fmt.Sprint(byKind[s.Kind])
 			}
 			fmt.Fprintf(&b, "| %s | %s | %s | %s / %s / %s | %d | %s / %s / %s | %d | %s | %s |\n", kind, count, p,
 				secs(ps.ToWrite.P50), secs(ps.ToWrite.P95), secs(ps.ToWrite.Max), ps.NoWrite,
@@ -138,4 +144,20 @@ func Write(dir string, res Result, o Options, took time.Duration) error {
 		return fmt.Errorf("write report: %w", err)
 	}
 	return nil
+}
+
+// convergedText is a kind's convergence column: p50 / max of the times it
+// converged, and how many times it did not (a miss has no time).
+func convergedText(times []time.Duration, spread history.Spread, missed int) string {
+	var text string
+	if len(times) > 0 {
+		text = secs(spread.P50) + " / " + secs(spread.Max)
+	}
+	if missed > 0 {
+		if text != "" {
+			text += ", "
+		}
+		text += fmt.Sprintf("**%d missed**", missed)
+	}
+	return text
 }

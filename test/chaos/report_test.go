@@ -23,6 +23,11 @@ func TestReportNamesTheReplay(t *testing.T) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}
 	}
+	// A convergence that did not come shows as missed, not as 0 s.
+	res.Misses = []Miss{{After: "fault 1 (freeze n2)", Kinds: []Kind{Freeze}, Status: "n2 is unclean"}}
+	if md := Markdown(res, o, time.Minute); !strings.Contains(md, "**1 missed**") || strings.Contains(md, "| 0 | 0.0s / 0.0s |") {
+		t.Errorf("a missed convergence is not shown as missed:\n%s", md)
+	}
 	if got := KindOf(v, faults); got != "freeze" {
 		t.Errorf("KindOf = %q, want freeze", got)
 	}

@@ -54,8 +54,9 @@ type Options struct {
 
 // Miss is a convergence the cluster did not reach in time.
 type Miss struct {
-	After  string `json:"after"`  // the step, or "the end"
-	Status string `json:"status"` // what rampart status said last
+	After  string `json:"after"`           // the step, or "the end"
+	Kinds  []Kind `json:"kinds,omitempty"` // the faults it followed
+	Status string `json:"status"`          // what rampart status said last
 }
 
 // Result is a campaign's outcome.
@@ -465,7 +466,7 @@ func (c *campaign) converge(ctx context.Context, after string, kinds []Kind, hit
 		return ok && c.o.Now().Sub(since) >= settle, why, nil
 	})
 	if err != nil {
-		c.res.Misses = append(c.res.Misses, Miss{After: after, Status: last})
+		c.res.Misses = append(c.res.Misses, Miss{After: after, Kinds: kinds, Status: last})
 		c.progress("NOT converged after %s in %.0fs: %s", after, c.o.ConvergeTimeout.Seconds(), firstProblem(last))
 		return
 	}
