@@ -363,6 +363,7 @@ func (c *campaign) bringBack(ctx context.Context, host string) error {
 		if err != nil {
 			return err
 		}
+		c.progress("boot %s: fencing confirmed", host)
 		if err := c.l.Boot(ctx, host); err != nil {
 			return err
 		}
@@ -443,7 +444,8 @@ func (c *campaign) converge(ctx context.Context, after string, kinds []Kind, hit
 		for _, h := range c.l.DBHosts() {
 			// Fenced after the heal (a thaw that raced the fencer).
 			if c.l.Crashed(h) {
-				if ok, _, _ := c.l.FenceConfirmed(ctx, h); ok {
+				if ok, seen, _ := c.l.FenceConfirmed(ctx, h); ok {
+					c.progress("boot %s: fenced after the heal (%s)", h, seen)
 					if err := c.l.Boot(ctx, h); err != nil {
 						last = fmt.Sprintf("boot %s: %v", h, err)
 						return false, last, nil
