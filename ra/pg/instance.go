@@ -99,7 +99,31 @@ func (i Instance) PostmasterPID() (int, error) {
 	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
 		return 0, ErrNotRunning // a stale file after a crash
 	}
+	if !runsIn(pid, i.DataDir) {
+		return 0, ErrNotRunning // a stale file whose PID another process has now
+	}
 	return pid, nil
+}
+
+// runsIn says whether process pid works in dir, as a postmaster does in its
+// data directory. After a crash and a boot PIDs start again, and a stale
+// postmaster.pid may name a process of another program (kill -0 cannot
+// tell). A process this user may not inspect is not this user's
+// postmaster (the data directory's owner and root can read its cwd); any
+// other doubt answers yes, as kill -0 did.
+func runsIn(pid int, dir string) bool {
+	cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
+	switch {
+	case errors.Is(err, os.ErrNotExist), errors.Is(err, os.ErrPermission):
+		return false
+	case err != nil:
+		return true
+	}
+	want, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		want = filepath.Clean(dir)
+	}
+	return cwd == want
 }
 
 // Connect opens a connection to the instance through its socket, as the
