@@ -611,8 +611,9 @@ func (s *session) run(ctx context.Context, v route.Verdict, msgs []unitMsg) erro
 }
 
 // push sends msgs (with what prepareMissing adds; drops names the
-// statements a DEALLOCATE in them drops) to sc, a piece at a time, passing on what the server has answered meanwhile: a server that
-// cannot write its answers stops reading, and a pipeline longer than the
+// statements a DEALLOCATE in them drops) to sc, a piece at a time,
+// passing on what the server has answered meanwhile: a server that cannot
+// write its answers stops reading, and a pipeline longer than the
 // sockets' buffers would otherwise stall between them.
 func (s *session) push(sc *serverConn, msgs []unitMsg, drops []string) error {
 	if len(msgs) == 0 {
