@@ -13,7 +13,7 @@ import (
 
 // A short seeded campaign on a fresh lab, as `rampart lab chaos` runs it:
 // six faults, every one followed by convergence, and the history clean
-// (DESIGN.md invariants 1 and 2: one writable primary, no acknowledged
+// (ARCHITECTURE.md invariants 1 and 2: one writable primary, no acknowledged
 // commit lost).
 func TestChaosShort(t *testing.T) {
 	if testing.Short() {

@@ -72,7 +72,7 @@ func TestDependencyRules(t *testing.T) {
 			for _, d := range deps {
 				for _, not := range r.not {
 					if d != pkg && match(not, d) && !slices.ContainsFunc(leaves, func(l string) bool { return match(l, d) }) {
-						t.Errorf("%s imports %s: %s (DESIGN.md package map)", pkg, d, r.why)
+						t.Errorf("%s imports %s: %s (the package map: README, Layout)", pkg, d, r.why)
 					}
 				}
 			}

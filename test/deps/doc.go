@@ -1,3 +1,4 @@
-// Package deps holds the test that keeps the package map of DESIGN.md
-// honest: which rampart packages may import which. It has no code of its own.
+// Package deps holds the test that keeps the package map (README, Layout;
+// ARCHITECTURE.md) honest: which rampart packages may import which. It has
+// no code of its own.
 package deps

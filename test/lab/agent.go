@@ -196,7 +196,7 @@ order demote-then-stop-vip Optional: %[3]s:demote vip:stop symmetrical=false
 
 // ManageClusterLabsPgsql hands PostgreSQL to the ClusterLabs agent
 // ocf:heartbeat:pgsql (rep_mode=sync, replication through the VIP), set up
-// as ../shared/lab-recipe.md describes, with the VIP (AddVIP) its standbys
+// as that agent's documentation describes for a replicated cluster, with the VIP (AddVIP) its standbys
 // stream from, so that benchmarks can run it side by side with
 // ocf:rampart:pgsql. Its clone is "pgsql-clone" too.
 func (l *Lab) ManageClusterLabsPgsql(ctx context.Context) error {

@@ -14,7 +14,7 @@
 // violations, and names the operations involved: [LostWrites],
 // [SplitBrain], [Registers], [ReadYourWrites], [GarbageReads], [ListOrder].
 // [Outages] and [Summarize] turn the history and its fault marks into
-// outage figures; [Check] runs everything. The checks guard DESIGN.md's
+// outage figures; [Check] runs everything. The checks guard ARCHITECTURE.md's
 // invariants 1 (one writable primary) and 2 (no acknowledged commit lost),
 // and the pooler's read-your-writes promise.
 //

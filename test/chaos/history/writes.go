@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// LostWrites checks DESIGN.md's invariant 2 on the list-append workload:
+// LostWrites checks ARCHITECTURE.md's invariant 2 on the list-append workload:
 // every acknowledged append is in its list on every node at the end (the
 // final primary and each standby, read once converged). An append that
 // failed with a definite error must be on none; one that is reports the
@@ -64,7 +64,7 @@ func tookEffect(op Op) bool {
 	return op.Outcome == OK && (op.Kind == Append || op.Kind == WriteRegister || op.Kind == CompareAndSet && op.Swapped)
 }
 
-// SplitBrain checks DESIGN.md's invariant 1 from the writes the clients
+// SplitBrain checks ARCHITECTURE.md's invariant 1 from the writes the clients
 // saw acknowledged: they all come from one cluster (one system
 // identifier), and once a write on timeline T has been acknowledged, no
 // write invoked later is acknowledged on a timeline older than T (an old
