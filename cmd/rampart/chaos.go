@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -52,16 +51,9 @@ func labChaosCommand() *cli.Command {
 			if c.Int("faults") < 1 {
 				return cli.Exit("--faults: at least 1", 2)
 			}
-			cfg := chaos.LabConfig(lab.DefaultConfig())
-			cfg.ID, cfg.Root = c.String("id"), c.String("root")
-			if c.String("id") == lab.DefaultConfig().ID {
-				cfg.ID = "chaos"
-			}
-			if cfg.Agent, err = os.Executable(); err != nil {
+			cfg, err := ownLab(c, chaos.LabConfig(lab.DefaultConfig()), "chaos")
+			if err != nil {
 				return err
-			}
-			if err := cfg.Validate(); err != nil {
-				return cli.Exit(err.Error(), 2)
 			}
 			out, err := filepath.Abs(c.String("out"))
 			if err != nil {

@@ -147,6 +147,23 @@ func labDownCommand() *cli.Command {
 	}
 }
 
+// ownLab is cfg with --id and --root, an id of its own (own) unless one
+// was given, and this binary as the agent the hosts run.
+func ownLab(c *cli.Context, cfg lab.Config, own string) (lab.Config, error) {
+	cfg.ID, cfg.Root = c.String("id"), c.String("root")
+	if cfg.ID == lab.DefaultConfig().ID {
+		cfg.ID = own
+	}
+	var err error
+	if cfg.Agent, err = os.Executable(); err != nil {
+		return cfg, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, cli.Exit(err.Error(), 2)
+	}
+	return cfg, nil
+}
+
 // upLab builds the lab cfg describes and prepares it (the seed's and the
 // chaos campaign's shape); down tears it down unless --keep, and is to be
 // deferred whatever the error.

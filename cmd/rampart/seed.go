@@ -31,17 +31,9 @@ func labSeedCommand() *cli.Command {
 			&cli.BoolFlag{Name: "keep", Usage: "leave the lab running at the end"},
 		),
 		Action: func(c *cli.Context) error {
-			cfg := seed.LabConfig(lab.DefaultConfig())
-			cfg.ID, cfg.Root = c.String("id"), c.String("root")
-			if c.String("id") == lab.DefaultConfig().ID {
-				cfg.ID = "seed"
-			}
-			var err error
-			if cfg.Agent, err = os.Executable(); err != nil {
+			cfg, err := ownLab(c, seed.LabConfig(lab.DefaultConfig()), "seed")
+			if err != nil {
 				return err
-			}
-			if err := cfg.Validate(); err != nil {
-				return cli.Exit(err.Error(), 2)
 			}
 			out, err := filepath.Abs(c.String("out"))
 			if err != nil {
