@@ -13,12 +13,18 @@ import (
 )
 
 // Refusal is a reason not to act; the command exits 1 with it.
-type Refusal struct{ Reason string }
+type Refusal struct {
+	Reason string
+	// Settling: the reason may be a report the next monitor replaces
+	// (a standby that follows a new primary reports the new timeline
+	// only at its next monitor), so looking again may clear it.
+	Settling bool
+}
 
 func (r *Refusal) Error() string { return r.Reason }
 
 func refuse(format string, args ...any) error {
-	return &Refusal{fmt.Sprintf(format, args...)}
+	return &Refusal{Reason: fmt.Sprintf(format, args...)}
 }
 
 // CheckSwitchover says whether a planned switchover to target is safe in
@@ -57,11 +63,22 @@ func CheckSwitchover(v View, target string) error {
 		return refuse("%s is not a synchronous standby (state %s): only a synchronous standby is known to have every acknowledged commit; "+
 			"choose one of %s, or raise sync_count", target, orDash(tn.State), strings.Join(syncStandbys(v), ", "))
 	}
+	return checkTimeline(v, *tn)
+}
+
+// checkTimeline: the target must be on the primary's timeline. A
+// streaming standby's report of an older one is settling: the primary
+// counts it as streaming now, and its monitor reports the new timeline
+// at its next run.
+func checkTimeline(v View, tn NodeView) error {
 	primary := v.node(v.Primary)
-	if tn.Timeline != primary.Timeline {
-		return refuse("%s is on timeline %d, the primary %s on %d", target, tn.Timeline, v.Primary, primary.Timeline)
+	if tn.Timeline == primary.Timeline {
+		return nil
 	}
-	return nil
+	return &Refusal{
+		Reason:   fmt.Sprintf("%s is on timeline %d, the primary %s on %d", tn.Name, tn.Timeline, v.Primary, primary.Timeline),
+		Settling: streaming(tn.State) && tn.Timeline < primary.Timeline,
+	}
 }
 
 // checkAsyncTarget: under sync_count=0 the target must stream on the
@@ -71,8 +88,8 @@ func checkAsyncTarget(v View, tn NodeView) error {
 	if !streaming(tn.State) {
 		return refuse("%s does not stream from %s (state %s)", tn.Name, v.Primary, orDash(tn.State))
 	}
-	if tn.Timeline != primary.Timeline {
-		return refuse("%s is on timeline %d, the primary %s on %d", tn.Name, tn.Timeline, v.Primary, primary.Timeline)
+	if err := checkTimeline(v, tn); err != nil {
+		return err
 	}
 	at, err := pg.ParseLSN(tn.LSN)
 	if err != nil {
@@ -131,11 +148,22 @@ func SwitchoverDone(v View, target, old string) (bool, string) {
 // Switchover moves the primary role to target through Pacemaker: a
 // promoted-role move constraint, then waiting until target is primary and
 // the old primary streams from it, then clearing the constraint (also on
-// failure). look gathers a fresh view.
+// failure). look gathers a fresh view. A settling refusal (a report the
+// next monitor replaces) is looked at again for up to settleWait before
+// it stands.
 func Switchover(ctx context.Context, run pacemaker.Runner, look func(context.Context) View, target string, timeout time.Duration, log *slog.Logger) (time.Duration, error) {
-	v := look(ctx)
-	if err := CheckSwitchover(v, target); err != nil {
-		return 0, err
+	var v View
+	var checked error
+	_, _ = waitView(ctx, min(timeout, settleWait), look, func(seen View) (bool, string) {
+		v, checked = seen, CheckSwitchover(seen, target)
+		var r *Refusal
+		if errors.As(checked, &r) && r.Settling {
+			return false, r.Reason + " (the last report may predate the promotion: looking again)"
+		}
+		return true, ""
+	}, "switchover check", log)
+	if checked != nil {
+		return 0, checked
 	}
 	clone := v.Clone
 	if clone == "" {
@@ -165,6 +193,10 @@ func Switchover(ctx context.Context, run pacemaker.Runner, look func(context.Con
 	log.Info("switchover done", "state", state, "took", took.Round(10*time.Millisecond))
 	return took, clear()
 }
+
+// settleWait bounds how long a switchover waits for a settling refusal
+// to clear: a little more than the age at which a report counts as stale.
+const settleWait = staleAfter + 5*time.Second
 
 // waitView looks every half second until done says so or timeout passes,
 // logging each new state (and every 5 s); it returns the last state.

@@ -1,9 +1,12 @@
 package ops
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestCheckSwitchover(t *testing.T) {
@@ -121,5 +124,60 @@ func TestCheckSwitchoverParameters(t *testing.T) {
 	o.Params["pgsql"]["sync_count"] = "two"
 	if err := CheckSwitchover(Assemble(o), "n2"); err == nil || !strings.Contains(err.Error(), `sync_count="two"`) {
 		t.Errorf("sync_count invalid: %v; want a refusal naming it", err)
+	}
+}
+
+// A standby that follows a new primary reports the new timeline only at
+// its next monitor: right after a promotion the switchover looks again
+// instead of refusing on that report, and refuses only if it stays.
+func TestSwitchoverWaitsForASettlingReport(t *testing.T) {
+	stale := healthy()
+	stale.Attrs["rampart-pgsql-position"]["n2"] = strings.Replace(stale.Attrs["rampart-pgsql-position"]["n2"], "2:", "1:", 1)
+	if err := CheckSwitchover(Assemble(stale), "n2"); err == nil || !strings.Contains(err.Error(), "n2 is on timeline 1, the primary n1 on 2") {
+		t.Fatalf("stale report: %v; want a timeline refusal", err)
+	}
+	if r := (*Refusal)(nil); !errors.As(CheckSwitchover(Assemble(stale), "n2"), &r) || !r.Settling {
+		t.Fatalf("stale report of a streaming standby: %#v; want a settling refusal", r)
+	}
+	moved := healthy()
+	moved.Cluster.Resources[0].Role, moved.Cluster.Resources[1].Role = "Unpromoted", "Promoted"
+	moved.Attrs["rampart-pgsql-state"] = map[string]string{"n2": "primary", "n1": "sync", "n3": "async"}
+
+	var ran []string
+	run := func(_ context.Context, argv ...string) (string, error) {
+		ran = append(ran, strings.Join(argv, " "))
+		return "", nil
+	}
+	looks := 0
+	look := func(context.Context) View {
+		looks++
+		switch {
+		case looks <= 2:
+			return Assemble(stale)
+		case len(ran) == 0:
+			return Assemble(healthy())
+		}
+		return Assemble(moved)
+	}
+	log := slog.New(slog.DiscardHandler)
+	if _, err := Switchover(context.Background(), run, look, "n2", 10*time.Second, log); err != nil {
+		t.Fatalf("switchover after the report settled: %v (looks %d, ran %q)", err, looks, ran)
+	}
+	if len(ran) != 2 || !strings.Contains(ran[0], "--move --promoted --node n2") || !strings.Contains(ran[1], "--clear") {
+		t.Errorf("ran %q; want the move, then the clear", ran)
+	}
+
+	// A report that stays: refused, nothing moved.
+	ran = nil
+	_, err := Switchover(context.Background(), run, func(context.Context) View { return Assemble(stale) }, "n2", time.Second, log)
+	if err == nil || !strings.Contains(err.Error(), "n2 is on timeline 1") || len(ran) != 0 {
+		t.Errorf("report that stays: err %v, ran %q; want the timeline refusal and nothing run", err, ran)
+	}
+	// A standby on a newer timeline than the primary is no settling report: refused at once.
+	stale.Attrs["rampart-pgsql-position"]["n2"] = strings.Replace(healthy().Attrs["rampart-pgsql-position"]["n2"], "2:", "3:", 1)
+	looks = 0
+	_, err = Switchover(context.Background(), run, func(context.Context) View { looks++; return Assemble(stale) }, "n2", time.Minute, log)
+	if err == nil || looks != 1 || len(ran) != 0 {
+		t.Errorf("standby ahead of the primary's timeline: err %v after %d looks, ran %q; want one look and a refusal", err, looks, ran)
 	}
 }
