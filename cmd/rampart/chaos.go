@@ -80,6 +80,13 @@ func labChaosCommand() *cli.Command {
 			if err := chaos.Write(out, res, o, time.Since(start)); err != nil {
 				return err
 			}
+			if runErr != nil || res.Failed() {
+				// The lab goes with down(): keep what its hosts logged.
+				if err := l.SaveLogs(filepath.Join(out, "logs")); err != nil {
+					log.Warn("saving the hosts' logs", "err", err)
+				}
+				fmt.Fprintf(c.App.Writer, "hosts' logs: %s\n", filepath.Join(out, "logs"))
+			}
 			fmt.Fprintf(c.App.Writer, "report: %s (%s)\n", filepath.Join(out, "report.md"), time.Since(start).Round(time.Second))
 			if runErr != nil {
 				return fmt.Errorf("chaos (seed %d): %w", o.Seed, runErr)

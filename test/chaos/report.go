@@ -57,6 +57,9 @@ func Markdown(res Result, o Options, took time.Duration) string {
 	if res.Failed() {
 		verdict = fmt.Sprintf("**%d violations, %d convergence misses.**", len(res.Report.Violations), len(res.Misses))
 	}
+	if res.Halted != "" {
+		verdict += fmt.Sprintf(" **Stopped injecting after %s:** the cluster did not converge (below).", res.Halted)
+	}
 	if res.Err != "" {
 		verdict += fmt.Sprintf(" **Stopped early:** %s", strings.Join(strings.Fields(res.Err), " "))
 	}

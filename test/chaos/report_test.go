@@ -28,6 +28,10 @@ func TestReportNamesTheReplay(t *testing.T) {
 	if md := Markdown(res, o, time.Minute); !strings.Contains(md, "**1 missed**") || strings.Contains(md, "| 0 | 0.0s / 0.0s |") {
 		t.Errorf("a missed convergence is not shown as missed:\n%s", md)
 	}
+	res.Halted = "fault 1"
+	if md := Markdown(res, o, time.Minute); !strings.Contains(md, "Stopped injecting after fault 1") {
+		t.Errorf("a campaign halted after a miss does not say so:\n%s", md)
+	}
 	if got := KindOf(v, faults); got != "freeze" {
 		t.Errorf("KindOf = %q, want freeze", got)
 	}

@@ -71,12 +71,19 @@ type Result struct {
 	Skipped []string
 	// Err says why the campaign stopped early ("" when it ran to the end).
 	Err string
+	// Halted says after which step the campaign stopped injecting: the
+	// cluster missed a convergence, and faults on a cluster that has not
+	// recovered would bury the finding under their own.
+	Halted string `json:"halted,omitempty"`
 }
 
 // Failed: the campaign found something, or did not finish.
 func (r Result) Failed() bool {
 	return len(r.Report.Violations) > 0 || len(r.Misses) > 0 || r.Err != ""
 }
+
+// errHalt ends the injections after a convergence miss.
+var errHalt = errors.New("convergence missed")
 
 // campaign is one run's working state.
 type campaign struct {
@@ -148,8 +155,12 @@ func Run(ctx context.Context, l *lab.Lab, o Options, log *slog.Logger) (res Resu
 			hit, kinds = append(hit, a.host), append(kinds, a.kind)
 		}
 		inForce = nil
+		missed := len(c.res.Misses)
 		c.converge(ctx, what, kinds, hit)
 		c.progress("violations so far: %d", len(quickCheck(c.w.Ops())))
+		if len(c.res.Misses) > missed {
+			return errHalt
+		}
 		return nil
 	}
 	for i, s := range steps {
@@ -165,7 +176,10 @@ func Run(ctx context.Context, l *lab.Lab, o Options, log *slog.Logger) (res Resu
 			res.Skipped = append(res.Skipped, fmt.Sprintf("fault %d: no %s for %s", i+1, s.Target, s.Kind))
 			c.progress("fault %d of %d: %s skipped: no %s", i+1, len(steps), s.Kind, s.Target)
 			// The fault it was to overlap heals now, as the pair would have.
-			if err := settle(fmt.Sprintf("fault %d", i)); err != nil {
+			if err := settle(fmt.Sprintf("fault %d", i)); errors.Is(err, errHalt) {
+				res.Halted = fmt.Sprintf("fault %d", i)
+				break
+			} else if err != nil {
 				return res, err
 			}
 			continue
@@ -179,9 +193,15 @@ func Run(ctx context.Context, l *lab.Lab, o Options, log *slog.Logger) (res Resu
 		if s.Overlap && i+1 < len(steps) {
 			continue
 		}
-		if err := settle(fmt.Sprintf("fault %d (%s %s)", i+1, s.Kind, a.host)); err != nil {
+		if err := settle(fmt.Sprintf("fault %d (%s %s)", i+1, s.Kind, a.host)); errors.Is(err, errHalt) {
+			res.Halted = fmt.Sprintf("fault %d", i+1)
+			break
+		} else if err != nil {
 			return res, err
 		}
+	}
+	if res.Halted != "" {
+		c.progress("stopped injecting after %s: the cluster did not converge; the campaign ends here", res.Halted)
 	}
 	if err := c.heal(ctx, inForce); err != nil {
 		return res, err

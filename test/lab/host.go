@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/user"
@@ -290,4 +291,36 @@ func ocfMounts(c Config) [][]string {
 	// A read-only overlay adds the lab's fence agents to the machine's
 	// /usr/sbin, which stays untouched.
 	return append(mounts, []string{"mount", "-t", "overlay", "overlay", "-o", "lowerdir=" + c.sbinDir() + ":/usr/sbin", "/usr/sbin"})
+}
+
+// SaveLogs copies every host's daemon logs (Corosync, Pacemaker,
+// PostgreSQL, the agents' and the poolers') into dir/HOST/, for a run whose
+// findings need them after the lab is gone.
+func (l *Lab) SaveLogs(dir string) error {
+	var errs []error
+	for _, h := range l.Hosts() {
+		hd := l.cfg.hostDir(h.Name)
+		var files []string
+		for _, pattern := range []string{"log/*", "var-log-pacemaker/*.log", "var-lib-postgresql/lab/*.log"} {
+			m, _ := filepath.Glob(filepath.Join(hd, pattern))
+			files = append(files, m...)
+		}
+		if len(files) == 0 {
+			continue
+		}
+		to := filepath.Join(dir, h.Name)
+		if err := os.MkdirAll(to, 0o755); err != nil {
+			return fmt.Errorf("save logs of %s: %w", h.Name, err)
+		}
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err == nil {
+				err = os.WriteFile(filepath.Join(to, filepath.Base(f)), b, 0o644)
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("save log %s of %s: %w", f, h.Name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
