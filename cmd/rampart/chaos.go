@@ -29,7 +29,12 @@ func labChaosCommand() *cli.Command {
 			"brain, lost writes, linearizable registers, read-your-writes through the pooler, garbage\n" +
 			"reads, list order. Writes --out/history.json and --out/report.md; exits 1 on any violation\n" +
 			"or convergence miss. The same seed replays the same plan.\n\n" +
-			"Kinds: postmaster-kill, host-crash, freeze, link-cut, partition, pooler-freeze, overlap.",
+			"Kinds: postmaster-kill, host-crash, freeze, link-cut, partition (the primary alone),\n" +
+			"partition-sync (the primary and its synchronous standby against the rest), client-partition\n" +
+			"(the primary and the client host against the rest), pooler-freeze, overlap.\n\n" +
+			"--early-ack builds a broken cluster on purpose (synchronous_commit = local: commits are\n" +
+			"acknowledged before the synchronous standby has them), to show that the checker catches\n" +
+			"what it must: a client-partition of such a primary loses acknowledged commits.",
 		Flags: append(labFlags(),
 			&cli.Uint64Flag{Name: "seed", Usage: "the plan's `SEED` (default: random, printed)"},
 			&cli.IntFlag{Name: "faults", Value: 8, Usage: "number of faults"},
@@ -38,6 +43,7 @@ func labChaosCommand() *cli.Command {
 			&cli.DurationFlag{Name: "converge-timeout", Value: time.Minute, Usage: "bound of each wait for convergence"},
 			&cli.StringFlag{Name: "out", Value: "chaos-report", Usage: "`FOLDER` for history.json and report.md"},
 			&cli.BoolFlag{Name: "keep", Usage: "leave the lab running at the end"},
+			&cli.BoolFlag{Name: "early-ack", Usage: "test the checker: a cluster that acknowledges commits before the synchronous standby has them"},
 		),
 		Action: func(c *cli.Context) error {
 			kinds, err := chaos.ParseKinds(c.String("kinds"))
@@ -55,6 +61,7 @@ func labChaosCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			cfg.EarlyAck = c.Bool("early-ack")
 			out, err := filepath.Abs(c.String("out"))
 			if err != nil {
 				return err
@@ -63,9 +70,9 @@ func labChaosCommand() *cli.Command {
 				Seed: seedValue, Faults: c.Int("faults"), Kinds: kinds,
 				Duration: c.Duration("duration"), ConvergeTimeout: c.Duration("converge-timeout"),
 				Bin: cfg.Agent, Progress: c.App.Writer, Now: time.Now,
-				ClientsPerPath: 2, Pace: 50 * time.Millisecond,
+				ClientsPerPath: 2, Pace: 50 * time.Millisecond, EarlyAck: cfg.EarlyAck,
 			}
-			fmt.Fprintf(c.App.Writer, "seed %d (replay: %s)\n", o.Seed, chaos.Replay(o.Seed, o.Faults, o.Kinds))
+			fmt.Fprintf(c.App.Writer, "seed %d (replay: %s)\n", o.Seed, chaos.Replay(o))
 			log := newLogger(c.App.ErrWriter, c.Bool("verbose"))
 			start := time.Now()
 			// Building the lab, then each fault's hold and convergence.
@@ -93,7 +100,7 @@ func labChaosCommand() *cli.Command {
 			}
 			if res.Failed() {
 				return cli.Exit(fmt.Sprintf("chaos: %d violations, %d convergence misses; replay: %s",
-					len(res.Report.Violations), len(res.Misses), chaos.Replay(o.Seed, o.Faults, o.Kinds)), 1)
+					len(res.Report.Violations), len(res.Misses), chaos.Replay(o)), 1)
 			}
 			return nil
 		},

@@ -14,18 +14,20 @@ type Kind string
 // Fault kinds. Overlap is not a fault of its own: asked for, it lets a
 // step stay in force while the next one is injected.
 const (
-	PostmasterKill Kind = "postmaster-kill" // SIGKILL the postmaster; heal: clean the resource up
-	HostCrash      Kind = "host-crash"      // power off; heal: boot once fencing is confirmed
-	Freeze         Kind = "freeze"          // SIGSTOP every process of a host; heal: thaw (or boot, if fenced)
-	LinkCut        Kind = "link-cut"        // take a host's link down; heal: restore it
-	Partition      Kind = "partition"       // the primary alone on one side; heal: join the sides
-	PoolerFreeze   Kind = "pooler-freeze"   // freeze the pooler leader's host (the seed's experiment 6)
-	Overlap        Kind = "overlap"         // two faults in force at once
+	PostmasterKill  Kind = "postmaster-kill"  // SIGKILL the postmaster; heal: clean the resource up
+	HostCrash       Kind = "host-crash"       // power off; heal: boot once fencing is confirmed
+	Freeze          Kind = "freeze"           // SIGSTOP every process of a host; heal: thaw (or boot, if fenced)
+	LinkCut         Kind = "link-cut"         // take a host's link down; heal: restore it
+	Partition       Kind = "partition"        // the primary alone on one side; heal: join the sides
+	PartitionSync   Kind = "partition-sync"   // the primary and its synchronous standby against the rest (two of four: no side has quorum)
+	PartitionClient Kind = "client-partition" // the primary and the client host against the rest: clients keep writing to an isolated primary
+	PoolerFreeze    Kind = "pooler-freeze"    // freeze the pooler leader's host (the seed's experiment 6)
+	Overlap         Kind = "overlap"          // two faults in force at once
 )
 
 // Kinds is every kind, in the order the help lists them.
 func Kinds() []Kind {
-	return []Kind{PostmasterKill, HostCrash, Freeze, LinkCut, Partition, PoolerFreeze, Overlap}
+	return []Kind{PostmasterKill, HostCrash, Freeze, LinkCut, Partition, PartitionSync, PartitionClient, PoolerFreeze, Overlap}
 }
 
 // Role is what a fault hits, resolved to a host when the step runs: the
@@ -49,7 +51,7 @@ func roles(k Kind) []Role {
 		return db
 	case Freeze:
 		return append(db, PoolerLeader, Witness)
-	case Partition:
+	case Partition, PartitionSync, PartitionClient:
 		return []Role{Primary}
 	case PoolerFreeze:
 		return []Role{PoolerLeader}

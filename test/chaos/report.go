@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,8 +13,12 @@ import (
 )
 
 // Replay is the command that runs a campaign again.
-func Replay(seed uint64, faults int, kinds []Kind) string {
-	return fmt.Sprintf("rampart lab chaos --seed %d --faults %d --kinds %s", seed, faults, FormatKinds(kinds))
+func Replay(o Options) string {
+	s := fmt.Sprintf("rampart lab chaos --seed %d --faults %d --kinds %s", o.Seed, o.Faults, FormatKinds(o.Kinds))
+	if o.EarlyAck {
+		s += " --early-ack"
+	}
+	return s
 }
 
 // KindOf lays a violation at the door of the last fault started before its
@@ -38,8 +43,11 @@ func KindOf(v history.Violation, faults []history.Fault) string {
 // Markdown is the campaign's report.
 func Markdown(res Result, o Options, took time.Duration) string {
 	var b strings.Builder
-	replay := Replay(o.Seed, o.Faults, o.Kinds)
+	replay := Replay(o)
 	fmt.Fprintf(&b, "# Chaos campaign, seed %d\n\n", o.Seed)
+	if o.EarlyAck {
+		b.WriteString("**A broken cluster on purpose** (`--early-ack`: synchronous_commit = local, commits acknowledged before the synchronous standby has them): this run tests the checker, not rampart.\n\n")
+	}
 	fmt.Fprintf(&b, "`%s`: %d faults planned, %d injected, %s in all. ", replay, len(res.Steps), len(res.History.Faults), took.Round(time.Second))
 	ok, failed, unknown := 0, 0, 0
 	for _, op := range res.History.Ops {
@@ -64,6 +72,7 @@ func Markdown(res Result, o Options, took time.Duration) string {
 		verdict += fmt.Sprintf(" **Stopped early:** %s", strings.Join(strings.Fields(res.Err), " "))
 	}
 	b.WriteString(verdict + "\n\n")
+	b.WriteString("Beside this report: `timeline.svg` (operations per second, errors, faults marked), `report.json` (these figures), `history.json` (every operation).\n\n")
 
 	byKind := map[string]int{}
 	for _, v := range res.Report.Violations {
@@ -145,6 +154,29 @@ func Write(dir string, res Result, o Options, took time.Duration) error {
 	}
 	if err := os.WriteFile(filepath.Join(dir, "report.md"), []byte(Markdown(res, o, took)), 0o644); err != nil {
 		return fmt.Errorf("write report: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "timeline.svg"), []byte(SVG(res, o)), 0o644); err != nil {
+		return fmt.Errorf("write timeline: %w", err)
+	}
+	// The report's figures for programs: the result without its history
+	// (history.json has that).
+	summary := struct {
+		Replay    string                   `json:"replay"`
+		Took      time.Duration            `json:"took_ns"`
+		Steps     []Step                   `json:"steps"`
+		Report    history.Report           `json:"report"`
+		Misses    []Miss                   `json:"misses"`
+		Converged map[Kind][]time.Duration `json:"converged_ns"`
+		Skipped   []string                 `json:"skipped,omitempty"`
+		Halted    string                   `json:"halted,omitempty"`
+		Err       string                   `json:"error,omitempty"`
+	}{Replay(o), took, res.Steps, res.Report, res.Misses, res.Converged, res.Skipped, res.Halted, res.Err}
+	b, err := json.MarshalIndent(summary, "", "  ")
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, "report.json"), append(b, '\n'), 0o644)
+	}
+	if err != nil {
+		return fmt.Errorf("write report.json: %w", err)
 	}
 	return nil
 }

@@ -50,6 +50,9 @@ type Options struct {
 	// address each, one operation per Pace at most.
 	ClientsPerPath int
 	Pace           time.Duration
+	// EarlyAck: the lab was built with lab.Config.EarlyAck (a broken
+	// cluster that tests the checker); the report says so.
+	EarlyAck bool
 }
 
 // Miss is a convergence the cluster did not reach in time.
@@ -334,15 +337,32 @@ func (c *campaign) inject(ctx context.Context, s Step) (active, error) {
 			}
 			return c.bringBack(ctx, host)
 		}
-	case Partition:
-		if err := l.Partition(ctx, [][]string{{host}}); err != nil {
+	case Partition, PartitionSync, PartitionClient:
+		side := []string{host}
+		switch s.Kind {
+		case PartitionSync:
+			sync, err := c.resolve(ctx, SyncStandby)
+			if err != nil || sync == "" {
+				c.log.Info("no synchronous standby to partition with the primary", "err", err)
+				return active{}, nil
+			}
+			side = append(side, sync)
+		case PartitionClient:
+			side = append(side, "client")
+		}
+		if err := l.Partition(ctx, [][]string{side}); err != nil {
 			return active{}, err
 		}
 		heal = func(ctx context.Context) error {
 			if err := l.Heal(ctx); err != nil {
 				return err
 			}
-			return c.bringBack(ctx, host)
+			for _, h := range side {
+				if err := c.bringBack(ctx, h); err != nil {
+					return err
+				}
+			}
+			return nil
 		}
 	default:
 		return active{}, fmt.Errorf("unknown fault kind %q", s.Kind)

@@ -43,6 +43,11 @@ type Config struct {
 	// real host): nothing is laid over resource.d or /usr/sbin, and Agent
 	// must be InstalledBinary.
 	Installed bool
+	// EarlyAck builds a broken cluster on purpose, for showing that a
+	// history checker catches lost commits: synchronous_commit = local, so
+	// a primary acknowledges commits before its synchronous standby has
+	// them. Never for anything else.
+	EarlyAck bool
 }
 
 // InstalledBinary is where the rampart package puts the binary.

@@ -156,7 +156,11 @@ func (l *Lab) initPostgres(ctx context.Context, host string) error {
 	if err != nil {
 		return err
 	}
-	if err := l.writePG(host, PGData+"/postgresql.conf", string(conf)+pgSettings, 0o600); err != nil {
+	settings := pgSettings
+	if l.cfg.EarlyAck {
+		settings += "synchronous_commit = local\t\t# EarlyAck: a broken cluster, for testing a checker\n"
+	}
+	if err := l.writePG(host, PGData+"/postgresql.conf", string(conf)+settings, 0o600); err != nil {
 		return err
 	}
 	if err := l.writePG(host, PGData+"/pg_hba.conf", l.cfg.pgHBA(), 0o600); err != nil {
