@@ -11,8 +11,10 @@ import (
 // Kind is a kind of fault.
 type Kind string
 
-// Fault kinds. Overlap is not a fault of its own: asked for, it lets a
-// step stay in force while the next one is injected.
+// Fault kinds. Overlap and Recovering are not faults of their own: asked
+// for, Overlap lets a step stay in force while the next one is injected,
+// and Recovering injects the next one while the cluster still recovers
+// from a step (a rejoin, a promotion, a standby catching up).
 const (
 	PostmasterKill  Kind = "postmaster-kill"  // SIGKILL the postmaster; heal: clean the resource up
 	HostCrash       Kind = "host-crash"       // power off; heal: boot once fencing is confirmed
@@ -23,11 +25,12 @@ const (
 	PartitionClient Kind = "client-partition" // the primary and the client host against the rest: clients keep writing to an isolated primary
 	PoolerFreeze    Kind = "pooler-freeze"    // freeze the pooler leader's host (the seed's experiment 6)
 	Overlap         Kind = "overlap"          // two faults in force at once
+	Recovering      Kind = "recovering"       // the next fault a few seconds after a heal, while the cluster recovers from it
 )
 
 // Kinds is every kind, in the order the help lists them.
 func Kinds() []Kind {
-	return []Kind{PostmasterKill, HostCrash, Freeze, LinkCut, Partition, PartitionSync, PartitionClient, PoolerFreeze, Overlap}
+	return []Kind{PostmasterKill, HostCrash, Freeze, LinkCut, Partition, PartitionSync, PartitionClient, PoolerFreeze, Overlap, Recovering}
 }
 
 // Role is what a fault hits, resolved to a host when the step runs: the
@@ -78,12 +81,18 @@ type Step struct {
 	// Overlap: the next step is injected while this one is in force, and
 	// both are healed together after the next one's hold.
 	Overlap bool
+	// Hurry, when not zero: the next step comes this long after this one
+	// heals, without waiting for the cluster to converge.
+	Hurry time.Duration
 }
 
 func (s Step) String() string {
 	o := ""
 	if s.Overlap {
 		o = ", overlapping the next"
+	}
+	if s.Hurry > 0 {
+		o = fmt.Sprintf(", the next %.1fs after its heal", s.Hurry.Seconds())
 	}
 	return fmt.Sprintf("%s of the %s for %.1fs%s", s.Kind, s.Target, s.Hold.Seconds(), o)
 }
@@ -133,7 +142,7 @@ func Plan(seed uint64, n int, kinds []Kind) ([]Step, error) {
 	}
 	var faults, joiners []Kind
 	for _, k := range kinds {
-		if k == Overlap {
+		if k == Overlap || k == Recovering {
 			continue
 		}
 		if roles(k) == nil {
@@ -148,6 +157,7 @@ func Plan(seed uint64, n int, kinds []Kind) ([]Step, error) {
 		return nil, fmt.Errorf("plan: no fault kind among %q", kinds)
 	}
 	overlap := slices.Contains(kinds, Overlap) && len(joiners) > 0
+	recovering := slices.Contains(kinds, Recovering)
 	r := rand.New(rand.NewPCG(seed, 0x72616d70617274)) // "rampart"
 	hold := func() time.Duration {
 		// Whole tenths of a second: the plan reads as it prints.
@@ -166,6 +176,10 @@ func Plan(seed uint64, n int, kinds []Kind) ([]Step, error) {
 				steps = append(steps, s, Step{Kind: j, Target: pick(r, others), Hold: hold()})
 				continue
 			}
+		}
+		// Drawn only when asked for, so that the plans of other kinds stay.
+		if recovering && len(steps)+2 <= n && r.IntN(4) == 0 {
+			s.Hurry = time.Second + time.Duration(r.Int64N(41))*100*time.Millisecond // 1–5 s
 		}
 		steps = append(steps, s)
 	}

@@ -3,6 +3,7 @@ package chaos
 import (
 	"slices"
 	"testing"
+	"time"
 )
 
 func TestPlanIsReproducible(t *testing.T) {
@@ -96,5 +97,34 @@ func TestParseKinds(t *testing.T) {
 	}
 	if _, err := Plan(1, 3, []Kind{Overlap}); err == nil {
 		t.Error("a plan of overlaps alone: no error")
+	}
+}
+
+// Recovering hurries some steps' successors (1–5 s after the heal, never
+// after the last step); without it no step hurries and the plan of the
+// other kinds is the one it was.
+func TestPlanRecovering(t *testing.T) {
+	steps, err := Plan(7, 40, []Kind{Freeze, HostCrash, Recovering})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hurried := 0
+	for i, s := range steps {
+		if s.Hurry == 0 {
+			continue
+		}
+		hurried++
+		if s.Hurry < time.Second || s.Hurry > 5*time.Second || i == len(steps)-1 {
+			t.Errorf("step %d of %d: %s", i+1, len(steps), s)
+		}
+	}
+	if hurried == 0 {
+		t.Errorf("no step hurried in 40:\n%v", steps)
+	}
+	without, _ := Plan(7, 40, []Kind{Freeze, HostCrash})
+	for i, s := range without {
+		if s.Hurry != 0 {
+			t.Errorf("step %d hurries without recovering: %s", i+1, s)
+		}
 	}
 }

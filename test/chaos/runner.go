@@ -143,10 +143,13 @@ func Run(ctx context.Context, l *lab.Lab, o Options, log *slog.Logger) (res Resu
 	if err := c.sleep(ctx, 5*time.Second); err != nil {
 		return res, err
 	}
-	var inForce []active
+	// inForce are the faults in force; healed the ones healed without a
+	// convergence wait yet (Recovering), whose convergence the next wait
+	// covers.
+	var inForce, healed []active
 	// settle heals the faults in force and waits for convergence.
 	settle := func(what string) error {
-		if len(inForce) == 0 {
+		if len(inForce)+len(healed) == 0 {
 			return nil
 		}
 		if err := c.heal(ctx, inForce); err != nil {
@@ -154,10 +157,10 @@ func Run(ctx context.Context, l *lab.Lab, o Options, log *slog.Logger) (res Resu
 		}
 		var hit []string
 		var kinds []Kind
-		for _, a := range inForce {
+		for _, a := range append(healed, inForce...) {
 			hit, kinds = append(hit, a.host), append(kinds, a.kind)
 		}
-		inForce = nil
+		inForce, healed = nil, nil
 		missed := len(c.res.Misses)
 		c.converge(ctx, what, kinds, hit)
 		c.progress("violations so far: %d", len(quickCheck(c.w.Ops())))
@@ -194,6 +197,19 @@ func Run(ctx context.Context, l *lab.Lab, o Options, log *slog.Logger) (res Resu
 			return res, err
 		}
 		if s.Overlap && i+1 < len(steps) {
+			continue
+		}
+		if s.Hurry > 0 && i+1 < len(steps) {
+			// Heal, and the next fault while the cluster recovers; the
+			// convergence wait comes after that one.
+			if err := c.heal(ctx, inForce); err != nil {
+				return res, err
+			}
+			healed, inForce = append(healed, inForce...), nil
+			c.progress("next fault in %.1fs, while the cluster recovers", s.Hurry.Seconds())
+			if err := c.sleep(ctx, s.Hurry); err != nil {
+				return res, err
+			}
 			continue
 		}
 		if err := settle(fmt.Sprintf("fault %d (%s %s)", i+1, s.Kind, a.host)); errors.Is(err, errHalt) {
