@@ -29,9 +29,12 @@ func labChaosCommand() *cli.Command {
 			"brain, lost writes, linearizable registers, read-your-writes through the pooler, garbage\n" +
 			"reads, list order. Writes --out/history.json and --out/report.md; exits 1 on any violation\n" +
 			"or convergence miss. The same seed replays the same plan.\n\n" +
-			"Kinds: postmaster-kill, host-crash, freeze, link-cut, partition (the primary alone),\n" +
-			"partition-sync (the primary and its synchronous standby against the rest), client-partition\n" +
-			"(the primary and the client host against the rest), pooler-freeze, overlap.\n\n" +
+			"Kinds: postmaster-kill, host-crash, freeze, link-cut (a database host, the pooler leader or\n" +
+			"the witness), partition (the primary alone), partition-sync (the primary and its synchronous\n" +
+			"standby against the rest), client-partition (the primary and the client host against the\n" +
+			"rest), pooler-freeze, pooler-kill, bmc-down (a host loses power with its BMC: no fencing\n" +
+			"until it is back), overlap (two faults at once), recovering (the next fault a few seconds\n" +
+			"after a heal, while the cluster recovers).\n\n" +
 			"--early-ack builds a broken cluster on purpose (synchronous_commit = local: commits are\n" +
 			"acknowledged before the synchronous standby has them), to show that the checker catches\n" +
 			"what it must: a client-partition of such a primary loses acknowledged commits.",

@@ -24,13 +24,15 @@ const (
 	PartitionSync   Kind = "partition-sync"   // the primary and its synchronous standby against the rest (two of four: no side has quorum)
 	PartitionClient Kind = "client-partition" // the primary and the client host against the rest: clients keep writing to an isolated primary
 	PoolerFreeze    Kind = "pooler-freeze"    // freeze the pooler leader's host (the seed's experiment 6)
+	PoolerKill      Kind = "pooler-kill"      // SIGKILL the pooler leader's process; heal: start it again
+	BMCDown         Kind = "bmc-down"         // a host loses power with its BMC: no fencing until the BMC is back; heal: BMC up, boot
 	Overlap         Kind = "overlap"          // two faults in force at once
 	Recovering      Kind = "recovering"       // the next fault a few seconds after a heal, while the cluster recovers from it
 )
 
 // Kinds is every kind, in the order the help lists them.
 func Kinds() []Kind {
-	return []Kind{PostmasterKill, HostCrash, Freeze, LinkCut, Partition, PartitionSync, PartitionClient, PoolerFreeze, Overlap, Recovering}
+	return []Kind{PostmasterKill, HostCrash, Freeze, LinkCut, Partition, PartitionSync, PartitionClient, PoolerFreeze, PoolerKill, BMCDown, Overlap, Recovering}
 }
 
 // Role is what a fault hits, resolved to a host when the step runs: the
@@ -50,13 +52,13 @@ const (
 func roles(k Kind) []Role {
 	db := []Role{Primary, SyncStandby, AsyncStandby}
 	switch k {
-	case PostmasterKill, HostCrash, LinkCut:
+	case PostmasterKill, HostCrash, BMCDown:
 		return db
-	case Freeze:
+	case Freeze, LinkCut:
 		return append(db, PoolerLeader, Witness)
 	case Partition, PartitionSync, PartitionClient:
 		return []Role{Primary}
-	case PoolerFreeze:
+	case PoolerFreeze, PoolerKill:
 		return []Role{PoolerLeader}
 	}
 	return nil
@@ -65,7 +67,7 @@ func roles(k Kind) []Role {
 // light says whether kind may join a fault already in force: it leaves
 // every database host a member of the cluster, so quorum (three of four)
 // and with it fencing survive the pair.
-func light(k Kind) bool { return k == PostmasterKill || k == PoolerFreeze }
+func light(k Kind) bool { return k == PostmasterKill || k == PoolerFreeze || k == PoolerKill }
 
 // Hold bounds: how long a fault stays before it is healed.
 const (

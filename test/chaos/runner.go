@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -331,6 +332,26 @@ func (c *campaign) inject(ctx context.Context, s Step) (active, error) {
 			return active{}, err
 		}
 		heal = func(ctx context.Context) error { return c.bringBack(ctx, host) }
+	case BMCDown:
+		if err := l.BMCDown(ctx, host); err != nil {
+			return active{}, err
+		}
+		if err := l.Crash(ctx, host); err != nil {
+			return active{}, err
+		}
+		heal = func(ctx context.Context) error {
+			if err := l.BMCUp(ctx, host); err != nil {
+				return err
+			}
+			// The fence device's monitor failed while its BMC was away.
+			c.cleanupResource(ctx, "fence-"+host, "")
+			return c.bringBack(ctx, host)
+		}
+	case PoolerKill:
+		if err := l.KillPooler(ctx, host); err != nil {
+			return active{}, err
+		}
+		heal = func(context.Context) error { return l.StartPooler(host) }
 	case Freeze, PoolerFreeze:
 		if err := l.Freeze(ctx, host); err != nil {
 			return active{}, err
@@ -429,24 +450,37 @@ func (c *campaign) bringBack(ctx context.Context, host string) error {
 
 // cleanup clears host's failed resource actions (migration-threshold=1
 // bans a resource from a node where it failed until then), as an operator
-// would after a postmaster died. It asks the other hosts first (host may
-// be on its way out: fenced, or not yet back in the cluster); when none
-// can, it says so and leaves the verdict to the convergence wait.
+// would after a postmaster died.
 func (c *campaign) cleanup(ctx context.Context, host string) error {
-	hosts := slices.DeleteFunc(c.l.DBHosts(), func(h string) bool { return h == host })
+	c.cleanupResource(ctx, lab.PgsqlResource+"-clone", host)
+	return nil
+}
+
+// cleanupResource clears rsc's failed actions (on node; "" for every
+// node). It asks the hosts other than node first (node may be on its way
+// out: fenced, or not yet back in the cluster); when none can, it says so
+// and leaves the verdict to the convergence wait.
+func (c *campaign) cleanupResource(ctx context.Context, rsc, node string) {
+	hosts := slices.DeleteFunc(c.l.DBHosts(), func(h string) bool { return h == node })
+	if node != "" {
+		hosts = append(hosts, node)
+	}
+	argv := []string{"crm_resource", "--cleanup", "--resource", rsc}
+	if node != "" {
+		argv = append(argv, "--node", node)
+	}
 	var errs []error
-	for _, h := range append(hosts, host) {
+	for _, h := range hosts {
 		if c.l.Crashed(h) {
 			continue
 		}
-		_, err := c.l.Output(ctx, h, "crm_resource", "--cleanup", "--resource", lab.PgsqlResource+"-clone", "--node", host)
+		_, err := c.l.Output(ctx, h, argv...)
 		if err == nil {
-			return nil
+			return
 		}
 		errs = append(errs, err)
 	}
-	c.progress("could not clean %s up: %s", host, firstLine(fmt.Sprint(errors.Join(errs...))))
-	return nil
+	c.progress("could not clean %s up on %s: %s", rsc, cmp.Or(node, "every node"), firstLine(fmt.Sprint(errors.Join(errs...))))
 }
 
 // resolve names the host that plays role now ("" for none).

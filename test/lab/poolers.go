@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/rampart-ha/rampart/ops"
@@ -83,31 +84,11 @@ vip = %s
 			return err
 		}
 	}
-	start := func(host string, args ...string) error {
-		cmd, err := l.Exec(ctx, host, append([]string{l.cfg.labBinary()}, args...)...)
-		if err != nil {
-			return err
-		}
-		// Not ctx: the daemon outlives this call (lab down ends it).
-		cmd = exec.Command(cmd.Args[0], cmd.Args[1:]...)
-		cmd.Env = append(os.Environ(), "PGPASSFILE="+l.clientPgpass())
-		logf, err := os.Create(filepath.Join(l.cfg.hostDir(host), "log", "rampart-"+args[0]+".log"))
-		if err != nil {
-			return err
-		}
-		cmd.Stdout, cmd.Stderr = logf, logf
-		if err := cmd.Start(); err != nil {
-			logf.Close()
-			return fmt.Errorf("start rampart %s on %s: %w", args[0], host, err)
-		}
-		go func() { cmd.Wait(); logf.Close() }()
-		return nil
-	}
-	if err := start("w", "witness", "run", "--config", filepath.Join(dir, "w.ini")); err != nil {
+	if err := l.startRampart("w", "witness", "run", "--config", filepath.Join(dir, "w.ini")); err != nil {
 		return err
 	}
 	for _, p := range []string{"p1", "p2"} {
-		if err := start(p, "pooler", "run", "--config", filepath.Join(dir, p+".ini")); err != nil {
+		if err := l.StartPooler(p); err != nil {
 			return err
 		}
 	}
@@ -115,6 +96,66 @@ vip = %s
 		leader, primary, err := l.PoolerLeader(ctx)
 		return err == nil && leader != "" && primary != "", fmt.Sprintf("leader %q primary %q %v", leader, primary, err), nil
 	})
+}
+
+// startRampart starts the lab's rampart with args as a daemon on host,
+// logging to log/rampart-ARGS[0].log there (appended: a restart keeps the
+// lines before it). Lab down ends it.
+func (l *Lab) startRampart(host string, args ...string) error {
+	cmd, err := l.Exec(context.Background(), host, append([]string{l.cfg.labBinary()}, args...)...)
+	if err != nil {
+		return err
+	}
+	// Not a context's: the daemon outlives this call.
+	cmd = exec.Command(cmd.Args[0], cmd.Args[1:]...)
+	cmd.Env = append(os.Environ(), "PGPASSFILE="+l.clientPgpass())
+	logf, err := os.OpenFile(filepath.Join(l.cfg.hostDir(host), "log", "rampart-"+args[0]+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("start rampart %s on %s: %w", args[0], host, err)
+	}
+	go func() { cmd.Wait(); logf.Close() }()
+	return nil
+}
+
+// StartPooler starts the pooler of pooler host p (p1 or p2) with the
+// pair's configuration StartPoolerPair wrote.
+func (l *Lab) StartPooler(p string) error {
+	if h, err := l.host(p); err != nil || h.Role != RolePooler {
+		return fmt.Errorf("start pooler: %q is no pooler host of lab %s", p, l.cfg.ID)
+	}
+	return l.startRampart(p, "pooler", "run", "--config", filepath.Join(l.cfg.Dir(), "poolers", p+".ini"))
+}
+
+// KillPooler ends the pooler of host p with SIGKILL, a crash of the
+// process (its host stays up), and returns once it is gone.
+func (l *Lab) KillPooler(ctx context.Context, p string) error {
+	if h, err := l.host(p); err != nil || h.Role != RolePooler {
+		return fmt.Errorf("kill pooler: %q is no pooler host of lab %s", p, l.cfg.ID)
+	}
+	procs, err := procsInNamespace(l.cfg.hostNamespace(p))
+	if err != nil {
+		return err
+	}
+	var pids []int
+	for _, pr := range procs {
+		argv, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pr.PID))
+		if pr.Comm == filepath.Base(l.cfg.labBinary()) && strings.Contains(string(argv), "\x00pooler\x00run\x00") {
+			pids = append(pids, pr.PID)
+		}
+	}
+	if len(pids) != 1 {
+		return fmt.Errorf("kill pooler of %s: %d poolers run there, want 1", p, len(pids))
+	}
+	if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
+		return fmt.Errorf("kill pooler of %s: %w", p, err)
+	}
+	return WaitFor(ctx, fmt.Sprintf("pooler %d of %s gone", pids[0], p), 10*time.Millisecond,
+		func(context.Context) (bool, string, error) { return !alive(pids[0]), "", nil })
 }
 
 // PoolerLeader asks each pooler's /health which of them leads the pair
