@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/rampart-ha/rampart/ops"
 	"github.com/rampart-ha/rampart/test/chaos/history"
 )
 
@@ -43,3 +45,24 @@ type safeToRetry struct{}
 func (safeToRetry) Error() string     { return "write failed before sending" }
 func (safeToRetry) SafeToRetry() bool { return true }
 func (safeToRetry) Unwrap() error     { return errors.ErrUnsupported }
+
+// Marks read a pooler's /health the way its router does: a node down,
+// drained or past max_lag_bytes takes no reads.
+func TestMarks(t *testing.T) {
+	pv := ops.PoolerView{Member: "p1", Leader: true, Nodes: []ops.PoolerNode{
+		{Name: "n1", Role: "primary", Up: true},
+		{Name: "n2", Role: "standby", Up: false},
+		{Name: "n3", Role: "standby", Up: true, Drained: true},
+		{Name: "n4", Role: "standby", Up: true, LagBytes: poolerMaxLag + 1},
+	}}
+	got := Marks(pv, time.Second)
+	want := map[string]string{"n1": "", "n2": "down", "n3": "drained", "n4": "lagging 16777217 bytes"}
+	if len(got) != len(want) {
+		t.Fatalf("marks %+v", got)
+	}
+	for _, m := range got {
+		if m.Why != want[m.Node] || m.Usable != (want[m.Node] == "") || m.Pooler != "p1" || m.At != time.Second {
+			t.Errorf("mark %+v; want why %q", m, want[m.Node])
+		}
+	}
+}

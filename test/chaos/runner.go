@@ -91,11 +91,12 @@ var errHalt = errors.New("convergence missed")
 
 // campaign is one run's working state.
 type campaign struct {
-	l   *lab.Lab
-	o   Options
-	log *slog.Logger
-	w   *Workload
-	res *Result
+	l     *lab.Lab
+	o     Options
+	log   *slog.Logger
+	w     *Workload
+	marks *marker
+	res   *Result
 }
 
 // Run runs a campaign on lab l (built with LabConfig, prepared with
@@ -121,6 +122,7 @@ func Run(ctx context.Context, l *lab.Lab, o Options, log *slog.Logger) (res Resu
 		if c.w != nil {
 			c.w.Stop()
 			res.History.Ops = c.w.Ops()
+			res.History.Marks = c.marks.stop()
 		}
 		end := o.Now().Sub(started)
 		for i := range res.History.Faults {
@@ -140,6 +142,8 @@ func Run(ctx context.Context, l *lab.Lab, o Options, log *slog.Logger) (res Resu
 	c.w = NewWorkload(targets, nodes, o.Seed, o.Pace, started, o.Now, log)
 	c.w.Start()
 	defer c.w.Stop()
+	c.marks = sampleMarks(ctx, c.l, started, o.Now)
+	defer c.marks.stop()
 	c.progress("seed %d: %d faults (%s); workload on the database VIP and the pooler pair", o.Seed, len(steps), FormatKinds(o.Kinds))
 	if err := c.sleep(ctx, 5*time.Second); err != nil {
 		return res, err
@@ -231,6 +235,7 @@ func Run(ctx context.Context, l *lab.Lab, o Options, log *slog.Logger) (res Resu
 		return res, err
 	}
 	c.w.Stop()
+	res.History.Marks = c.marks.stop()
 	c.converge(ctx, "the end", nil, nil)
 	res.History.Ops = c.w.Ops()
 	res.History.Final, err = c.final(ctx)

@@ -14,6 +14,20 @@ type History struct {
 	Ops     []Op        `json:"ops"`
 	Faults  []Fault     `json:"faults,omitzero"`
 	Final   []NodeState `json:"final,omitzero"`
+	// Marks are the leading pooler's views of the nodes, sampled while
+	// the clients ran.
+	Marks []PoolerMark `json:"marks,omitzero"`
+}
+
+// PoolerMark is what a pooler said about one node at one moment (its
+// /health): whether it would send reads there.
+type PoolerMark struct {
+	At     time.Duration `json:"at_ns"` // offset from History.Started
+	Pooler string        `json:"pooler"`
+	Node   string        `json:"node"`
+	// Usable: up, not drained, within the lag limit; Why says otherwise.
+	Usable bool   `json:"usable,omitempty"`
+	Why    string `json:"why,omitempty"`
 }
 
 // Op is one operation of one client, from invocation to completion.

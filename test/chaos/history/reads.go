@@ -181,3 +181,52 @@ func duplicates(list []int64) []int64 {
 	}
 	return d
 }
+
+// MarkedReads checks that no standby the pooler had marked unusable
+// answered a read through it. Marks are samples, so a read counts only
+// when the same pooler's samples of that node on both sides of it, and
+// every one between, say unusable: the pooler decided so before the read
+// and had not changed its mind after it.
+func MarkedReads(ops []Op, marks []PoolerMark) []Violation {
+	byNode := map[string][]PoolerMark{}
+	for _, m := range marks {
+		byNode[m.Node] = append(byNode[m.Node], m)
+	}
+	for _, ms := range byNode {
+		slices.SortStableFunc(ms, func(a, b PoolerMark) int { return cmp.Compare(a.At, b.At) })
+	}
+	var vs []Violation
+	for _, r := range ops {
+		if r.Outcome != OK || r.Path != ViaPooler || r.Kind.IsWrite() || !r.Server.Standby || r.Server.Node == "" {
+			continue
+		}
+		ms := byNode[r.Server.Node]
+		// before: the last sample at or before the invocation.
+		before, _ := slices.BinarySearchFunc(ms, r.Invoked+1, func(m PoolerMark, t time.Duration) int { return cmp.Compare(m.At, t) })
+		before--
+		if before < 0 || ms[before].Usable {
+			continue
+		}
+		marked := true
+		after := -1
+		for i := before + 1; i < len(ms); i++ {
+			if ms[i].Pooler != ms[before].Pooler {
+				continue
+			}
+			if ms[i].Usable {
+				marked = false
+				break
+			}
+			if ms[i].At >= r.Completed {
+				after = i
+				break
+			}
+		}
+		if !marked || after < 0 {
+			continue
+		}
+		vs = append(vs, Violation{MarkedRead, fmt.Sprintf("%v was answered by %s, which pooler %s had marked unusable (%s) from %.1fs to %.1fs",
+			r, r.Server.Node, ms[before].Pooler, ms[before].Why, ms[before].At.Seconds(), ms[after].At.Seconds()), []Op{r}})
+	}
+	return vs
+}

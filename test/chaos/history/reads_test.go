@@ -172,3 +172,40 @@ func TestListOrder(t *testing.T) {
 		})
 	}
 }
+
+// A standby the pooler had marked down before a read and still after it
+// must not answer it; one it marked usable in between, or only on one
+// side, or a sample from another pooler, proves nothing.
+func TestMarkedReads(t *testing.T) {
+	mark := func(at int, pooler string, usable bool) PoolerMark {
+		m := PoolerMark{At: time.Duration(at) * ms, Pooler: pooler, Node: "pg3", Usable: usable}
+		if !usable {
+			m.Why = "down"
+		}
+		return m
+	}
+	down := []PoolerMark{mark(0, "p1", true), mark(500, "p1", false), mark(1000, "p1", false), mark(1500, "p1", false), mark(2000, "p1", true)}
+	ops := []Op{
+		on(read(1, 1, 1, nil, 600, 700), ViaPooler, pg3sb),   // marked on both sides: a violation
+		on(read(2, 1, 1, nil, 1800, 2100), ViaPooler, pg3sb), // usable again before it completed
+		on(read(3, 1, 1, nil, 100, 200), ViaPooler, pg3sb),   // usable before
+		on(read(4, 1, 1, nil, 600, 700), ViaVIP, pg3sb),      // not through the pooler
+		on(read(5, 1, 1, nil, 600, 700), ViaPooler, pg2tl2),  // a primary
+	}
+	vs := MarkedReads(ops, down)
+	if got := ids(vs); len(got) != 1 || got[0][0] != 1 {
+		t.Fatalf("violations %v; want read 1 only", vs)
+	}
+	if !strings.Contains(vs[0].Explanation, "pooler p1 had marked unusable (down) from 0.5s to 1.0s") {
+		t.Errorf("explanation %q", vs[0].Explanation)
+	}
+	// Only the other pooler's sample after it: no verdict.
+	other := []PoolerMark{mark(500, "p1", false), mark(1000, "p2", false)}
+	if vs := MarkedReads(ops[:1], other); len(vs) != 0 {
+		t.Errorf("a sample of another pooler counted: %v", vs)
+	}
+	// A clean history: no marks, no violations.
+	if vs := MarkedReads(ops, nil); len(vs) != 0 {
+		t.Errorf("no marks: %v", vs)
+	}
+}

@@ -30,6 +30,9 @@ const (
 	// StaleRead: a read through the pooler missed its own client's
 	// acknowledged append (read-your-writes).
 	StaleRead ViolationKind = "stale-read"
+	// MarkedRead: a standby the pooler had marked unusable (down, drained,
+	// or lagging past its limit) answered a read through it.
+	MarkedRead ViolationKind = "marked-read"
 	// GarbageRead: a read returned an id or value no operation tried to
 	// write.
 	GarbageRead ViolationKind = "garbage-read"
