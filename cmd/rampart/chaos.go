@@ -26,15 +26,18 @@ func labChaosCommand() *cli.Command {
 			"overlap is among the kinds), each on a role resolved when it runs, held a few seconds,\n" +
 			"healed, then waits for convergence (`rampart status` exit 0 on a database host) within\n" +
 			"--converge-timeout. At the end it reads every node's lists and checks the history: split\n" +
-			"brain, lost writes, linearizable registers, read-your-writes through the pooler, garbage\n" +
-			"reads, list order. Writes --out/history.json and --out/report.md; exits 1 on any violation\n" +
-			"or convergence miss. The same seed replays the same plan.\n\n" +
+			"brain, lost writes, linearizable registers, read-your-writes through the pooler, no read\n" +
+			"from a standby the leading pooler had marked down or lagging, garbage reads, list order.\n" +
+			"A convergence miss stops the injections. Writes report.md, report.json, history.json and\n" +
+			"timeline.svg in --out (and the hosts' logs in --out/logs when it found something); exits 1\n" +
+			"on any violation or convergence miss. The same seed replays the same plan.\n\n" +
 			"Kinds: postmaster-kill, host-crash, freeze, link-cut (a database host, the pooler leader or\n" +
 			"the witness), partition (the primary alone), partition-sync (the primary and its synchronous\n" +
 			"standby against the rest), client-partition (the primary and the client host against the\n" +
 			"rest), pooler-freeze, pooler-kill, bmc-down (a host loses power with its BMC: no fencing\n" +
-			"until it is back), overlap (two faults at once), recovering (the next fault a few seconds\n" +
-			"after a heal, while the cluster recovers).\n\n" +
+			"until it is back), packet-loss (25 % of a host's database link, each way), overlap (two\n" +
+			"faults at once), recovering (the next fault a few seconds after a heal, while the cluster\n" +
+			"recovers).\n\n" +
 			"--early-ack builds a broken cluster on purpose (synchronous_commit = local: commits are\n" +
 			"acknowledged before the synchronous standby has them), to show that the checker catches\n" +
 			"what it must: a client-partition of such a primary loses acknowledged commits.",

@@ -26,14 +26,18 @@ const (
 	PoolerFreeze    Kind = "pooler-freeze"    // freeze the pooler leader's host (the seed's experiment 6)
 	PoolerKill      Kind = "pooler-kill"      // SIGKILL the pooler leader's process; heal: start it again
 	BMCDown         Kind = "bmc-down"         // a host loses power with its BMC: no fencing until the BMC is back; heal: BMC up, boot
+	PacketLoss      Kind = "packet-loss"      // a host's database link drops LossPercent of its packets; heal: stop it
 	Overlap         Kind = "overlap"          // two faults in force at once
 	Recovering      Kind = "recovering"       // the next fault a few seconds after a heal, while the cluster recovers from it
 )
 
 // Kinds is every kind, in the order the help lists them.
 func Kinds() []Kind {
-	return []Kind{PostmasterKill, HostCrash, Freeze, LinkCut, Partition, PartitionSync, PartitionClient, PoolerFreeze, PoolerKill, BMCDown, Overlap, Recovering}
+	return []Kind{PostmasterKill, HostCrash, Freeze, LinkCut, Partition, PartitionSync, PartitionClient, PoolerFreeze, PoolerKill, BMCDown, PacketLoss, Overlap, Recovering}
 }
+
+// LossPercent is the share of packets a packet-loss fault drops each way.
+const LossPercent = 25
 
 // Role is what a fault hits, resolved to a host when the step runs: the
 // primary then is not the primary now.
@@ -56,6 +60,8 @@ func roles(k Kind) []Role {
 		return db
 	case Freeze, LinkCut:
 		return append(db, PoolerLeader, Witness)
+	case PacketLoss:
+		return append(db, PoolerLeader)
 	case Partition, PartitionSync, PartitionClient:
 		return []Role{Primary}
 	case PoolerFreeze, PoolerKill:

@@ -352,6 +352,16 @@ func (c *campaign) inject(ctx context.Context, s Step) (active, error) {
 			c.cleanupResource(ctx, "fence-"+host, "")
 			return c.bringBack(ctx, host)
 		}
+	case PacketLoss:
+		if err := l.Lose(ctx, host, LossPercent); err != nil {
+			return active{}, err
+		}
+		heal = func(ctx context.Context) error {
+			if err := l.StopLoss(ctx, host); err != nil {
+				return err
+			}
+			return c.bringBack(ctx, host)
+		}
 	case PoolerKill:
 		if err := l.KillPooler(ctx, host); err != nil {
 			return active{}, err

@@ -38,6 +38,7 @@ type State struct {
 	Partition [][]string      // groups of hosts cut off from the rest; nil when healed
 	BMCDown   map[string]bool // hosts whose BMC does not answer
 	WALHeld   map[string]bool // hosts that receive no WAL (HoldWAL)
+	Lossy     map[string]int  // hosts whose database link drops this percentage of packets (Lose)
 	// PacemakerPG: PostgreSQL is Pacemaker's (ocf:rampart:pgsql), so the lab
 	// never starts it itself, not even when a host boots.
 	PacemakerPG bool

@@ -96,6 +96,9 @@ func (l *Lab) hostStatus(ctx context.Context, st State, h Host) HostStatus {
 	if st.WALHeld[h.Name] {
 		hs.Condition += " + WAL held"
 	}
+	if pct := st.Lossy[h.Name]; pct > 0 {
+		hs.Condition += fmt.Sprintf(" + %d %% packet loss", pct)
+	}
 	if procs, err := procsInNamespace(l.cfg.hostNamespace(h.Name)); err == nil {
 		hs.Processes, hs.PSSKiB = len(procs), pssKiB(procs)
 	}

@@ -66,3 +66,48 @@ func (l *Lab) nft(ctx context.Context, host, ruleset string) error {
 	}
 	return nil
 }
+
+// lossTable is the nftables table Lose adds in a host's namespace.
+const lossTable = "rampart_lab_loss"
+
+// Lose makes host's database link (eth0) drop pct percent of the packets
+// it sends and of those it receives, at random: a bad cable or a busy
+// switch. (Delay would need the kernel's netem, which this lab does not
+// assume.) The management link and its BMC are untouched. StopLoss undoes
+// it; it outlasts a crash and a boot, as a link's fault would.
+func (l *Lab) Lose(ctx context.Context, host string, pct int) error {
+	if _, err := l.host(host); err != nil {
+		return err
+	}
+	if pct < 1 || pct > 100 {
+		return fmt.Errorf("packet loss on %s: %d %%: want 1 to 100", host, pct)
+	}
+	if l.current().Lossy[host] > 0 {
+		return fmt.Errorf("packet loss on %s: in force already (%d %%): stop it first", host, l.current().Lossy[host])
+	}
+	ruleset := fmt.Sprintf("table inet %[1]s {\n chain input {\n  type filter hook input priority 0; policy accept;\n  iifname \"eth0\" numgen random mod 100 < %[2]d drop\n }\n"+
+		" chain output {\n  type filter hook output priority 0; policy accept;\n  oifname \"eth0\" numgen random mod 100 < %[2]d drop\n }\n}\n", lossTable, pct)
+	if err := l.nft(ctx, host, ruleset); err != nil {
+		return fmt.Errorf("packet loss on %s: %w", host, err)
+	}
+	return l.change(func(s *State) {
+		if s.Lossy == nil {
+			s.Lossy = map[string]int{}
+		}
+		s.Lossy[host] = pct
+	})
+}
+
+// StopLoss undoes Lose.
+func (l *Lab) StopLoss(ctx context.Context, host string) error {
+	if _, err := l.host(host); err != nil {
+		return err
+	}
+	if l.current().Lossy[host] == 0 {
+		return nil
+	}
+	if err := l.nft(ctx, host, "delete table inet "+lossTable+"\n"); err != nil {
+		return fmt.Errorf("stop packet loss on %s: %w", host, err)
+	}
+	return l.change(func(s *State) { delete(s.Lossy, host) })
+}
