@@ -19,10 +19,16 @@ import (
 )
 
 // The workload's shape: a few lists and registers, so that clients meet
-// on each.
+// on each, new ones every Epoch: a list read returns the whole list and a
+// register's history is searched whole, so both must stay short however
+// long a campaign runs.
 const (
 	Lists     = 3
 	Registers = 2
+	Epoch     = time.Minute
+	// Epochs are the registers the schema creates (at 0) for; a campaign
+	// longer than Epochs×Epoch stays on the last epoch's.
+	Epochs = 240
 	// OpTimeout is each operation's bound, connecting included: short, so
 	// that an outage shows as outcomes, not as a hung client.
 	OpTimeout = 2 * time.Second
@@ -37,7 +43,7 @@ DROP SEQUENCE IF EXISTS chaos_pos;
 CREATE SEQUENCE chaos_pos;
 CREATE TABLE chaos_list (key int NOT NULL, id bigint UNIQUE NOT NULL, pos bigint NOT NULL);
 CREATE TABLE chaos_reg (k int PRIMARY KEY, v bigint NOT NULL);
-INSERT INTO chaos_reg SELECT k, 0 FROM generate_series(0, 1) k`
+INSERT INTO chaos_reg SELECT k, 0 FROM generate_series(0, 479) k` // Registers×Epochs
 
 // serverCols is what the server says of itself, in the statement that does
 // the work: on a primary the timeline of the WAL it writes to.
@@ -140,22 +146,24 @@ func (w *Workload) Counts() (ok, failed, unknown int) {
 // since is t as an offset from the start.
 func (w *Workload) since() time.Duration { return w.now().Sub(w.started) }
 
-// Choose draws a client's next operation: mostly appends and reads of
-// lists, some register operations. A compare-and-set expects the value the
-// client last read or wrote, so that some swap.
-func Choose(r *rand.Rand, last map[int]int64) history.Op {
+// Choose draws a client's next operation in epoch: mostly appends and
+// reads of that epoch's lists, some operations on its registers. A
+// compare-and-set expects the value the client last read or wrote, so
+// that some swap.
+func Choose(r *rand.Rand, last map[int]int64, epoch int) history.Op {
+	epoch = min(max(epoch, 0), Epochs-1)
 	op := history.Op{}
 	switch n := r.IntN(100); {
 	case n < 40:
-		op.Kind, op.Key = history.Append, r.IntN(Lists)
+		op.Kind, op.Key = history.Append, epoch*Lists+r.IntN(Lists)
 	case n < 65:
-		op.Kind, op.Key = history.ReadList, r.IntN(Lists)
+		op.Kind, op.Key = history.ReadList, epoch*Lists+r.IntN(Lists)
 	case n < 75:
-		op.Kind, op.Key = history.ReadRegister, r.IntN(Registers)
+		op.Kind, op.Key = history.ReadRegister, epoch*Registers+r.IntN(Registers)
 	case n < 85:
-		op.Kind, op.Key = history.WriteRegister, r.IntN(Registers)
+		op.Kind, op.Key = history.WriteRegister, epoch*Registers+r.IntN(Registers)
 	default:
-		op.Kind, op.Key = history.CompareAndSet, r.IntN(Registers)
+		op.Kind, op.Key = history.CompareAndSet, epoch*Registers+r.IntN(Registers)
 		op.Expect = last[op.Key]
 	}
 	return op
@@ -180,7 +188,7 @@ func (w *Workload) client(id int, t Target) {
 			return
 		case <-pace.C:
 		}
-		op := Choose(r, last)
+		op := Choose(r, last, int(w.since()/Epoch))
 		op.Client, op.Path = id, t.Path
 		if op.Kind.IsWrite() {
 			op.Value = w.nextValue.Add(1)

@@ -1,9 +1,11 @@
 package chaos
 
 import (
+	"fmt"
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/rampart-ha/rampart/test/chaos/history"
@@ -31,24 +33,32 @@ func TestParseFinal(t *testing.T) {
 	}
 }
 
+// Each epoch has its own lists and registers (so that a list read and a
+// register's history stay short); past the last epoch the last one's stay.
 func TestChooseStaysInShape(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	kinds := map[history.Kind]int{}
-	for range 1000 {
-		op := Choose(r, map[int]int64{0: 5})
-		kinds[op.Kind]++
-		limit := Lists
-		if op.Kind.IsRegister() {
-			limit = Registers
+	for _, tt := range []struct{ epoch, want int }{{0, 0}, {3, 3}, {Epochs + 5, Epochs - 1}} {
+		kinds := map[history.Kind]int{}
+		for range 1000 {
+			op := Choose(r, map[int]int64{tt.want * Registers: 5}, tt.epoch)
+			kinds[op.Kind]++
+			per := Lists
+			if op.Kind.IsRegister() {
+				per = Registers
+			}
+			if op.Key < tt.want*per || op.Key >= (tt.want+1)*per {
+				t.Fatalf("epoch %d: %v: key out of epoch %d's range", tt.epoch, op, tt.want)
+			}
+			if op.Kind == history.CompareAndSet && op.Key == tt.want*Registers && op.Expect != 5 {
+				t.Fatalf("%v: expects %d, want the last value seen, 5", op, op.Expect)
+			}
 		}
-		if op.Key < 0 || op.Key >= limit {
-			t.Fatalf("%v: key out of range", op)
-		}
-		if op.Kind == history.CompareAndSet && op.Key == 0 && op.Expect != 5 {
-			t.Fatalf("%v: expects %d, want the last value seen, 5", op, op.Expect)
+		if len(kinds) != 5 {
+			t.Errorf("epoch %d: 1000 draws gave kinds %v, want all five", tt.epoch, kinds)
 		}
 	}
-	if len(kinds) != 5 {
-		t.Errorf("1000 draws gave kinds %v, want all five", kinds)
+	// The schema creates every epoch's registers.
+	if !strings.Contains(Schema, fmt.Sprintf("generate_series(0, %d)", Registers*Epochs-1)) {
+		t.Errorf("Schema does not create %d registers:\n%s", Registers*Epochs, Schema)
 	}
 }
