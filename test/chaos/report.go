@@ -3,6 +3,7 @@ package chaos
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -120,9 +121,18 @@ func Markdown(res Result, o Options, took time.Duration) string {
 	}
 
 	if len(res.Report.Violations) > 0 {
-		b.WriteString("\n## Violations\n\n")
+		fmt.Fprintf(&b, "\n## Violations\n\nReplay: `%s`\n\n", replay)
+		// The first few of each kind; report.json has them all.
+		listed := map[history.ViolationKind]int{}
 		for _, v := range res.Report.Violations {
-			fmt.Fprintf(&b, "- %s\n  - replay: `%s`\n", v, replay)
+			if listed[v.Kind]++; listed[v.Kind] <= violationsListed {
+				fmt.Fprintf(&b, "- %s\n", v)
+			}
+		}
+		for _, k := range slices.Sorted(maps.Keys(listed)) {
+			if n := listed[k] - violationsListed; n > 0 {
+				fmt.Fprintf(&b, "- … and %d more %s (report.json lists every one)\n", n, k)
+			}
 		}
 	}
 	if len(res.Misses) > 0 {
@@ -135,6 +145,9 @@ func Markdown(res Result, o Options, took time.Duration) string {
 }
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.1fs", d.Seconds()) }
+
+// violationsListed is how many violations of each kind the report lists.
+const violationsListed = 10
 
 // Write puts history.json and report.md into dir.
 func Write(dir string, res Result, o Options, took time.Duration) error {

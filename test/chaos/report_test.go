@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +32,13 @@ func TestReportNamesTheReplay(t *testing.T) {
 	res.Misses = []Miss{{After: "fault 1 (freeze n2)", Kinds: []Kind{Freeze}, Status: "n2 is unclean"}}
 	if md := Markdown(res, o, time.Minute); !strings.Contains(md, "**1 missed**") || strings.Contains(md, "| 0 | 0.0s / 0.0s |") {
 		t.Errorf("a missed convergence is not shown as missed:\n%s", md)
+	}
+	many := res
+	for range violationsListed + 1 {
+		many.Report.Violations = append(slices.Clone(many.Report.Violations), v)
+	}
+	if md := Markdown(many, o, time.Minute); strings.Count(md, "lost-write: op 3 lost") != violationsListed || !strings.Contains(md, "… and 2 more lost-write") {
+		t.Errorf("the report does not cap its list of violations at %d a kind:\n%s", violationsListed, md)
 	}
 	res.Halted = "fault 1"
 	if md := Markdown(res, o, time.Minute); !strings.Contains(md, "Stopped injecting after fault 1") {
