@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -134,6 +135,21 @@ func TestOperatorCommands(t *testing.T) {
 	s.primary = syncNode
 	if out, _ := l.Output(ctx, syncNode, "cibadmin", "--query", "--scope", "constraints"); strings.Contains(out, "cli-prefer") || strings.Contains(out, "cli-ban") {
 		t.Errorf("switchover left its move constraint:\n%s", out)
+	}
+
+	// status after a primary change: healthy, and still healthy once every
+	// report an election or the promotion made is older than the 30 s after
+	// which status calls a position stale (the chaos campaign found status
+	// stuck at "its monitor is not running": positions were published only
+	// for elections).
+	switched := time.Now()
+	fctx, fcancel := context.WithTimeout(ctx, 90*time.Second)
+	defer fcancel()
+	if err := lab.WaitFor(fctx, "rampart status exit 0 more than 40 s after the switchover", time.Second, func(ctx context.Context) (bool, string, error) {
+		out, code := rampart(t, ctx, l, syncNode, "status")
+		return code == 0 && time.Since(switched) > 40*time.Second, fmt.Sprintf("exit %d after %s: %s", code, time.Since(switched).Round(time.Second), out), nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 
 	// rejoin: refused on the primary; after the primary's postmaster is
