@@ -35,9 +35,10 @@ func labChaosCommand() *cli.Command {
 			"the witness), partition (the primary alone), partition-sync (the primary and its synchronous\n" +
 			"standby against the rest), client-partition (the primary and the client host against the\n" +
 			"rest), pooler-freeze, pooler-kill, bmc-down (a host loses power with its BMC: no fencing\n" +
-			"until it is back), packet-loss (25 % of a host's database link, each way), overlap (two\n" +
-			"faults at once), recovering (the next fault a few seconds after a heal, while the cluster\n" +
-			"recovers).\n\n" +
+			"until it is back), packet-loss (25 % of a host's database link, each way), switchover (not a\n" +
+			"fault: rampart switchover to the synchronous standby, for an overlapping fault to land in),\n" +
+			"overlap (two faults at once), recovering (the next fault a few seconds after a heal, while\n" +
+			"the cluster recovers).\n\n" +
 			"--early-ack builds a broken cluster on purpose (synchronous_commit = local: commits are\n" +
 			"acknowledged before the synchronous standby has them), to show that the checker catches\n" +
 			"what it must: a client-partition of such a primary loses acknowledged commits.",

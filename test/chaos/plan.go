@@ -27,13 +27,14 @@ const (
 	PoolerKill      Kind = "pooler-kill"      // SIGKILL the pooler leader's process; heal: start it again
 	BMCDown         Kind = "bmc-down"         // a host loses power with its BMC: no fencing until the BMC is back; heal: BMC up, boot
 	PacketLoss      Kind = "packet-loss"      // a host's database link drops LossPercent of its packets; heal: stop it
+	Switchover      Kind = "switchover"       // not a fault: an operator's rampart switchover to the synchronous standby, for faults to land in
 	Overlap         Kind = "overlap"          // two faults in force at once
 	Recovering      Kind = "recovering"       // the next fault a few seconds after a heal, while the cluster recovers from it
 )
 
 // Kinds is every kind, in the order the help lists them.
 func Kinds() []Kind {
-	return []Kind{PostmasterKill, HostCrash, Freeze, LinkCut, Partition, PartitionSync, PartitionClient, PoolerFreeze, PoolerKill, BMCDown, PacketLoss, Overlap, Recovering}
+	return []Kind{PostmasterKill, HostCrash, Freeze, LinkCut, Partition, PartitionSync, PartitionClient, PoolerFreeze, PoolerKill, BMCDown, PacketLoss, Switchover, Overlap, Recovering}
 }
 
 // LossPercent is the share of packets a packet-loss fault drops each way.
@@ -62,7 +63,7 @@ func roles(k Kind) []Role {
 		return append(db, PoolerLeader, Witness)
 	case PacketLoss:
 		return append(db, PoolerLeader)
-	case Partition, PartitionSync, PartitionClient:
+	case Partition, PartitionSync, PartitionClient, Switchover:
 		return []Role{Primary}
 	case PoolerFreeze, PoolerKill:
 		return []Role{PoolerLeader}

@@ -198,7 +198,13 @@ func Run(ctx context.Context, l *lab.Lab, o Options, log *slog.Logger) (res Resu
 		c.progress("fault %d of %d: %s %s (%s) for %.1fs%s", i+1, len(steps), s.Kind, a.host, s.Target, s.Hold.Seconds(),
 			map[bool]string{true: ", overlapping the next"}[s.Overlap])
 		inForce = append(inForce, a)
-		if err := c.sleep(ctx, s.Hold); err != nil {
+		hold := s.Hold
+		if s.Kind == Switchover {
+			// A switchover lasts as long as its command; the hold says how
+			// soon an overlapping fault lands in it: within a second or so.
+			hold /= 8
+		}
+		if err := c.sleep(ctx, hold); err != nil {
 			return res, err
 		}
 		if s.Overlap && i+1 < len(steps) {
@@ -362,6 +368,17 @@ func (c *campaign) inject(ctx context.Context, s Step) (active, error) {
 			}
 			return c.bringBack(ctx, host)
 		}
+	case Switchover:
+		to, err := c.resolve(ctx, SyncStandby)
+		if err != nil || to == "" {
+			c.log.Info("no synchronous standby to switch over to", "err", err)
+			return active{}, nil
+		}
+		wait, err := c.startSwitchover(host, to)
+		if err != nil {
+			return active{}, err
+		}
+		heal = wait
 	case PoolerKill:
 		if err := l.KillPooler(ctx, host); err != nil {
 			return active{}, err
@@ -422,6 +439,40 @@ func (c *campaign) inject(ctx context.Context, s Step) (active, error) {
 	now := c.o.Now().Sub(c.res.History.Started)
 	c.res.History.Faults = append(c.res.History.Faults, history.Fault{Kind: string(s.Kind), Target: host + " (" + string(s.Target) + ")", Start: now, Healed: now})
 	return active{host: host, kind: s.Kind, fault: len(c.res.History.Faults) - 1, heal: heal}, nil
+}
+
+// startSwitchover runs `rampart switchover --to to` on host (the primary,
+// where an operator would), in the background; the returned wait waits for
+// it to end and says how it did. A refusal or a failure is no finding of
+// its own: convergence is the judge (a constraint left behind, a primary
+// that did not move back to health).
+func (c *campaign) startSwitchover(host, to string) (func(context.Context) error, error) {
+	cmd, err := c.l.Exec(context.Background(), host, c.o.Bin, "switchover", "--to", to, "--timeout", "90s")
+	if err != nil {
+		return nil, err
+	}
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("switchover to %s on %s: %w", to, host, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	return func(ctx context.Context) error {
+		select {
+		case err := <-done:
+			how := "exit 0"
+			if err != nil {
+				how = err.Error()
+			}
+			c.progress("switchover to %s: %s (%s)", to, lastLine(out.String()), how)
+		case <-ctx.Done():
+			cmd.Process.Kill()
+			<-done
+			return fmt.Errorf("switchover to %s: %w", to, ctx.Err())
+		}
+		return nil
+	}, nil
 }
 
 // heal heals the faults in force, the last first, and marks them healed.
@@ -679,6 +730,14 @@ func quickCheck(ops []history.Op) []history.Violation {
 	vs = append(vs, history.ReadYourWrites(ops, 2*time.Second)...)
 	vs = append(vs, history.GarbageReads(ops, nil)...)
 	return append(vs, history.ListOrder(ops, nil)...)
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
 }
 
 func firstLine(s string) string {
