@@ -16,7 +16,7 @@ DEB_PACKAGES := openipmi ipmitool fence-agents \
 	iproute2 nftables util-linux procps hostname tini libxml2-utils \
 	gcc libc6-dev python3-psycopg2 python3-psycopg pgbouncer pgpool2 \
 	default-jdk-headless libpostgresql-jdbc-java \
-	lintian rpm rpmlint gnupg cpio man-db systemd
+	lintian rpm rpmlint gnupg cpio man-db systemd debootstrap systemd-container
 
 .PHONY: all build test test-short lint deps demo chaos bench pgx-suite packages clean
 

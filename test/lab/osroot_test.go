@@ -1,0 +1,145 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rampart-ha/rampart/ra/pacemaker"
+)
+
+// RootCache is where tests keep the release roots between runs.
+const rootCache = "/var/cache/rampart/roots"
+
+// Each release's root builds (or is found in the cache) and brings the
+// Pacemaker and PostgreSQL it promises.
+func TestReleaseRoots(t *testing.T) {
+	for _, r := range Releases() {
+		t.Run(r.Name, func(t *testing.T) {
+			root := releaseRoot(t, r)
+			if out := chrootOutput(t, root, nil, "crm_mon", "--version"); !strings.Contains(out, "Pacemaker "+r.Pacemaker) {
+				t.Errorf("crm_mon --version in the %s root: %q; want Pacemaker %s", r.Name, out, r.Pacemaker)
+			}
+			postgres := fmt.Sprintf("/usr/lib/postgresql/%d/bin/postgres", r.PostgreSQL)
+			if out := chrootOutput(t, root, nil, postgres, "--version"); !strings.Contains(out, fmt.Sprintf("(PostgreSQL) %d.", r.PostgreSQL)) {
+				t.Errorf("%s --version in the %s root: %q", postgres, r.Name, out)
+			}
+		})
+	}
+	if RootDir("/c", Releases()[0]) == RootDir("/c", Releases()[1]) {
+		t.Error("two releases share a root folder")
+	}
+}
+
+// The agents and rampart status read the cluster through crm_mon's XML and
+// cibadmin. The same CIB (a four-node lab with the rampart agent, its VIP
+// and fencing, as Pacemaker 2.1 wrote it during a chaos campaign) read through each release's own
+// tools gives the same cluster status, options and parameters.
+func TestPacemakerToolsAgreeAcrossReleases(t *testing.T) {
+	cib, err := os.ReadFile("testdata/cib-chaos.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type reading struct {
+		status  pacemaker.ClusterStatus
+		options map[string]string
+		params  map[string]map[string]string
+	}
+	read := func(t *testing.T, r Release) reading {
+		root := releaseRoot(t, r)
+		if err := os.WriteFile(filepath.Join(root, "tmp", "cib.xml"), cib, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		run := func(ctx context.Context, argv ...string) (string, error) {
+			cmd := exec.CommandContext(ctx, "chroot", append([]string{root, "env", "CIB_file=/tmp/cib.xml"}, argv...)...)
+			out, err := cmd.Output()
+			if err != nil {
+				return "", fmt.Errorf("%s in the %s root: %w", strings.Join(argv, " "), r.Name, err)
+			}
+			return string(out), nil
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		var got reading
+		if got.status, err = pacemaker.CrmMon(ctx, run); err != nil {
+			t.Fatal(err)
+		}
+		if got.options, err = pacemaker.ClusterOptions(ctx, run); err != nil {
+			t.Fatal(err)
+		}
+		if got.params, err = pacemaker.ResourceParams(ctx, run); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	var first reading
+	for i, r := range Releases() {
+		got := read(t, r)
+		s := got.status
+		if len(s.Online()) != 4 || !s.Quorate {
+			t.Errorf("%s: online %v, quorate %v; want n1–n4 and quorum", r.Name, s.Online(), s.Quorate)
+		}
+		// Taken mid-campaign: n3's instance was stopped.
+		promoted, running := s.Promoted("pgsql"), s.RunningOn("pgsql")
+		slices.Sort(running)
+		if !reflect.DeepEqual(promoted, []string{"n1"}) || !reflect.DeepEqual(s.RunningOn("vip"), promoted) || !reflect.DeepEqual(running, []string{"n1", "n2", "n4"}) {
+			t.Errorf("%s: pgsql promoted on %v, running on %v, vip on %v; want n1 primary holding the VIP, instances on n1, n2, n4",
+				r.Name, promoted, running, s.RunningOn("vip"))
+		}
+		if got.options["stonith-enabled"] != "true" || got.params["pgsql"]["pgdata"] == "" {
+			t.Errorf("%s: options %v, pgsql parameters %v", r.Name, got.options, got.params["pgsql"])
+		}
+		if i == 0 {
+			first = got
+			continue
+		}
+		// What crm_mon reports of itself (the DC's version) and what it
+		// caches differ by release; everything rampart decides on must not.
+		first.status.Version, got.status.Version = "", ""
+		if !reflect.DeepEqual(first.status, got.status) {
+			t.Errorf("crm_mon of %s and %s disagree:\n%+v\n%+v", Releases()[0].Name, r.Name, first.status, got.status)
+		}
+		if !reflect.DeepEqual(first.options, got.options) || !reflect.DeepEqual(first.params, got.params) {
+			t.Errorf("cibadmin of %s and %s disagree:\n%v %v\n%v %v", Releases()[0].Name, r.Name, first.options, first.params, got.options, got.params)
+		}
+	}
+}
+
+// releaseRoot is r's root from the cache, built when missing; the test
+// skips when it cannot build one here (not root, no debootstrap).
+func releaseRoot(t *testing.T, r Release) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("release roots: skipped with -short (debootstrap takes a minute or two)")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("release roots: need root (debootstrap, chroot)")
+	}
+	if _, err := exec.LookPath("debootstrap"); err != nil {
+		t.Skip("release roots: need debootstrap (make deps)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	root, err := Root(ctx, rootCache, r, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func chrootOutput(t *testing.T, root string, env []string, argv ...string) string {
+	t.Helper()
+	out, err := exec.Command("chroot", append(append([]string{root, "env"}, env...), argv...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s in %s: %v\n%s", strings.Join(argv, " "), root, err, out)
+	}
+	return string(out)
+}
