@@ -12,6 +12,10 @@
 // finds "every process of a host" by network namespace: the PID namespace is
 // shared on purpose, so the lab can freeze or kill a host by PID.
 //
+// It also builds Debian release roots with debootstrap (Root), cached per
+// package list, for hosts that boot with systemd and run newer releases than
+// this machine (Pacemaker 3.0, PostgreSQL 17).
+//
 // It must not import package testing: test helpers built on it live in
 // _test.go files or in a package of their own.
 package lab
