@@ -143,3 +143,77 @@ func chrootOutput(t *testing.T, root string, env []string, argv ...string) strin
 	}
 	return string(out)
 }
+
+// A Debian 13 host boots with systemd in its own network namespace, runs
+// Debian's PostgreSQL 17 and Pacemaker 3.0 as services, keeps its disk
+// across a crash and a boot, and leaves nothing when removed.
+func TestSystemdHost(t *testing.T) {
+	r, err := ReleaseNamed("debian13")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := releaseRoot(t, r)
+	if _, err := exec.LookPath("systemd-nspawn"); err != nil {
+		t.Skip("systemd hosts: need systemd-nspawn (make deps: systemd-container)")
+	}
+	const netns = "rampart-sdtest"
+	exec.Command("ip", "netns", "del", netns).Run() // a crashed run's
+	for _, argv := range [][]string{{"ip", "netns", "add", netns}, {"ip", "-n", netns, "link", "set", "lo", "up"}} {
+		if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v: %s", strings.Join(argv, " "), err, out)
+		}
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", netns).Run() })
+	dir := t.TempDir()
+	h, err := NewSystemdHost(root, "sd1", netns, filepath.Join(dir, "sd1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	t.Cleanup(func() { h.Remove(context.Background()) })
+	up := func(what string) {
+		t.Helper()
+		start := time.Now()
+		if err := h.Boot(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.WaitRunning(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: systemd up in %s", what, time.Since(start).Round(10*time.Millisecond))
+	}
+	up("first boot")
+	service := fmt.Sprintf("postgresql@%d-main", r.PostgreSQL)
+	if out, err := h.Output(ctx, "systemctl", "is-active", service, "corosync", "pacemaker"); err != nil || strings.Count(out, "active") != 3 {
+		t.Errorf("services: %q %v; want %s, corosync and pacemaker active", out, err, service)
+	}
+	if out, err := h.Output(ctx, "hostname"); err != nil || strings.TrimSpace(out) != "sd1" {
+		t.Errorf("hostname %q %v; want sd1", out, err)
+	}
+	if _, err := h.Output(ctx, "sh", "-c", "echo kept > /var/lib/marker && sync"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Crash(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if procs, err := procsInNamespace(netns); err != nil || len(procs) != 0 {
+		t.Fatalf("after the crash %d processes (%v) in %s", len(procs), err, netns)
+	}
+	up("boot after the crash")
+	if out, err := h.Output(ctx, "cat", "/var/lib/marker"); err != nil || strings.TrimSpace(out) != "kept" {
+		t.Errorf("after crash and boot /var/lib/marker = %q %v; want what was written before", out, err)
+	}
+	if err := h.Poweroff(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Remove(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if mounted(filepath.Join(dir, "sd1", "merged")) {
+		t.Error("Remove left the overlay mounted")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "sd1")); !os.IsNotExist(err) {
+		t.Errorf("Remove left the host's folder: %v", err)
+	}
+}
