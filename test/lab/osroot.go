@@ -56,7 +56,7 @@ func (r Release) Packages() []string {
 	return []string{
 		"systemd", "systemd-sysv", "dbus", "iproute2", "iputils-ping", "procps", "nftables",
 		"corosync", "pacemaker", "pacemaker-cli-utils", "crmsh", "resource-agents",
-		fmt.Sprintf("postgresql-%d", r.PostgreSQL), "ipmitool", "arping", "ca-certificates",
+		fmt.Sprintf("postgresql-%d", r.PostgreSQL), "ipmitool", "arping", "ca-certificates", "man-db",
 	}
 }
 
@@ -111,5 +111,20 @@ func Root(ctx context.Context, cache string, r Release, log *slog.Logger) (strin
 		return "", fmt.Errorf("build the %s root: %w", r.Name, err)
 	}
 	log.Info("root built", "release", r.Name, "dir", dir, "elapsed", time.Since(start).Round(time.Second))
+	pruneRoots(cache, r, dir, log)
 	return dir, nil
+}
+
+// pruneRoots removes r's roots under cache other than keep: built from an
+// older package list, nothing uses them any more.
+func pruneRoots(cache string, r Release, keep string, log *slog.Logger) {
+	old, _ := filepath.Glob(filepath.Join(cache, r.Name+"-*"))
+	for _, p := range old {
+		if p == keep || strings.HasPrefix(p, keep+".") {
+			continue
+		}
+		if err := os.RemoveAll(p); err != nil {
+			log.Warn("could not remove an old root", "path", p, "err", err)
+		}
+	}
 }

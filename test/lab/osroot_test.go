@@ -217,3 +217,28 @@ func TestSystemdHost(t *testing.T) {
 		t.Errorf("Remove left the host's folder: %v", err)
 	}
 }
+
+// A new root of a release replaces that release's older ones, and only
+// those.
+func TestPruneRoots(t *testing.T) {
+	cache := t.TempDir()
+	r := Releases()[1]
+	keep := RootDir(cache, r)
+	for _, p := range []string{keep, keep + ".debootstrap.log", filepath.Join(cache, r.Name+"-0123456789ab"),
+		filepath.Join(cache, r.Name+"-0123456789ab.debootstrap.log"), RootDir(cache, Releases()[0])} {
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pruneRoots(cache, r, keep, slog.New(slog.DiscardHandler))
+	entries, _ := os.ReadDir(cache)
+	var left []string
+	for _, e := range entries {
+		left = append(left, e.Name())
+	}
+	want := []string{filepath.Base(RootDir(cache, Releases()[0])), filepath.Base(keep), filepath.Base(keep) + ".debootstrap.log"}
+	slices.Sort(want)
+	if !slices.Equal(left, want) {
+		t.Errorf("left %v; want %v", left, want)
+	}
+}

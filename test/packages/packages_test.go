@@ -3,6 +3,7 @@ package packages
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rampart-ha/rampart/test/lab"
 )
 
 // Where the packages put things; the agents' links come from the binary.
@@ -205,6 +208,8 @@ func TestPackages(t *testing.T) {
 		t.FailNow()
 	}
 
+	t.Run("debian13", func(t *testing.T) { installOnRelease(t, "debian13", deb) })
+
 	installed := run(t, nil, "dpkg", "-i", deb)
 	t.Logf("dpkg -i: %s", installed)
 	t.Cleanup(func() {
@@ -354,4 +359,94 @@ func tagged(out, tag string) []string {
 func tail(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// installOnRelease boots a host of release (systemd, its own Pacemaker and
+// PostgreSQL) and installs the .deb there as a user would, offline: apt
+// resolves its dependencies from what the host has. The agents must be
+// where that release's Pacemaker looks, its tools must read their
+// metadata, its systemd must accept the units, and apt-get remove must
+// take the package away again.
+func installOnRelease(t *testing.T, release, deb string) {
+	r, err := lab.ReleaseNamed(release)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tool := range []string{"debootstrap", "systemd-nspawn"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s host: needs %s (make deps)", release, tool)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	root, err := lab.Root(ctx, "/var/cache/rampart/roots", r, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	netns := "rampart-pkg" + strings.TrimPrefix(release, "debian")
+	exec.Command("ip", "netns", "del", netns).Run() // a crashed run's
+	for _, argv := range [][]string{{"ip", "netns", "add", netns}, {"ip", "-n", netns, "link", "set", "lo", "up"}} {
+		run(t, nil, argv...)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", netns).Run() })
+	h, err := lab.NewSystemdHost(root, "pkg"+strings.TrimPrefix(release, "debian"), netns, filepath.Join(t.TempDir(), "host"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Remove(context.Background()) })
+	if err := h.Boot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.WaitRunning(ctx); err != nil {
+		t.Fatal(err)
+	}
+	in := func(argv ...string) string {
+		t.Helper()
+		out, err := h.Output(ctx, argv...)
+		if err != nil {
+			t.Fatalf("%s host: %v\n%s", release, err, out)
+		}
+		return out
+	}
+	b, err := os.ReadFile(deb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd, err := h.Command(ctx, "sh", "-c", "cat > /root/rampart.deb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdin = bytes.NewReader(b)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("copy the .deb to the %s host: %v\n%s", release, err, out)
+	}
+	t.Logf("%s host: %s", release, lastLine(in("env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "/root/rampart.deb")))
+	in(binary, "agents", "--check")
+	for _, agent := range []string{"ocf:rampart:pgsql", "ocf:rampart:vip"} {
+		if out := in("crm_resource", "--show-metadata", agent); !strings.Contains(out, "<resource-agent name=") {
+			t.Errorf("%s host: crm_resource --show-metadata %s:\n%s", release, agent, out)
+		}
+		if out := in("crm", "ra", "info", agent); !strings.Contains(out, "Parameters (*: required, []: default):") && !strings.Contains(out, "Operations' defaults") {
+			t.Errorf("%s host: crm ra info %s:\n%s", release, agent, out)
+		}
+	}
+	if out := in("stonith_admin", "--metadata", "--agent", "fence_rampart_ipmi"); !strings.Contains(out, `<resource-agent name="fence_rampart_ipmi"`) {
+		t.Errorf("%s host: stonith_admin --metadata:\n%s", release, out)
+	}
+	var paths []string
+	for _, u := range units {
+		paths = append(paths, "/lib/systemd/system/"+u)
+	}
+	if out, err := h.Output(ctx, append([]string{"systemd-analyze", "verify"}, paths...)...); err != nil || strings.Contains(out, "rampart") {
+		t.Errorf("%s host: systemd-analyze verify: %v\n%s", release, err, out)
+	}
+	in("env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "remove", "-y", "rampart")
+	if out, _ := h.Output(ctx, "dpkg-query", "-W", "-f=${db:Status-Abbrev}", "rampart"); !strings.HasPrefix(out, "rc") {
+		t.Errorf("%s host: after apt-get remove, status %q; want rc", release, out)
+	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
 }
