@@ -33,7 +33,7 @@ func (l *Lab) ManagePostgres(ctx context.Context, extra PgsqlOptions) error {
 			return err
 		}
 		spec, _ := l.host(h)
-		if err := l.writePG(h, PGData+"/lab-node.conf", nodeConf(spec.HostSpec, ""), 0o600); err != nil {
+		if err := l.writePG(h, NodeConf, nodeConf(spec.HostSpec, ""), 0o600); err != nil {
 			return err
 		}
 		if err := os.Remove(l.pgHostPath(h, PGData+"/standby.signal")); err != nil && !os.IsNotExist(err) {
@@ -224,7 +224,7 @@ func (l *Lab) ManageClusterLabsPgsql(ctx context.Context) error {
 		if err := l.StopPostgres(ctx, h); err != nil {
 			return err
 		}
-		if err := l.writePG(h, PGData+"/lab-node.conf", nodeConf(hh.HostSpec, ""), 0o600); err != nil {
+		if err := l.writePG(h, NodeConf, nodeConf(hh.HostSpec, ""), 0o600); err != nil {
 			return err
 		}
 		if err := os.Remove(l.pgHostPath(h, PGData+"/standby.signal")); err != nil && !os.IsNotExist(err) {

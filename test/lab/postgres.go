@@ -13,7 +13,13 @@ import (
 
 // PostgreSQL on a database host, as seen from inside the host.
 const (
-	PGData    = "/var/lib/postgresql/lab/data"
+	PGData = "/var/lib/postgresql/lab/data"
+	// NodeConf is what differs between hosts (cluster_name, the first
+	// primary_conninfo), outside PGData: pg_basebackup and pg_rewind copy a
+	// data directory's files from another node, and a name that came with
+	// them would make that node answer as the other (the chaos campaign's
+	// history names the server by it).
+	NodeConf  = "/var/lib/postgresql/lab/node.conf"
 	pgLog     = "/var/lib/postgresql/lab/postgresql.log"
 	pgPort    = "5432"
 	pgSockets = "/run/postgresql"
@@ -54,7 +60,7 @@ synchronous_commit = on			# synchronous_standby_names is left to the agent
 restart_after_crash = off		# the cluster, not the postmaster, recovers crashes
 log_line_prefix = '%m [%p] %q%u@%d '
 log_connections = off
-include_if_exists = 'lab-node.conf'	# cluster_name and primary_conninfo of this host
+include_if_exists = '/var/lib/postgresql/lab/node.conf'	# NodeConf: cluster_name and primary_conninfo of this host
 `
 
 func (c Config) pgHBA() string {
@@ -67,8 +73,8 @@ host	all		all		127.0.0.1/32		scram-sha-256
 `, ReplicationUser, c.Subnet, c.Subnet)
 }
 
-// nodeConf is lab-node.conf: what differs between hosts; a standby names
-// the address of its primary.
+// nodeConf is NodeConf's text: what differs between hosts; a standby
+// names the address of its primary.
 func nodeConf(h HostSpec, primary string) string {
 	s := fmt.Sprintf("cluster_name = '%s'\n", h.Name)
 	if primary != "" {
@@ -167,7 +173,7 @@ func (l *Lab) initPostgres(ctx context.Context, host string) error {
 		return err
 	}
 	h, _ := l.host(host)
-	if err := l.writePG(host, PGData+"/lab-node.conf", nodeConf(h.HostSpec, ""), 0o600); err != nil {
+	if err := l.writePG(host, NodeConf, nodeConf(h.HostSpec, ""), 0o600); err != nil {
 		return err
 	}
 	if err := l.StartPostgres(ctx, host); err != nil {
@@ -203,7 +209,7 @@ func (l *Lab) cloneStandby(ctx context.Context, host, primary string) error {
 		return fmt.Errorf("pg_basebackup on %s from %s: %w", host, primary, err)
 	}
 	h, _ := l.host(host)
-	if err := l.writePG(host, PGData+"/lab-node.conf", nodeConf(h.HostSpec, p.Addr.String()), 0o600); err != nil {
+	if err := l.writePG(host, NodeConf, nodeConf(h.HostSpec, p.Addr.String()), 0o600); err != nil {
 		return err
 	}
 	if err := l.writePG(host, PGData+"/standby.signal", "", 0o600); err != nil {

@@ -28,13 +28,14 @@ func Check(h History, o Options) Report {
 	var vs []Violation
 	vs = append(vs, SplitBrain(h.Ops)...)
 	vs = append(vs, LostWrites(h.Ops, h.Final)...)
+	vs = append(vs, VanishedReads(h.Ops, h.Final)...)
 	registers, results := Registers(h.Ops, o.RegisterTimeout)
 	vs = append(vs, registers...)
 	vs = append(vs, ReadYourWrites(h.Ops, o.ReadYourWritesWindow)...)
 	vs = append(vs, MarkedReads(h.Ops, h.Marks)...)
 	vs = append(vs, GarbageReads(h.Ops, h.Final)...)
 	vs = append(vs, ListOrder(h.Ops, h.Final)...)
-	strength := []ViolationKind{SplitBrainSystemID, SplitBrainTimeline, LostWrite, NotLinearizable,
+	strength := []ViolationKind{SplitBrainSystemID, SplitBrainTimeline, LostWrite, VanishedRead, NotLinearizable,
 		StaleRead, MarkedRead, GarbageRead, IncompatibleOrder, DuplicateAppend, FailedWriteTookEffect}
 	slices.SortStableFunc(vs, func(a, b Violation) int {
 		return slices.Index(strength, a.Kind) - slices.Index(strength, b.Kind)

@@ -24,6 +24,10 @@ const (
 	SplitBrainTimeline ViolationKind = "split-brain-timeline"
 	// LostWrite: an acknowledged append is missing at the end.
 	LostWrite ViolationKind = "lost-write"
+	// VanishedRead: a read saw an append that was never acknowledged and
+	// is on no node at the end (PostgreSQL shows a commit before its
+	// synchronous standby confirms it; the failover dropped it).
+	VanishedRead ViolationKind = "vanished-read"
 	// NotLinearizable: no order of a register's operations explains
 	// what the clients saw.
 	NotLinearizable ViolationKind = "not-linearizable"

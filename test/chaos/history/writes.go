@@ -133,3 +133,59 @@ func SplitBrain(ops []Op) []Violation {
 	}
 	return vs
 }
+
+// VanishedReads finds reads that saw an append which was never
+// acknowledged and is on no node at the end: the primary showed a commit
+// that its synchronous standby never confirmed, and the failover that
+// followed dropped it. PostgreSQL makes a commit visible to every session
+// before synchronous replication acknowledges it, so such a read is
+// possible for any client of a primary that is cut off or dies while a
+// commit waits; no acknowledged write is lost, but the read saw data that
+// never became durable. One violation per read; nothing without a final
+// state (a campaign cut short).
+func VanishedReads(ops []Op, final []NodeState) []Violation {
+	if len(final) == 0 {
+		return nil
+	}
+	type keyed struct {
+		key int
+		id  int64
+	}
+	onSomeNode := map[keyed]bool{}
+	for _, n := range final {
+		for key, list := range n.Lists {
+			for _, id := range list {
+				onSomeNode[keyed{key, id}] = true
+			}
+		}
+	}
+	appends := map[keyed]Op{}
+	for _, op := range ops {
+		if op.Kind == Append {
+			appends[keyed{op.Key, op.Value}] = op
+		}
+	}
+	var vs []Violation
+	for _, r := range ops {
+		if r.Kind != ReadList || r.Outcome != OK {
+			continue
+		}
+		var gone []Op
+		for _, id := range r.List {
+			a, ok := appends[keyed{r.Key, id}]
+			if ok && a.Outcome != OK && !onSomeNode[keyed{r.Key, id}] {
+				gone = append(gone, a)
+			}
+		}
+		if len(gone) == 0 {
+			continue
+		}
+		names := make([]string, len(gone))
+		for i, a := range gone {
+			names[i] = a.String()
+		}
+		vs = append(vs, Violation{VanishedRead, fmt.Sprintf("%v saw %s, never acknowledged and on no node at the end: "+
+			"the primary showed a commit its synchronous standby never confirmed", r, strings.Join(names, ", ")), append([]Op{r}, gone...)})
+	}
+	return vs
+}

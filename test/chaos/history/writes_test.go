@@ -2,6 +2,7 @@ package history
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -114,5 +115,34 @@ func TestSplitBrain(t *testing.T) {
 				t.Errorf("explanation\n got %s\nwant %s", vs[0].Explanation, tt.explain)
 			}
 		})
+	}
+}
+
+// A read that saw an append never acknowledged and gone at the end is a
+// vanished read; one whose append is still somewhere, or was acknowledged,
+// or with no final state to compare, is not.
+func TestVanishedReads(t *testing.T) {
+	final := []NodeState{{Node: "pg2", Lists: map[int][]int64{1: {11, 13}}}, {Node: "pg3", Standby: true, Lists: map[int][]int64{1: {11}}}}
+	ops := []Op{
+		op(1, 1, Append, 1, 11, 0, 5, OK),
+		op(2, 2, Append, 1, 12, 10, 2010, Unknown), // seen, then gone
+		read(3, 3, 1, []int64{11, 12}, 20, 25),
+		op(4, 2, Append, 1, 13, 30, 2030, Unknown), // seen, and still on pg2
+		read(5, 3, 1, []int64{11, 13}, 40, 45),
+		read(6, 3, 1, []int64{11}, 50, 55),
+	}
+	vs := VanishedReads(ops, final)
+	if got := ids(vs); len(got) != 1 || !slices.Equal(got[0], []int{3, 2}) {
+		t.Fatalf("violations %v; want read 3 naming append 2", vs)
+	}
+	if vs[0].Kind != VanishedRead || !strings.Contains(vs[0].Explanation, "never acknowledged and on no node at the end") {
+		t.Errorf("violation %v", vs[0])
+	}
+	if vs := VanishedReads(ops, nil); len(vs) != 0 {
+		t.Errorf("without a final state: %v", vs)
+	}
+	// Check reports it among the rest.
+	if r := Check(History{Ops: ops, Final: final}, Options{}); !slices.Contains(kinds(r.Violations), VanishedRead) {
+		t.Errorf("Check: %v", r.Violations)
 	}
 }
