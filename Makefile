@@ -55,8 +55,9 @@ demo: deps build
 	$(BIN) lab seed --id demo --only 1 --out demo-report
 
 ## chaos: issue 19's campaign: 100 seeded faults on the seed's lab under a recorded
-## list-append and register workload, the history checked; history.json and report.md
-## in chaos-report (root; about an hour on two cores)
+## list-append and register workload, the history checked; report.md, report.json,
+## history.json and timeline.svg
+## in chaos-report (root; about 35 minutes on two cores)
 chaos: deps build
 	$(BIN) lab chaos --id chaos --faults 100 --out chaos-report
 
