@@ -3,6 +3,7 @@ package packages
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -208,7 +209,9 @@ func TestPackages(t *testing.T) {
 		t.FailNow()
 	}
 
-	t.Run("debian13", func(t *testing.T) { installOnRelease(t, "debian13", deb) })
+	for _, r := range lab.Releases() {
+		t.Run(r.Name, func(t *testing.T) { installOnRelease(t, r.Name, deb) })
+	}
 
 	installed := run(t, nil, "dpkg", "-i", deb)
 	t.Logf("dpkg -i: %s", installed)
@@ -440,10 +443,101 @@ func installOnRelease(t *testing.T, release, deb string) {
 	if out, err := h.Output(ctx, append([]string{"systemd-analyze", "verify"}, paths...)...); err != nil || strings.Contains(out, "rampart") {
 		t.Errorf("%s host: systemd-analyze verify: %v\n%s", release, err, out)
 	}
+	t.Run("pooler unit", func(t *testing.T) { poolerUnit(t, ctx, h, release) })
 	in("env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "remove", "-y", "rampart")
 	if out, _ := h.Output(ctx, "dpkg-query", "-W", "-f=${db:Status-Abbrev}", "rampart"); !strings.HasPrefix(out, "rc") {
 		t.Errorf("%s host: after apt-get remove, status %q; want rc", release, out)
 	}
+	if out, _ := h.Output(ctx, "systemctl", "is-active", "rampart-pooler"); strings.TrimSpace(out) == "active" {
+		t.Errorf("%s host: rampart-pooler still active after apt-get remove", release)
+	}
+}
+
+// poolerUnit runs the pooler as its packaged unit does, on a host with
+// systemd, against the host's own PostgreSQL: Type=notify reaches active,
+// clients get through, systemctl reload takes a new user without a
+// restart, and a hung pooler (SIGSTOP) is restarted by WatchdogSec.
+func poolerUnit(t *testing.T, ctx context.Context, h *lab.SystemdHost, release string) {
+	write := func(path, owner, mode, text string) {
+		t.Helper()
+		cmd, err := h.Command(ctx, "sh", "-c", `cat > "$1" && chown "$2" "$1" && chmod "$3" "$1"`, "sh", path, owner, mode)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stdin = strings.NewReader(text)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s host: write %s: %v\n%s", release, path, err, out)
+		}
+	}
+	sh := func(argv ...string) (string, error) {
+		out, err := h.Output(ctx, argv...)
+		return strings.TrimSpace(out), err
+	}
+	for _, role := range []string{"app PASSWORD 'secret'", "app2 PASSWORD 'secret2'"} {
+		if out, err := sh("runuser", "-u", "postgres", "--", "psql", "-q", "-c", "CREATE ROLE "+role+" LOGIN"); err != nil {
+			t.Fatalf("%s host: %v %s", release, err, out)
+		}
+	}
+	write("/etc/rampart/userlist.txt", "rampart:rampart", "0600", `"app" "secret"`+"\n")
+	write("/etc/rampart/pooler.ini", "root:rampart", "0640", "[pooler]\nlisten_addr = 127.0.0.1\nlisten_port = 6432\n"+
+		"auth_file = /etc/rampart/userlist.txt\nhealth_check_user = app\nhealth_check_dbname = postgres\n[nodes]\nn1 = host=127.0.0.1 port=5432\n")
+	if out, err := sh("systemctl", "start", "rampart-pooler"); err != nil {
+		journal, _ := sh("journalctl", "-u", "rampart-pooler", "--no-pager", "-n", "30")
+		t.Fatalf("%s host: systemctl start rampart-pooler: %v %s\n%s", release, err, out, journal)
+	}
+	query := func(user, password string) (string, error) {
+		return sh("env", "PGPASSWORD="+password, "psql", "-Atc", "SELECT current_user", "host=127.0.0.1 port=6432 dbname=postgres connect_timeout=3 user="+user)
+	}
+	wait := func(what string, ok func() (bool, string)) {
+		t.Helper()
+		wctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if err := lab.WaitFor(wctx, what, 200*time.Millisecond, func(context.Context) (bool, string, error) {
+			done, state := ok()
+			return done, state, nil
+		}); err != nil {
+			journal, _ := sh("journalctl", "-u", "rampart-pooler", "--no-pager", "-n", "30")
+			t.Fatalf("%s host: %v\n%s", release, err, journal)
+		}
+	}
+	wait("app through the pooler", func() (bool, string) {
+		out, err := query("app", "secret")
+		return err == nil && out == "app", fmt.Sprint(out, err)
+	})
+	if out, _ := sh("systemctl", "is-active", "rampart-pooler"); out != "active" {
+		t.Errorf("%s host: rampart-pooler is %q; want active (Type=notify: READY=1 sent)", release, out)
+	}
+	pid, _ := sh("systemctl", "show", "--property=MainPID", "--value", "rampart-pooler")
+
+	// reload: a user added to the auth file gets in, the process stays.
+	if _, err := query("app2", "secret2"); err == nil {
+		t.Fatalf("%s host: app2 got in before it was in the auth file", release)
+	}
+	write("/etc/rampart/userlist.txt", "rampart:rampart", "0600", `"app" "secret"`+"\n"+`"app2" "secret2"`+"\n")
+	if out, err := sh("systemctl", "reload", "rampart-pooler"); err != nil {
+		t.Fatalf("%s host: systemctl reload: %v %s", release, err, out)
+	}
+	wait("app2 through the pooler after systemctl reload", func() (bool, string) {
+		out, err := query("app2", "secret2")
+		return err == nil && out == "app2", fmt.Sprint(out, err)
+	})
+	if now, _ := sh("systemctl", "show", "--property=MainPID", "--value", "rampart-pooler"); now != pid {
+		t.Errorf("%s host: reload restarted the pooler (MainPID %s, then %s)", release, pid, now)
+	}
+
+	// A hung pooler: WatchdogSec (5 s) restarts it.
+	hung := time.Now()
+	if out, err := sh("kill", "-STOP", pid); err != nil {
+		t.Fatalf("%s host: kill -STOP %s: %v %s", release, pid, err, out)
+	}
+	wait("the watchdog restarting the stopped pooler", func() (bool, string) {
+		restarts, _ := sh("systemctl", "show", "--property=NRestarts", "--value", "rampart-pooler")
+		now, _ := sh("systemctl", "show", "--property=MainPID", "--value", "rampart-pooler")
+		out, err := query("app", "secret")
+		return restarts == "1" && now != pid && now != "0" && err == nil && out == "app", fmt.Sprintf("NRestarts %s MainPID %s query %q %v", restarts, now, out, err)
+	})
+	t.Logf("%s host: Type=notify active, reload without restart, a stopped pooler restarted by the watchdog and serving again %s later",
+		release, time.Since(hung).Round(100*time.Millisecond))
 }
 
 func lastLine(s string) string {
