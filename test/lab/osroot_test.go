@@ -25,11 +25,11 @@ func TestReleaseRoots(t *testing.T) {
 	for _, r := range Releases() {
 		t.Run(r.Name, func(t *testing.T) {
 			root := releaseRoot(t, r)
-			if out := chrootOutput(t, root, nil, "crm_mon", "--version"); !strings.Contains(out, "Pacemaker "+r.Pacemaker) {
+			if out := chrootOutput(t, root, "crm_mon", "--version"); !strings.Contains(out, "Pacemaker "+r.Pacemaker) {
 				t.Errorf("crm_mon --version in the %s root: %q; want Pacemaker %s", r.Name, out, r.Pacemaker)
 			}
 			postgres := fmt.Sprintf("/usr/lib/postgresql/%d/bin/postgres", r.PostgreSQL)
-			if out := chrootOutput(t, root, nil, postgres, "--version"); !strings.Contains(out, fmt.Sprintf("(PostgreSQL) %d.", r.PostgreSQL)) {
+			if out := chrootOutput(t, root, postgres, "--version"); !strings.Contains(out, fmt.Sprintf("(PostgreSQL) %d.", r.PostgreSQL)) {
 				t.Errorf("%s --version in the %s root: %q", postgres, r.Name, out)
 			}
 		})
@@ -135,9 +135,9 @@ func releaseRoot(t *testing.T, r Release) string {
 	return root
 }
 
-func chrootOutput(t *testing.T, root string, env []string, argv ...string) string {
+func chrootOutput(t *testing.T, root string, argv ...string) string {
 	t.Helper()
-	out, err := exec.Command("chroot", append(append([]string{root, "env"}, env...), argv...)...).CombinedOutput()
+	out, err := exec.Command("chroot", append([]string{root}, argv...)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s in %s: %v\n%s", strings.Join(argv, " "), root, err, out)
 	}
@@ -157,13 +157,11 @@ func TestSystemdHost(t *testing.T) {
 		t.Skip("systemd hosts: need systemd-nspawn (make deps: systemd-container)")
 	}
 	const netns = "rampart-sdtest"
-	exec.Command("ip", "netns", "del", netns).Run() // a crashed run's
-	for _, argv := range [][]string{{"ip", "netns", "add", netns}, {"ip", "-n", netns, "link", "set", "lo", "up"}} {
-		if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v: %s", strings.Join(argv, " "), err, out)
-		}
+	remove, err := ScratchNamespace(netns)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", netns).Run() })
+	t.Cleanup(remove)
 	dir := t.TempDir()
 	h, err := NewSystemdHost(root, "sd1", netns, filepath.Join(dir, "sd1"))
 	if err != nil {

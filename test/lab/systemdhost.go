@@ -247,3 +247,18 @@ func mounted(dir string) bool {
 	ms, err := mountsBelow(dir)
 	return err == nil && slices.Contains(ms, dir)
 }
+
+// ScratchNamespace makes network namespace name with only its loopback up,
+// for a host that stands alone (a package test's, say), removing one a
+// crashed run left first; remove deletes it.
+func ScratchNamespace(name string) (remove func(), err error) {
+	remove = func() { exec.Command("ip", "netns", "del", name).Run() }
+	remove()
+	for _, argv := range [][]string{{"ip", "netns", "add", name}, {"ip", "-n", name, "link", "set", "lo", "up"}} {
+		if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
+			remove()
+			return nil, fmt.Errorf("%s: %w: %s", strings.Join(argv, " "), err, out)
+		}
+	}
+	return remove, nil
+}

@@ -387,11 +387,11 @@ func installOnRelease(t *testing.T, release, deb string) {
 		t.Fatal(err)
 	}
 	netns := "rampart-pkg" + strings.TrimPrefix(release, "debian")
-	exec.Command("ip", "netns", "del", netns).Run() // a crashed run's
-	for _, argv := range [][]string{{"ip", "netns", "add", netns}, {"ip", "-n", netns, "link", "set", "lo", "up"}} {
-		run(t, nil, argv...)
+	remove, err := lab.ScratchNamespace(netns)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", netns).Run() })
+	t.Cleanup(remove)
 	h, err := lab.NewSystemdHost(root, "pkg"+strings.TrimPrefix(release, "debian"), netns, filepath.Join(t.TempDir(), "host"))
 	if err != nil {
 		t.Fatal(err)
