@@ -90,6 +90,22 @@ func LocalNode(ctx context.Context, run Runner) (string, error) {
 	return name, nil
 }
 
+// Quorate says whether this node's partition has quorum (crm_node
+// --quorum: "1" or "0").
+func Quorate(ctx context.Context, run Runner) (bool, error) {
+	out, err := run(ctx, "crm_node", "--quorum")
+	if err != nil {
+		return false, fmt.Errorf("crm_node --quorum: %w", err)
+	}
+	switch strings.TrimSpace(out) {
+	case "1":
+		return true, nil
+	case "0":
+		return false, nil
+	}
+	return false, fmt.Errorf("crm_node --quorum printed %q, want 1 or 0", strings.TrimSpace(out))
+}
+
 // SetProperty sets a cluster-wide value that lives in the CIB (permanent,
 // replicated, kept across restarts of every node) as an nvpair of the
 // crm_config property set named set: agents' own state, kept out of

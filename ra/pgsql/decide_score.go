@@ -180,6 +180,19 @@ type ElectionInput struct {
 	Durable bool
 }
 
+// demotedRecordPrimary says self is the primary the durable record names,
+// still on the record's timeline, with the -INFINITY score its own demote
+// gave it: a primary that stopped for want of quorum and came back to a
+// cluster that promoted nobody (none other may: the record names only it,
+// or only it among those that run). That score is no judgement of the last
+// primary on a standby, and standing by it would wait for ever for the one
+// node that holds every acknowledged commit.
+func (in ElectionInput) demotedRecordPrimary() bool {
+	me, reported := in.Reports[in.Self]
+	return in.Durable && in.Synced.Primary == in.Self && reported && me.Timeline == in.Synced.Timeline &&
+		in.Scores[in.Self] == FormatScore(NoPromotion)
+}
+
 // DecideElection decides, on a standby while no primary runs, whether it
 // gives itself a promotion score. Scores left by the last primary stand
 // (invariant 2): it acts only when no node has a usable score. Under a
@@ -191,7 +204,7 @@ type ElectionInput struct {
 // primary under the agent) or a promise, the most advanced of every
 // running instance volunteers.
 func DecideElection(in ElectionInput) (bool, string) {
-	if _, scored := in.Scores[in.Self]; scored {
+	if _, scored := in.Scores[in.Self]; scored && !in.demotedRecordPrimary() {
 		return false, "the last primary's scores stand"
 	}
 	for n, v := range in.Scores {

@@ -314,6 +314,10 @@ type SyncEffects interface {
 	// Scores are the promotion scores attrd holds now.
 	Scores(ctx context.Context) (map[string]int, error)
 	SetScores(ctx context.Context, changes map[string]int) error
+	// Synced reads the durable record (the CIB) as it stands: a partition
+	// that rejoins may have brought back an older CIB than the one this
+	// primary wrote, and the round rewrites what it finds amiss.
+	Synced(ctx context.Context) (SyncedSet, error)
 	// SetSynced writes the durable record (the CIB).
 	SetSynced(ctx context.Context, s SyncedSet) error
 	// PutNames puts synchronous_standby_names in force, releases the
@@ -382,7 +386,10 @@ func RunSync(ctx context.Context, fx SyncEffects, r SyncRound) error {
 	if err != nil {
 		return err
 	}
-	synced, _ := ParseSyncedSet(memo.Synced)
+	synced, err := fx.Synced(ctx)
+	if err != nil {
+		return err
+	}
 	apply := func(changes map[string]int) error {
 		if len(changes) == 0 {
 			return nil
@@ -456,6 +463,8 @@ func RunSync(ctx context.Context, fx SyncEffects, r SyncRound) error {
 	if err := apply(lower); err != nil {
 		return err
 	}
+	// Also rewrites a record that differs from what the scores say with
+	// nothing to raise: one a rejoining partition brought back.
 	if err := record(raise); err != nil {
 		return err
 	}

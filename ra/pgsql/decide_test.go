@@ -476,3 +476,46 @@ func TestSyncedSetRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// The primary the record names stops for want of quorum and is demoted,
+// which gives it -INFINITY; the majority promotes nobody (the record names
+// only it). Every score is -INFINITY. Before, it waited for itself for
+// ever (chaos seed 19, TestPrimaryPartitionHealsAsItLosesQuorum).
+func TestDecideElectionDemotedRecordPrimary(t *testing.T) {
+	at := func(n string, tl uint32, l string) Candidate { return Candidate{n, tl, lsn(l)} }
+	level := map[string]Candidate{"n1": at("n1", 3, "0/600"), "n2": at("n2", 3, "0/600"), "n3": at("n3", 3, "0/600")}
+	active := []string{"n1", "n2", "n3"}
+	alone := SyncedSet{Timeline: 3, Primary: "n1"}
+	withN2 := SyncedSet{Timeline: 3, Primary: "n1", Standbys: []string{"n2"}}
+	inf := map[string]string{"n1": "-INFINITY", "n2": "-INFINITY", "n3": "-INFINITY"}
+	tests := []struct {
+		name    string
+		self    string
+		reports map[string]Candidate
+		synced  SyncedSet
+		durable bool
+		scores  map[string]string
+		want    bool
+		says    string
+	}{
+		{"the record's primary volunteers", "n1", level, alone, true, inf, true, "most advanced"},
+		{"and with a standby on the record, still the smaller name among equals", "n1", level, withN2, true, inf, true, ""},
+		{"the record's standby at -INFINITY stays out (the last primary lowered it)", "n2", level, withN2, true, inf, false, "scores stand"},
+		{"a node off the record waits", "n3", level, alone, true, map[string]string{"n1": "-INFINITY", "n3": "-INFINITY"}, false, "scores stand"},
+		{"the record's primary behind a record standby does not", "n1",
+			map[string]Candidate{"n1": at("n1", 3, "0/500"), "n2": at("n2", 3, "0/600")}, withN2, true, inf, false, "n2 is ahead"},
+		{"the record's primary on a later timeline (rejoined since) stays out", "n1",
+			map[string]Candidate{"n1": at("n1", 4, "0/600"), "n2": at("n2", 4, "0/600")}, alone, true, inf, false, "scores stand"},
+		{"another node's positive score stands", "n1", level, alone, true, map[string]string{"n1": "-INFINITY", "n2": "10"}, false, "candidate already"},
+		{"without a durability promise its -INFINITY stands", "n1", level, alone, false, inf, false, "scores stand"},
+		{"its own positive score stands (Pacemaker promotes it)", "n1", level, alone, true, map[string]string{"n1": "1000"}, false, "scores stand"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, why := DecideElection(ElectionInput{Self: tt.self, Reports: tt.reports, Active: active, Scores: tt.scores, Synced: tt.synced, Durable: tt.durable})
+			if got != tt.want || !strings.Contains(why, tt.says) {
+				t.Errorf("got %v %q, want %v with %q", got, why, tt.want, tt.says)
+			}
+		})
+	}
+}

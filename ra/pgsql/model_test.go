@@ -318,6 +318,8 @@ func (m *model) SetScores(_ context.Context, changes map[string]int) error {
 	return nil
 }
 
+func (m *model) Synced(context.Context) (SyncedSet, error) { return m.synced, nil }
+
 func (m *model) SetSynced(_ context.Context, s SyncedSet) error {
 	m.events()
 	m.synced = s

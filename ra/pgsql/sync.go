@@ -16,7 +16,22 @@ import (
 // manageSync runs on the primary: RunSync decides and orders; these are its
 // effects. members are the other nodes Pacemaker runs an instance on (from
 // crm_mon, or from a notification before crm_mon shows it).
+//
+// Without quorum it changes nothing: the record, the scores and the names
+// stay as they are (commits that wait for a lost synchronous standby keep
+// waiting). A partition without quorum cannot tell what the majority did,
+// and a record it wrote would come back with its CIB when it rejoins,
+// possibly over the majority's; Pacemaker's no-quorum-policy acts on this
+// instance meanwhile.
 func (c *call) manageSync(ctx context.Context, conn *pgx.Conn, obs pg.Observation, members []string) error {
+	quorate, err := pacemaker.Quorate(ctx, c.run)
+	if err != nil {
+		return err
+	}
+	if !quorate {
+		c.log.Warn("no quorum: the synchronous set, the promotion scores and the durable record stay as they are until it returns")
+		return nil
+	}
 	fx := &primaryEffects{c: c, conn: conn, first: &obs}
 	return RunSync(ctx, fx, SyncRound{Self: c.node, Members: members, Policy: c.cfg.policy, Now: c.now(), Log: c.log})
 }
@@ -72,6 +87,15 @@ func (e *primaryEffects) SetScores(ctx context.Context, changes map[string]int) 
 		}
 	}
 	return nil
+}
+
+func (e *primaryEffects) Synced(ctx context.Context) (SyncedSet, error) {
+	opts, err := pacemaker.ClusterOptions(ctx, e.c.run)
+	if err != nil {
+		return SyncedSet{}, err
+	}
+	s, _ := ParseSyncedSet(opts[SyncedAttr(e.c.rsc)])
+	return s, nil
 }
 
 func (e *primaryEffects) SetSynced(ctx context.Context, s SyncedSet) error {

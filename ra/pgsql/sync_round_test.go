@@ -36,6 +36,7 @@ func (s *scripted) SetScores(_ context.Context, c map[string]int) error {
 	}
 	return nil
 }
+func (s *scripted) Synced(context.Context) (SyncedSet, error)      { return s.synced, nil }
 func (s *scripted) SetSynced(_ context.Context, r SyncedSet) error { s.synced = r; return nil }
 func (s *scripted) PutNames(_ context.Context, n pg.SyncNames) (pg.LSN, error) {
 	s.names = append(s.names, n.String())
@@ -81,5 +82,32 @@ func TestRunSyncRaisesOnlyPastTheNewJoinPosition(t *testing.T) {
 	}
 	if fx.scores["s1"] != SyncScore || !fx.synced.Has("s1") {
 		t.Errorf("after confirming past its join position: scores %v, record %q; want s1 a candidate on the record", fx.scores, fx.synced)
+	}
+}
+
+// A partition without quorum wrote its own record (its primary, alone)
+// while the majority promoted another node; when it rejoins, Pacemaker
+// keeps the CIB with the higher version, which may be the minority's. The
+// primary's next round finds the record amiss and writes its own again,
+// though its scores did not change. Before, it compared with its memo and
+// left the stale record in place, naming an old primary no election should
+// trust.
+func TestRunSyncRewritesARecordARejoiningPartitionBroughtBack(t *testing.T) {
+	p := SyncPolicy{Count: 1, Method: pg.First, Mode: Durability}
+	n2 := Standby{Name: "n2", State: "streaming", SyncState: "sync", FlushLSN: 0x500}
+	mine := SyncedSet{Timeline: 3, Primary: "n3", Standbys: []string{"n2"}}
+	fx := &scripted{
+		obs:    PrimaryObservation{Timeline: 3, LSN: 0x500, SyncNames: `FIRST 1 ("n2")`, Rows: []Standby{n2}},
+		await:  []Standby{n2},
+		scores: map[string]int{"n3": PrimaryScore, "n2": SyncScore, "n1": NoPromotion},
+		synced: SyncedSet{Timeline: 2, Primary: "n1"},
+		memo:   Memo{Joined: map[string]string{"n2": "0/100"}, Synced: mine.String()},
+	}
+	r := SyncRound{Self: "n3", Members: []string{"n1", "n2"}, Policy: p, Now: time.Unix(1000, 0), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if err := RunSync(context.Background(), fx, r); err != nil {
+		t.Fatal(err)
+	}
+	if fx.synced.String() != mine.String() {
+		t.Errorf("record after the round: %q, want %q", fx.synced, mine)
 	}
 }

@@ -669,3 +669,83 @@ func (s *scenario) waitNewPrimary(t *testing.T, ctx context.Context, old string)
 	}
 	return newPrimary
 }
+
+// The primary is cut off just long enough to lose quorum, and the partition
+// heals while the majority is still deciding (chaos seed 19, fault 5: a
+// 6.1 s partition against Corosync's 3 s token and 3.6 s consensus). The old
+// primary has stopped or demoted itself for want of quorum, may or may not
+// be fenced, and may be the only node the durable record names. Whatever
+// the majority did, the cluster must come back to full health by itself
+// (`rampart status` exit 0: one primary, every node streaming, the VIP on
+// it) with nothing lost. Each subtest heals at a different moment.
+func TestPrimaryPartitionHealsAsItLosesQuorum(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		when string        // what must be seen before the heal, or
+		hold time.Duration // how long the partition lasts
+	}{
+		{"after 6.1 s", "", 6100 * time.Millisecond},
+		{"the majority has a new DC", "majority", 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := startScenario(t, "e2epartheal", lab.PgsqlOptions{"auto_rejoin": "true"})
+			l, old := s.l, s.primary
+			other := otherThan(s.db, old)
+			ctx := deadline(t, 4*time.Minute)
+			if err := l.Partition(ctx, [][]string{{old}}); err != nil {
+				t.Fatal(err)
+			}
+			fault := time.Now()
+			if err := lab.WaitFor(ctx, "partition noticed: "+tt.when, 50*time.Millisecond, func(ctx context.Context) (bool, string, error) {
+				if tt.hold > 0 {
+					return time.Since(fault) >= tt.hold, "", nil
+				}
+				observer := map[string]string{"alone": old, "majority": other}[tt.when]
+				st, err := l.Cluster(ctx, observer)
+				seen := err == nil && (tt.when == "alone" && !st.Quorate || tt.when == "majority" && st.DC != "" && st.DC != old && !slices.Contains(st.Online(), old))
+				return seen, fmt.Sprintf("%s: quorate %v, DC %q, online %v, %v", observer, st.Quorate, st.DC, st.Online(), err), nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Heal(ctx); err != nil {
+				t.Fatal(err)
+			}
+			healed := time.Now()
+			t.Logf("healed %s after the cut", healed.Sub(fault).Round(10*time.Millisecond))
+			s.waitHealthy(t, ctx, old, healed)
+			first := s.waitWrites(t, ctx, s.vw, healed, "", 20)
+			t.Logf("first write through the VIP %s after the heal", first.Sub(healed).Round(10*time.Millisecond))
+			s.requireNoLoss(t, ctx)
+		})
+	}
+}
+
+// waitHealthy waits until `rampart status` on a node other than hit says
+// no problem for 6 s on end, booting hit if it was fenced meanwhile, and
+// logs how long that took from since.
+func (s *scenario) waitHealthy(t *testing.T, ctx context.Context, hit string, since time.Time) {
+	t.Helper()
+	var healthy time.Time
+	err := lab.WaitFor(ctx, "rampart status exit 0 for 6 s", time.Second, func(ctx context.Context) (bool, string, error) {
+		if s.l.Crashed(hit) {
+			if ok, _, _ := s.l.FenceConfirmed(ctx, hit); ok {
+				if err := s.l.Boot(ctx, hit); err != nil {
+					return false, "", err
+				}
+				t.Logf("%s was fenced after the heal: booted", hit)
+			}
+		}
+		out, code := rampart(t, ctx, s.l, otherThan(s.db, hit), "status")
+		switch {
+		case code != 0:
+			healthy = time.Time{}
+		case healthy.IsZero():
+			healthy = time.Now()
+		}
+		return code == 0 && time.Since(healthy) >= 6*time.Second, fmt.Sprintf("exit %d\n%s", code, out), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("healthy %s after the heal", healthy.Sub(since).Round(100*time.Millisecond))
+}
