@@ -60,6 +60,10 @@ type Config struct {
 	// PrimaryWait is how long a write waits for a primary during a
 	// failover before the client gets an error.
 	PrimaryWait time.Duration
+	// DurableReads withholds what transactions on the primary answer until
+	// it is on the synchronous standbys; DurableReadTimeout bounds the wait.
+	DurableReads       bool
+	DurableReadTimeout time.Duration
 	// QueryWaitTimeout is how long a client waits for a free server
 	// connection of its pool (PgBouncer's query_wait_timeout).
 	QueryWaitTimeout time.Duration
@@ -83,8 +87,9 @@ func DefaultConfig() Config {
 		ServerResetQuery: "DISCARD ALL", MaxPacketSize: proxy.DefaultMaxPacketSize,
 		MaxLagBytes: 16 << 20, MaxLagTime: 10 * time.Second, ReadYourWrites: 2 * time.Second,
 		HealthCheckPeriod: time.Second, HealthCheckDBName: "postgres", PrimaryWait: 10 * time.Second,
-		QueryWaitTimeout: 2 * time.Minute,
-		ClientTLSMode:    "disable", ServerTLSMode: "prefer",
+		DurableReadTimeout: 10 * time.Second,
+		QueryWaitTimeout:   2 * time.Minute,
+		ClientTLSMode:      "disable", ServerTLSMode: "prefer",
 	}
 }
 
@@ -104,6 +109,19 @@ func LoadConfig(path string) (Config, error) {
 	}
 	defer f.Close()
 	return ParseConfig(path, f)
+}
+
+// boolean reads PostgreSQL's spellings of a boolean.
+func boolean(b *bool, v string) error {
+	switch strings.ToLower(v) {
+	case "1", "on", "true", "yes":
+		*b = true
+	case "0", "off", "false", "no":
+		*b = false
+	default:
+		return fmt.Errorf("%q: use on or off", v)
+	}
+	return nil
 }
 
 // A key of [pooler]: how to set it from its text.
@@ -146,24 +164,16 @@ var poolerKeys = map[string]setting{
 		c.MaxLagBytes = n
 		return err
 	},
-	"max_lag_time":        func(c *Config, v string) error { return duration(&c.MaxLagTime, v, 0) },
-	"read_your_writes":    func(c *Config, v string) error { return duration(&c.ReadYourWrites, v, 0) },
-	"health_check_period": func(c *Config, v string) error { return duration(&c.HealthCheckPeriod, v, 100*time.Millisecond) },
-	"health_check_user":   func(c *Config, v string) error { c.HealthCheckUser = v; return nonEmpty(v) },
-	"health_check_dbname": func(c *Config, v string) error { c.HealthCheckDBName = v; return nonEmpty(v) },
-	"primary_wait":        func(c *Config, v string) error { return duration(&c.PrimaryWait, v, 0) },
-	"query_wait_timeout":  func(c *Config, v string) error { return duration(&c.QueryWaitTimeout, v, time.Second) },
-	"primary_reads": func(c *Config, v string) error {
-		switch strings.ToLower(v) {
-		case "1", "on", "true", "yes":
-			c.PrimaryReads = true
-		case "0", "off", "false", "no":
-			c.PrimaryReads = false
-		default:
-			return fmt.Errorf("%q: use on or off", v)
-		}
-		return nil
-	},
+	"max_lag_time":         func(c *Config, v string) error { return duration(&c.MaxLagTime, v, 0) },
+	"read_your_writes":     func(c *Config, v string) error { return duration(&c.ReadYourWrites, v, 0) },
+	"health_check_period":  func(c *Config, v string) error { return duration(&c.HealthCheckPeriod, v, 100*time.Millisecond) },
+	"health_check_user":    func(c *Config, v string) error { c.HealthCheckUser = v; return nonEmpty(v) },
+	"health_check_dbname":  func(c *Config, v string) error { c.HealthCheckDBName = v; return nonEmpty(v) },
+	"primary_wait":         func(c *Config, v string) error { return duration(&c.PrimaryWait, v, 0) },
+	"query_wait_timeout":   func(c *Config, v string) error { return duration(&c.QueryWaitTimeout, v, time.Second) },
+	"primary_reads":        func(c *Config, v string) error { return boolean(&c.PrimaryReads, v) },
+	"durable_reads":        func(c *Config, v string) error { return boolean(&c.DurableReads, v) },
+	"durable_read_timeout": func(c *Config, v string) error { return duration(&c.DurableReadTimeout, v, 100*time.Millisecond) },
 	"client_tls_sslmode": func(c *Config, v string) error {
 		if !slices.Contains([]string{"disable", "allow", "prefer", "require"}, v) {
 			return fmt.Errorf("%q: use disable, allow, prefer or require", v)

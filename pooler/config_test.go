@@ -17,6 +17,8 @@ health_check_user = rampart
 admin_users = dba, ops
 http_listen = 127.0.0.1:9187
 primary_reads = on
+durable_reads = on
+durable_read_timeout = 5s
 pool_mode = transaction
 default_pool_size = 30
 server_idle_timeout = 600
@@ -41,6 +43,7 @@ func TestParseConfig(t *testing.T) {
 	want := DefaultConfig()
 	want.ListenAddr, want.AuthFile, want.DefaultPoolSize = "*", "/etc/rampart/userlist.txt", 30
 	want.HealthCheckUser, want.PrimaryReads = "rampart", true
+	want.DurableReads, want.DurableReadTimeout = true, 5*time.Second
 	want.AdminUsers = []string{"dba", "ops"}
 	want.HTTPListen = "127.0.0.1:9187"
 	want.ServerIdleTimeout, want.MaxPacketSize = 600*time.Second, 64<<20
@@ -72,6 +75,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"[pooler]\nserver_idle_timeout = soon\n", 2, "use a duration"},
 		{"[pooler]\nhealth_check_period = 10ms\n", 2, "at least 100ms"},
 		{"[pooler]\nmax_packet_size = 12XB\n", 2, "use bytes"},
+		{"[pooler]\ndurable_reads = always\n", 2, "use on or off"},
+		{"[pooler]\ndurable_read_timeout = 1ms\n", 2, "at least 100ms"},
 		{"[pooler]\nmax_packet_size = 2GB\n", 2, "1kB to 1GB"},
 		{"[pool]\n", 1, "unknown section [pool]"},
 		{"[pooler\n", 1, "no closing ]"},

@@ -77,6 +77,7 @@ func Load(path string, log *slog.Logger) (Config, proxy.Config, error) {
 		HealthUser: c.HealthCheckUser, HealthDatabase: c.HealthCheckDBName, HealthPeriod: c.HealthCheckPeriod,
 		PrimaryWait: c.PrimaryWait, Log: log, AdminUsers: c.AdminUsers,
 		MaxClientConn: c.MaxClientConn, QueryWaitTimeout: c.QueryWaitTimeout,
+		DurableReads: c.DurableReads, DurableReadTimeout: c.DurableReadTimeout,
 	}
 	pc.ServerTLSMode, pc.ServerTLSCAFile = c.ServerTLSMode, c.ServerTLSCAFile
 	if c.ServerTLSCAFile != "" {

@@ -41,7 +41,11 @@ func labChaosCommand() *cli.Command {
 			"the cluster recovers).\n\n" +
 			"--early-ack builds a broken cluster on purpose (synchronous_commit = local: commits are\n" +
 			"acknowledged before the synchronous standby has them), to show that the checker catches\n" +
-			"what it must: a client-partition of such a primary loses acknowledged commits.",
+			"what it must: a client-partition of such a primary loses acknowledged commits.\n\n" +
+			"Reads are durable by default: the pooler pair runs with durable_reads = on, and clients on\n" +
+			"the database VIP end each read with a barrier commit. --plain-reads leaves both out, to\n" +
+			"show reads of commits a failover takes back (PostgreSQL shows them before its synchronous\n" +
+			"standby has them when a commit's wait is cancelled).",
 		Flags: append(labFlags(),
 			&cli.Uint64Flag{Name: "seed", Usage: "the plan's `SEED` (default: random, printed)"},
 			&cli.IntFlag{Name: "faults", Value: 8, Usage: "number of faults"},
@@ -51,6 +55,7 @@ func labChaosCommand() *cli.Command {
 			&cli.StringFlag{Name: "out", Value: "chaos-report", Usage: "`FOLDER` for history.json and report.md"},
 			&cli.BoolFlag{Name: "keep", Usage: "leave the lab running at the end"},
 			&cli.BoolFlag{Name: "early-ack", Usage: "test the checker: a cluster that acknowledges commits before the synchronous standby has them"},
+			&cli.BoolFlag{Name: "plain-reads", Usage: "reads without durable_reads in the pooler and without a barrier on the VIP: they may see commits a failover takes back"},
 		),
 		Action: func(c *cli.Context) error {
 			kinds, err := chaos.ParseKinds(c.String("kinds"))
@@ -69,6 +74,7 @@ func labChaosCommand() *cli.Command {
 				return err
 			}
 			cfg.EarlyAck = c.Bool("early-ack")
+			cfg.DurableReads = !c.Bool("plain-reads")
 			out, err := filepath.Abs(c.String("out"))
 			if err != nil {
 				return err
@@ -77,7 +83,7 @@ func labChaosCommand() *cli.Command {
 				Seed: seedValue, Faults: c.Int("faults"), Kinds: kinds,
 				Duration: c.Duration("duration"), ConvergeTimeout: c.Duration("converge-timeout"),
 				Bin: cfg.Agent, Progress: c.App.Writer, Now: time.Now,
-				ClientsPerPath: 2, Pace: 50 * time.Millisecond, EarlyAck: cfg.EarlyAck,
+				ClientsPerPath: 2, Pace: 50 * time.Millisecond, EarlyAck: cfg.EarlyAck, PlainReads: !cfg.DurableReads,
 			}
 			fmt.Fprintf(c.App.Writer, "seed %d (replay: %s)\n", o.Seed, chaos.Replay(o))
 			log := newLogger(c.App.ErrWriter, c.Bool("verbose"))

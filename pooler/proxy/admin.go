@@ -284,6 +284,8 @@ func (p *Proxy) show(what string) ([]string, [][]string) {
 		{"max_lag_time", p.settings().policy.MaxLagTime.String()},
 		{"read_your_writes", p.settings().policy.ReadYourWrites.String()},
 		{"primary_reads", strconv.FormatBool(p.settings().policy.PrimaryReads)},
+		{"durable_reads", strconv.FormatBool(p.cfg.DurableReads)},
+		{"durable_read_timeout", p.cfg.DurableReadTimeout.String()},
 		{"health_check_period", p.cfg.HealthPeriod.String()},
 	}
 }

@@ -54,6 +54,12 @@ type Config struct {
 	// PrimaryWait is how long a write waits for a primary (a failover)
 	// before the client gets an error.
 	PrimaryWait time.Duration
+	// DurableReads withholds what a transaction on the primary answers
+	// until a barrier shows it is on the synchronous standbys (durable.go);
+	// DurableReadTimeout bounds the wait (0: 10 s), after which the client
+	// gets an error instead.
+	DurableReads       bool
+	DurableReadTimeout time.Duration
 	// MaxClientConn bounds client connections (0: no bound); one more is
 	// refused with PostgreSQL's 53300.
 	MaxClientConn int
@@ -106,6 +112,7 @@ type Proxy struct {
 	epoch    []int           // by node: counts its demotions; older connections are not reused
 	resumed  chan struct{}   // non-nil while paused; closed by RESUME
 	pools    map[poolKey]*pool
+	barriers map[int]*barriers // by node: durable_reads' barrier transactions
 	clients  map[cancelKey]*session
 	keys     map[string]passKey // by user: ClientKeys learnt from clients (SCRAM pass-through)
 	// secret makes an unknown user's mock SCRAM salt (mockVerifier).
@@ -132,7 +139,10 @@ func New(cfg Config) *Proxy {
 	if cfg.QueryWaitTimeout <= 0 {
 		cfg.QueryWaitTimeout = 2 * time.Minute
 	}
-	p := &Proxy{cfg: cfg, pools: map[poolKey]*pool{}, clients: map[cancelKey]*session{}, keys: map[string]passKey{}, secret: make([]byte, 32)}
+	if cfg.DurableReadTimeout <= 0 {
+		cfg.DurableReadTimeout = 10 * time.Second
+	}
+	p := &Proxy{cfg: cfg, pools: map[poolKey]*pool{}, barriers: map[int]*barriers{}, clients: map[cancelKey]*session{}, keys: map[string]passKey{}, secret: make([]byte, 32)}
 	if _, err := rand.Read(p.secret); err != nil {
 		panic(fmt.Sprintf("pooler: no randomness for the mock SCRAM secret: %v", err))
 	}
@@ -148,6 +158,14 @@ func New(cfg Config) *Proxy {
 	p.detached = make([]bool, len(cfg.Nodes))
 	p.epoch = make([]int, len(cfg.Nodes))
 	return p
+}
+
+// isStandby says whether the health checks last saw node i as a standby
+// (a node whose role is unknown may be a primary).
+func (p *Proxy) isStandby(i int) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.backends[i].Role == route.RoleStandby
 }
 
 // Backends returns what the proxy last observed of its nodes.
@@ -208,6 +226,7 @@ func acceptCanWait(err error) bool {
 // Call it after Serve has returned.
 func (p *Proxy) Shutdown(timeout time.Duration) {
 	p.closing.Store(true)
+	defer p.closeBarriers()
 	deadline := time.Now().Add(timeout)
 	for {
 		p.mu.Lock()

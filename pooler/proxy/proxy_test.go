@@ -175,6 +175,7 @@ func TestProxy(t *testing.T) {
 	t.Run("tls", func(t *testing.T) { testTLS(t, pl) })
 	t.Run("tls-only cluster", func(t *testing.T) { testTLSOnlyCluster(t, pl) })
 	t.Run("lag", func(t *testing.T) { testLagAware(t, pl) })
+	t.Run("durable reads", func(t *testing.T) { testDurableReads(t, pl) })
 	t.Run("shutdown", func(t *testing.T) { testShutdown(t, pl) }) // last: it stops the proxy
 }
 

@@ -558,7 +558,7 @@ func (s *session) run(ctx context.Context, v route.Verdict, msgs []unitMsg) erro
 	if err != nil {
 		sc.broken = true
 		s.detach(false)
-		return s.refuse(fatal("08006", "server connection lost: "+err.Error()))
+		return s.refuse(lostServer(err))
 	}
 	if !ready {
 		// A Flush: the transaction goes on, on this server.
@@ -635,7 +635,7 @@ func (s *session) push(sc *serverConn, msgs []unitMsg, drops []string) error {
 		if _, _, _, err := s.pass(sc, false); err != nil {
 			sc.broken = true
 			s.detach(false)
-			return s.refuse(fatal("08006", "server connection lost: "+err.Error()))
+			return s.refuse(lostServer(err))
 		}
 	}
 	return nil
@@ -890,6 +890,38 @@ func (s *session) relay(sc *serverConn) (status byte, ready, failed bool, err er
 	return s.pass(sc, true)
 }
 
+// showsData says whether a server message can show the client what the
+// database holds (rows, counts, errors, notifications), as opposed to the
+// protocol's bookkeeping and the bare tags of BEGIN, COMMIT and ROLLBACK
+// (a write's own COMMIT waited for its synchronous standbys already):
+// durable_reads holds only answers that show something.
+func showsData(typ byte, msg []byte) bool {
+	switch typ {
+	case '1', '2', '3', 't', 'n', 'T', 'Z', 'S', 'K':
+		return false
+	case 'C':
+		if len(msg) < 6 {
+			return true
+		}
+		tag := string(msg[5 : len(msg)-1])
+		return tag != "BEGIN" && tag != "START TRANSACTION" && tag != "COMMIT" && tag != "ROLLBACK"
+	}
+	return true
+}
+
+// lostServer is what a client hears when its server connection failed
+// mid-transaction: the connection was lost (08006), or durable_reads could
+// not confirm what the server answered, which is then withheld (40003,
+// PostgreSQL's "statement completion unknown").
+func lostServer(err error) *pgproto3.ErrorResponse {
+	if isDurableError(err) {
+		e := fatal("40003", err.Error())
+		e.Hint = "the transaction's outcome is unknown: check for it before you retry; a failover may be under way"
+		return e
+	}
+	return fatal("08006", "server connection lost: "+err.Error())
+}
+
 // pass is relay's work: with wait, until every message sent is answered;
 // without, only what the server has sent already (a COPY's start is left
 // for the relay), so that a long pipeline's answers flow to the client
@@ -897,12 +929,37 @@ func (s *session) relay(sc *serverConn) (status byte, ready, failed bool, err er
 func (s *session) pass(sc *serverConn, wait bool) (status byte, ready, failed bool, err error) {
 	out := s.out[:0]
 	defer func() { s.out = out[:0] }()
+	// durable_reads: nothing a statement on the primary (or on a node
+	// whose role is unknown) answers reaches the client before a barrier
+	// that started after its first answer (its snapshot) has committed
+	// (durable.go). covered: one has, for what has come since the last
+	// statement's end was passed on.
+	durable := s.p.cfg.DurableReads && !s.p.isStandby(sc.key.node)
+	covered, ended, shows := false, false, false
+	guard := func() error {
+		if !durable || covered {
+			return nil
+		}
+		if err := s.p.durableWait(sc.key.node); err != nil {
+			return err
+		}
+		covered = true
+		return nil
+	}
 	flush := func() error {
 		if len(out) == 0 {
 			return nil
 		}
+		if shows {
+			if err := guard(); err != nil {
+				return err
+			}
+		}
 		_, err := s.conn.Write(out)
-		out = out[:0]
+		out, shows = out[:0], false
+		if ended {
+			covered, ended = false, false
+		}
 		return err
 	}
 	for !sc.track.idle() {
@@ -922,6 +979,9 @@ func (s *session) pass(sc *serverConn, wait bool) (status byte, ready, failed bo
 			var to io.Writer
 			if o.forward {
 				if err := flush(); err != nil {
+					return 0, false, failed, err
+				}
+				if err := guard(); err != nil {
 					return 0, false, failed, err
 				}
 				to = s.conn
@@ -984,12 +1044,20 @@ func (s *session) pass(sc *serverConn, wait bool) (status byte, ready, failed bo
 			if err := flush(); err != nil {
 				return 0, false, failed, err
 			}
+			if err := guard(); err != nil {
+				return 0, false, failed, err
+			}
 			if _, err := s.conn.Write(msg); err != nil {
 				return 0, false, failed, err
 			}
 			continue
 		}
 		out = append(out, msg...)
+		switch typ {
+		case 'C', 'I', 'E', 's', 'Z': // a statement's end: the next one takes a new snapshot
+			ended = true
+		}
+		shows = shows || durable && showsData(typ, msg)
 		// Pass on what has come before waiting for more.
 		if !sc.rd.ready() || len(out) >= 64<<10 {
 			if err := flush(); err != nil {

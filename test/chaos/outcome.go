@@ -27,6 +27,9 @@ func Classify(err error) history.Outcome {
 		case "57", "08", "58", "XX":
 			return history.Unknown
 		}
+		if pe.Code == "40003" { // statement completion unknown (durable_reads)
+			return history.Unknown
+		}
 		return history.Failed // the server refused it: nothing happened
 	}
 	// pgx says so when nothing went out (a refused connection, a dial

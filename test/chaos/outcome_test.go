@@ -26,6 +26,7 @@ func TestClassify(t *testing.T) {
 		{"a serialization failure is a definite failure", &pgconn.PgError{Code: "40001"}, history.Failed},
 		{"a backend terminated by the administrator may have committed", &pgconn.PgError{Code: "57P01"}, history.Unknown},
 		{"a connection failure reported by the server may have committed", &pgconn.PgError{Code: "08006"}, history.Unknown},
+		{"durable_reads could not confirm the answer: unknown", &pgconn.PgError{Code: "40003"}, history.Unknown},
 		{"a timeout after sending may have committed", fmt.Errorf("append: %w", context.DeadlineExceeded), history.Unknown},
 		{"a connection lost mid-statement may have committed", io.ErrUnexpectedEOF, history.Unknown},
 		{"a failed connect never sent anything", &pgconn.ConnectError{}, history.Failed},

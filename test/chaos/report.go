@@ -19,6 +19,9 @@ func Replay(o Options) string {
 	if o.EarlyAck {
 		s += " --early-ack"
 	}
+	if o.PlainReads {
+		s += " --plain-reads"
+	}
 	return s
 }
 
@@ -48,6 +51,9 @@ func Markdown(res Result, o Options, took time.Duration) string {
 	fmt.Fprintf(&b, "# Chaos campaign, seed %d\n\n", o.Seed)
 	if o.EarlyAck {
 		b.WriteString("**A broken cluster on purpose** (`--early-ack`: synchronous_commit = local, commits acknowledged before the synchronous standby has them): this run tests the checker, not rampart.\n\n")
+	}
+	if o.PlainReads {
+		b.WriteString("**Plain reads** (`--plain-reads`: no durable_reads in the pooler, no barrier on the VIP): reads may see commits a failover takes back, as PostgreSQL shows them.\n\n")
 	}
 	fmt.Fprintf(&b, "`%s`: %d faults planned, %d injected, %s in all. ", replay, len(res.Steps), len(res.History.Faults), took.Round(time.Second))
 	ok, failed, unknown := 0, 0, 0

@@ -20,7 +20,14 @@ import (
 )
 
 // LabConfig is the campaign's lab shaped from base: the seed's.
-func LabConfig(base lab.Config) lab.Config { return seed.LabConfig(base) }
+//
+// Its pooler pair runs with durable_reads; Options.PlainReads asks for a
+// lab without (set DurableReads false).
+func LabConfig(base lab.Config) lab.Config {
+	c := seed.LabConfig(base)
+	c.DurableReads = true
+	return c
+}
 
 // Prepare puts the campaign's services on lab l: the seed's, with the
 // agent's auto_rejoin on, so that every fault heals without an operator
@@ -54,6 +61,11 @@ type Options struct {
 	// EarlyAck: the lab was built with lab.Config.EarlyAck (a broken
 	// cluster that tests the checker); the report says so.
 	EarlyAck bool
+	// PlainReads: reads are plain statements, through a pooler pair
+	// without durable_reads (lab.Config.DurableReads false) and on the VIP
+	// without a barrier, so they may see commits a failover takes back
+	// (PostgreSQL's own behaviour); the report says so.
+	PlainReads bool
 }
 
 // Miss is a convergence the cluster did not reach in time.
@@ -298,7 +310,10 @@ func (c *campaign) targets() ([]Target, map[string]string, error) {
 		}
 	}
 	n := max(c.o.ClientsPerPath, 1)
-	return []Target{{history.ViaVIP, vip, n}, {history.ViaPooler, pooler, n}}, nodes, nil
+	// Durable reads: the pooler holds them itself (durable_reads); on
+	// the VIP the clients end each read with a barrier.
+	durable := !c.o.PlainReads
+	return []Target{{history.ViaVIP, vip, n, durable}, {history.ViaPooler, pooler, n, false}}, nodes, nil
 }
 
 // setup creates the workload's tables on the primary.

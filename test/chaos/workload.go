@@ -70,7 +70,16 @@ type Target struct {
 	Path    history.Path
 	Config  *pgx.ConnConfig // with the lab's dialer
 	Clients int
+	// Barrier: reads run in a transaction that ends with BarrierSQL, and
+	// count only once its COMMIT returns (the README's durable read
+	// without the pooler): what they saw is then on the synchronous
+	// standbys.
+	Barrier bool
 }
+
+// BarrierSQL writes a WAL record, so that the transaction's COMMIT waits
+// for the synchronous standbys (pooler/proxy's barrier, by hand).
+const BarrierSQL = "SELECT pg_logical_emit_message(true, 'rampart', 'durable read')"
 
 // Workload runs clients and records their operations.
 type Workload struct {
@@ -206,7 +215,7 @@ func (w *Workload) client(id int, t Target) {
 		}
 		op.Session = session
 		if err == nil {
-			err = w.do(ctx, conn, &op)
+			err = w.do(ctx, conn, &op, t.Barrier)
 		}
 		cancel()
 		op.Completed = w.since()
@@ -236,19 +245,32 @@ func (w *Workload) record(op history.Op) {
 	w.mu.Unlock()
 }
 
-// do runs op on conn, filling in what the server answered.
-func (w *Workload) do(ctx context.Context, conn *pgx.Conn, op *history.Op) error {
+// do runs op on conn, filling in what the server answered; with barrier,
+// a read ends with BarrierSQL in its transaction.
+func (w *Workload) do(ctx context.Context, conn *pgx.Conn, op *history.Op, barrier bool) error {
 	var sv serverRow
 	var err error
+	read := func(sql string, dest ...any) error {
+		if !barrier {
+			return conn.QueryRow(ctx, sql, op.Key).Scan(dest...)
+		}
+		return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if err := tx.QueryRow(ctx, sql, op.Key).Scan(dest...); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, BarrierSQL)
+			return err
+		})
+	}
 	switch op.Kind {
 	case history.Append:
 		err = conn.QueryRow(ctx, appendSQL, op.Key, op.Value).Scan(sv.dest()...)
 	case history.ReadList:
 		var list []int64
-		err = conn.QueryRow(ctx, readListSQL, op.Key).Scan(append([]any{&list}, sv.dest()...)...)
+		err = read(readListSQL, append([]any{&list}, sv.dest()...)...)
 		op.List = list
 	case history.ReadRegister:
-		err = conn.QueryRow(ctx, readRegSQL, op.Key).Scan(append([]any{&op.Value}, sv.dest()...)...)
+		err = read(readRegSQL, append([]any{&op.Value}, sv.dest()...)...)
 	case history.WriteRegister:
 		err = conn.QueryRow(ctx, writeRegSQL, op.Key, op.Value).Scan(sv.dest()...)
 	case history.CompareAndSet:

@@ -48,6 +48,8 @@ type Config struct {
 	// a primary acknowledges commits before its synchronous standby has
 	// them. Never for anything else.
 	EarlyAck bool
+	// DurableReads runs the pooler pair with durable_reads = on.
+	DurableReads bool
 }
 
 // InstalledBinary is where the rampart package puts the binary.

@@ -70,6 +70,7 @@ health_check_user = %s
 health_check_dbname = %s
 admin_users = %s
 http_listen = %s
+durable_reads = %s
 [nodes]
 %s[watchdog]
 self = %s
@@ -77,7 +78,7 @@ key_file = %s/pair.key
 heartbeat = 500ms
 vip = %s
 [members]
-%s`, PoolerPort, dir, AppUser, AppDatabase, AppUser, poolerHTTP, nodes.String(), p, dir, l.cfg.PoolerVIP(), members.String())
+%s`, PoolerPort, dir, AppUser, AppDatabase, AppUser, poolerHTTP, onOff(l.cfg.DurableReads), nodes.String(), p, dir, l.cfg.PoolerVIP(), members.String())
 	}
 	for name, text := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
@@ -189,4 +190,11 @@ func (l *Lab) PoolerView(ctx context.Context) (ops.PoolerView, error) {
 		}
 	}
 	return ops.PoolerView{}, nil
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
 }
