@@ -35,7 +35,8 @@ func labChaosCommand() *cli.Command {
 			"the witness), partition (the primary alone), partition-sync (the primary and its synchronous\n" +
 			"standby against the rest), client-partition (the primary and the client host against the\n" +
 			"rest), pooler-freeze, pooler-kill, bmc-down (a host loses power with its BMC: no fencing\n" +
-			"until it is back), packet-loss (25 % of a host's database link, each way), switchover (not a\n" +
+			"until it is back), packet-loss (25 % of a host's database link, each way), slow-link (a host's\n" +
+			"database link throttled to 128 kbit/s with a one-second queue: the lab's delay), switchover (not a\n" +
 			"fault: rampart switchover to the synchronous standby, for an overlapping fault to land in),\n" +
 			"overlap (two faults at once), recovering (the next fault a few seconds after a heal, while\n" +
 			"the cluster recovers).\n\n" +

@@ -27,6 +27,7 @@ const (
 	PoolerKill      Kind = "pooler-kill"      // SIGKILL the pooler leader's process; heal: start it again
 	BMCDown         Kind = "bmc-down"         // a host loses power with its BMC: no fencing until the BMC is back; heal: BMC up, boot
 	PacketLoss      Kind = "packet-loss"      // a host's database link drops LossPercent of its packets; heal: stop it
+	SlowLink        Kind = "slow-link"        // a host's database link throttled to SlowKbit with a 1 s queue (the lab's delay); heal: unthrottle
 	Switchover      Kind = "switchover"       // not a fault: an operator's rampart switchover to the synchronous standby, for faults to land in
 	Overlap         Kind = "overlap"          // two faults in force at once
 	Recovering      Kind = "recovering"       // the next fault a few seconds after a heal, while the cluster recovers from it
@@ -34,11 +35,17 @@ const (
 
 // Kinds is every kind, in the order the help lists them.
 func Kinds() []Kind {
-	return []Kind{PostmasterKill, HostCrash, Freeze, LinkCut, Partition, PartitionSync, PartitionClient, PoolerFreeze, PoolerKill, BMCDown, PacketLoss, Switchover, Overlap, Recovering}
+	return []Kind{PostmasterKill, HostCrash, Freeze, LinkCut, Partition, PartitionSync, PartitionClient, PoolerFreeze, PoolerKill, BMCDown, PacketLoss, SlowLink, Switchover, Overlap, Recovering}
 }
 
 // LossPercent is the share of packets a packet-loss fault drops each way.
 const LossPercent = 25
+
+// SlowKbit is the rate a slow-link fault leaves a link, each way: the
+// workload's WAL (full-page images after each checkpoint) fills its one-
+// second queue, so everything on the link, Corosync's token and the
+// synchronous standby's replies included, waits up to a second.
+const SlowKbit = 128
 
 // Role is what a fault hits, resolved to a host when the step runs: the
 // primary then is not the primary now.
@@ -61,7 +68,7 @@ func roles(k Kind) []Role {
 		return db
 	case Freeze, LinkCut:
 		return append(db, PoolerLeader, Witness)
-	case PacketLoss:
+	case PacketLoss, SlowLink:
 		return append(db, PoolerLeader)
 	case Partition, PartitionSync, PartitionClient, Switchover:
 		return []Role{Primary}

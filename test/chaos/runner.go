@@ -383,6 +383,16 @@ func (c *campaign) inject(ctx context.Context, s Step) (active, error) {
 			}
 			return c.bringBack(ctx, host)
 		}
+	case SlowLink:
+		if err := l.Throttle(ctx, host, SlowKbit); err != nil {
+			return active{}, err
+		}
+		heal = func(ctx context.Context) error {
+			if err := l.Unthrottle(ctx, host); err != nil {
+				return err
+			}
+			return c.bringBack(ctx, host)
+		}
 	case Switchover:
 		to, err := c.resolve(ctx, SyncStandby)
 		if err != nil || to == "" {

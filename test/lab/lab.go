@@ -39,6 +39,7 @@ type State struct {
 	BMCDown   map[string]bool // hosts whose BMC does not answer
 	WALHeld   map[string]bool // hosts that receive no WAL (HoldWAL)
 	Lossy     map[string]int  // hosts whose database link drops this percentage of packets (Lose)
+	Throttled map[string]int  // hosts whose database link carries at most this many kbit/s each way (Throttle)
 	// PacemakerPG: PostgreSQL is Pacemaker's (ocf:rampart:pgsql), so the lab
 	// never starts it itself, not even when a host boots.
 	PacemakerPG bool

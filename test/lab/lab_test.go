@@ -307,6 +307,45 @@ func TestLab(t *testing.T) {
 		requireReachable(t, l, "n1")
 	})
 
+	step("throttle: a standby on a 1 Mbit/s link falls behind a 3 MB write; unthrottled, it catches up", func(t *testing.T) {
+		ctx := deadline(t, 2*time.Minute)
+		if err := l.Throttle(ctx, "n2", 1000); err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range l.Status(ctx).Hosts {
+			if h.Name == "n2" && !strings.Contains(h.Condition, "throttled to 1000 kbit/s") {
+				t.Errorf("lab status says n2 is %q, want the throttle shown", h.Condition)
+			}
+		}
+		n1, _ := l.host("n1")
+		if _, err := l.ClientPsql(ctx, n1.Addr.String(), "INSERT INTO lab_probe SELECT repeat(md5(g::text), 30) FROM generate_series(1, 3000) g", 10); err != nil {
+			t.Fatal(err)
+		}
+		// A megabyte a second at most: n2 still replays seconds later,
+		// while n3 is done at once.
+		if err := l.WaitCaughtUp(ctx, "n1", []string{"n3"}); err != nil {
+			t.Fatal(err)
+		}
+		behind := l.Postgres(ctx, "n1")
+		var n2 Replica
+		for _, r := range behind.Replication {
+			if r.Name == "n2" {
+				n2 = r
+			}
+		}
+		if n2.ReplayLSN == behind.LSN {
+			t.Errorf("n2 replayed all of n1's WAL (%s) with n3: the throttle held nothing back", behind.LSN)
+		}
+		if err := l.Unthrottle(ctx, "n2"); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.WaitCaughtUp(ctx, "n1", []string{"n2"}); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("n2 was at %s of %s while throttled; caught up once released", n2.ReplayLSN, behind.LSN)
+		requireHealthy(t, l)
+	})
+
 	step("crash: no process of the host is left and the others lose it; boot brings it back", func(t *testing.T) {
 		ctx := deadline(t, 60*time.Second)
 		if err := l.Crash(ctx, "n3"); err != nil {

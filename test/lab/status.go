@@ -99,6 +99,9 @@ func (l *Lab) hostStatus(ctx context.Context, st State, h Host) HostStatus {
 	if pct := st.Lossy[h.Name]; pct > 0 {
 		hs.Condition += fmt.Sprintf(" + %d %% packet loss", pct)
 	}
+	if kbit := st.Throttled[h.Name]; kbit > 0 {
+		hs.Condition += fmt.Sprintf(" + link throttled to %d kbit/s", kbit)
+	}
 	if procs, err := procsInNamespace(l.cfg.hostNamespace(h.Name)); err == nil {
 		hs.Processes, hs.PSSKiB = len(procs), pssKiB(procs)
 	}

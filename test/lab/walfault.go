@@ -72,8 +72,8 @@ const lossTable = "rampart_lab_loss"
 
 // Lose makes host's database link (eth0) drop pct percent of the packets
 // it sends and of those it receives, at random: a bad cable or a busy
-// switch. (Delay would need the kernel's netem, which this lab does not
-// assume.) The management link and its BMC are untouched. StopLoss undoes
+// switch. (A fixed delay would need the kernel's netem, which this lab
+// does not assume; Throttle delays by queueing.) The management link and its BMC are untouched. StopLoss undoes
 // it; it outlasts a crash and a boot, as a link's fault would.
 func (l *Lab) Lose(ctx context.Context, host string, pct int) error {
 	if _, err := l.host(host); err != nil {
@@ -110,4 +110,71 @@ func (l *Lab) StopLoss(ctx context.Context, host string) error {
 		return fmt.Errorf("stop packet loss on %s: %w", host, err)
 	}
 	return l.change(func(s *State) { delete(s.Lossy, host) })
+}
+
+// Throttle makes host's database link carry at most kbit kilobits per
+// second each way, with a token bucket (tc tbf) that queues up to a second
+// of traffic and drops the rest: a congested or degraded link, where
+// everything behind a burst (the WAL of a big write, a query's result)
+// waits its turn and Corosync's token waits with it. It is the lab's delay
+// fault: a fixed delay would need the kernel's netem, which the lab does
+// not assume (tbf is in every kernel that has traffic control). The host's
+// eth0 shapes what it sends, its bridge port what it receives; the
+// management link and its BMC are untouched. Unthrottle undoes it; it
+// outlasts a crash and a boot, as a link's fault would.
+func (l *Lab) Throttle(ctx context.Context, host string, kbit int) error {
+	if _, err := l.host(host); err != nil {
+		return err
+	}
+	if kbit < 8 || kbit > 10_000_000 {
+		return fmt.Errorf("throttle %s: %d kbit/s: want 8 to 10000000", host, kbit)
+	}
+	if l.current().Throttled[host] > 0 {
+		return fmt.Errorf("throttle %s: in force already (%d kbit/s): undo it first", host, l.current().Throttled[host])
+	}
+	// burst: at least one full-size packet and a little more than rate/HZ.
+	tbf := []string{"root", "tbf", "rate", fmt.Sprintf("%dkbit", kbit), "burst", "16kb", "latency", "1s"}
+	for _, argv := range [][]string{
+		append([]string{"tc", "-n", l.cfg.hostNamespace(host), "qdisc", "replace", "dev", "eth0"}, tbf...),
+		append([]string{"tc", "-n", l.cfg.netNamespace(), "qdisc", "replace", "dev", bridgePort(host)}, tbf...),
+	} {
+		if _, err := run(ctx, argv...); err != nil {
+			l.unthrottle(ctx, host)
+			return fmt.Errorf("throttle %s: %w", host, err)
+		}
+	}
+	return l.change(func(s *State) {
+		if s.Throttled == nil {
+			s.Throttled = map[string]int{}
+		}
+		s.Throttled[host] = kbit
+	})
+}
+
+// Unthrottle undoes Throttle.
+func (l *Lab) Unthrottle(ctx context.Context, host string) error {
+	if _, err := l.host(host); err != nil {
+		return err
+	}
+	if l.current().Throttled[host] == 0 {
+		return nil
+	}
+	if err := l.unthrottle(ctx, host); err != nil {
+		return fmt.Errorf("unthrottle %s: %w", host, err)
+	}
+	return l.change(func(s *State) { delete(s.Throttled, host) })
+}
+
+// unthrottle removes both ends' shapers; an end without one is no error.
+func (l *Lab) unthrottle(ctx context.Context, host string) error {
+	var first error
+	for _, argv := range [][]string{
+		{"tc", "-n", l.cfg.hostNamespace(host), "qdisc", "del", "dev", "eth0", "root"},
+		{"tc", "-n", l.cfg.netNamespace(), "qdisc", "del", "dev", bridgePort(host), "root"},
+	} {
+		if _, err := run(ctx, argv...); err != nil && !strings.Contains(err.Error(), "No such file") && !strings.Contains(err.Error(), "Cannot delete qdisc with handle of zero") && first == nil {
+			first = err
+		}
+	}
+	return first
 }
