@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -154,10 +156,7 @@ func isDurableError(err error) bool {
 // closeBarriers closes the barrier connections (Shutdown).
 func (p *Proxy) closeBarriers() {
 	p.mu.Lock()
-	bs := make([]*barriers, 0, len(p.barriers))
-	for _, b := range p.barriers {
-		bs = append(bs, b)
-	}
+	bs := slices.Collect(maps.Values(p.barriers))
 	p.mu.Unlock()
 	for _, b := range bs {
 		b.mu.Lock()

@@ -129,24 +129,11 @@ func testDurableReads(t *testing.T, pl *proxyLab) {
 // PostgreSQL, past the proxy.
 func (pl *proxyLab) connectTo(t *testing.T, ctx context.Context, host string) *pgx.Conn {
 	t.Helper()
-	var addr string
-	for a, h := range pl.addrs {
+	for addr, h := range pl.addrs {
 		if h == host {
-			addr = a
+			return pl.connectConninfo(t, ctx, "port=5432 host="+addr)
 		}
 	}
-	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=5432 user=%s password=%s dbname=%s sslmode=disable",
-		addr, lab.AppUser, pl.l.Password(lab.AppUser), lab.AppDatabase))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg.DialFunc, err = pl.l.Dialer("client"); err != nil {
-		t.Fatal(err)
-	}
-	c, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		t.Fatalf("connect to %s: %v", host, err)
-	}
-	t.Cleanup(func() { c.Close(context.Background()) })
-	return c
+	t.Fatalf("no lab host %s", host)
+	return nil
 }

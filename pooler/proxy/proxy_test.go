@@ -130,8 +130,15 @@ func (pl *proxyLab) serve(t *testing.T, cfg Config, port int) (*Proxy, func()) {
 // connect opens a pgx connection to the proxy from the client host.
 func (pl *proxyLab) connect(t *testing.T, ctx context.Context, extra string) *pgx.Conn {
 	t.Helper()
-	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=127.0.0.1 port=6432 user=%s password=%s dbname=%s sslmode=disable %s",
-		lab.AppUser, pl.l.Password(lab.AppUser), lab.AppDatabase, extra))
+	return pl.connectConninfo(t, ctx, "host=127.0.0.1 port=6432 "+extra)
+}
+
+// connectConninfo opens a pgx connection from the client host as the
+// lab's application user, where conninfo says.
+func (pl *proxyLab) connectConninfo(t *testing.T, ctx context.Context, conninfo string) *pgx.Conn {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(fmt.Sprintf("user=%s password=%s dbname=%s sslmode=disable %s",
+		lab.AppUser, pl.l.Password(lab.AppUser), lab.AppDatabase, conninfo))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +147,7 @@ func (pl *proxyLab) connect(t *testing.T, ctx context.Context, extra string) *pg
 	}
 	c, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		t.Fatalf("connect through the proxy: %v", err)
+		t.Fatalf("connect (%s): %v", conninfo, err)
 	}
 	t.Cleanup(func() { c.Close(context.Background()) })
 	return c
