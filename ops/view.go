@@ -353,6 +353,11 @@ func Assemble(o Observed) View {
 			say("no PostgreSQL primary, and none of the nodes that hold every acknowledged commit runs: %s must come back "+
 				"(boot its host, or fix it and crm resource cleanup %s --node NODE); the agent promotes no other node%s",
 				strings.Join(synced.Nodes(), " or "), orClone(v), acceptHint(others))
+		case len(promoted) == 0 && haveRecord && !v.asynchronous() && slices.ContainsFunc(v.Nodes, func(nv NodeView) bool { return nv.Timeline > synced.Timeline }):
+			later := slices.IndexFunc(v.Nodes, func(nv NodeView) bool { return nv.Timeline > synced.Timeline })
+			say("no PostgreSQL primary, and %s is on timeline %d, later than the durable record's %d: the record is stale (a partition's CIB came back, or a promotion "+
+				"outside rampart) and the agent promotes nobody; find the node with every acknowledged commit and run rampart failover --to NODE --accept-data-loss",
+				v.Nodes[later].Name, v.Nodes[later].Timeline, synced.Timeline)
 		case len(promoted) == 0:
 			say("no PostgreSQL primary: writes fail until Pacemaker promotes a standby")
 		case len(promoted) > 1:

@@ -128,6 +128,10 @@ func TestAssembleSaysWhatIsWrong(t *testing.T) {
 			o.Cluster.Resources[1].Active, o.Cluster.Resources[1].Nodes = false, nil
 		}, "none of the nodes that hold every acknowledged commit runs: n1 or n2 must come back (boot its host, or fix it and crm resource cleanup pgsql-clone --node NODE); " +
 			"the agent promotes no other node; to promote n3 anyway, losing the commits only they have: rampart failover --to n3 --accept-data-loss"},
+		{"no primary and a node on a later timeline than the record's", func(o *Observed) {
+			o.Options = map[string]string{"rampart-pgsql-synced": "timeline=1 primary=n1 standbys=n2"}
+			o.Cluster.Resources[0].Role = "Unpromoted"
+		}, "n1 is on timeline 2, later than the durable record's 1: the record is stale"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

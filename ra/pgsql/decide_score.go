@@ -2,6 +2,7 @@ package pgsql
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -180,6 +181,17 @@ type ElectionInput struct {
 	Durable bool
 }
 
+// StaleRecord names a node that reports a later timeline than the durable
+// record's, if one does (the first by name).
+func (in ElectionInput) StaleRecord() (string, bool) {
+	for _, n := range slices.Sorted(maps.Keys(in.Reports)) {
+		if in.Reports[n].Timeline > in.Synced.Timeline {
+			return n, true
+		}
+	}
+	return "", false
+}
+
 // demotedRecordPrimary says self is the primary the durable record names,
 // still on the record's timeline, with the -INFINITY score its own demote
 // gave it: a primary that stopped for want of quorum and came back to a
@@ -214,6 +226,15 @@ func DecideElection(in ElectionInput) (bool, string) {
 	}
 	electorate := in.Active
 	if in.Durable && !in.Synced.Empty() {
+		// A node on a later timeline than the record's was promoted after
+		// the record was written, and every promotion writes one first:
+		// the record is older than the cluster (a partition's CIB that
+		// won when it rejoined, a promotion outside rampart). Its members
+		// may miss what that timeline acknowledged.
+		if n, later := in.StaleRecord(); later {
+			return false, fmt.Sprintf("%s is on timeline %d, later than the durable record's (%s): the record is stale and may name nodes that miss acknowledged commits; "+
+				"find the node with every acknowledged commit and run `rampart failover --to NODE --accept-data-loss`", n, in.Reports[n].Timeline, in.Synced)
+		}
 		holders := in.Synced.Nodes()
 		if !in.Synced.Has(in.Self) {
 			return false, fmt.Sprintf("only %s (%s) has every acknowledged commit and %s may miss some: it waits for one of them to run; "+

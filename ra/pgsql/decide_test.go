@@ -509,6 +509,8 @@ func TestDecideElectionDemotedRecordPrimary(t *testing.T) {
 		{"another node's positive score stands", "n1", level, alone, true, map[string]string{"n1": "-INFINITY", "n2": "10"}, false, "candidate already"},
 		{"without a durability promise its -INFINITY stands", "n1", level, alone, false, inf, false, "scores stand"},
 		{"its own positive score stands (Pacemaker promotes it)", "n1", level, alone, true, map[string]string{"n1": "1000"}, false, "scores stand"},
+		{"a node on a later timeline than the record's: the record is stale, nobody volunteers", "n2",
+			map[string]Candidate{"n1": at("n1", 3, "0/600"), "n2": at("n2", 3, "0/600"), "n3": at("n3", 4, "0/700")}, withN2, true, nil, false, "record is stale"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

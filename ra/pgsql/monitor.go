@@ -221,7 +221,7 @@ func (c *call) election(ctx context.Context, s pacemaker.ClusterStatus, obs pg.O
 		Synced: synced, Durable: c.cfg.policy.Count > 0}
 	volunteer, why := DecideElection(in)
 	if !volunteer {
-		if in.Durable && !synced.Empty() && !synced.Has(c.node) {
+		if _, stale := in.StaleRecord(); in.Durable && !synced.Empty() && (!synced.Has(c.node) || stale) {
 			c.log.Warn("election: no primary runs and this standby may not volunteer", "reason", why)
 		} else {
 			c.log.Debug("election: not volunteering", "reason", why)

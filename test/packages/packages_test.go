@@ -444,6 +444,7 @@ func installOnRelease(t *testing.T, release, deb string) {
 		t.Errorf("%s host: systemd-analyze verify: %v\n%s", release, err, out)
 	}
 	t.Run("pooler unit", func(t *testing.T) { poolerUnit(t, ctx, h, release) })
+	t.Run("pair leader holds the address", func(t *testing.T) { poolerLeaderAddress(t, ctx, h, release) })
 	in("env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "remove", "-y", "rampart")
 	if out, _ := h.Output(ctx, "dpkg-query", "-W", "-f=${db:Status-Abbrev}", "rampart"); !strings.HasPrefix(out, "rc") {
 		t.Errorf("%s host: after apt-get remove, status %q; want rc", release, out)
@@ -538,6 +539,89 @@ func poolerUnit(t *testing.T, ctx context.Context, h *lab.SystemdHost, release s
 	})
 	t.Logf("%s host: Type=notify active, reload without restart, a stopped pooler restarted by the watchdog and serving again %s later",
 		release, time.Since(hung).Round(100*time.Millisecond))
+}
+
+// poolerLeaderAddress runs the packaged unit as a pair's member with a
+// witness beside it (the other pooler is away: two votes of three make it
+// leader), on an interface of the pair's subnet. The hardened unit grants
+// no capabilities, so the unit's check refuses the vip and says how to
+// grant them; with the two lines the unit's comment gives (`systemctl
+// edit`), the leader adds the address under the unit's system-call filter,
+// and removes it when it stops.
+func poolerLeaderAddress(t *testing.T, ctx context.Context, h *lab.SystemdHost, release string) {
+	sh := func(argv ...string) (string, error) {
+		out, err := h.Output(ctx, argv...)
+		return strings.TrimSpace(out), err
+	}
+	write := func(path, owner, mode, text string) {
+		t.Helper()
+		cmd, err := h.Command(ctx, "sh", "-c", `mkdir -p "$(dirname "$1")" && cat > "$1" && chown "$2" "$1" && chmod "$3" "$1"`, "sh", path, owner, mode)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stdin = strings.NewReader(text)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s host: write %s: %v\n%s", release, path, err, out)
+		}
+	}
+	// The pair's network: an interface of its own, made from outside.
+	for _, argv := range [][]string{
+		{"ip", "-n", h.NetNS, "link", "add", "eth0", "type", "dummy"},
+		{"ip", "-n", h.NetNS, "addr", "add", "10.77.0.1/24", "dev", "eth0"},
+		{"ip", "-n", h.NetNS, "link", "set", "eth0", "up"},
+	} {
+		if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v %s", argv, err, out)
+		}
+	}
+	const vip = "10.77.0.100"
+	members := "[members]\np1 = 10.77.0.1:7480\np2 = 10.77.0.2:7480\nw = 10.77.0.1:7481 witness\n"
+	write("/etc/rampart/pair.key", "rampart:rampart", "0600", "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA==\n")
+	write("/etc/rampart/witness.ini", "root:root", "0600", "[watchdog]\nself = w\nkey_file = /etc/rampart/pair.key\nheartbeat = 500ms\n"+members)
+	write("/etc/rampart/pooler.ini", "root:rampart", "0640", "[pooler]\nlisten_addr = 127.0.0.1\nlisten_port = 6432\n"+
+		"auth_file = /etc/rampart/userlist.txt\nhealth_check_user = app\nhealth_check_dbname = postgres\n[nodes]\nn1 = host=127.0.0.1 port=5432\n"+
+		"[watchdog]\nself = p1\nkey_file = /etc/rampart/pair.key\nheartbeat = 500ms\nvip = "+vip+"\n"+members)
+	if out, err := sh("systemd-run", "--unit", "rampart-witness", "/usr/bin/rampart", "witness", "run", "--config", "/etc/rampart/witness.ini"); err != nil {
+		t.Fatalf("%s host: start the witness: %v %s", release, err, out)
+	}
+	// Without capabilities: refused before anything starts, saying how.
+	if _, err := sh("systemctl", "restart", "rampart-pooler"); err == nil {
+		t.Fatalf("%s host: the hardened unit started with a vip and no capabilities", release)
+	}
+	if journal, _ := sh("journalctl", "-u", "rampart-pooler", "--no-pager", "-n", "20"); !strings.Contains(journal, "systemctl edit rampart-pooler") {
+		t.Errorf("%s host: the refusal does not say how to grant the capabilities:\n%s", release, journal)
+	}
+	write("/etc/systemd/system/rampart-pooler.service.d/vip.conf", "root:root", "0644",
+		"[Service]\nAmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW\nCapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW\n")
+	for _, argv := range [][]string{{"systemctl", "daemon-reload"}, {"systemctl", "reset-failed", "rampart-pooler"}, {"systemctl", "start", "rampart-pooler"}} {
+		if out, err := sh(argv...); err != nil {
+			journal, _ := sh("journalctl", "-u", "rampart-pooler", "--no-pager", "-n", "30")
+			t.Fatalf("%s host: %v: %v %s\n%s", release, argv, err, out, journal)
+		}
+	}
+	holds := func() (bool, string) {
+		out, _ := sh("ip", "-o", "-4", "addr", "show", "dev", "eth0")
+		return strings.Contains(out, " "+vip+"/"), out
+	}
+	started := time.Now()
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := lab.WaitFor(wctx, "the leader holding "+vip, 200*time.Millisecond, func(context.Context) (bool, string, error) {
+		ok, state := holds()
+		return ok, state, nil
+	}); err != nil {
+		journal, _ := sh("journalctl", "-u", "rampart-pooler", "--no-pager", "-n", "30")
+		t.Fatalf("%s host: %v\n%s", release, err, journal)
+	}
+	t.Logf("%s host: the hardened unit, granted CAP_NET_ADMIN and CAP_NET_RAW, leads and holds %s %s after its start",
+		release, vip, time.Since(started).Round(100*time.Millisecond))
+	if out, err := sh("systemctl", "stop", "rampart-pooler"); err != nil {
+		t.Fatalf("%s host: systemctl stop: %v %s", release, err, out)
+	}
+	if ok, state := holds(); ok {
+		t.Errorf("%s host: %s still on eth0 after the pooler stopped: %s", release, vip, state)
+	}
+	sh("systemctl", "stop", "rampart-witness")
 }
 
 func lastLine(s string) string {
