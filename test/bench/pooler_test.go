@@ -32,7 +32,9 @@ type poolTarget struct {
 // over), through PgBouncer in transaction mode and through pgpool-II;
 // TPS and p99 latency.
 // Then read scale-out: a latency-bound read through rampart with 1, 2 and
-// 3 standbys (pool of 4 per standby), against linear.
+// 3 standbys (pool of 4 per standby), against linear; and the price of
+// durable_reads (a barrier per read on the primary, a synchronous standby
+// named) against rampart without it.
 func TestPoolerBench(t *testing.T) {
 	selected(t, "pooler")
 	for _, bin := range []string{"pgbouncer", "pgpool"} {
@@ -173,6 +175,29 @@ func TestPoolerBench(t *testing.T) {
 		}
 		fmt.Fprintf(&report, "    %d standby(s): %.0f tps (p99 %s), %.0f%% of linear\n", k, v, p99.Round(100*time.Microsecond), 100*v/(float64(k)*one))
 	}
+
+	// durable_reads: every read on the primary waits for a barrier commit
+	// confirmed by a synchronous standby (n2 named for this part).
+	if _, err := l.Psql(ctx, "n1", "ALTER SYSTEM SET synchronous_standby_names = 'n2'"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Psql(ctx, "n1", "SELECT pg_reload_conf()"); err != nil {
+		t.Fatal(err)
+	}
+	startRampartWith(t, l, 6450, []proxy.Node{{Name: "n1", Addr: primary + ":5432", Weight: 1}}, 20, true)
+	fmt.Fprintf(&report, "  durable_reads (pgbench -S -M prepared on the primary, n2 synchronous): TPS (p99)\n")
+	for _, clients := range []int{1, 16, 64} {
+		plain, plainP99, err := pgbench(6432, "127.0.0.1", "-S", "-M", "prepared", "-c", strconv.Itoa(clients), "-j", strconv.Itoa(min(clients, 2)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		durable, durableP99, err := pgbench(6450, "127.0.0.1", "-S", "-M", "prepared", "-c", strconv.Itoa(clients), "-j", strconv.Itoa(min(clients, 2)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&report, "    %3d clients: rampart %.0f (%s), rampart durable_reads %.0f (%s), durable/plain %s\n", clients,
+			plain, plainP99.Round(10*time.Microsecond), durable, durableP99.Round(10*time.Microsecond), ratio(durable, plain))
+	}
 	t.Log(report.String())
 	fmt.Println(report.String())
 }
@@ -218,6 +243,12 @@ func p99FromLogs(prefix string) (time.Duration, error) {
 // 127.0.0.1:port inside the client host.
 func startRampart(t *testing.T, l *lab.Lab, port int, nodes []proxy.Node, poolSize int) {
 	t.Helper()
+	startRampartWith(t, l, port, nodes, poolSize, false)
+}
+
+// startRampartWith is startRampart, with durable_reads when durable.
+func startRampartWith(t *testing.T, l *lab.Lab, port int, nodes []proxy.Node, poolSize int, durable bool) {
+	t.Helper()
 	dial, err := l.Dialer("client")
 	if err != nil {
 		t.Fatal(err)
@@ -232,7 +263,8 @@ func startRampart(t *testing.T, l *lab.Lab, port int, nodes []proxy.Node, poolSi
 		PoolSize: poolSize, MaxPacketSize: 1 << 20, ServerTLSMode: "disable",
 		Policy:     route.Policy{MaxLagBytes: 64 << 20},
 		HealthUser: lab.AppUser, HealthDatabase: lab.AppDatabase, HealthPeriod: time.Second,
-		Dial: dial, Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		DurableReads: durable,
+		Dial:         dial, Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	ln, err := l.Listen("client", fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {
