@@ -158,6 +158,9 @@ func (l *Lab) boot(ctx context.Context, host string, post time.Duration, pgFirst
 // its BMC.
 func (l *Lab) Crashed(host string) bool { return l.current().Crashed[host] }
 
+// BMCIsDown says whether host's BMC is down (BMCDown, until BMCUp).
+func (l *Lab) BMCIsDown(host string) bool { return l.current().BMCDown[host] }
+
 // Freeze stops every process of host with SIGSTOP, the seed's "OS hang".
 // Its kernel still answers ARP and TCP handshakes; combine with Cut for a
 // silent host.
