@@ -123,7 +123,7 @@ func Run(ctx context.Context, path string, log *slog.Logger) error {
 	}
 	var p *proxy.Proxy
 	pc.Reload = func() error { return reload(path, c, p, log) }
-	dog, err := startWatchdog(ctx, path, log)
+	dog, dogStopped, err := startWatchdog(ctx, path, log)
 	if err != nil {
 		return err
 	}
@@ -174,6 +174,16 @@ func Run(ctx context.Context, path string, log *slog.Logger) error {
 	daemon.SdNotify(false, "STOPPING=1\nSTATUS=ending sessions at their transaction boundaries")
 	log.Info("pooler stopping: sessions end at their next transaction boundary", "timeout", "30s")
 	p.Shutdown(30 * time.Second)
+	if dogStopped != nil {
+		// The leader gives the pair's address back as it goes (it would
+		// expire a lease later by itself, and the other pooler's probe
+		// waits for that): wait for it, briefly.
+		select {
+		case <-dogStopped:
+		case <-time.After(2 * time.Second):
+			log.Warn("the pair's member did not stop in 2 s; its address expires by itself")
+		}
+	}
 	return err
 }
 
@@ -206,14 +216,17 @@ func reload(path string, running Config, p *proxy.Proxy, log *slog.Logger) error
 // section: it holds the VIP while it leads. The follower keeps its pools
 // and its view of the nodes warm all along, so a takeover needs no
 // discovery.
-func startWatchdog(ctx context.Context, path string, log *slog.Logger) (*watchdog.Watchdog, error) {
+//
+// stopped is closed when the member has ended, after ctx, having given
+// the address back.
+func startWatchdog(ctx context.Context, path string, log *slog.Logger) (dog *watchdog.Watchdog, stopped <-chan struct{}, err error) {
 	wc, err := watchdog.LoadConfig(path)
 	if err != nil || !wc.Present {
-		return nil, err
+		return nil, nil, err
 	}
 	key, err := watchdog.ReadKey(wc.KeyFile)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	var holder watchdog.Holder
 	if wc.VIP.IsValid() {
@@ -224,24 +237,26 @@ func startWatchdog(ctx context.Context, path string, log *slog.Logger) (*watchdo
 		v, err := vip.New(vip.Config{Addr: wc.VIP, Interface: wc.VIPInterface, Announce: vip.DefaultAnnounce, Probe: probe,
 			DADTimeout: vip.DefaultDADTimeout, Lifetime: wc.Election().Lease}, log.With("vip", wc.VIP.String()))
 		if err != nil {
-			return nil, fmt.Errorf("%s: vip: %w", path, err)
+			return nil, nil, fmt.Errorf("%s: vip: %w", path, err)
 		}
 		holder = v
 	} else if !wc.Me().Witness {
 		log.Warn("[watchdog] has no vip: this pooler takes part in the election but holds no address")
 	}
-	dog, err := watchdog.New(wc, key, holder, log.With("watchdog", wc.Self), nil)
+	dog, err = watchdog.New(wc, key, holder, log.With("watchdog", wc.Self), nil)
 	if err != nil {
-		return nil, fmt.Errorf("%s: [watchdog]: %w", path, err)
+		return nil, nil, fmt.Errorf("%s: [watchdog]: %w", path, err)
 	}
 	dog.Alive = systemdPinger()
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		if err := dog.Run(ctx); err != nil {
 			log.Error("watchdog stopped", "err", err)
 		}
 	}()
 	log.Info("watchdog member running", "self", wc.Self, "members", len(wc.Members), "heartbeat", wc.Heartbeat, "vip", wc.VIP)
-	return dog, nil
+	return dog, done, nil
 }
 
 // every runs fn every d until ctx ends.

@@ -85,9 +85,13 @@ func (h *SystemdHost) Boot(ctx context.Context) error {
 		return fmt.Errorf("systemd host %s: %w", h.Name, err)
 	}
 	// Not ctx's: the host outlives this call. --register=no keeps it out of
-	// machined; --keep-unit out of systemd's scopes on this machine.
+	// machined; --keep-unit out of systemd's scopes on this machine. The
+	// host has its network namespace to itself, so it may manage it
+	// (CAP_NET_ADMIN, which nspawn grants only with --private-network): a
+	// pooler leader adds the pair's address, Pacemaker's IPaddr2 and
+	// ocf:rampart:vip theirs.
 	cmd := exec.Command("systemd-nspawn", "--boot", "--quiet", "--directory="+h.merged(), "--machine=rampart-"+h.Name,
-		"--network-namespace-path=/run/netns/"+h.NetNS, "--register=no", "--keep-unit", "--console=read-only")
+		"--network-namespace-path=/run/netns/"+h.NetNS, "--capability=CAP_NET_ADMIN", "--register=no", "--keep-unit", "--console=read-only")
 	cmd.Stdout, cmd.Stderr = console, console
 	if err := cmd.Start(); err != nil {
 		console.Close()

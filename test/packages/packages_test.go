@@ -541,8 +541,8 @@ func poolerUnit(t *testing.T, ctx context.Context, h *lab.SystemdHost, release s
 		release, time.Since(hung).Round(100*time.Millisecond))
 }
 
-// poolerLeaderAddress runs the packaged unit as a pair's member with a
-// witness beside it (the other pooler is away: two votes of three make it
+// poolerLeaderAddress runs the packaged unit as a pair's member with the
+// packaged witness unit beside it (the other pooler is away: two votes of three make it
 // leader), on an interface of the pair's subnet. The hardened unit grants
 // no capabilities, so the unit's check refuses the vip and says how to
 // grant them; with the two lines the unit's comment gives (`systemctl
@@ -564,10 +564,12 @@ func poolerLeaderAddress(t *testing.T, ctx context.Context, h *lab.SystemdHost, 
 			t.Fatalf("%s host: write %s: %v\n%s", release, path, err, out)
 		}
 	}
-	// The pair's network: an interface of its own, made from outside.
+	// The pair's network: an interface of its own, made from outside (a
+	// veth pair inside the host's namespace; not every kernel has dummy).
 	for _, argv := range [][]string{
-		{"ip", "-n", h.NetNS, "link", "add", "eth0", "type", "dummy"},
+		{"ip", "-n", h.NetNS, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0peer"},
 		{"ip", "-n", h.NetNS, "addr", "add", "10.77.0.1/24", "dev", "eth0"},
+		{"ip", "-n", h.NetNS, "link", "set", "eth0peer", "up"},
 		{"ip", "-n", h.NetNS, "link", "set", "eth0", "up"},
 	} {
 		if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
@@ -577,12 +579,13 @@ func poolerLeaderAddress(t *testing.T, ctx context.Context, h *lab.SystemdHost, 
 	const vip = "10.77.0.100"
 	members := "[members]\np1 = 10.77.0.1:7480\np2 = 10.77.0.2:7480\nw = 10.77.0.1:7481 witness\n"
 	write("/etc/rampart/pair.key", "rampart:rampart", "0600", "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA==\n")
-	write("/etc/rampart/witness.ini", "root:root", "0600", "[watchdog]\nself = w\nkey_file = /etc/rampart/pair.key\nheartbeat = 500ms\n"+members)
+	write("/etc/rampart/witness.ini", "root:rampart", "0640", "[watchdog]\nself = w\nkey_file = /etc/rampart/pair.key\nheartbeat = 500ms\n"+members)
 	write("/etc/rampart/pooler.ini", "root:rampart", "0640", "[pooler]\nlisten_addr = 127.0.0.1\nlisten_port = 6432\n"+
 		"auth_file = /etc/rampart/userlist.txt\nhealth_check_user = app\nhealth_check_dbname = postgres\n[nodes]\nn1 = host=127.0.0.1 port=5432\n"+
 		"[watchdog]\nself = p1\nkey_file = /etc/rampart/pair.key\nheartbeat = 500ms\nvip = "+vip+"\n"+members)
-	if out, err := sh("systemd-run", "--unit", "rampart-witness", "/usr/bin/rampart", "witness", "run", "--config", "/etc/rampart/witness.ini"); err != nil {
-		t.Fatalf("%s host: start the witness: %v %s", release, err, out)
+	if out, err := sh("systemctl", "start", "rampart-witness"); err != nil {
+		journal, _ := sh("journalctl", "-u", "rampart-witness", "--no-pager", "-n", "20")
+		t.Fatalf("%s host: start the packaged witness unit: %v %s\n%s", release, err, out, journal)
 	}
 	// Without capabilities: refused before anything starts, saying how.
 	if _, err := sh("systemctl", "restart", "rampart-pooler"); err == nil {
