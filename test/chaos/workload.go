@@ -70,8 +70,9 @@ type Target struct {
 	Path    history.Path
 	Config  *pgx.ConnConfig // with the lab's dialer
 	Clients int
-	// Barrier: reads run in a transaction that ends with BarrierSQL, and
-	// count only once its COMMIT returns (the README's durable read
+	// Barrier: reads, and compare-and-sets (one that does not swap
+	// writes nothing), run in a transaction that ends with BarrierSQL
+	// and count only once its COMMIT returns (the README's durable read
 	// without the pooler): what they saw is then on the synchronous
 	// standbys.
 	Barrier bool
@@ -250,12 +251,14 @@ func (w *Workload) record(op history.Op) {
 func (w *Workload) do(ctx context.Context, conn *pgx.Conn, op *history.Op, barrier bool) error {
 	var sv serverRow
 	var err error
-	read := func(sql string, dest ...any) error {
+	// read runs a statement whose answer may show what it did not write
+	// itself; with barrier, in a transaction ending with BarrierSQL.
+	read := func(sql string, args []any, dest ...any) error {
 		if !barrier {
-			return conn.QueryRow(ctx, sql, op.Key).Scan(dest...)
+			return conn.QueryRow(ctx, sql, args...).Scan(dest...)
 		}
 		return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			if err := tx.QueryRow(ctx, sql, op.Key).Scan(dest...); err != nil {
+			if err := tx.QueryRow(ctx, sql, args...).Scan(dest...); err != nil {
 				return err
 			}
 			_, err := tx.Exec(ctx, BarrierSQL)
@@ -267,14 +270,17 @@ func (w *Workload) do(ctx context.Context, conn *pgx.Conn, op *history.Op, barri
 		err = conn.QueryRow(ctx, appendSQL, op.Key, op.Value).Scan(sv.dest()...)
 	case history.ReadList:
 		var list []int64
-		err = read(readListSQL, append([]any{&list}, sv.dest()...)...)
+		err = read(readListSQL, []any{op.Key}, append([]any{&list}, sv.dest()...)...)
 		op.List = list
 	case history.ReadRegister:
-		err = read(readRegSQL, append([]any{&op.Value}, sv.dest()...)...)
+		err = read(readRegSQL, []any{op.Key}, append([]any{&op.Value}, sv.dest()...)...)
 	case history.WriteRegister:
 		err = conn.QueryRow(ctx, writeRegSQL, op.Key, op.Value).Scan(sv.dest()...)
 	case history.CompareAndSet:
-		err = conn.QueryRow(ctx, casSQL, op.Key, op.Expect, op.Value).Scan(append([]any{&op.Swapped}, sv.dest()...)...)
+		// A compare-and-set that does not swap writes nothing, so its
+		// COMMIT waits for no standby: its "no" is a read of the value
+		// it found (seed 2026: a "no" on a value a failover took back).
+		err = read(casSQL, []any{op.Key, op.Expect, op.Value}, append([]any{&op.Swapped}, sv.dest()...)...)
 	default:
 		return fmt.Errorf("unknown operation kind %q", op.Kind)
 	}
