@@ -137,3 +137,30 @@ func (pl *proxyLab) connectTo(t *testing.T, ctx context.Context, host string) *p
 	t.Fatalf("no lab host %s", host)
 	return nil
 }
+
+func TestShowsData(t *testing.T) {
+	tag := func(s string) []byte { return append(append([]byte{'C', 0, 0, 0, byte(4 + len(s) + 1)}, s...), 0) }
+	for _, tt := range []struct {
+		name string
+		typ  byte
+		msg  []byte
+		want bool
+	}{
+		{"a row", 'D', nil, true},
+		{"an error", 'E', nil, true},
+		{"a notification", 'A', nil, true},
+		{"a row count", 'C', tag("UPDATE 0"), true},
+		{"SELECT's tag", 'C', tag("SELECT 1"), true},
+		{"BEGIN", 'C', tag("BEGIN"), false},
+		{"COMMIT", 'C', tag("COMMIT"), false},
+		{"ROLLBACK", 'C', tag("ROLLBACK"), false},
+		{"a malformed tag is held", 'C', []byte{'C', 0, 0, 0, 4}, true},
+		{"ReadyForQuery", 'Z', nil, false},
+		{"ParseComplete", '1', nil, false},
+		{"RowDescription", 'T', nil, false},
+	} {
+		if got := showsData(tt.typ, tt.msg); got != tt.want {
+			t.Errorf("%s: showsData = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
