@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -97,6 +98,32 @@ func hasEnv(environ []string, kv string) bool {
 	return false
 }
 
+// groupsOf are the groups the agent runs with as u: u's own, primary and
+// supplementary, as a login gives them (Debian's postgres reads the
+// snakeoil TLS key through its ssl-cert group; PostgreSQL refuses to start
+// without it), and the cluster's group, which may read the CIB.
+func groupsOf(u *user.User) []uint32 {
+	ids, _ := u.GroupIds()
+	ids = append([]string{u.Gid}, ids...)
+	if g, err := user.LookupGroup(clusterGroup); err == nil {
+		ids = append(ids, g.Gid)
+	}
+	return groupIDs(ids)
+}
+
+// groupIDs parses group ids, each once, in their order.
+func groupIDs(ids []string) []uint32 {
+	var groups []uint32
+	for _, s := range ids {
+		id, err := strconv.ParseUint(s, 10, 32)
+		if err != nil || slices.Contains(groups, uint32(id)) {
+			continue
+		}
+		groups = append(groups, uint32(id))
+	}
+	return groups
+}
+
 func reexecAs(ctx context.Context, name string, args, environ []string, stdout, stderr io.Writer) (int, error) {
 	u, err := user.Lookup(name)
 	if err != nil {
@@ -104,11 +131,7 @@ func reexecAs(ctx context.Context, name string, args, environ []string, stdout, 
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
-	groups := []uint32{uint32(gid)}
-	if g, err := user.LookupGroup(clusterGroup); err == nil {
-		id, _ := strconv.Atoi(g.Gid)
-		groups = append(groups, uint32(id))
-	}
+	groups := groupsOf(u)
 	cmd := exec.CommandContext(ctx, "/proc/self/exe", args[1:]...)
 	cmd.Args[0] = args[0] // the agent is chosen by the name it runs under
 	cmd.Env = append(append([]string{}, environ...), reexecMarker, "HOME="+u.HomeDir, "USER="+name, "LOGNAME="+name)
