@@ -18,7 +18,7 @@ DEB_PACKAGES := openipmi ipmitool fence-agents \
 	default-jdk-headless libpostgresql-jdbc-java \
 	lintian rpm rpmlint gnupg cpio man-db systemd debootstrap systemd-container
 
-.PHONY: all build test test-short lint deps demo chaos bench pgx-suite packages clean
+.PHONY: all build test test-short test-hosts lint deps demo chaos bench pgx-suite packages clean
 
 all: build
 
@@ -39,6 +39,13 @@ test: deps lint build
 ## test-short: unit tests only; no root, no servers
 test-short:
 	$(GO) test -short -count=1 ./...
+
+## test-hosts: docs/deploy.md executed on hosts booted by systemd, then failovers on
+## what it built, on both Debian releases (make test runs Debian 13's only; root;
+## about 8 minutes each)
+test-hosts: deps
+	RAMPART_DEPLOY_RELEASE=debian13 $(GO) test -count=1 -timeout 40m -run '^TestDeployGuide$$' -v ./test/deploy
+	RAMPART_DEPLOY_RELEASE=debian12 $(GO) test -count=1 -timeout 40m -run '^TestDeployGuide$$' -v ./test/deploy
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt: not formatted:"; echo "$$out"; exit 1; fi

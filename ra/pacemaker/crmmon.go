@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"html"
 	"os"
 	"os/exec"
 	"strings"
@@ -212,7 +213,7 @@ func ParseCrmMon(b []byte) (ClusterStatus, error) {
 		}
 	}
 	for _, f := range x.Failures {
-		s.Failures = append(s.Failures, Failure{OpKey: f.OpKey, Task: f.Task, Node: f.Node, ExitCode: f.ExitCode, ExitReason: f.ExitReason})
+		s.Failures = append(s.Failures, Failure{OpKey: f.OpKey, Task: f.Task, Node: f.Node, ExitCode: f.ExitCode, ExitReason: exitReason(f.ExitReason)})
 	}
 	for _, n := range x.Nodes {
 		s.Nodes = append(s.Nodes, Node{
@@ -307,4 +308,15 @@ func ParseResourceParams(b []byte) (map[string]map[string]string, error) {
 		params[p.ID] = m
 	}
 	return params, nil
+}
+
+// exitReason undoes the second XML escape Pacemaker 3.0's crm_mon applies
+// to an exit reason (an agent's `walreceiver: ""` reads
+// `walreceiver: &quot;&quot;` after encoding/xml's unescape); Pacemaker
+// 2.1's, escaped once, has no entity left to undo.
+func exitReason(s string) string {
+	if !strings.Contains(s, "&") {
+		return s
+	}
+	return html.UnescapeString(s)
 }

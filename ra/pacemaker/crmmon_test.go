@@ -154,3 +154,16 @@ func TestParseResourceParams(t *testing.T) {
 		t.Error("broken XML: want an error")
 	}
 }
+
+// Pacemaker 3.0's crm_mon escapes an exit reason twice.
+func TestExitReasonEscapedTwice(t *testing.T) {
+	for in, want := range map[string]string{
+		`walreceiver: &quot;&quot;; stream_timeout=30s`: `walreceiver: ""; stream_timeout=30s`,
+		`plain reason`:     `plain reason`,
+		`a &lt; b &amp; c`: `a < b & c`,
+	} {
+		if got := exitReason(in); got != want {
+			t.Errorf("exitReason(%q) = %q; want %q", in, got, want)
+		}
+	}
+}

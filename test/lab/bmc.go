@@ -50,21 +50,29 @@ mc_enable 0x20
 // chassis_control through sh; every part of it is validated plain text
 // (Config.Validate: root path, id; host names are the lab's own).
 func renderBMCConf(c Config, h HostSpec, password string) string {
-	return fmt.Sprintf(`# rampart lab %[1]s: BMC of %[2]s, written by the lab
-name "%[2]s-bmc"
+	return fmt.Sprintf("# rampart lab %s: BMC of %s, written by the lab\n", c.ID, h.Name) +
+		bmcLANConf(h.Name, h.BMC.String(), bmcGUID(h.NodeID),
+			fmt.Sprintf("%s lab bmc-power --root %s --id %s %s", c.labBinary(), c.Root, c.ID, h.Name), password)
+}
+
+// bmcLANConf is an ipmi_sim LAN configuration: a BMC named for host on
+// addr:623 with BMCUser as its administrator, whose chassis control runs
+// chassis (shell text) with the request's words appended.
+func bmcLANConf(host, addr, guid, chassis, password string) string {
+	return fmt.Sprintf(`name "%[1]s-bmc"
 set_working_mc 0x20
   startlan 1
-    addr %[3]s 623
+    addr %[2]s 623
     priv_limit admin
     allowed_auths_callback none md2 md5 straight
     allowed_auths_user none md2 md5 straight
     allowed_auths_operator none md2 md5 straight
     allowed_auths_admin none md2 md5 straight
-    guid %[4]s
+    guid %[3]s
   endlan
-  chassis_control "%[5]s lab bmc-power --root %[6]s --id %[1]s %[2]s"
-  user 2 true "%[7]s" "%[8]s" admin 10 none md2 md5 straight
-`, c.ID, h.Name, h.BMC, bmcGUID(h.NodeID), c.labBinary(), c.Root, BMCUser, password)
+  chassis_control "%[4]s"
+  user 2 true "%[5]s" "%[6]s" admin 10 none md2 md5 straight
+`, host, addr, guid, chassis, BMCUser, password)
 }
 
 // bmcGUID is a stable, distinct GUID per BMC.

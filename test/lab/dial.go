@@ -25,12 +25,22 @@ func (l *Lab) InNetwork(host string, fn func() error) error {
 		}
 		ns = l.cfg.hostNamespace(host)
 	}
+	if err := InNamespace(ns, fn); err != nil {
+		return fmt.Errorf("in %s: %w", host, err)
+	}
+	return nil
+}
+
+// InNamespace runs fn inside network namespace ns (/run/netns/ns) on a
+// locked OS thread that goes back to the machine's namespace afterwards,
+// or is thrown away if it cannot.
+func InNamespace(ns string, fn func() error) error {
 	done := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
 		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
-			done <- fmt.Errorf("enter %s: %w", host, err)
+			done <- fmt.Errorf("enter %s: %w", ns, err)
 			return
 		}
 		defer unix.Close(orig)
@@ -43,17 +53,35 @@ func (l *Lab) InNetwork(host string, fn func() error) error {
 		}()
 		fd, err := unix.Open("/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
-			done <- fmt.Errorf("enter %s: %w", host, err)
+			done <- fmt.Errorf("enter %s: %w", ns, err)
 			return
 		}
 		defer unix.Close(fd)
 		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-			done <- fmt.Errorf("enter %s: setns: %w", host, err)
+			done <- fmt.Errorf("enter %s: setns: %w", ns, err)
 			return
 		}
 		done <- fn()
 	}()
 	return <-done
+}
+
+// NamespaceDialer returns a dial function whose connections start inside
+// network namespace ns.
+func NamespaceDialer(ns string) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var c net.Conn
+		err := InNamespace(ns, func() error {
+			var d net.Dialer
+			var err error
+			c, err = d.DialContext(ctx, network, addr)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("dial from %s: %w", ns, err)
+		}
+		return c, nil
+	}
 }
 
 // Dialer returns a dial function whose connections start inside host's

@@ -48,7 +48,13 @@ func (l *Lab) NewWriter(host, conninfo string, every time.Duration) (*Writer, er
 		return nil, err
 	}
 	cfg.DialFunc = dial
-	return &Writer{Table: "acked", cfg: cfg, every: every, stop: make(chan struct{}), done: make(chan struct{})}, nil
+	return NewWriterConfig(cfg, every), nil
+}
+
+// NewWriterConfig returns a load that connects with cfg (its DialFunc
+// decides where from), one transaction per every at most.
+func NewWriterConfig(cfg *pgx.ConnConfig, every time.Duration) *Writer {
+	return &Writer{Table: "acked", cfg: cfg, every: every, stop: make(chan struct{}), done: make(chan struct{})}
 }
 
 func (w *Writer) table() string { return pgx.Identifier{w.Table}.Sanitize() }

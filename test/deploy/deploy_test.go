@@ -1,0 +1,485 @@
+package deploy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/rampart-ha/rampart/test/lab"
+)
+
+// TestMain is also the program the site's BMCs run for a power request
+// (lab.ChassisClient): this test binary, with the site's socket in the
+// environment.
+func TestMain(m *testing.M) {
+	if sock := os.Getenv(lab.ChassisSocketEnv); sock != "" {
+		os.Exit(lab.ChassisClient(sock, os.Args[1:], os.Stdout))
+	}
+	os.Exit(m.Run())
+}
+
+// The guide's hosts and addresses (docs/deploy.md, "The hosts").
+const (
+	dbVIP      = "10.0.0.10"
+	poolerVIP  = "10.0.0.100"
+	pgdataTmpl = "/var/lib/postgresql/%d/main"
+)
+
+var poolerStatus = []string{"--pooler", "http://10.0.0.21:9187", "--pooler", "http://10.0.0.22:9187"}
+
+func siteHosts() []lab.SiteHost {
+	db := func(name string, n int) lab.SiteHost {
+		return lab.SiteHost{Name: name, Addr: netip.MustParsePrefix(fmt.Sprintf("10.0.0.1%d/24", n)),
+			Mgmt: netip.MustParsePrefix(fmt.Sprintf("10.1.0.1%d/24", n)), BMC: netip.MustParseAddr(fmt.Sprintf("10.1.0.11%d", n)),
+			// The guide's example passwords: it writes them into the fencer's files.
+			BMCPassword: "ipmi-pass-" + name}
+	}
+	return []lab.SiteHost{
+		db("db1", 1), db("db2", 2), db("db3", 3),
+		{Name: "pooler1", Addr: netip.MustParsePrefix("10.0.0.21/24")},
+		{Name: "pooler2", Addr: netip.MustParsePrefix("10.0.0.22/24")},
+	}
+}
+
+var dbHosts = []string{"db1", "db2", "db3"}
+
+// deployment is the site with the guide done on it.
+type deployment struct {
+	t       *testing.T
+	site    *lab.Site
+	release lab.Release
+	app     string // the app role's password, from the guide's userlist
+}
+
+func TestDeployGuide(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots five hosts and builds a cluster on them (minutes)")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: network namespaces, systemd-nspawn")
+	}
+	for _, tool := range []string{"debootstrap", "systemd-nspawn", "ipmi_sim"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs %s (make deps)", tool)
+		}
+	}
+	releaseName := os.Getenv("RAMPART_DEPLOY_RELEASE")
+	if releaseName == "" {
+		releaseName = "debian13"
+	}
+	release, err := lab.ReleaseNamed(releaseName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(testWriter{t}, nil))
+
+	deb := buildDeb(t)
+	dir := t.TempDir()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "chassis.sock")
+	cfg := lab.SiteConfig{
+		ID: "deploy", Dir: filepath.Join(dir, "site"), Cache: "/var/cache/rampart/roots", Release: release,
+		Hosts: siteHosts(), Client: netip.MustParsePrefix("10.0.0.2/24"),
+		Chassis: fmt.Sprintf("%s=%s %s", lab.ChassisSocketEnv, sock, self),
+	}
+	// One crashed run's leftovers must not stop this one.
+	if err := lab.CleanSite(ctx, cfg.ID); err != nil {
+		t.Fatal(err)
+	}
+	site, err := lab.StartSite(ctx, cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			saveJournals(t, site)
+		}
+		if err := site.Close(context.Background()); err != nil {
+			t.Errorf("close the site: %v", err)
+		}
+	})
+	if err := site.ServeChassis(ctx, sock); err != nil {
+		t.Fatal(err)
+	}
+	d := &deployment{t: t, site: site, release: release}
+	d.prepare(ctx, deb)
+
+	f, err := os.Open("../../docs/deploy.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps, err := ParseGuide(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for _, s := range ForRelease(steps, release.PostgreSQL) {
+		d.do(ctx, s)
+	}
+	t.Logf("%s: the guide's %d steps done in %s", release.Name, len(steps), time.Since(start).Round(time.Second))
+
+	d.app = d.appPassword(ctx)
+	d.failovers(ctx)
+}
+
+// prepare makes each host what the guide starts from: the package in
+// root's home folder; on the poolers, none of the database services (the
+// hosts share a root that has them).
+func (d *deployment) prepare(ctx context.Context, deb string) {
+	b, err := os.ReadFile(deb)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	for _, h := range siteHosts() {
+		d.write(ctx, h.Name, "/root/"+filepath.Base(deb), "root:root", "0644", b)
+		if strings.HasPrefix(h.Name, "pooler") {
+			d.in(ctx, h.Name, "systemctl", "disable", "--now", "corosync", "pacemaker", "postgresql")
+		}
+	}
+}
+
+// do runs one step of the guide.
+func (d *deployment) do(ctx context.Context, s Step) {
+	d.t.Helper()
+	start := time.Now()
+	if s.Script == "" {
+		from, path, _ := strings.Cut(s.From, ":")
+		content := d.in(ctx, from, "cat", path)
+		meta := strings.Fields(d.in(ctx, from, "stat", "-c", "%U:%G %a", path))
+		for _, to := range s.To {
+			host, dest, _ := strings.Cut(to, ":")
+			d.write(ctx, host, dest, meta[0], meta[1], []byte(content))
+		}
+		d.t.Logf("%s: done", s)
+		return
+	}
+	for _, host := range s.Hosts {
+		cmd, err := d.site.Host(host).Command(ctx, asRoot("bash", "-euo", "pipefail", "-c", "cd /root\n"+s.Script)...)
+		if err != nil {
+			d.t.Fatalf("guide %s: %v", s, err)
+		}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			d.t.Fatalf("guide %s failed on %s: %v\n%s\n--- the block:\n%s", s, host, err, out, s.Script)
+		}
+		d.t.Logf("guide %s: %s ok (%s)\n%s", s, host, time.Since(start).Round(100*time.Millisecond), tail(string(out), 12))
+	}
+}
+
+// asRoot is argv with a root login's environment, not this test's.
+func asRoot(argv ...string) []string {
+	return append([]string{"env", "-i", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LANG=C.UTF-8",
+		"DEBIAN_FRONTEND=noninteractive"}, argv...)
+}
+
+func (d *deployment) write(ctx context.Context, host, path, owner, mode string, content []byte) {
+	d.t.Helper()
+	cmd, err := d.site.Host(host).Command(ctx, "sh", "-c", `mkdir -p "$(dirname "$1")" && cat > "$1" && chown "$2" "$1" && chmod "$3" "$1"`, "sh", path, owner, mode)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	cmd.Stdin = bytes.NewReader(content)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		d.t.Fatalf("write %s on %s: %v\n%s", path, host, err, out)
+	}
+}
+
+// in runs argv on host and returns its output; it must succeed.
+func (d *deployment) in(ctx context.Context, host string, argv ...string) string {
+	d.t.Helper()
+	out, err := d.site.Host(host).Output(ctx, argv...)
+	if err != nil {
+		d.t.Fatalf("%v\n%s", err, out)
+	}
+	return out
+}
+
+var appLine = regexp.MustCompile(`(?m)^"app" "([^"]+)"$`)
+
+func (d *deployment) appPassword(ctx context.Context) string {
+	m := appLine.FindStringSubmatch(d.in(ctx, "pooler1", "cat", "/etc/rampart/userlist.txt"))
+	if m == nil {
+		d.t.Fatal("no app line in pooler1's userlist.txt")
+	}
+	return m[1]
+}
+
+func (d *deployment) conn(ctx context.Context, addr string, port int) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%d user=app dbname=app connect_timeout=3", addr, port))
+	if err != nil {
+		return nil, err
+	}
+	cfg.Password = d.app
+	cfg.DialFunc = d.site.Dialer()
+	return pgx.ConnectConfig(ctx, cfg)
+}
+
+// clusterView is what `rampart status --json` says of the nodes.
+type clusterView struct {
+	Nodes []struct {
+		Name, Role, State string
+	} `json:"nodes"`
+}
+
+// status runs `rampart status --json` with both poolers on host: the
+// primary and the synchronous standby, and an error unless it exits 0
+// (no problem).
+func (d *deployment) status(ctx context.Context, host string) (primary, sync string, err error) {
+	out, err := d.site.Host(host).Output(ctx, asRoot(append([]string{"rampart", "status", "--json"}, poolerStatus...)...)...)
+	var v clusterView
+	if jerr := json.Unmarshal([]byte(out), &v); jerr != nil {
+		return "", "", fmt.Errorf("rampart status --json on %s: %v; %w", host, jerr, err)
+	}
+	for _, n := range v.Nodes {
+		switch {
+		case n.Role == "primary":
+			primary = n.Name
+		case n.State == "sync":
+			sync = n.Name
+		}
+	}
+	if err != nil {
+		return primary, sync, fmt.Errorf("%w\n%s", err, tail(out, 40))
+	}
+	return primary, sync, nil
+}
+
+// writable says whether the database VIP leads to a primary.
+func (d *deployment) writable(ctx context.Context) error {
+	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	c, err := d.conn(qctx, dbVIP, 5432)
+	if err != nil {
+		return err
+	}
+	defer c.Close(context.Background())
+	var standby bool
+	if err := c.QueryRow(qctx, "SELECT pg_is_in_recovery()").Scan(&standby); err != nil {
+		return err
+	}
+	if standby {
+		return fmt.Errorf("the database VIP leads to a standby")
+	}
+	return nil
+}
+
+// waitHealthy waits until `rampart status` with both poolers exits 0 on a
+// database host that runs and the database VIP leads to a primary; it
+// returns the primary and the synchronous standby.
+func (d *deployment) waitHealthy(ctx context.Context, why string) (primary, sync string) {
+	d.t.Helper()
+	wctx, cancel := context.WithTimeout(ctx, 4*time.Minute)
+	defer cancel()
+	err := lab.WaitFor(wctx, "rampart status exit 0 "+why, 2*time.Second, func(ctx context.Context) (bool, string, error) {
+		for _, h := range dbHosts {
+			if !d.site.Running(h) {
+				continue
+			}
+			p, s, err := d.status(ctx, h)
+			if err != nil {
+				return false, err.Error(), nil
+			}
+			if err := d.writable(ctx); err != nil {
+				return false, err.Error(), nil
+			}
+			primary, sync = p, s
+			return true, "", nil
+		}
+		return false, "no database host runs", nil
+	})
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	return primary, sync
+}
+
+// killPostmaster kills host's postmaster with SIGKILL.
+func (d *deployment) killPostmaster(ctx context.Context, host string) {
+	d.t.Helper()
+	pidfile := fmt.Sprintf(pgdataTmpl, d.release.PostgreSQL) + "/postmaster.pid"
+	d.in(ctx, host, "sh", "-c", `kill -KILL "$(head -1 "$1")"`, "sh", pidfile)
+}
+
+// poolerLeader is the pooler host that holds the pooler VIP.
+func (d *deployment) poolerLeader(ctx context.Context) string {
+	for _, h := range []string{"pooler1", "pooler2"} {
+		if !d.site.Running(h) {
+			continue
+		}
+		if out, _ := d.site.Host(h).Output(ctx, "ip", "-o", "-4", "addr", "show", "dev", "eth0"); strings.Contains(out, " "+poolerVIP+"/") {
+			return h
+		}
+	}
+	return ""
+}
+
+// failovers breaks the deployed cluster one way after another under a
+// write load through the pooler pair: each fault must end, by itself, in
+// a healthy cluster, and no acknowledged commit may be lost.
+func (d *deployment) failovers(ctx context.Context) {
+	t := d.t
+	primary, sync := d.waitHealthy(ctx, "after the guide")
+	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=6432 user=app dbname=app connect_timeout=2", poolerVIP))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Password = d.app
+	cfg.DialFunc = d.site.Dialer()
+	w := lab.NewWriterConfig(cfg, 20*time.Millisecond)
+	if err := w.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	waitCommits := func(after time.Time, what string) {
+		t.Helper()
+		wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		if err := lab.WaitFor(wctx, "commits through the pooler VIP "+what, 100*time.Millisecond, func(context.Context) (bool, string, error) {
+			n, _ := w.AckedSince(after, "")
+			return n >= 20, fmt.Sprintf("%d commits, %d errors", n, w.Errors()), nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitCommits(time.Now(), "before the faults")
+	type figure struct {
+		fault, from, to string
+		stall           time.Duration
+		healthy         time.Duration
+	}
+	var figures []figure
+	record := func(fault, from string, at time.Time) {
+		t.Helper()
+		waitCommits(at, "after: "+fault)
+		p, s := d.waitHealthy(ctx, "after: "+fault)
+		f := figure{fault: fault, from: from, to: p, stall: w.LongestStall(at, time.Now()), healthy: time.Since(at)}
+		figures = append(figures, f)
+		t.Logf("%s: %s on %s: primary now %s; no commit through the poolers for %.1f s at most, rampart status exit 0 after %.0f s (%d client errors so far)",
+			d.release.Name, fault, from, p, f.stall.Seconds(), f.healthy.Seconds(), w.Errors())
+		primary, sync = p, s
+	}
+
+	// 1. PostgreSQL's postmaster on the primary killed.
+	at := time.Now()
+	d.killPostmaster(ctx, primary)
+	record("killed primary postmaster", primary, at)
+
+	// 2. The primary's host crashes: fenced through its BMC (reboot), a
+	// standby promoted, the old primary rewound when its host is back.
+	at = time.Now()
+	if err := d.site.Crash(ctx, primary); err != nil {
+		t.Fatal(err)
+	}
+	record("crashed primary host", primary, at)
+
+	// 3. The primary's host hangs: every process stopped.
+	at = time.Now()
+	if err := d.site.Freeze(ctx, primary); err != nil {
+		t.Fatal(err)
+	}
+	record("frozen primary host", primary, at)
+
+	// 4. The synchronous standby's postmaster killed.
+	if sync == "" {
+		t.Fatal("no synchronous standby to kill")
+	}
+	at = time.Now()
+	d.killPostmaster(ctx, sync)
+	record("killed synchronous standby postmaster", sync, at)
+
+	// 5. The leading pooler's host crashes; the other takes the VIP.
+	leader := d.poolerLeader(ctx)
+	if leader == "" {
+		t.Fatal("no pooler holds " + poolerVIP)
+	}
+	at = time.Now()
+	if err := d.site.Crash(ctx, leader); err != nil {
+		t.Fatal(err)
+	}
+	waitCommits(at, "after the pooler leader crashed")
+	if now := d.poolerLeader(ctx); now == "" || now == leader {
+		t.Fatalf("after %s crashed, the pooler VIP is on %q", leader, now)
+	}
+	if err := d.site.Boot(ctx, leader); err != nil {
+		t.Fatal(err)
+	}
+	record("crashed pooler leader (booted again)", leader, at)
+
+	w.Stop()
+	lost, err := w.Missing(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table strings.Builder
+	fmt.Fprintf(&table, "%-38s %-8s %-8s %14s %9s\n", "fault", "on", "primary", "longest stall", "healthy")
+	for _, f := range figures {
+		fmt.Fprintf(&table, "%-38s %-8s %-8s %13.1fs %8.0fs\n", f.fault, f.from, f.to, f.stall.Seconds(), f.healthy.Seconds())
+	}
+	t.Logf("%s (PostgreSQL %d, Pacemaker %s), through the pooler pair:\n%s", d.release.Name, d.release.PostgreSQL, d.release.Pacemaker, table.String())
+	t.Logf("%s: %d commits acknowledged, %d lost, %d client errors", d.release.Name, len(w.IDs()), len(lost), w.Errors())
+	if len(lost) > 0 {
+		t.Errorf("%s: %d acknowledged commits lost: %v", d.release.Name, len(lost), lost[:min(len(lost), 20)])
+	}
+}
+
+// buildDeb builds the .deb with scripts/packages.
+func buildDeb(t *testing.T) string {
+	_, file, _, _ := runtime.Caller(0)
+	repo := filepath.Join(filepath.Dir(file), "..", "..")
+	dist := t.TempDir()
+	cmd := exec.Command(filepath.Join(repo, "scripts", "packages"), dist)
+	cmd.Dir = repo
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("scripts/packages: %v\n%s", err, tail(string(out), 30))
+	}
+	debs, _ := filepath.Glob(filepath.Join(dist, "*.deb"))
+	if len(debs) != 1 {
+		t.Fatalf("scripts/packages made %v; want one .deb", debs)
+	}
+	return debs[0]
+}
+
+// saveJournals logs what each host's journal says of the cluster, for a
+// failed run.
+func saveJournals(t *testing.T, site *lab.Site) {
+	for _, h := range siteHosts() {
+		if !site.Running(h.Name) {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		out, _ := site.Host(h.Name).Output(ctx, "journalctl", "--no-pager", "-n", "80", "-u", "pacemaker", "-u", "corosync", "-u", "rampart-pooler", "-u", "rampart-witness")
+		cancel()
+		t.Logf("--- journal of %s:\n%s", h.Name, out)
+	}
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}

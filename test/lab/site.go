@@ -1,0 +1,448 @@
+package lab
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// A site is a set of real hosts: each a SystemdHost booted from a
+// release's root, plugged into a database network (eth0) and, for hosts
+// with a BMC, a management network (eth1) where simulated BMCs (ipmi_sim)
+// power them off and on. Nothing runs on a site's hosts until somebody
+// installs it there: it is where a deployment is done as an operator
+// does it (docs/deploy.md), not a lab the lab configures.
+
+// SiteHost is one host of a site.
+type SiteHost struct {
+	Name string
+	Addr netip.Prefix // eth0, on the database network
+	// Mgmt is eth1's address on the management network and BMC its BMC's;
+	// both zero for a host without one.
+	Mgmt        netip.Prefix
+	BMC         netip.Addr
+	BMCPassword string
+}
+
+// SiteConfig says what a site is made of.
+type SiteConfig struct {
+	ID      string // its namespaces are rampart-ID-…, found by `rampart lab leftovers`
+	Dir     string // the hosts' disks, the BMCs' files
+	Cache   string // where release roots are kept (Root)
+	Release Release
+	Hosts   []SiteHost
+	// Client is the address the site's own namespace takes on the
+	// database network: where this process's connections come from
+	// (Dialer).
+	Client netip.Prefix
+	// Chassis is the shell text a BMC runs for a power request, the host's
+	// name and the request's words appended; it must reach ServeChassis's
+	// socket (ChassisClient does).
+	Chassis string
+}
+
+// Site is a running site.
+type Site struct {
+	cfg   SiteConfig
+	log   *slog.Logger
+	mu    sync.Mutex // a host's power: the test's faults and the BMCs' requests
+	hosts map[string]*SystemdHost
+	bmcs  []int
+}
+
+const siteMgmtBridge = "brm"
+
+// StartSite builds cfg's root (once), its networks and BMCs, and boots
+// every host, returning when each host's systemd is up.
+func StartSite(ctx context.Context, cfg SiteConfig, log *slog.Logger) (*Site, error) {
+	if !idPattern.MatchString(cfg.ID) {
+		return nil, fmt.Errorf("site %q: an id of lowercase letters and digits", cfg.ID)
+	}
+	root, err := Root(ctx, cfg.Cache, cfg.Release, log)
+	if err != nil {
+		return nil, err
+	}
+	s := &Site{cfg: cfg, log: log, hosts: map[string]*SystemdHost{}}
+	if err := s.network(ctx); err != nil {
+		s.Close(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	for _, h := range cfg.Hosts {
+		sh, err := NewSystemdHost(root, h.Name, s.namespace(h.Name), filepath.Join(cfg.Dir, "hosts", h.Name))
+		if err != nil {
+			s.Close(context.WithoutCancel(ctx))
+			return nil, err
+		}
+		s.hosts[h.Name] = sh
+	}
+	if err := s.startBMCs(ctx); err != nil {
+		s.Close(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	start := time.Now()
+	for _, h := range cfg.Hosts {
+		if err := s.hosts[h.Name].Boot(ctx); err != nil {
+			s.Close(context.WithoutCancel(ctx))
+			return nil, err
+		}
+	}
+	errs := make(chan error, len(cfg.Hosts))
+	for _, h := range cfg.Hosts {
+		go func() { errs <- s.hosts[h.Name].WaitRunning(ctx) }()
+	}
+	var failed []error
+	for range cfg.Hosts {
+		failed = append(failed, <-errs)
+	}
+	if err := errors.Join(failed...); err != nil {
+		s.Close(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	log.Info("site up", "id", cfg.ID, "release", cfg.Release.Name, "hosts", len(cfg.Hosts), "boot", time.Since(start).Round(100*time.Millisecond))
+	return s, nil
+}
+
+func (s *Site) namespace(host string) string { return NamespacePrefix(s.cfg.ID) + host }
+
+// Namespace is the site's own network namespace: its bridges, its BMCs,
+// its client address.
+func (s *Site) Namespace() string { return NamespacePrefix(s.cfg.ID) + "net" }
+
+// network makes the bridges, each host's namespace and links, and the
+// site's client address.
+func (s *Site) network(ctx context.Context) error {
+	lnet := s.Namespace()
+	steps := [][]string{
+		{"ip", "netns", "add", lnet},
+		{"ip", "-n", lnet, "link", "set", "lo", "up"},
+		{"ip", "-n", lnet, "link", "add", bridge, "type", "bridge"},
+		{"ip", "-n", lnet, "link", "set", bridge, "up"},
+		{"ip", "-n", lnet, "addr", "add", s.cfg.Client.String(), "dev", bridge},
+		{"ip", "-n", lnet, "link", "add", siteMgmtBridge, "type", "bridge"},
+		{"ip", "-n", lnet, "link", "set", siteMgmtBridge, "up"},
+	}
+	for _, h := range s.cfg.Hosts {
+		ns := s.namespace(h.Name)
+		steps = append(steps,
+			[]string{"ip", "netns", "add", ns},
+			[]string{"ip", "-n", ns, "link", "set", "lo", "up"},
+			[]string{"ip", "link", "add", bridgePort(h.Name), "netns", lnet, "type", "veth", "peer", "name", "eth0", "netns", ns},
+			[]string{"ip", "-n", lnet, "link", "set", bridgePort(h.Name), "master", bridge, "up"},
+			[]string{"ip", "-n", ns, "addr", "add", h.Addr.String(), "dev", "eth0"},
+			[]string{"ip", "-n", ns, "link", "set", "eth0", "up"},
+		)
+		if h.Mgmt.IsValid() {
+			steps = append(steps,
+				[]string{"ip", "link", "add", mgmtPort(h.Name), "netns", lnet, "type", "veth", "peer", "name", "eth1", "netns", ns},
+				[]string{"ip", "-n", lnet, "link", "set", mgmtPort(h.Name), "master", siteMgmtBridge, "up"},
+				[]string{"ip", "-n", ns, "addr", "add", h.Mgmt.String(), "dev", "eth1"},
+				[]string{"ip", "-n", ns, "link", "set", "eth1", "up"},
+				[]string{"ip", "-n", lnet, "addr", "add", fmt.Sprintf("%s/%d", h.BMC, h.Mgmt.Bits()), "dev", siteMgmtBridge},
+			)
+		}
+	}
+	for _, st := range steps {
+		if _, err := run(ctx, st...); err != nil {
+			return fmt.Errorf("site %s network: %w", s.cfg.ID, err)
+		}
+	}
+	return nil
+}
+
+// startBMCs starts an ipmi_sim per host with a BMC, in the site's
+// namespace, and waits until each listens.
+func (s *Site) startBMCs(ctx context.Context) error {
+	for i, h := range s.cfg.Hosts {
+		if !h.BMC.IsValid() {
+			continue
+		}
+		dir := filepath.Join(s.cfg.Dir, "bmc", h.Name)
+		if err := os.MkdirAll(filepath.Join(dir, "state"), 0o700); err != nil {
+			return err
+		}
+		conf := fmt.Sprintf("# rampart site %s: BMC of %s\n", s.cfg.ID, h.Name) +
+			bmcLANConf(h.Name, h.BMC.String(), bmcGUID(100+i), s.cfg.Chassis+" "+h.Name, h.BMCPassword)
+		for name, text := range map[string]string{"lan.conf": conf, "bmc.emu": bmcEmu} {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+				return err
+			}
+		}
+		pid, err := startDaemon(filepath.Join(dir, "ipmi_sim.log"), nil, "ip", "netns", "exec", s.Namespace(),
+			"ipmi_sim", "-n", "-c", filepath.Join(dir, "lan.conf"), "-f", filepath.Join(dir, "bmc.emu"), "-s", filepath.Join(dir, "state"))
+		if err != nil {
+			return fmt.Errorf("BMC of %s: %w", h.Name, err)
+		}
+		s.bmcs = append(s.bmcs, pid)
+		if err := WaitFor(ctx, "BMC of "+h.Name+" listening on "+h.BMC.String()+":623", 10*time.Millisecond, func(context.Context) (bool, string, error) {
+			if !alive(pid) {
+				return false, "", fmt.Errorf("ipmi_sim exited: see %s", filepath.Join(dir, "ipmi_sim.log"))
+			}
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/udp", pid))
+			if err != nil {
+				return false, err.Error(), nil
+			}
+			return listensUDP(string(b), h.BMC.As4(), 623), "not yet", nil
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Host is the named host.
+func (s *Site) Host(name string) *SystemdHost { return s.hosts[name] }
+
+func (s *Site) spec(name string) (SiteHost, error) {
+	for _, h := range s.cfg.Hosts {
+		if h.Name == name {
+			return h, nil
+		}
+	}
+	return SiteHost{}, fmt.Errorf("site %s has no host %q", s.cfg.ID, name)
+}
+
+// Dialer's connections start in the site's namespace, from Client.
+func (s *Site) Dialer() func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return NamespaceDialer(s.Namespace())
+}
+
+// Running says whether host is powered on.
+func (s *Site) Running(host string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := s.hosts[host]
+	return h != nil && h.Running()
+}
+
+// Crash cuts host's power: every process ends at once, and the addresses
+// its services added (a VIP) go, as they would with the machine.
+func (s *Site) Crash(ctx context.Context, host string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.crash(ctx, host)
+}
+
+func (s *Site) crash(ctx context.Context, host string) error {
+	spec, err := s.spec(host)
+	if err != nil {
+		return err
+	}
+	if h := s.hosts[host]; h.Running() {
+		if err := h.Crash(ctx); err != nil {
+			return err
+		}
+	}
+	ns := s.namespace(host)
+	for _, st := range [][]string{
+		{"ip", "-n", ns, "addr", "flush", "dev", "eth0"},
+		{"ip", "-n", ns, "addr", "add", spec.Addr.String(), "dev", "eth0"},
+		{"ip", "-n", ns, "neigh", "flush", "dev", "eth0"},
+	} {
+		if _, err := run(ctx, st...); err != nil {
+			return fmt.Errorf("crash %s: %w", host, err)
+		}
+	}
+	return nil
+}
+
+// Boot powers host on; it returns once its init runs.
+func (s *Site) Boot(ctx context.Context, host string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.spec(host); err != nil {
+		return err
+	}
+	return s.hosts[host].Boot(ctx)
+}
+
+// Freeze stops every process of host (SIGSTOP): an OS that hangs. Its
+// kernel still answers ARP; only its BMC or a crash ends it.
+func (s *Site) Freeze(ctx context.Context, host string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.hosts[host].Running() {
+		return fmt.Errorf("freeze %s: it is off", host)
+	}
+	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := freezeNamespace(fctx, s.namespace(host)); err != nil {
+		return fmt.Errorf("freeze %s: %w", host, err)
+	}
+	return nil
+}
+
+// Close ends every host and BMC and removes the namespaces and disks.
+func (s *Site) Close(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for _, pid := range s.bmcs {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	for _, h := range s.hosts {
+		errs = append(errs, h.Remove(ctx))
+	}
+	errs = append(errs, CleanSite(ctx, s.cfg.ID))
+	return errors.Join(errs...)
+}
+
+// ChassisSocketEnv names the environment variable ChassisClient finds the
+// site's socket in.
+const ChassisSocketEnv = "RAMPART_SITE_CHASSIS"
+
+// ServeChassis answers the BMCs' power requests on a Unix socket at path
+// until ctx ends: each connection sends one line, HOST and ipmi_sim's
+// chassis_control words (get power, set power 0, …), and gets the
+// answer's lines and a last line "ok" or "error: …". Power off crashes
+// the host; power on boots it.
+func (s *Site) ServeChassis(ctx context.Context, path string) error {
+	_ = os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return fmt.Errorf("site %s: chassis socket: %w", s.cfg.ID, err)
+	}
+	context.AfterFunc(ctx, func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go s.chassisRequest(ctx, c)
+		}
+	}()
+	return nil
+}
+
+func (s *Site) chassisRequest(ctx context.Context, c net.Conn) {
+	defer c.Close()
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		fmt.Fprintf(c, "error: %v\n", err)
+		return
+	}
+	words := strings.Fields(line)
+	var out strings.Builder
+	if len(words) < 1 {
+		err = errors.New("no host named")
+	} else {
+		err = s.chassis(ctx, words[0], words[1:], &out)
+		s.log.Info("BMC request", "host", words[0], "request", strings.Join(words[1:], " "), "answer", strings.TrimSpace(out.String()), "err", err)
+	}
+	if err != nil {
+		fmt.Fprintf(c, "%serror: %v\n", out.String(), err)
+		return
+	}
+	fmt.Fprintf(c, "%sok\n", out.String())
+}
+
+// chassis answers one request for host: power is on while the host runs.
+func (s *Site) chassis(ctx context.Context, host string, args []string, out io.Writer) error {
+	r, err := ParseChassisRequest(args)
+	if err != nil {
+		return err
+	}
+	if _, err := s.spec(host); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := s.hosts[host]
+	for _, name := range r.Get {
+		switch name {
+		case "power":
+			fmt.Fprintf(out, "power:%d\n", b2i(h.Running()))
+		case "boot":
+			fmt.Fprintln(out, "boot:default")
+		default:
+			return fmt.Errorf("chassis control: cannot get %q", name)
+		}
+	}
+	for _, kv := range r.Set {
+		switch {
+		case kv[0] == "power" && kv[1] == "0":
+			if err := s.crash(ctx, host); err != nil {
+				return err
+			}
+		case kv[0] == "power" && kv[1] == "1":
+			if !h.Running() {
+				if err := h.Boot(ctx); err != nil {
+					return err
+				}
+			}
+		case kv[0] == "reset" && kv[1] == "1":
+			if err := s.crash(ctx, host); err != nil {
+				return err
+			}
+			if err := h.Boot(ctx); err != nil {
+				return err
+			}
+		case kv[0] == "boot" || kv[0] == "shutdown" || kv[0] == "reset":
+			// Boot device, soft shutdown request: nothing to simulate.
+		default:
+			return fmt.Errorf("chassis control: cannot set %s to %q", kv[0], kv[1])
+		}
+	}
+	return nil
+}
+
+// ChassisClient is the program a site's BMCs run (SiteConfig.Chassis): it
+// passes args (HOST and the request) to the site's socket and prints the
+// answer; its exit code is 0 when the request was done.
+func ChassisClient(socket string, args []string, out io.Writer) int {
+	c, err := net.DialTimeout("unix", socket, 5*time.Second)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "chassis:", err)
+		return 1
+	}
+	defer c.Close()
+	if _, err := fmt.Fprintln(c, strings.Join(args, " ")); err != nil {
+		fmt.Fprintln(os.Stderr, "chassis:", err)
+		return 1
+	}
+	sc := bufio.NewScanner(c)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "ok":
+			return 0
+		case strings.HasPrefix(line, "error: "):
+			fmt.Fprintln(os.Stderr, "chassis:", strings.TrimPrefix(line, "error: "))
+			return 1
+		default:
+			fmt.Fprintln(out, line)
+		}
+	}
+	fmt.Fprintln(os.Stderr, "chassis: no answer")
+	return 1
+}
+
+// CleanSite removes what a site of id that ended without Close left: its
+// processes and namespaces (its disks lived in its test's folder).
+func CleanSite(ctx context.Context, id string) error {
+	names, err := labNamespaces(id)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, ns := range names {
+		kctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		errs = append(errs, killNamespace(kctx, ns))
+		cancel()
+		if _, err := run(ctx, "ip", "netns", "del", ns); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
