@@ -41,11 +41,11 @@ test-short:
 	$(GO) test -short -count=1 ./...
 
 ## test-hosts: docs/deploy.md executed on hosts booted by systemd, then failovers on
-## what it built, on both Debian releases (make test runs Debian 13's only; root;
-## about 8 minutes each)
+## what it built, and the rolling upgrade from the previous release tag, on both Debian
+## releases (make test runs Debian 13's deployment only; root; about 10 minutes each)
 test-hosts: deps
-	RAMPART_DEPLOY_RELEASE=debian13 $(GO) test -count=1 -timeout 40m -run '^TestDeployGuide$$' -v ./test/deploy
-	RAMPART_DEPLOY_RELEASE=debian12 $(GO) test -count=1 -timeout 40m -run '^TestDeployGuide$$' -v ./test/deploy
+	RAMPART_DEPLOY_RELEASE=debian13 RAMPART_DEPLOY_UPGRADE=1 $(GO) test -count=1 -timeout 90m -v ./test/deploy
+	RAMPART_DEPLOY_RELEASE=debian12 RAMPART_DEPLOY_UPGRADE=1 $(GO) test -count=1 -timeout 90m -v ./test/deploy
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt: not formatted:"; echo "$$out"; exit 1; fi

@@ -65,6 +65,20 @@ type deployment struct {
 }
 
 func TestDeployGuide(t *testing.T) {
+	release := requireSite(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	deb := buildDeb(t, repoDir(), t.TempDir())
+	d := startSite(t, ctx, release)
+	d.prepare(ctx, deb)
+	d.deploy(ctx, guideSteps(t, "docs/deploy.md", nil))
+	d.failovers(ctx)
+}
+
+// requireSite skips a test that cannot boot a site here, and returns the
+// release to boot (RAMPART_DEPLOY_RELEASE, debian13 by default).
+func requireSite(t *testing.T) lab.Release {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("boots five hosts and builds a cluster on them (minutes)")
 	}
@@ -76,19 +90,22 @@ func TestDeployGuide(t *testing.T) {
 			t.Skipf("needs %s (make deps)", tool)
 		}
 	}
-	releaseName := os.Getenv("RAMPART_DEPLOY_RELEASE")
-	if releaseName == "" {
-		releaseName = "debian13"
+	name := os.Getenv("RAMPART_DEPLOY_RELEASE")
+	if name == "" {
+		name = "debian13"
 	}
-	release, err := lab.ReleaseNamed(releaseName)
+	release, err := lab.ReleaseNamed(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
-	defer cancel()
-	log := slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	return release
+}
 
-	deb := buildDeb(t)
+// startSite boots the guide's five hosts of release; they go at the
+// test's end.
+func startSite(t *testing.T, ctx context.Context, release lab.Release) *deployment {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(testWriter{t}, nil))
 	dir := t.TempDir()
 	self, err := os.Executable()
 	if err != nil {
@@ -119,26 +136,34 @@ func TestDeployGuide(t *testing.T) {
 	if err := site.ServeChassis(ctx, sock); err != nil {
 		t.Fatal(err)
 	}
-	d := &deployment{t: t, site: site, release: release}
-	d.prepare(ctx, deb)
+	return &deployment{t: t, site: site, release: release}
+}
 
-	f, err := os.Open("../../docs/deploy.md")
+// guideSteps parses the guide at path in the repository: as it is in the
+// work tree (text nil), or text (the guide of an earlier version).
+func guideSteps(t *testing.T, path string, text []byte) []Step {
+	t.Helper()
+	if text == nil {
+		var err error
+		if text, err = os.ReadFile(filepath.Join(repoDir(), path)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	steps, err := ParseGuide(bytes.NewReader(text))
 	if err != nil {
 		t.Fatal(err)
 	}
-	steps, err := ParseGuide(f)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	return steps
+}
+
+// deploy runs the guide's steps, adapted to the site's release.
+func (d *deployment) deploy(ctx context.Context, steps []Step) {
 	start := time.Now()
-	for _, s := range ForRelease(steps, release.PostgreSQL) {
+	for _, s := range ForRelease(steps, d.release.PostgreSQL) {
 		d.do(ctx, s)
 	}
-	t.Logf("%s: the guide's %d steps done in %s", release.Name, len(steps), time.Since(start).Round(time.Second))
-
+	d.t.Logf("%s: the guide's %d steps done in %s", d.release.Name, len(steps), time.Since(start).Round(time.Second))
 	d.app = d.appPassword(ctx)
-	d.failovers(ctx)
 }
 
 // prepare makes each host what the guide starts from: the package in
@@ -332,34 +357,60 @@ func (d *deployment) poolerLeader(ctx context.Context) string {
 	return ""
 }
 
+// startWriter starts a write load through the pooler pair's address
+// that records every acknowledged commit.
+func (d *deployment) startWriter(ctx context.Context) *lab.Writer {
+	d.t.Helper()
+	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=6432 user=app dbname=app connect_timeout=2", poolerVIP))
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	cfg.Password = d.app
+	cfg.DialFunc = d.site.Dialer()
+	w := lab.NewWriterConfig(cfg, 20*time.Millisecond)
+	if err := w.Start(ctx); err != nil {
+		d.t.Fatal(err)
+	}
+	return w
+}
+
+// waitCommits waits until w has 20 commits acknowledged after after.
+func (d *deployment) waitCommits(ctx context.Context, w *lab.Writer, after time.Time, what string) {
+	d.t.Helper()
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := lab.WaitFor(wctx, "commits through the pooler VIP "+what, 100*time.Millisecond, func(context.Context) (bool, string, error) {
+		n, _ := w.AckedSince(after, "")
+		return n >= 20, fmt.Sprintf("%d commits, %d errors", n, w.Errors()), nil
+	}); err != nil {
+		d.t.Fatal(err)
+	}
+}
+
+// checkNothingLost stops w and fails the test for every acknowledged
+// commit the cluster does not have.
+func (d *deployment) checkNothingLost(ctx context.Context, w *lab.Writer) {
+	d.t.Helper()
+	w.Stop()
+	lost, err := w.Missing(ctx)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	d.t.Logf("%s: %d commits acknowledged, %d lost, %d client errors", d.release.Name, len(w.IDs()), len(lost), w.Errors())
+	if len(lost) > 0 {
+		d.t.Errorf("%s: %d acknowledged commits lost: %v", d.release.Name, len(lost), lost[:min(len(lost), 20)])
+	}
+}
+
 // failovers breaks the deployed cluster one way after another under a
 // write load through the pooler pair: each fault must end, by itself, in
 // a healthy cluster, and no acknowledged commit may be lost.
 func (d *deployment) failovers(ctx context.Context) {
 	t := d.t
 	primary, sync := d.waitHealthy(ctx, "after the guide")
-	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=6432 user=app dbname=app connect_timeout=2", poolerVIP))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Password = d.app
-	cfg.DialFunc = d.site.Dialer()
-	w := lab.NewWriterConfig(cfg, 20*time.Millisecond)
-	if err := w.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	w := d.startWriter(ctx)
 	defer w.Stop()
-	waitCommits := func(after time.Time, what string) {
-		t.Helper()
-		wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		defer cancel()
-		if err := lab.WaitFor(wctx, "commits through the pooler VIP "+what, 100*time.Millisecond, func(context.Context) (bool, string, error) {
-			n, _ := w.AckedSince(after, "")
-			return n >= 20, fmt.Sprintf("%d commits, %d errors", n, w.Errors()), nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	waitCommits := func(after time.Time, what string) { d.waitCommits(ctx, w, after, what) }
 	waitCommits(time.Now(), "before the faults")
 	type figure struct {
 		fault, from, to string
@@ -424,32 +475,29 @@ func (d *deployment) failovers(ctx context.Context) {
 	}
 	record("crashed pooler leader (booted again)", leader, at)
 
-	w.Stop()
-	lost, err := w.Missing(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var table strings.Builder
 	fmt.Fprintf(&table, "%-38s %-8s %-8s %14s %9s\n", "fault", "on", "primary", "longest stall", "healthy")
 	for _, f := range figures {
 		fmt.Fprintf(&table, "%-38s %-8s %-8s %13.1fs %8.0fs\n", f.fault, f.from, f.to, f.stall.Seconds(), f.healthy.Seconds())
 	}
 	t.Logf("%s (PostgreSQL %d, Pacemaker %s), through the pooler pair:\n%s", d.release.Name, d.release.PostgreSQL, d.release.Pacemaker, table.String())
-	t.Logf("%s: %d commits acknowledged, %d lost, %d client errors", d.release.Name, len(w.IDs()), len(lost), w.Errors())
-	if len(lost) > 0 {
-		t.Errorf("%s: %d acknowledged commits lost: %v", d.release.Name, len(lost), lost[:min(len(lost), 20)])
-	}
+	d.checkNothingLost(ctx, w)
 }
 
-// buildDeb builds the .deb with scripts/packages.
-func buildDeb(t *testing.T) string {
+// repoDir is the repository's top folder.
+func repoDir() string {
 	_, file, _, _ := runtime.Caller(0)
-	repo := filepath.Join(filepath.Dir(file), "..", "..")
-	dist := t.TempDir()
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// buildDeb builds the .deb of the tree in repo with its scripts/packages,
+// into dist.
+func buildDeb(t *testing.T, repo, dist string) string {
+	t.Helper()
 	cmd := exec.Command(filepath.Join(repo, "scripts", "packages"), dist)
 	cmd.Dir = repo
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("scripts/packages: %v\n%s", err, tail(string(out), 30))
+		t.Fatalf("scripts/packages in %s: %v\n%s", repo, err, tail(string(out), 30))
 	}
 	debs, _ := filepath.Glob(filepath.Join(dist, "*.deb"))
 	if len(debs) != 1 {

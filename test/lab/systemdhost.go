@@ -172,8 +172,21 @@ func (h *SystemdHost) Output(ctx context.Context, argv ...string) (string, error
 // WaitRunning waits until the host's systemd says it is up: "running",
 // or "degraded" (a unit failed: the error names them).
 func (h *SystemdHost) WaitRunning(ctx context.Context) error {
+	failed, err := h.WaitBooted(ctx)
+	if err != nil {
+		return err
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("systemd host %s is degraded: failed units: %s", h.Name, strings.Join(failed, " "))
+	}
+	return nil
+}
+
+// WaitBooted waits until the host's systemd has finished booting,
+// "running" or "degraded", and returns the units that failed.
+func (h *SystemdHost) WaitBooted(ctx context.Context) (failed []string, err error) {
 	var state string
-	err := WaitFor(ctx, "systemd of "+h.Name+" up", 200*time.Millisecond, func(ctx context.Context) (bool, string, error) {
+	err = WaitFor(ctx, "systemd of "+h.Name+" up", 200*time.Millisecond, func(ctx context.Context) (bool, string, error) {
 		if !h.Running() {
 			return false, "", fmt.Errorf("systemd host %s stopped while booting (see %s)", h.Name, filepath.Join(h.dir, "console.log"))
 		}
@@ -183,13 +196,17 @@ func (h *SystemdHost) WaitRunning(ctx context.Context) error {
 		return state == "running" || state == "degraded", "state " + state, nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if state == "degraded" {
-		failed, _ := h.Output(ctx, "systemctl", "--failed", "--no-legend", "--plain")
-		return fmt.Errorf("systemd host %s is degraded: failed units: %s", h.Name, strings.Join(strings.Fields(failed), " "))
+		out, _ := h.Output(ctx, "systemctl", "--failed", "--no-legend", "--plain")
+		for _, line := range strings.Split(out, "\n") {
+			if f := strings.Fields(line); len(f) > 0 {
+				failed = append(failed, f[0])
+			}
+		}
 	}
-	return nil
+	return failed, nil
 }
 
 // Poweroff shuts the host down the way systemd does (SIGRTMIN+4 to its
