@@ -74,7 +74,8 @@ func TestPoolerBench(t *testing.T) {
 		standbys = append(standbys, proxy.Node{Name: h.Name, Addr: h.Addr.String() + ":5432", Weight: 1})
 	}
 	startRampart(t, l, 6432, []proxy.Node{{Name: "n1", Addr: primary + ":5432", Weight: 1}}, 20)
-	startPgBouncer(t, l, 6434, primary)
+	startPgBouncer(t, l, 6434, primary, nil)
+	startPgBouncer(t, l, 6435, primary, pgbouncer124(t))
 	startPgpool(t, l, 6436, primary, 256)
 	work := t.TempDir()
 	os.Chmod(work, 0o755)
@@ -109,14 +110,15 @@ func TestPoolerBench(t *testing.T) {
 		t.Fatal(err)
 	}
 	targets := []poolTarget{{"direct to the primary", 5432, primary}, {"rampart pooler (routing, 1 node)", 6432, ""},
-		{"PgBouncer 1.18 (transaction)", 6434, ""}, {"pgpool-II 4.3 (streaming repl.)", 6436, ""}}
+		{"PgBouncer 1.18 (transaction)", 6434, ""}, {"pgpool-II 4.3 (streaming repl.)", 6436, ""},
+		{"PgBouncer 1.24 (transaction)", 6435, ""}}
 	var report strings.Builder
 	fmt.Fprintf(&report, "\npooler: pgbench -S, %d s each, same primary, interleaved; TPS (p99 latency)\n", secs)
 	fmt.Fprintf(&report, "  %-8s %-8s", "mode", "clients")
 	for _, tg := range targets {
 		fmt.Fprintf(&report, " %-34s", tg.name)
 	}
-	fmt.Fprintf(&report, " %s\n", "rampart/PgBouncer  rampart/pgpool-II  rampart/direct")
+	fmt.Fprintf(&report, " %s\n", "rampart/PgBouncer  rampart/PgBouncer 1.24  rampart/pgpool-II  rampart/direct")
 	added := map[string]time.Duration{}
 	for _, mode := range []string{"simple", "prepared"} {
 		for _, clients := range []int{1, 16, 64, 256} {
@@ -146,14 +148,15 @@ func TestPoolerBench(t *testing.T) {
 				t.Logf("%s -c %d %s: %.0f tps, p99 %s", mode, clients, tg.name, v, p99)
 			}
 			ours, bouncer, pgpool, direct := tps[targets[1].name], tps[targets[2].name], tps[targets[3].name], tps[targets[0].name]
-			fmt.Fprintf(&report, " %-18s %-18s %s\n", ratio(ours, bouncer), ratio(ours, pgpool), ratio(ours, direct))
+			bouncer124 := tps[targets[4].name]
+			fmt.Fprintf(&report, " %-18s %-23s %-18s %s\n", ratio(ours, bouncer), ratio(ours, bouncer124), ratio(ours, pgpool), ratio(ours, direct))
 		}
 	}
 	for _, mode := range []string{"simple", "prepared"} {
 		d := added[mode+" "+targets[0].name]
-		fmt.Fprintf(&report, "  added latency per query at 1 client (%s): rampart %s, PgBouncer %s, pgpool-II %s\n", mode,
+		fmt.Fprintf(&report, "  added latency per query at 1 client (%s): rampart %s, PgBouncer 1.18 %s, PgBouncer 1.24 %s, pgpool-II %s\n", mode,
 			(added[mode+" "+targets[1].name] - d).Round(time.Microsecond), (added[mode+" "+targets[2].name] - d).Round(time.Microsecond),
-			(added[mode+" "+targets[3].name] - d).Round(time.Microsecond))
+			(added[mode+" "+targets[4].name] - d).Round(time.Microsecond), (added[mode+" "+targets[3].name] - d).Round(time.Microsecond))
 	}
 
 	// Read scale-out: a 2 ms read, pool of 4 per standby, 32 clients.
@@ -286,9 +289,31 @@ func startRampartWith(t *testing.T, l *lab.Lab, port int, nodes []proxy.Node, po
 	}
 }
 
+// pgbouncer124 is the argv prefix that runs Debian 13's PgBouncer 1.24
+// on this machine: its binary through its release's own dynamic loader and
+// libraries, from a root built for it (lab.PgBouncerRelease, once).
+func pgbouncer124(t *testing.T) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	root, err := lab.Root(ctx, "/var/cache/rampart/roots", lab.PgBouncerRelease(), slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	libs := filepath.Join(root, "usr/lib/x86_64-linux-gnu")
+	argv := []string{filepath.Join(libs, "ld-linux-x86-64.so.2"), "--library-path", libs, filepath.Join(root, "usr/sbin/pgbouncer")}
+	out, err := exec.Command(argv[0], append(argv[1:], "--version")...).Output()
+	if err != nil || !strings.HasPrefix(string(out), "PgBouncer 1.24") {
+		t.Fatalf("PgBouncer from the Debian 13 root: %q %v; want 1.24", out, err)
+	}
+	return argv
+}
+
 // startPgBouncer runs PgBouncer in the client host, in transaction mode
-// in front of the primary.
-func startPgBouncer(t *testing.T, l *lab.Lab, port int, primary string) {
+// in front of the primary: this machine's (1.18), or the one argv runs
+// (1.24, keeping protocol-level prepared statements: a setting 1.18
+// refuses to start with).
+func startPgBouncer(t *testing.T, l *lab.Lab, port int, primary string, argv []string) {
 	t.Helper()
 	dir := baselineDir(t, "pgbouncer-")
 	ini := fmt.Sprintf(`[databases]
@@ -309,8 +334,13 @@ pidfile = %s/pgbouncer.pid
 		"pgbouncer.ini": ini,
 		"userlist.txt":  fmt.Sprintf("%q %q\n", lab.AppUser, l.Password(lab.AppUser)),
 	}
+	if argv == nil {
+		argv = []string{"pgbouncer"}
+	} else {
+		files["pgbouncer.ini"] += "max_prepared_statements = 200\n"
+	}
 	runAsPostgres(t, l, dir, files, port, filepath.Join(dir, "pgbouncer.out"), syscall.SIGTERM,
-		"pgbouncer", filepath.Join(dir, "pgbouncer.ini"))
+		append(argv, filepath.Join(dir, "pgbouncer.ini"))...)
 }
 
 // startPgpool runs pgpool-II in the client host in front of the primary,

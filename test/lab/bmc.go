@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -101,22 +102,27 @@ func (l *Lab) startBMCs(ctx context.Context) error {
 
 // startBMC starts h's BMC and waits until it listens.
 func (l *Lab) startBMC(ctx context.Context, h HostSpec) error {
-	dir := l.cfg.bmcDir(h.Name)
+	_, err := runBMC(ctx, l.cfg.netNamespace(), l.cfg.bmcDir(h.Name), h.Name, h.BMC, renderBMCConf(l.cfg, h, l.BMCPassword()))
+	return err
+}
+
+// runBMC starts an ipmi_sim with LAN configuration conf in network
+// namespace ns, its files in dir, and waits until it listens on addr.
+func runBMC(ctx context.Context, ns, dir, host string, addr netip.Addr, conf string) (pid int, err error) {
 	if err := os.MkdirAll(filepath.Join(dir, "state"), 0o700); err != nil {
-		return err
+		return 0, err
 	}
-	for name, text := range map[string]string{"lan.conf": renderBMCConf(l.cfg, h, l.BMCPassword()), "bmc.emu": bmcEmu} {
+	for name, text := range map[string]string{"lan.conf": conf, "bmc.emu": bmcEmu} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	pid, err := startDaemon(filepath.Join(dir, "ipmi_sim.log"), nil,
-		"ip", "netns", "exec", l.cfg.netNamespace(),
+	pid, err = startDaemon(filepath.Join(dir, "ipmi_sim.log"), nil, "ip", "netns", "exec", ns,
 		"ipmi_sim", "-n", "-c", filepath.Join(dir, "lan.conf"), "-f", filepath.Join(dir, "bmc.emu"), "-s", filepath.Join(dir, "state"))
 	if err != nil {
-		return fmt.Errorf("BMC of %s: %w", h.Name, err)
+		return 0, fmt.Errorf("BMC of %s: %w", host, err)
 	}
-	return WaitFor(ctx, "BMC of "+h.Name+" listening on "+h.BMC.String()+":623", 10*time.Millisecond, func(context.Context) (bool, string, error) {
+	return pid, WaitFor(ctx, "BMC of "+host+" listening on "+addr.String()+":623", 10*time.Millisecond, func(context.Context) (bool, string, error) {
 		if !alive(pid) {
 			return false, "", fmt.Errorf("ipmi_sim exited: see %s", filepath.Join(dir, "ipmi_sim.log"))
 		}
@@ -124,7 +130,7 @@ func (l *Lab) startBMC(ctx context.Context, h HostSpec) error {
 		if err != nil {
 			return false, err.Error(), nil
 		}
-		return listensUDP(string(b), h.BMC.As4(), 623), "not yet", nil
+		return listensUDP(string(b), addr.As4(), 623), "not yet", nil
 	})
 }
 
@@ -315,10 +321,27 @@ func (l *Lab) ChassisControl(ctx context.Context, host string, args []string, ou
 	if _, err := l.host(host); err != nil {
 		return err
 	}
+	return chassis{
+		on:   func() bool { return l.poweredOn(host) },
+		off:  func(ctx context.Context) error { return l.Crash(ctx, host) },
+		boot: func(ctx context.Context) error { return l.bootInBackground(ctx, host) },
+	}.answer(ctx, r, out)
+}
+
+// chassis is what a simulated BMC powers: a host that is on or off, a
+// power cut, a boot.
+type chassis struct {
+	on   func() bool
+	off  func(context.Context) error
+	boot func(context.Context) error
+}
+
+// answer carries out a chassis_control request and writes what it gets.
+func (c chassis) answer(ctx context.Context, r ChassisRequest, out io.Writer) error {
 	for _, name := range r.Get {
 		switch name {
 		case "power":
-			fmt.Fprintf(out, "power:%d\n", b2i(l.poweredOn(host)))
+			fmt.Fprintf(out, "power:%d\n", b2i(c.on()))
 		case "boot":
 			fmt.Fprintln(out, "boot:default")
 		default:
@@ -328,24 +351,24 @@ func (l *Lab) ChassisControl(ctx context.Context, host string, args []string, ou
 	for _, kv := range r.Set {
 		switch {
 		case kv[0] == "power" && kv[1] == "0":
-			if l.poweredOn(host) {
-				if err := l.Crash(ctx, host); err != nil {
+			if c.on() {
+				if err := c.off(ctx); err != nil {
 					return err
 				}
 			}
 		case kv[0] == "power" && kv[1] == "1":
-			if !l.poweredOn(host) {
-				if err := l.bootInBackground(ctx, host); err != nil {
+			if !c.on() {
+				if err := c.boot(ctx); err != nil {
 					return err
 				}
 			}
 		case kv[0] == "reset" && kv[1] == "1":
-			if l.poweredOn(host) {
-				if err := l.Crash(ctx, host); err != nil {
+			if c.on() {
+				if err := c.off(ctx); err != nil {
 					return err
 				}
 			}
-			if err := l.bootInBackground(ctx, host); err != nil {
+			if err := c.boot(ctx); err != nil {
 				return err
 			}
 		case slices.Contains([]string{"boot", "shutdown", "reset"}, kv[0]):

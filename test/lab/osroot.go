@@ -24,6 +24,16 @@ type Release struct {
 	Suite      string // Debian's code name
 	PostgreSQL int    // the major version its postgresql package brings
 	Pacemaker  string // the Pacemaker version it brings, for messages
+	// Only, when set, is the whole package list of a root that is no
+	// database host (a tool of the release run beside the lab's, say).
+	Only []string
+}
+
+// PgBouncerRelease is a root with Debian 13's PgBouncer (1.24) alone: the
+// pooler bench runs it beside this machine's (Debian 12's 1.18), since
+// 1.24 pools protocol-level prepared statements in transaction mode.
+func PgBouncerRelease() Release {
+	return Release{Name: "pgbouncer13", Suite: "trixie", Only: []string{"pgbouncer"}}
 }
 
 // Releases are the releases the lab knows.
@@ -53,6 +63,9 @@ const DebianMirror = "http://deb.debian.org/debian"
 // cluster stack and PostgreSQL as Debian ships them, and the tools the
 // agents and the lab call.
 func (r Release) Packages() []string {
+	if r.Only != nil {
+		return r.Only
+	}
 	return []string{
 		"systemd", "systemd-sysv", "dbus", "iproute2", "iputils-ping", "procps", "nftables",
 		"corosync", "pacemaker", "pacemaker-cli-utils", "crmsh", "resource-agents",

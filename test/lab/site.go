@@ -177,33 +177,13 @@ func (s *Site) startBMCs(ctx context.Context) error {
 		if !h.BMC.IsValid() {
 			continue
 		}
-		dir := filepath.Join(s.cfg.Dir, "bmc", h.Name)
-		if err := os.MkdirAll(filepath.Join(dir, "state"), 0o700); err != nil {
-			return err
-		}
 		conf := fmt.Sprintf("# rampart site %s: BMC of %s\n", s.cfg.ID, h.Name) +
 			bmcLANConf(h.Name, h.BMC.String(), bmcGUID(100+i), s.cfg.Chassis+" "+h.Name, h.BMCPassword)
-		for name, text := range map[string]string{"lan.conf": conf, "bmc.emu": bmcEmu} {
-			if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
-				return err
-			}
+		pid, err := runBMC(ctx, s.Namespace(), filepath.Join(s.cfg.Dir, "bmc", h.Name), h.Name, h.BMC, conf)
+		if pid != 0 {
+			s.bmcs = append(s.bmcs, pid)
 		}
-		pid, err := startDaemon(filepath.Join(dir, "ipmi_sim.log"), nil, "ip", "netns", "exec", s.Namespace(),
-			"ipmi_sim", "-n", "-c", filepath.Join(dir, "lan.conf"), "-f", filepath.Join(dir, "bmc.emu"), "-s", filepath.Join(dir, "state"))
 		if err != nil {
-			return fmt.Errorf("BMC of %s: %w", h.Name, err)
-		}
-		s.bmcs = append(s.bmcs, pid)
-		if err := WaitFor(ctx, "BMC of "+h.Name+" listening on "+h.BMC.String()+":623", 10*time.Millisecond, func(context.Context) (bool, string, error) {
-			if !alive(pid) {
-				return false, "", fmt.Errorf("ipmi_sim exited: see %s", filepath.Join(dir, "ipmi_sim.log"))
-			}
-			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/udp", pid))
-			if err != nil {
-				return false, err.Error(), nil
-			}
-			return listensUDP(string(b), h.BMC.As4(), 623), "not yet", nil
-		}); err != nil {
 			return err
 		}
 	}
@@ -369,42 +349,11 @@ func (s *Site) chassis(ctx context.Context, host string, args []string, out io.W
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	h := s.hosts[host]
-	for _, name := range r.Get {
-		switch name {
-		case "power":
-			fmt.Fprintf(out, "power:%d\n", b2i(h.Running()))
-		case "boot":
-			fmt.Fprintln(out, "boot:default")
-		default:
-			return fmt.Errorf("chassis control: cannot get %q", name)
-		}
-	}
-	for _, kv := range r.Set {
-		switch {
-		case kv[0] == "power" && kv[1] == "0":
-			if err := s.crash(ctx, host); err != nil {
-				return err
-			}
-		case kv[0] == "power" && kv[1] == "1":
-			if !h.Running() {
-				if err := h.Boot(ctx); err != nil {
-					return err
-				}
-			}
-		case kv[0] == "reset" && kv[1] == "1":
-			if err := s.crash(ctx, host); err != nil {
-				return err
-			}
-			if err := h.Boot(ctx); err != nil {
-				return err
-			}
-		case kv[0] == "boot" || kv[0] == "shutdown" || kv[0] == "reset":
-			// Boot device, soft shutdown request: nothing to simulate.
-		default:
-			return fmt.Errorf("chassis control: cannot set %s to %q", kv[0], kv[1])
-		}
-	}
-	return nil
+	return chassis{
+		on:   h.Running,
+		off:  func(ctx context.Context) error { return s.crash(ctx, host) },
+		boot: h.Boot,
+	}.answer(ctx, r, out)
 }
 
 // ChassisClient is the program a site's BMCs run (SiteConfig.Chassis): it
