@@ -43,6 +43,7 @@ func labCommand() *cli.Command {
 			labDemoCommand(),
 			labSeedCommand(),
 			labChaosCommand(),
+			labHostsCommand(),
 			labBMCPowerCommand(),
 		},
 	}

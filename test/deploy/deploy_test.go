@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,20 +38,6 @@ const (
 )
 
 var poolerStatus = []string{"--pooler", "http://10.0.0.21:9187", "--pooler", "http://10.0.0.22:9187"}
-
-func siteHosts() []lab.SiteHost {
-	db := func(name string, n int) lab.SiteHost {
-		return lab.SiteHost{Name: name, Addr: netip.MustParsePrefix(fmt.Sprintf("10.0.0.1%d/24", n)),
-			Mgmt: netip.MustParsePrefix(fmt.Sprintf("10.1.0.1%d/24", n)), BMC: netip.MustParseAddr(fmt.Sprintf("10.1.0.11%d", n)),
-			// The guide's example passwords: it writes them into the fencer's files.
-			BMCPassword: "ipmi-pass-" + name}
-	}
-	return []lab.SiteHost{
-		db("db1", 1), db("db2", 2), db("db3", 3),
-		{Name: "pooler1", Addr: netip.MustParsePrefix("10.0.0.21/24")},
-		{Name: "pooler2", Addr: netip.MustParsePrefix("10.0.0.22/24")},
-	}
-}
 
 var dbHosts = []string{"db1", "db2", "db3"}
 
@@ -114,7 +99,7 @@ func startSite(t *testing.T, ctx context.Context, release lab.Release) *deployme
 	sock := filepath.Join(dir, "chassis.sock")
 	cfg := lab.SiteConfig{
 		ID: "deploy", Dir: filepath.Join(dir, "site"), Cache: "/var/cache/rampart/roots", Release: release,
-		Hosts: siteHosts(), Client: netip.MustParsePrefix("10.0.0.2/24"),
+		Hosts: lab.GuideHosts(), Client: lab.GuideClient,
 		Chassis: fmt.Sprintf("%s=%s %s", lab.ChassisSocketEnv, sock, self),
 	}
 	// One crashed run's leftovers must not stop this one.
@@ -133,7 +118,7 @@ func startSite(t *testing.T, ctx context.Context, release lab.Release) *deployme
 			t.Errorf("close the site: %v", err)
 		}
 	})
-	if err := site.ServeChassis(ctx, sock); err != nil {
+	if err := site.Serve(ctx, sock); err != nil {
 		t.Fatal(err)
 	}
 	return &deployment{t: t, site: site, release: release}
@@ -141,7 +126,7 @@ func startSite(t *testing.T, ctx context.Context, release lab.Release) *deployme
 
 // guideSteps parses the guide at path in the repository: as it is in the
 // work tree (text nil), or text (the guide of an earlier version).
-func guideSteps(t *testing.T, path string, text []byte) []Step {
+func guideSteps(t *testing.T, path string, text []byte) []lab.Step {
 	t.Helper()
 	if text == nil {
 		var err error
@@ -149,7 +134,7 @@ func guideSteps(t *testing.T, path string, text []byte) []Step {
 			t.Fatal(err)
 		}
 	}
-	steps, err := ParseGuide(bytes.NewReader(text))
+	steps, err := lab.ParseGuide(bytes.NewReader(text))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,74 +142,39 @@ func guideSteps(t *testing.T, path string, text []byte) []Step {
 }
 
 // deploy runs the guide's steps, adapted to the site's release.
-func (d *deployment) deploy(ctx context.Context, steps []Step) {
+func (d *deployment) deploy(ctx context.Context, steps []lab.Step) {
 	start := time.Now()
-	for _, s := range ForRelease(steps, d.release.PostgreSQL) {
+	for _, s := range lab.ForRelease(steps, d.release.PostgreSQL) {
 		d.do(ctx, s)
 	}
 	d.t.Logf("%s: the guide's %d steps done in %s", d.release.Name, len(steps), time.Since(start).Round(time.Second))
 	d.app = d.appPassword(ctx)
 }
 
-// prepare makes each host what the guide starts from: the package in
-// root's home folder; on the poolers, none of the database services (the
-// hosts share a root that has them).
+// prepare makes each host what the guide starts from.
 func (d *deployment) prepare(ctx context.Context, deb string) {
-	b, err := os.ReadFile(deb)
-	if err != nil {
+	if err := d.site.PrepareForGuide(ctx, deb); err != nil {
 		d.t.Fatal(err)
-	}
-	for _, h := range siteHosts() {
-		d.write(ctx, h.Name, "/root/"+filepath.Base(deb), "root:root", "0644", b)
-		if strings.HasPrefix(h.Name, "pooler") {
-			d.in(ctx, h.Name, "systemctl", "disable", "--now", "corosync", "pacemaker", "postgresql")
-		}
 	}
 }
 
 // do runs one step of the guide.
-func (d *deployment) do(ctx context.Context, s Step) {
+func (d *deployment) do(ctx context.Context, s lab.Step) {
 	d.t.Helper()
 	start := time.Now()
-	if s.Script == "" {
-		from, path, _ := strings.Cut(s.From, ":")
-		content := d.in(ctx, from, "cat", path)
-		meta := strings.Fields(d.in(ctx, from, "stat", "-c", "%U:%G %a", path))
-		for _, to := range s.To {
-			host, dest, _ := strings.Cut(to, ":")
-			d.write(ctx, host, dest, meta[0], meta[1], []byte(content))
-		}
-		d.t.Logf("%s: done", s)
-		return
+	out, err := d.site.RunStep(ctx, s)
+	if err != nil {
+		d.t.Fatalf("%v\n%s\n--- the step:\n%s", err, out, s.Script)
 	}
-	for _, host := range s.Hosts {
-		cmd, err := d.site.Host(host).Command(ctx, asRoot("bash", "-euo", "pipefail", "-c", "cd /root\n"+s.Script)...)
-		if err != nil {
-			d.t.Fatalf("guide %s: %v", s, err)
-		}
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			d.t.Fatalf("guide %s failed on %s: %v\n%s\n--- the block:\n%s", s, host, err, out, s.Script)
-		}
-		d.t.Logf("guide %s: %s ok (%s)\n%s", s, host, time.Since(start).Round(100*time.Millisecond), tail(string(out), 12))
-	}
+	d.t.Logf("guide %s: ok (%s)\n%s", s, time.Since(start).Round(100*time.Millisecond), tail(out, 12))
 }
 
-// asRoot is argv with a root login's environment, not this test's.
-func asRoot(argv ...string) []string {
-	return append([]string{"env", "-i", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LANG=C.UTF-8",
-		"DEBIAN_FRONTEND=noninteractive"}, argv...)
-}
+func asRoot(argv ...string) []string { return lab.RootLogin(argv...) }
 
 func (d *deployment) write(ctx context.Context, host, path, owner, mode string, content []byte) {
 	d.t.Helper()
-	cmd, err := d.site.Host(host).Command(ctx, "sh", "-c", `mkdir -p "$(dirname "$1")" && cat > "$1" && chown "$2" "$1" && chmod "$3" "$1"`, "sh", path, owner, mode)
-	if err != nil {
+	if err := d.site.WriteFile(ctx, host, path, owner, mode, content); err != nil {
 		d.t.Fatal(err)
-	}
-	cmd.Stdin = bytes.NewReader(content)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		d.t.Fatalf("write %s on %s: %v\n%s", path, host, err, out)
 	}
 }
 
@@ -509,7 +459,7 @@ func buildDeb(t *testing.T, repo, dist string) string {
 // saveJournals logs what each host's journal says of the cluster, for a
 // failed run.
 func saveJournals(t *testing.T, site *lab.Site) {
-	for _, h := range siteHosts() {
+	for _, h := range lab.GuideHosts() {
 		if !site.Running(h.Name) {
 			continue
 		}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rampart-ha/rampart/test/lab"
 )
 
 // TestRollingUpgrade deploys the previous release (its packages, built
@@ -53,7 +55,7 @@ func TestRollingUpgrade(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, h := range siteHosts() {
+	for _, h := range lab.GuideHosts() {
 		d.write(ctx, h.Name, "/root/new/"+filepath.Base(newDeb), "root:root", "0644", b)
 	}
 	type step struct {

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -291,16 +292,21 @@ func (s *Site) Close(ctx context.Context) error {
 // site's socket in.
 const ChassisSocketEnv = "RAMPART_SITE_CHASSIS"
 
-// ServeChassis answers the BMCs' power requests on a Unix socket at path
-// until ctx ends: each connection sends one line, HOST and ipmi_sim's
-// chassis_control words (get power, set power 0, …), and gets the
-// answer's lines and a last line "ok" or "error: …". Power off crashes
-// the host; power on boots it.
-func (s *Site) ServeChassis(ctx context.Context, path string) error {
+// Serve answers requests on a Unix socket at path until ctx ends. Each
+// connection sends one line and gets the answer's lines and a last line
+// "ok" or "error: …":
+//
+//	chassis HOST WORD…   a BMC's power request (ipmi_sim's chassis_control:
+//	                     get power, set power 0, …): off crashes, on boots
+//	crash|boot|freeze|thaw|cut|restore HOST
+//	partition HOST[,HOST…] [/ HOST[,HOST…]…]
+//	heal
+//	leader HOST          the PID of the host's init, to enter it
+func (s *Site) Serve(ctx context.Context, path string) error {
 	_ = os.Remove(path)
 	ln, err := net.Listen("unix", path)
 	if err != nil {
-		return fmt.Errorf("site %s: chassis socket: %w", s.cfg.ID, err)
+		return fmt.Errorf("site %s: control socket: %w", s.cfg.ID, err)
 	}
 	context.AfterFunc(ctx, func() { ln.Close() })
 	go func() {
@@ -309,13 +315,13 @@ func (s *Site) ServeChassis(ctx context.Context, path string) error {
 			if err != nil {
 				return
 			}
-			go s.chassisRequest(ctx, c)
+			go s.request(ctx, c)
 		}
 	}()
 	return nil
 }
 
-func (s *Site) chassisRequest(ctx context.Context, c net.Conn) {
+func (s *Site) request(ctx context.Context, c net.Conn) {
 	defer c.Close()
 	line, err := bufio.NewReader(c).ReadString('\n')
 	if err != nil {
@@ -324,17 +330,162 @@ func (s *Site) chassisRequest(ctx context.Context, c net.Conn) {
 	}
 	words := strings.Fields(line)
 	var out strings.Builder
-	if len(words) < 1 {
-		err = errors.New("no host named")
-	} else {
-		err = s.chassis(ctx, words[0], words[1:], &out)
-		s.log.Info("BMC request", "host", words[0], "request", strings.Join(words[1:], " "), "answer", strings.TrimSpace(out.String()), "err", err)
-	}
+	err = s.do(ctx, words, &out)
+	s.log.Info("site request", "request", strings.Join(words, " "), "answer", strings.TrimSpace(out.String()), "err", err)
 	if err != nil {
 		fmt.Fprintf(c, "%serror: %v\n", out.String(), err)
 		return
 	}
 	fmt.Fprintf(c, "%sok\n", out.String())
+}
+
+func (s *Site) do(ctx context.Context, words []string, out io.Writer) error {
+	if len(words) == 0 {
+		return errors.New("empty request")
+	}
+	verb, args := words[0], words[1:]
+	switch verb {
+	case "chassis":
+		if len(args) < 1 {
+			return errors.New("chassis: no host named")
+		}
+		return s.chassis(ctx, args[0], args[1:], out)
+	case "partition":
+		return s.Partition(ctx, parseSiteGroups(args))
+	case "heal":
+		return s.Heal(ctx)
+	}
+	if len(args) != 1 {
+		return fmt.Errorf("%s: name one host", verb)
+	}
+	host := args[0]
+	if _, err := s.spec(host); err != nil {
+		return err
+	}
+	switch verb {
+	case "crash":
+		return s.Crash(ctx, host)
+	case "boot":
+		return s.Boot(ctx, host)
+	case "freeze":
+		return s.Freeze(ctx, host)
+	case "thaw":
+		return thawNamespace(s.namespace(host))
+	case "cut":
+		return s.setLink(ctx, host, "down")
+	case "restore":
+		return s.setLink(ctx, host, "up")
+	case "leader":
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		pid, err := s.hosts[host].leader()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(out, pid)
+		return nil
+	}
+	return fmt.Errorf("unknown request %q", verb)
+}
+
+// parseSiteGroups reads "a,b / c" (or "a b / c") into groups.
+func parseSiteGroups(args []string) [][]string {
+	var groups [][]string
+	var cur []string
+	for _, a := range strings.Fields(strings.ReplaceAll(strings.Join(args, " "), ",", " ")) {
+		if a == "/" {
+			groups = append(groups, cur)
+			cur = nil
+			continue
+		}
+		cur = append(cur, a)
+	}
+	if len(cur) > 0 {
+		groups = append(groups, cur)
+	}
+	return groups
+}
+
+// setLink sets host's port on the database bridge up or down (a cut
+// link: both sides see the carrier go).
+func (s *Site) setLink(ctx context.Context, host, state string) error {
+	if _, err := run(ctx, "ip", "-n", s.Namespace(), "link", "set", bridgePort(host), state); err != nil {
+		return fmt.Errorf("link of %s %s: %w", host, state, err)
+	}
+	return nil
+}
+
+// Partition moves each group's database-network ports onto a bridge of
+// its own; hosts in no group stay together on the first.
+func (s *Site) Partition(ctx context.Context, groups [][]string) error {
+	for _, g := range groups {
+		for _, h := range g {
+			if _, err := s.spec(h); err != nil {
+				return fmt.Errorf("partition: %w", err)
+			}
+		}
+	}
+	for i, g := range groups {
+		br := "brp" + strconv.Itoa(i+1)
+		steps := [][]string{{"ip", "-n", s.Namespace(), "link", "add", br, "type", "bridge"}, {"ip", "-n", s.Namespace(), "link", "set", br, "up"}}
+		for _, h := range g {
+			steps = append(steps, []string{"ip", "-n", s.Namespace(), "link", "set", bridgePort(h), "master", br})
+		}
+		for _, st := range steps {
+			if _, err := run(ctx, st...); err != nil {
+				return fmt.Errorf("partition: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// Heal puts every host back on the database bridge and removes the
+// partition's bridges.
+func (s *Site) Heal(ctx context.Context) error {
+	for _, h := range s.cfg.Hosts {
+		if _, err := run(ctx, "ip", "-n", s.Namespace(), "link", "set", bridgePort(h.Name), "master", bridge); err != nil {
+			return fmt.Errorf("heal: %w", err)
+		}
+	}
+	out, err := run(ctx, "ip", "-n", s.Namespace(), "-o", "link", "show", "type", "bridge")
+	if err != nil {
+		return fmt.Errorf("heal: %w", err)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) > 1 && strings.HasPrefix(f[1], "brp") {
+			if _, err := run(ctx, "ip", "-n", s.Namespace(), "link", "del", strings.TrimSuffix(f[1], ":")); err != nil {
+				return fmt.Errorf("heal: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// SiteRequest sends one request to a site's socket (Serve), copies the
+// answer's lines to out and returns nil when it was done.
+func SiteRequest(socket string, words []string, out io.Writer) error {
+	c, err := net.DialTimeout("unix", socket, 5*time.Second)
+	if err != nil {
+		return fmt.Errorf("site: %w (is `rampart lab hosts up` running?)", err)
+	}
+	defer c.Close()
+	if _, err := fmt.Fprintln(c, strings.Join(words, " ")); err != nil {
+		return fmt.Errorf("site: %w", err)
+	}
+	sc := bufio.NewScanner(c)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "ok":
+			return nil
+		case strings.HasPrefix(line, "error: "):
+			return errors.New(strings.TrimPrefix(line, "error: "))
+		default:
+			fmt.Fprintln(out, line)
+		}
+	}
+	return errors.New("site: no answer")
 }
 
 // chassis answers one request for host: power is on while the host runs.
@@ -360,31 +511,11 @@ func (s *Site) chassis(ctx context.Context, host string, args []string, out io.W
 // passes args (HOST and the request) to the site's socket and prints the
 // answer; its exit code is 0 when the request was done.
 func ChassisClient(socket string, args []string, out io.Writer) int {
-	c, err := net.DialTimeout("unix", socket, 5*time.Second)
-	if err != nil {
+	if err := SiteRequest(socket, append([]string{"chassis"}, args...), out); err != nil {
 		fmt.Fprintln(os.Stderr, "chassis:", err)
 		return 1
 	}
-	defer c.Close()
-	if _, err := fmt.Fprintln(c, strings.Join(args, " ")); err != nil {
-		fmt.Fprintln(os.Stderr, "chassis:", err)
-		return 1
-	}
-	sc := bufio.NewScanner(c)
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case line == "ok":
-			return 0
-		case strings.HasPrefix(line, "error: "):
-			fmt.Fprintln(os.Stderr, "chassis:", strings.TrimPrefix(line, "error: "))
-			return 1
-		default:
-			fmt.Fprintln(out, line)
-		}
-	}
-	fmt.Fprintln(os.Stderr, "chassis: no answer")
-	return 1
+	return 0
 }
 
 // CleanSite removes what a site of id that ended without Close left: its

@@ -1,4 +1,4 @@
-package deploy
+package lab
 
 import (
 	"os"
@@ -49,7 +49,7 @@ func TestTheGuideParses(t *testing.T) {
 		t.Fatal(err)
 	}
 	known := map[string]bool{}
-	for _, h := range siteHosts() {
+	for _, h := range GuideHosts() {
 		known[h.Name] = true
 	}
 	blocks := 0
