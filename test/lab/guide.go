@@ -171,7 +171,11 @@ func RootLogin(argv ...string) []string {
 // WriteFile writes content to path on host, owned by owner (user:group)
 // with mode, making its folder.
 func (s *Site) WriteFile(ctx context.Context, host, path, owner, mode string, content []byte) error {
-	cmd, err := s.hosts[host].Command(ctx, "sh", "-c", `mkdir -p "$(dirname "$1")" && cat > "$1" && chown "$2" "$1" && chmod "$3" "$1"`, "sh", path, owner, mode)
+	h, err := s.hostNamed(host)
+	if err != nil {
+		return err
+	}
+	cmd, err := h.Command(ctx, "sh", "-c", `mkdir -p "$(dirname "$1")" && cat > "$1" && chown "$2" "$1" && chmod "$3" "$1"`, "sh", path, owner, mode)
 	if err != nil {
 		return err
 	}
@@ -187,11 +191,15 @@ func (s *Site) WriteFile(ctx context.Context, host, path, owner, mode string, co
 func (s *Site) RunStep(ctx context.Context, st Step) (string, error) {
 	if st.Script == "" {
 		from, path, _ := strings.Cut(st.From, ":")
-		content, err := s.hosts[from].Output(ctx, "cat", path)
+		h, err := s.hostNamed(from)
 		if err != nil {
 			return "", fmt.Errorf("guide %s: %w", st, err)
 		}
-		meta, err := s.hosts[from].Output(ctx, "stat", "-c", "%U:%G %a", path)
+		content, err := h.Output(ctx, "cat", path)
+		if err != nil {
+			return "", fmt.Errorf("guide %s: %w", st, err)
+		}
+		meta, err := h.Output(ctx, "stat", "-c", "%U:%G %a", path)
 		if err != nil {
 			return "", fmt.Errorf("guide %s: %w", st, err)
 		}
@@ -206,9 +214,9 @@ func (s *Site) RunStep(ctx context.Context, st Step) (string, error) {
 	}
 	var all strings.Builder
 	for _, host := range st.Hosts {
-		h := s.hosts[host]
-		if h == nil {
-			return all.String(), fmt.Errorf("guide %s: the site has no host %s", st, host)
+		h, err := s.hostNamed(host)
+		if err != nil {
+			return all.String(), fmt.Errorf("guide %s: %w", st, err)
 		}
 		cmd, err := h.Command(ctx, RootLogin("bash", "-euo", "pipefail", "-c", "cd /root\n"+st.Script)...)
 		if err != nil {
@@ -221,4 +229,12 @@ func (s *Site) RunStep(ctx context.Context, st Step) (string, error) {
 		}
 	}
 	return all.String(), nil
+}
+
+// hostNamed is the named host, if the site has it.
+func (s *Site) hostNamed(name string) (*SystemdHost, error) {
+	if h := s.hosts[name]; h != nil {
+		return h, nil
+	}
+	return nil, fmt.Errorf("site %s has no host %q", s.cfg.ID, name)
 }
