@@ -2,6 +2,7 @@ package pgsql
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -331,7 +332,12 @@ type SyncEffects interface {
 	// SetStates publishes changed replication states for crm_mon -A.
 	SetStates(ctx context.Context, changes map[string]string) error
 	SaveMemo(ctx context.Context, m Memo) error
+	// Quorate says whether this node's partition has quorum now.
+	Quorate(ctx context.Context) (bool, error)
 }
+
+// errNoQuorum ends a round whose partition lost quorum before an effect.
+var errNoQuorum = errors.New("quorum lost")
 
 // SyncRound is one round's fixed input.
 type SyncRound struct {
@@ -358,6 +364,31 @@ type SyncRound struct {
 //  4. raise: scores that dropped meanwhile drop first, then the record
 //     grows, then the scores of new candidates rise.
 func RunSync(ctx context.Context, fx SyncEffects, r SyncRound) error {
+	if err := runSync(ctx, fx, r); err != nil && !errors.Is(err, errNoQuorum) {
+		return err
+	}
+	return nil
+}
+
+func runSync(ctx context.Context, fx SyncEffects, r SyncRound) error {
+	// Each effect checks quorum again first: the caller's look may be
+	// moments old, and a primary whose partition lost its majority
+	// meanwhile must neither widen the standbys that acknowledge its
+	// commits (the majority's record, not this partition's, says who may
+	// be promoted) nor write a record its CIB may bring back on rejoining.
+	// The window left is the few milliseconds between this check and the
+	// effect; the majority needs seconds to fence and promote.
+	quorate := func(what string) error {
+		ok, err := fx.Quorate(ctx)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			r.Log.Warn("quorum lost during the sync round: " + what + " left as it is")
+			return errNoQuorum
+		}
+		return nil
+	}
 	memo, err := fx.Memo(ctx)
 	if err != nil {
 		return err
@@ -394,6 +425,9 @@ func RunSync(ctx context.Context, fx SyncEffects, r SyncRound) error {
 		if len(changes) == 0 {
 			return nil
 		}
+		if err := quorate("the promotion scores"); err != nil {
+			return err
+		}
 		if err := fx.SetScores(ctx, changes); err != nil {
 			return err
 		}
@@ -408,6 +442,9 @@ func RunSync(ctx context.Context, fx SyncEffects, r SyncRound) error {
 		want := holders(r.Self, obs.Timeline, next)
 		if want.String() == synced.String() {
 			return nil
+		}
+		if err := quorate("the durable record"); err != nil {
+			return err
 		}
 		if err := fx.SetSynced(ctx, want); err != nil {
 			return err
@@ -424,6 +461,9 @@ func RunSync(ctx context.Context, fx SyncEffects, r SyncRound) error {
 	}
 	changed := !d.Names.Equal(current) || obs.SyncNames != d.Names.String()
 	if changed {
+		if err := quorate("synchronous_standby_names"); err != nil {
+			return err
+		}
 		after, err := fx.PutNames(ctx, d.Names)
 		if err != nil {
 			return err

@@ -89,6 +89,10 @@ func (e *primaryEffects) SetScores(ctx context.Context, changes map[string]int) 
 	return nil
 }
 
+func (e *primaryEffects) Quorate(ctx context.Context) (bool, error) {
+	return pacemaker.Quorate(ctx, e.c.run)
+}
+
 func (e *primaryEffects) Synced(ctx context.Context) (SyncedSet, error) {
 	opts, err := pacemaker.ClusterOptions(ctx, e.c.run)
 	if err != nil {

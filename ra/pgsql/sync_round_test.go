@@ -22,6 +22,7 @@ type scripted struct {
 	memo   Memo
 	names  []string // names put in force, in order
 	raised []string
+	quorum []bool // what Quorate answers, call by call; true once used up
 }
 
 func (s *scripted) Observe(context.Context) (PrimaryObservation, error) { return s.obs, nil }
@@ -47,6 +48,14 @@ func (s *scripted) AwaitStandbys(_ context.Context, done func([]Standby) bool) (
 }
 func (s *scripted) SetStates(context.Context, map[string]string) error { return nil }
 func (s *scripted) SaveMemo(_ context.Context, m Memo) error           { s.memo = m; return nil }
+func (s *scripted) Quorate(context.Context) (bool, error) {
+	if len(s.quorum) == 0 {
+		return true, nil
+	}
+	q := s.quorum[0]
+	s.quorum = s.quorum[1:]
+	return q, nil
+}
 
 // Found by the model test: under ANY 1 (s1, s2) any one standby
 // acknowledges. The round sees s1 confirmed and narrows the list to ANY 1
@@ -109,5 +118,42 @@ func TestRunSyncRewritesARecordARejoiningPartitionBroughtBack(t *testing.T) {
 	}
 	if fx.synced.String() != mine.String() {
 		t.Errorf("record after the round: %q, want %q", fx.synced, mine)
+	}
+}
+
+// Found by the e2e partition test in CI: the primary n1, cut off, checked
+// quorum at the start of its monitor, lost it a moment later, then shrank
+// its record (in its own partition's CIB) and widened its names from
+// FIRST 1 (n2) to FIRST 1 (n2, n3). When the link came back, n3
+// reconnected to it and acknowledged its waiting commits, while the
+// majority's record still named n2, which it promoted: a commit was lost.
+// Quorum is checked again before every effect; after the record, it is
+// gone, and the names stay.
+func TestRunSyncStopsWhenQuorumGoesMidRound(t *testing.T) {
+	p := SyncPolicy{Count: 1, Method: pg.First, Mode: Durability}
+	n3 := Standby{Name: "n3", State: "streaming", SyncState: "async", FlushLSN: 0x400}
+	fx := &scripted{
+		obs:    PrimaryObservation{Timeline: 2, LSN: 0x500, SyncNames: `FIRST 1 (n2)`, Rows: []Standby{n3}},
+		await:  []Standby{n3},
+		scores: map[string]int{"n1": PrimaryScore, "n2": SyncScore, "n3": NoPromotion},
+		synced: SyncedSet{Timeline: 2, Primary: "n1", Standbys: []string{"n2"}},
+		memo:   Memo{Joined: map[string]string{"n2": "0/100"}},
+		quorum: []bool{false},
+	}
+	r := SyncRound{Self: "n1", Members: []string{"n2", "n3"}, Policy: p, Now: time.Unix(1000, 0), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if err := RunSync(context.Background(), fx, r); err != nil {
+		t.Fatal(err)
+	}
+	if len(fx.names) > 0 || fx.synced.String() != (SyncedSet{Timeline: 2, Primary: "n1", Standbys: []string{"n2"}}).String() || fx.scores["n2"] != SyncScore {
+		t.Errorf("without quorum the round changed names %v, record %q, scores %v; want nothing changed", fx.names, fx.synced, fx.scores)
+	}
+	// With quorum the same round does shrink the record and widen the
+	// names: the guard above is what stopped it.
+	fx.quorum = nil
+	if err := RunSync(context.Background(), fx, r); err != nil {
+		t.Fatal(err)
+	}
+	if len(fx.names) != 1 || fx.synced.Has("n2") {
+		t.Errorf("with quorum: names %v, record %q; want the names widened after n2 left the record", fx.names, fx.synced)
 	}
 }
