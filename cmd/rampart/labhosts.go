@@ -160,6 +160,11 @@ func labHostsUpCommand() *cli.Command {
 				fmt.Fprintln(c.App.Writer, "removing the hosts…")
 				if err := site.Close(context.Background()); err != nil {
 					fmt.Fprintln(c.App.ErrWriter, err)
+					return
+				}
+				// Nothing left for `rampart lab leftovers` to find.
+				if err := os.RemoveAll(dir); err != nil {
+					fmt.Fprintln(c.App.ErrWriter, err)
 				}
 			}()
 			if err := site.Serve(ctx, sock); err != nil {
