@@ -169,19 +169,26 @@ func RootLogin(argv ...string) []string {
 }
 
 // WriteFile writes content to path on host, owned by owner (user:group)
-// with mode, making its folder.
+// with mode, making its folder: commands run inside the host (its user
+// names are its own), each an argument vector.
 func (s *Site) WriteFile(ctx context.Context, host, path, owner, mode string, content []byte) error {
 	h, err := s.hostNamed(host)
 	if err != nil {
 		return err
 	}
-	cmd, err := h.Command(ctx, "sh", "-c", `mkdir -p "$(dirname "$1")" && cat > "$1" && chown "$2" "$1" && chmod "$3" "$1"`, "sh", path, owner, mode)
-	if err != nil {
-		return err
-	}
-	cmd.Stdin = bytes.NewReader(content)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("write %s on %s: %w: %s", path, host, err, out)
+	for _, argv := range [][]string{{"mkdir", "-p", filepath.Dir(path)}, {"tee", path}, {"chown", owner, path}, {"chmod", mode, path}} {
+		cmd, err := h.Command(ctx, argv...)
+		if err != nil {
+			return err
+		}
+		if argv[0] == "tee" {
+			cmd.Stdin = bytes.NewReader(content)
+		}
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err != nil { // tee's copy on stdout goes nowhere
+			return fmt.Errorf("write %s on %s: %s: %w: %s", path, host, argv[0], err, stderr.String())
+		}
 	}
 	return nil
 }
