@@ -112,11 +112,17 @@ func resetAddresses(ctx context.Context, c Config, h Host) error {
 
 // setPort sets a host's bridge port up or down.
 func setPort(ctx context.Context, c Config, host string, up bool) error {
+	return setPortIn(ctx, c.netNamespace(), host, up)
+}
+
+// setPortIn sets host's port on the bridge of network namespace ns up or
+// down (a cut link: both sides see the carrier go).
+func setPortIn(ctx context.Context, ns, host string, up bool) error {
 	state := "down"
 	if up {
 		state = "up"
 	}
-	if _, err := run(ctx, "ip", "-n", c.netNamespace(), "link", "set", bridgePort(host), state); err != nil {
+	if _, err := run(ctx, "ip", "-n", ns, "link", "set", bridgePort(host), state); err != nil {
 		return fmt.Errorf("set link of %s %s: %w", host, state, err)
 	}
 	return nil
@@ -125,17 +131,21 @@ func setPort(ctx context.Context, c Config, host string, up bool) error {
 // partition moves each group of hosts onto a bridge of its own; hosts in no
 // group stay on br0.
 func partition(ctx context.Context, c Config, groups [][]string) error {
-	lnet := c.netNamespace()
+	return partitionIn(ctx, c.netNamespace(), groups)
+}
+
+// partitionIn is partition on the bridges of network namespace ns.
+func partitionIn(ctx context.Context, ns string, groups [][]string) error {
 	for i, g := range groups {
 		br := "brp" + strconv.Itoa(i+1)
-		if _, err := run(ctx, "ip", "-n", lnet, "link", "add", br, "type", "bridge"); err != nil {
+		if _, err := run(ctx, "ip", "-n", ns, "link", "add", br, "type", "bridge"); err != nil {
 			return fmt.Errorf("partition: %w", err)
 		}
-		if _, err := run(ctx, "ip", "-n", lnet, "link", "set", br, "up"); err != nil {
+		if _, err := run(ctx, "ip", "-n", ns, "link", "set", br, "up"); err != nil {
 			return fmt.Errorf("partition: %w", err)
 		}
 		for _, h := range g {
-			if _, err := run(ctx, "ip", "-n", lnet, "link", "set", bridgePort(h), "master", br); err != nil {
+			if _, err := run(ctx, "ip", "-n", ns, "link", "set", bridgePort(h), "master", br); err != nil {
 				return fmt.Errorf("partition: move %s: %w", h, err)
 			}
 		}
@@ -145,14 +155,22 @@ func partition(ctx context.Context, c Config, groups [][]string) error {
 
 // heal puts every host back on br0 and deletes the partition bridges.
 func heal(ctx context.Context, c Config, groups int) error {
-	lnet := c.netNamespace()
+	var hosts []string
 	for _, h := range c.Hosts() {
-		if _, err := run(ctx, "ip", "-n", lnet, "link", "set", bridgePort(h.Name), "master", bridge); err != nil {
-			return fmt.Errorf("heal: move %s back: %w", h.Name, err)
+		hosts = append(hosts, h.Name)
+	}
+	return healIn(ctx, c.netNamespace(), hosts, groups)
+}
+
+// healIn is heal on the bridges of network namespace ns.
+func healIn(ctx context.Context, ns string, hosts []string, groups int) error {
+	for _, h := range hosts {
+		if _, err := run(ctx, "ip", "-n", ns, "link", "set", bridgePort(h), "master", bridge); err != nil {
+			return fmt.Errorf("heal: move %s back: %w", h, err)
 		}
 	}
 	for i := 1; i <= groups; i++ {
-		if _, err := run(ctx, "ip", "-n", lnet, "link", "del", "brp"+strconv.Itoa(i)); err != nil {
+		if _, err := run(ctx, "ip", "-n", ns, "link", "del", "brp"+strconv.Itoa(i)); err != nil {
 			return fmt.Errorf("heal: %w", err)
 		}
 	}

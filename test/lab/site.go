@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -60,6 +59,8 @@ type Site struct {
 	mu    sync.Mutex // a host's power: the test's faults and the BMCs' requests
 	hosts map[string]*SystemdHost
 	bmcs  []int
+	// partitions is how many partition bridges (brp1…) exist, for Heal.
+	partitions int
 }
 
 const siteMgmtBridge = "brm"
@@ -372,9 +373,9 @@ func (s *Site) do(ctx context.Context, words []string, out io.Writer) error {
 	case "thaw":
 		return thawNamespace(s.namespace(host))
 	case "cut":
-		return s.setLink(ctx, host, "down")
+		return setPortIn(ctx, s.Namespace(), host, false)
 	case "restore":
-		return s.setLink(ctx, host, "up")
+		return setPortIn(ctx, s.Namespace(), host, true)
 	case "leader":
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -406,15 +407,6 @@ func parseSiteGroups(args []string) [][]string {
 	return groups
 }
 
-// setLink sets host's port on the database bridge up or down (a cut
-// link: both sides see the carrier go).
-func (s *Site) setLink(ctx context.Context, host, state string) error {
-	if _, err := run(ctx, "ip", "-n", s.Namespace(), "link", "set", bridgePort(host), state); err != nil {
-		return fmt.Errorf("link of %s %s: %w", host, state, err)
-	}
-	return nil
-}
-
 // Partition moves each group's database-network ports onto a bridge of
 // its own; hosts in no group stay together on the first.
 func (s *Site) Partition(ctx context.Context, groups [][]string) error {
@@ -425,40 +417,31 @@ func (s *Site) Partition(ctx context.Context, groups [][]string) error {
 			}
 		}
 	}
-	for i, g := range groups {
-		br := "brp" + strconv.Itoa(i+1)
-		steps := [][]string{{"ip", "-n", s.Namespace(), "link", "add", br, "type", "bridge"}, {"ip", "-n", s.Namespace(), "link", "set", br, "up"}}
-		for _, h := range g {
-			steps = append(steps, []string{"ip", "-n", s.Namespace(), "link", "set", bridgePort(h), "master", br})
-		}
-		for _, st := range steps {
-			if _, err := run(ctx, st...); err != nil {
-				return fmt.Errorf("partition: %w", err)
-			}
-		}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.partitions > 0 {
+		return errors.New("partition: the site is partitioned already (heal first)")
 	}
+	if err := partitionIn(ctx, s.Namespace(), groups); err != nil {
+		return err
+	}
+	s.partitions = len(groups)
 	return nil
 }
 
 // Heal puts every host back on the database bridge and removes the
 // partition's bridges.
 func (s *Site) Heal(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var hosts []string
 	for _, h := range s.cfg.Hosts {
-		if _, err := run(ctx, "ip", "-n", s.Namespace(), "link", "set", bridgePort(h.Name), "master", bridge); err != nil {
-			return fmt.Errorf("heal: %w", err)
-		}
+		hosts = append(hosts, h.Name)
 	}
-	out, err := run(ctx, "ip", "-n", s.Namespace(), "-o", "link", "show", "type", "bridge")
-	if err != nil {
-		return fmt.Errorf("heal: %w", err)
+	if err := healIn(ctx, s.Namespace(), hosts, s.partitions); err != nil {
+		return err
 	}
-	for _, line := range strings.Split(out, "\n") {
-		if f := strings.Fields(line); len(f) > 1 && strings.HasPrefix(f[1], "brp") {
-			if _, err := run(ctx, "ip", "-n", s.Namespace(), "link", "del", strings.TrimSuffix(f[1], ":")); err != nil {
-				return fmt.Errorf("heal: %w", err)
-			}
-		}
-	}
+	s.partitions = 0
 	return nil
 }
 
