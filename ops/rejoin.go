@@ -87,10 +87,23 @@ func Rejoin(ctx context.Context, run pacemaker.Runner, gather func(context.Conte
 		return 0, fmt.Errorf("rejoin %s: crm_resource --cleanup: %w", node, err)
 	}
 	look := func(ctx context.Context) View { return Assemble(gather(ctx)) }
-	state, err := waitView(ctx, timeout, look, func(v View) (bool, string) { return Streams(v, node) }, "rejoin: "+node+" to stream", log)
+	state, err := waitView(ctx, timeout, look, func(v View) (bool, string) { return rejoinStreams(v, node) }, "rejoin: "+node+" to stream", log)
 	if err != nil {
 		return time.Since(start), fmt.Errorf("rejoin %s: rewound, but not streaming after %s (last: %s); see rampart status and crm_mon", node, timeout, state)
 	}
 	log.Info("rejoin done", "node", node, "state", state)
 	return time.Since(start), nil
+}
+
+// rejoinStreams is Streams, with the failed actions Pacemaker shows on node
+// in the state: a start that keeps failing says why in the progress lines
+// and in the error, not only in crm_mon.
+func rejoinStreams(v View, node string) (bool, string) {
+	ok, state := Streams(v, node)
+	for _, f := range v.Failures {
+		if f.Node == node {
+			state += fmt.Sprintf("; failed %s (exit %d): %s", f.Op, f.Exit, f.Reason)
+		}
+	}
+	return ok, state
 }

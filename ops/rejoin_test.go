@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/rampart-ha/rampart/ra/pacemaker"
 )
 
 // afterFailover is healthy() after n1 crashed and n2 was promoted: n1 is
@@ -65,5 +67,18 @@ func TestAssembleFailedPrimaryIsNotThePrimary(t *testing.T) {
 	}
 	if strings.Contains(strings.Join(v.Problems, "\n"), "more than one primary") {
 		t.Errorf("problems %q", v.Problems)
+	}
+}
+
+// While rejoin waits for its node to stream, a start Pacemaker ran and
+// that failed is in the progress line, with the agent's reason.
+func TestRejoinStreamsSaysWhyAStartFailed(t *testing.T) {
+	o := healthy()
+	o.Cluster.Resources = o.Cluster.Resources[:2]
+	o.Attrs["rampart-pgsql-state"]["n3"] = "stopped"
+	o.Cluster.Failures = []pacemaker.Failure{{OpKey: "pgsql_start_0", Node: "n3", ExitCode: 1, ExitReason: "start n3: it may have diverged"}}
+	ok, state := rejoinStreams(Assemble(o), "n3")
+	if ok || !strings.Contains(state, "failed pgsql_start_0 (exit 1): start n3: it may have diverged") {
+		t.Errorf("rejoinStreams = %v %q; want the start's failure in it", ok, state)
 	}
 }

@@ -47,7 +47,12 @@ func TestSeed(t *testing.T) {
 		t.Fatal(err)
 	}
 	l, err := lab.Up(ctx, c, log)
-	t.Cleanup(func() { lab.Destroy(context.Background(), c.Root, c.ID, log) })
+	t.Cleanup(func() {
+		if t.Failed() && l != nil {
+			dumpLab(t, l)
+		}
+		lab.Destroy(context.Background(), c.Root, c.ID, log)
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,5 +131,29 @@ func TestSeed(t *testing.T) {
 				t.Errorf("experiment 7: the primary's CPU was not lower with the backup from a standby: %v", f)
 			}
 		}
+	}
+}
+
+// dumpLab logs what a failed run needs to be understood: crm_mon, then
+// the last lines of each database host's fencer, PostgreSQL start-up and
+// agent logs (the end of the output is what a CI summary keeps).
+func dumpLab(t *testing.T, l *lab.Lab) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, h := range l.DBHosts() {
+		if cmd, err := l.Exec(ctx, h, "crm_mon", "-1A", "--inactive"); err == nil {
+			out, _ := cmd.CombinedOutput()
+			t.Logf("--- crm_mon -1A --inactive on %s\n%s", h, out)
+			break
+		}
+	}
+	tail := func(s string, n int) string {
+		lines := strings.Split(strings.TrimSpace(s), "\n")
+		return strings.Join(lines[max(0, len(lines)-n):], "\n")
+	}
+	for _, h := range l.DBHosts() {
+		t.Logf("--- fencer log of %s\n%s", h, tail(l.FenceLog(h), 10))
+		t.Logf("--- postgres start-up log of %s\n%s", h, l.PostgresLog(h, 20))
+		t.Logf("--- agent log of %s (last 40 lines)\n%s", h, tail(l.AgentLog(h), 40))
 	}
 }
