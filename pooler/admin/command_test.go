@@ -3,18 +3,21 @@ package admin
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParse(t *testing.T) {
 	good := map[string]Command{
-		"SHOW NODES":   {Show, "NODES"},
-		"show pools;":  {Show, "POOLS"},
-		" drain n2 ":   {Drain, "n2"},
-		"DETACH db-3;": {Detach, "db-3"},
-		"attach n2":    {Attach, "n2"},
-		"PAUSE":        {Pause, ""},
-		"resume;":      {Resume, ""},
-		"RELOAD":       {Reload, ""},
+		"SHOW NODES":    {Verb: Show, Arg: "NODES"},
+		"show pools;":   {Verb: Show, Arg: "POOLS"},
+		" drain n2 ":    {Verb: Drain, Arg: "n2"},
+		"DETACH db-3;":  {Verb: Detach, Arg: "db-3"},
+		"attach n2":     {Verb: Attach, Arg: "n2"},
+		"PAUSE":         {Verb: Pause},
+		"hold 10s;":     {Verb: Hold, For: 10 * time.Second},
+		"HOLD '1500ms'": {Verb: Hold, For: 1500 * time.Millisecond},
+		"resume;":       {Verb: Resume},
+		"RELOAD":        {Verb: Reload},
 	}
 	for sql, want := range good {
 		if got, err := Parse(sql); err != nil || got != want {
@@ -28,6 +31,10 @@ func TestParse(t *testing.T) {
 		"DRAIN":        "node name",
 		"DRAIN n1 n2":  "node name",
 		"PAUSE now":    "no argument",
+		"HOLD":         "how long",
+		"HOLD 10":      "duration",
+		"HOLD -1s":     "duration",
+		"HOLD 2h":      "duration",
 		"DROP TABLE t": "unknown command",
 		"SELECT 1":     "unknown command",
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -89,13 +90,17 @@ func (p *Proxy) Attach(name string) error {
 	return nil
 }
 
-// Pause holds new transactions until Resume (running ones finish).
-func (p *Proxy) Pause() {
+// Pause holds new transactions until Resume; running ones go on. It
+// returns the channel Resume closes (the pause's identity), and whether
+// this call began the pause (false: one was in force already).
+func (p *Proxy) Pause() (chan struct{}, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.resumed == nil {
-		p.resumed = make(chan struct{})
+	if p.resumed != nil {
+		return p.resumed, false
 	}
+	p.resumed = make(chan struct{})
+	return p.resumed, true
 }
 
 // Resume lets held transactions go on.
@@ -108,19 +113,98 @@ func (p *Proxy) Resume() {
 	}
 }
 
-// waitResumed blocks while the proxy is paused.
-func (p *Proxy) waitResumed(ctx context.Context) error {
+// resumeIf ends the pause identified by held, if it is still in force,
+// and says whether it did.
+func (p *Proxy) resumeIf(held chan struct{}) bool {
 	p.mu.Lock()
-	ch := p.resumed
-	p.mu.Unlock()
-	if ch == nil {
-		return nil
+	defer p.mu.Unlock()
+	if held == nil || p.resumed != held {
+		return false
 	}
-	select {
-	case <-ch:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	close(p.resumed)
+	p.resumed = nil
+	return true
+}
+
+// Hold is the pause a switchover asks for: new transactions wait, and Hold
+// returns once no transaction runs any more. Running ones that have not
+// finished within limit make it resume everything and fail, saying where
+// they run: nothing was held then. It refuses while a pause is in force.
+func (p *Proxy) Hold(ctx context.Context, limit time.Duration) (chan struct{}, error) {
+	held, began := p.Pause()
+	if !began {
+		return nil, errors.New("HOLD: new transactions are held already (PAUSE or another HOLD): RESUME first")
+	}
+	if err := p.waitIdle(ctx, limit); err != nil {
+		p.resumeIf(held)
+		return nil, fmt.Errorf("HOLD: %w; everything resumed, nothing is held", err)
+	}
+	return held, nil
+}
+
+// waitIdle waits until no transaction runs (or is about to start on a
+// server) or limit passes, and says what still runs then.
+func (p *Proxy) waitIdle(ctx context.Context, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		busy := p.running()
+		if busy == "" {
+			return nil
+		}
+		if !time.Now().Before(deadline) {
+			return fmt.Errorf("transactions still running after %s: %s (SHOW CLIENTS lists the clients on a server; sessions in session mode and pinned ones — LISTEN, session advisory locks, temporary tables — count until they end)", limit, busy)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond): // running transactions end on their own
+		}
+	}
+}
+
+// running describes the transactions that hold a server connection or are
+// about to take one ("" when none).
+func (p *Proxy) running() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var parts []string
+	for _, b := range p.backends {
+		if b.Outstanding > 0 {
+			parts = append(parts, fmt.Sprintf("%d on %s", b.Outstanding, b.Name))
+		}
+	}
+	if p.entering > 0 {
+		parts = append(parts, fmt.Sprintf("%d connecting", p.entering))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// enter waits while new transactions are held, then counts the caller as
+// a transaction about to take a server connection: attach moves it to the
+// backend's Outstanding, or leaves.
+func (p *Proxy) enter(ctx context.Context) error {
+	for {
+		p.mu.Lock()
+		ch := p.resumed
+		if ch == nil {
+			p.entering++
+			p.mu.Unlock()
+			return nil
+		}
+		p.waiting++
+		p.mu.Unlock()
+		var err error
+		select {
+		case <-ch: // look again: another pause may have begun meanwhile
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		p.mu.Lock()
+		p.waiting--
+		p.mu.Unlock()
+		if err != nil {
+			return err
+		}
 	}
 }
 
@@ -145,8 +229,19 @@ func (p *Proxy) closeIdle(node int) {
 	}
 }
 
-// adminLoop serves the console to an authenticated admin user.
+// pauseWait bounds how long the console's PAUSE waits for running
+// transactions (the pause itself stays until RESUME).
+const pauseWait = time.Minute
+
+// adminLoop serves the console to an authenticated admin user. A HOLD the
+// session took ends with it: a switchover that dies must not leave every
+// client waiting.
 func (s *session) adminLoop(ctx context.Context) error {
+	defer func() {
+		if s.p.resumeIf(s.held) {
+			s.p.cfg.Log.Warn("HOLD released: the console session that took it ended without RESUME", "user", s.user)
+		}
+	}()
 	for {
 		msg, err := s.be.Receive()
 		if err != nil {
@@ -160,11 +255,10 @@ func (s *session) adminLoop(ctx context.Context) error {
 			return io.EOF
 		case *pgproto3.Query:
 			cmd, err := admin.Parse(m.String)
-			if err == nil {
-				err = s.p.execAdmin(ctx, s, cmd)
-			}
 			if err != nil {
-				s.be.Send(errorResponse("42601", err.Error(), ""))
+				s.be.Send(errorResponse("42601", err.Error(), "")) // syntax_error
+			} else if err := s.p.execAdmin(ctx, s, cmd); err != nil {
+				s.be.Send(errorResponse("55000", err.Error(), "")) // object_not_in_prerequisite_state
 			}
 			s.be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
 			if err := s.be.Flush(); err != nil {
@@ -199,9 +293,31 @@ func (p *Proxy) execAdmin(ctx context.Context, s *session, c admin.Command) erro
 			return err
 		}
 	case admin.Pause:
+		// PgBouncer's PAUSE: it returns once running transactions finished.
 		p.Pause()
+		if err := p.waitIdle(ctx, pauseWait); err != nil {
+			return fmt.Errorf("PAUSE: %w; new transactions stay held until RESUME", err)
+		}
+	case admin.Hold:
+		if s.held != nil {
+			return errors.New("HOLD: this session holds already: RESUME first")
+		}
+		held, err := p.Hold(ctx, c.For)
+		if err != nil {
+			return err
+		}
+		s.held = held
 	case admin.Resume:
+		// Held transactions must go where the nodes are now, not where the
+		// last periodic check saw them (a switchover just moved the primary).
+		rctx, cancel := context.WithTimeout(ctx, p.cfg.HealthPeriod+3*time.Second)
+		err := p.Refresh(rctx)
+		cancel()
+		if err != nil {
+			p.cfg.Log.Warn("RESUME: resuming with the last health check's view", "err", err)
+		}
 		p.Resume()
+		s.held = nil
 	case admin.Reload:
 		if p.cfg.Reload == nil {
 			return errors.New("RELOAD: this pooler has no configuration file")
@@ -269,6 +385,8 @@ func (p *Proxy) show(what string) ([]string, [][]string) {
 			{"route_cache_hits", strconv.FormatUint(hits, 10)},
 			{"route_cache_misses", strconv.FormatUint(misses, 10)},
 			{"clients", strconv.Itoa(len(p.clients))},
+			{"paused", strconv.FormatBool(p.resumed != nil)},
+			{"held_transactions", strconv.Itoa(p.waiting)},
 		}
 	}
 	// CONFIG

@@ -40,6 +40,7 @@ func (p *Proxy) Monitor(ctx context.Context) {
 	}()
 	tick := time.NewTicker(period)
 	defer tick.Stop()
+	var asked []chan struct{} // Refresh calls this round answers
 	for {
 		obs := make([]observation, len(p.cfg.Nodes))
 		var wg sync.WaitGroup
@@ -55,11 +56,34 @@ func (p *Proxy) Monitor(ctx context.Context) {
 		wg.Wait()
 		p.apply(obs)
 		p.closeStale()
+		for _, done := range asked {
+			close(done)
+		}
+		asked = nil
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		case done := <-p.refresh:
+			asked = append(asked, done)
 		}
+	}
+}
+
+// Refresh has Monitor check every node now and waits until routing uses
+// what it saw (a round that began after the call), or until ctx ends.
+func (p *Proxy) Refresh(ctx context.Context) error {
+	done := make(chan struct{})
+	select {
+	case p.refresh <- done:
+	case <-ctx.Done():
+		return fmt.Errorf("refresh the nodes' health: %w", ctx.Err())
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("refresh the nodes' health: %w", ctx.Err())
 	}
 }
 

@@ -111,12 +111,17 @@ type Proxy struct {
 	detached []bool          // by DETACH, until ATTACH
 	epoch    []int           // by node: counts its demotions; older connections are not reused
 	resumed  chan struct{}   // non-nil while paused; closed by RESUME
+	entering int             // transactions past the pause check, not yet counted in a backend's Outstanding
+	waiting  int             // transactions held by a pause
 	pools    map[poolKey]*pool
 	barriers map[int]*barriers // by node: durable_reads' barrier transactions
 	clients  map[cancelKey]*session
 	keys     map[string]passKey // by user: ClientKeys learnt from clients (SCRAM pass-through)
 	// secret makes an unknown user's mock SCRAM salt (mockVerifier).
 	secret []byte
+	// refresh asks Monitor for a health check round now; it closes the
+	// channel it receives once a round that began after the ask is applied.
+	refresh chan chan struct{}
 }
 
 // New returns a proxy for cfg; Serve and Monitor run it.
@@ -142,7 +147,8 @@ func New(cfg Config) *Proxy {
 	if cfg.DurableReadTimeout <= 0 {
 		cfg.DurableReadTimeout = 10 * time.Second
 	}
-	p := &Proxy{cfg: cfg, pools: map[poolKey]*pool{}, barriers: map[int]*barriers{}, clients: map[cancelKey]*session{}, keys: map[string]passKey{}, secret: make([]byte, 32)}
+	p := &Proxy{cfg: cfg, pools: map[poolKey]*pool{}, barriers: map[int]*barriers{}, clients: map[cancelKey]*session{}, keys: map[string]passKey{}, secret: make([]byte, 32),
+		refresh: make(chan chan struct{})}
 	if _, err := rand.Read(p.secret); err != nil {
 		panic(fmt.Sprintf("pooler: no randomness for the mock SCRAM secret: %v", err))
 	}

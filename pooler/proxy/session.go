@@ -39,10 +39,11 @@ type session struct {
 	// (see params.go).
 	params    map[string]string
 	lastWrite time.Time
-	admin     bool       // connected to the console, not to a server
-	out       []byte     // relay's buffer of answers for the client
-	rd        *msgReader // the client's messages, after start-up
-	tls       bool       // the client connection is encrypted
+	admin     bool          // connected to the console, not to a server
+	held      chan struct{} // the console's HOLD in force (the pause's identity), nil if none
+	out       []byte        // relay's buffer of answers for the client
+	rd        *msgReader    // the client's messages, after start-up
+	tls       bool          // the client connection is encrypted
 	// listening: the client ran LISTEN on its server; watching: the watch
 	// passing on that server's notifications while the client is idle.
 	listening bool
@@ -693,9 +694,17 @@ func (s *session) goodbye() error {
 // attach picks a server for v and takes a connection from its pool,
 // waiting up to PrimaryWait for a primary.
 func (s *session) attach(ctx context.Context, v route.Verdict) error {
-	if err := s.p.waitResumed(ctx); err != nil {
+	if err := s.p.enter(ctx); err != nil {
 		return err
 	}
+	entering := true
+	defer func() {
+		if entering {
+			s.p.mu.Lock()
+			s.p.entering--
+			s.p.mu.Unlock()
+		}
+	}()
 	var deadline time.Time // set once no server is found to start on
 	for {
 		now := s.p.cfg.Now()
@@ -705,7 +714,9 @@ func (s *session) attach(ctx context.Context, v route.Verdict) error {
 			if sc, err = s.p.acquire(ctx, poolKey{node: i, database: s.db, user: s.user}); err == nil {
 				s.p.mu.Lock()
 				s.p.backends[i].Outstanding++
+				s.p.entering--
 				s.p.mu.Unlock()
+				entering = false
 				s.mu.Lock()
 				s.sc = sc
 				s.mu.Unlock()

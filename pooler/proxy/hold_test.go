@@ -1,0 +1,143 @@
+package proxy
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/rampart-ha/rampart/test/lab"
+)
+
+// The console's HOLD, as a switchover uses it: a transaction that does not
+// finish makes it fail within its bound, say where that transaction runs,
+// and hold nothing; once nothing runs it holds new transactions (they wait,
+// they do not fail) until RESUME; and a console session that ends without
+// RESUME releases its hold.
+func testHold(t *testing.T, pl *proxyLab) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	console := func() *pgx.Conn { return pl.connect(t, ctx, "dbname=rampart default_query_exec_mode=simple_protocol") }
+	stat := func(c *pgx.Conn, name string) string {
+		t.Helper()
+		rows, err := c.Query(ctx, "SHOW STATS")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k, v string
+			if err := rows.Scan(&k, &v); err != nil {
+				t.Fatal(err)
+			}
+			if k == name {
+				return v
+			}
+		}
+		return "(no " + name + ")"
+	}
+	adm := console()
+
+	// A transaction left open on the primary: the hold cannot complete.
+	open := pl.connect(t, ctx, "")
+	tx, err := open.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "SELECT txid_current()"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = adm.Exec(ctx, "HOLD 300ms")
+	took := time.Since(start)
+	if err == nil || !strings.Contains(err.Error(), "1 on n1") || !strings.Contains(err.Error(), "nothing is held") {
+		t.Fatalf("HOLD 300ms beside an open transaction: %v; want a refusal naming 1 on n1", err)
+	}
+	t.Logf("HOLD beside an open transaction, after %s: %v", took.Round(time.Millisecond), err)
+	if took > 3*time.Second {
+		t.Errorf("HOLD 300ms took %s to give up", took)
+	}
+	if got := stat(adm, "paused"); got != "false" {
+		t.Errorf("after a failed HOLD paused = %s", got)
+	}
+	// Nothing is held: the open transaction goes on, others start at once.
+	other := pl.connect(t, ctx, "")
+	if _, err := other.Exec(ctx, "SELECT 1"); err != nil {
+		t.Fatalf("a new transaction after the failed HOLD: %v", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatalf("the open transaction after the failed HOLD: %v", err)
+	}
+
+	// Nothing runs now: HOLD returns, and a new transaction waits.
+	if _, err := adm.Exec(ctx, "HOLD 5s"); err != nil {
+		t.Fatalf("HOLD with nothing running: %v", err)
+	}
+	done := make(chan error, 1)
+	var finished time.Time
+	go func() {
+		_, err := other.Exec(ctx, "SELECT 1")
+		finished = time.Now()
+		done <- err
+	}()
+	if err := lab.WaitFor(ctx, "the new transaction held", 10*time.Millisecond, func(context.Context) (bool, string, error) {
+		v := stat(adm, "held_transactions")
+		return v == "1", "held_transactions " + v, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	resumed := time.Now()
+	if _, err := adm.Exec(ctx, "RESUME"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the held transaction after RESUME: %v", err)
+	}
+	if finished.Before(resumed) {
+		t.Errorf("the held transaction finished at %s, before RESUME at %s", finished, resumed)
+	}
+
+	// A hold whose console session ends without RESUME is released.
+	adm2 := console()
+	if _, err := adm2.Exec(ctx, "HOLD 5s"); err != nil {
+		t.Fatal(err)
+	}
+	if got := stat(adm, "paused"); got != "true" {
+		t.Fatalf("during HOLD paused = %s", got)
+	}
+	go func() {
+		_, err := other.Exec(ctx, "SELECT 1")
+		done <- err
+	}()
+	if err := lab.WaitFor(ctx, "the new transaction held", 10*time.Millisecond, func(context.Context) (bool, string, error) {
+		v := stat(adm, "held_transactions")
+		return v == "1", "held_transactions " + v, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	adm2.Close(ctx)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the held transaction after its holder left: %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the hold outlived the console session that took it")
+	}
+	if got := stat(adm, "paused"); got != "false" {
+		t.Errorf("after the holder left paused = %s", got)
+	}
+	// A second hold is refused while one is in force.
+	if _, err := adm.Exec(ctx, "PAUSE"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = console().Exec(ctx, "HOLD 1s")
+	if err == nil || !strings.Contains(err.Error(), "held already") {
+		t.Errorf("HOLD during PAUSE: %v", err)
+	}
+	if _, err := adm.Exec(ctx, "RESUME"); err != nil {
+		t.Fatal(err)
+	}
+}
