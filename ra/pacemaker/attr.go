@@ -118,3 +118,11 @@ func SetProperty(ctx context.Context, run Runner, set, name, value string) error
 	}
 	return nil
 }
+
+// DeleteProperty removes a value SetProperty set (none there is no error).
+func DeleteProperty(ctx context.Context, run Runner, set, name string) error {
+	if _, err := run(ctx, "crm_attribute", "--type=crm_config", "--set-name="+set, "--name="+name, "--delete"); err != nil {
+		return fmt.Errorf("delete cluster property %s: %w", name, err)
+	}
+	return nil
+}

@@ -52,6 +52,9 @@ type SyncInput struct {
 	Current    pg.SyncNames      // synchronous_standby_names in force
 	JoinedAt   map[string]pg.LSN // per sync-set member: primary LSN when it joined the set
 	ShortFor   time.Duration     // how long fewer than Count standbys have qualified
+	// Prefer is a standby to choose first once it qualifies, ahead of the
+	// current members (PreferredAttr; "" none).
+	Prefer string
 }
 
 // SyncDecision is what the primary should make of it.
@@ -95,12 +98,16 @@ func DecideSync(in SyncInput, p SyncPolicy) SyncDecision {
 			current[n] = true
 		}
 	}
-	// Members of the current set first (those PostgreSQL counts as
-	// synchronous now before the ones it merely lists), then the most
-	// advanced, then by name: no churn.
+	// The preferred standby first, then members of the current set
+	// (those PostgreSQL counts as synchronous now before the ones it
+	// merely lists), then the most advanced, then by name: no churn but
+	// the one asked for.
 	confirmed := func(s Standby) bool { return s.SyncState == "sync" || s.SyncState == "quorum" }
 	sort.SliceStable(qualified, func(i, j int) bool {
 		a, b := qualified[i], qualified[j]
+		if (a.Name == in.Prefer) != (b.Name == in.Prefer) {
+			return a.Name == in.Prefer
+		}
 		if current[a.Name] != current[b.Name] {
 			return current[a.Name]
 		}
@@ -318,7 +325,9 @@ type SyncEffects interface {
 	// Synced reads the durable record (the CIB) as it stands: a partition
 	// that rejoins may have brought back an older CIB than the one this
 	// primary wrote, and the round rewrites what it finds amiss.
-	Synced(ctx context.Context) (SyncedSet, error)
+	// It also returns the standby to prefer as synchronous (PreferredAttr;
+	// "" none), kept beside it.
+	Synced(ctx context.Context) (SyncedSet, string, error)
 	// SetSynced writes the durable record (the CIB).
 	SetSynced(ctx context.Context, s SyncedSet) error
 	// PutNames puts synchronous_standby_names in force, releases the
@@ -408,16 +417,17 @@ func runSync(ctx context.Context, fx SyncEffects, r SyncRound) error {
 	if memo.ShortSince > 0 {
 		in.ShortFor = time.Duration(now-memo.ShortSince) * time.Second
 	}
+	synced, prefer, err := fx.Synced(ctx)
+	if err != nil {
+		return err
+	}
+	in.Prefer = prefer
 	d := DecideSync(in, r.Policy)
 	scores := DecideScores(in, r.Policy, d)
 
 	// Changes are made against the scores attrd holds, not against what
 	// this agent believes it published.
 	published, err := fx.Scores(ctx)
-	if err != nil {
-		return err
-	}
-	synced, err := fx.Synced(ctx)
 	if err != nil {
 		return err
 	}

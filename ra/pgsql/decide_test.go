@@ -72,6 +72,20 @@ func TestDecideSync(t *testing.T) {
 			p: durable1, want: names(pg.First, 1, "n2"), elig: []string{"n2"},
 		},
 		{
+			name: "a preferred standby that qualifies replaces the current one (a failback asked for it)",
+			in: SyncInput{Self: "n1", PrimaryLSN: lsn("0/5000000"), Members: []string{"n2", "n3"}, Current: names(pg.First, 1, "n2"),
+				JoinedAt: map[string]pg.LSN{"n2": lsn("0/1000000")}, Prefer: "n3",
+				Standbys: []Standby{streaming("n2", "sync", "0/5000000"), streaming("n3", "async", "0/4F00000")}},
+			p: durable1, want: names(pg.First, 1, "n3"),
+		},
+		{
+			name: "a preferred standby that does not qualify (too far behind) changes nothing",
+			in: SyncInput{Self: "n1", PrimaryLSN: lsn("0/5000000"), Members: []string{"n2", "n3"}, Current: names(pg.First, 1, "n2"),
+				JoinedAt: map[string]pg.LSN{"n2": lsn("0/1000000")}, Prefer: "n3",
+				Standbys: []Standby{streaming("n2", "sync", "0/5000000"), streaming("n3", "async", "0/1000000")}},
+			p: durable1, want: names(pg.First, 1, "n2"), elig: []string{"n2"},
+		},
+		{
 			name: "after a promotion names several, the one PostgreSQL counts as sync stays (no churn)",
 			in: SyncInput{Self: "n1", PrimaryLSN: lsn("0/5000000"), Members: []string{"n2", "n3"}, Current: names(pg.First, 1, "n3", "n2"),
 				JoinedAt: map[string]pg.LSN{"n3": lsn("0/4000000"), "n2": lsn("0/4000000")},

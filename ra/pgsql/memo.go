@@ -157,6 +157,12 @@ const SyncedPropertySet = "rampart"
 // SyncedAttr is the cluster property that holds resource rsc's SyncedSet.
 func SyncedAttr(rsc string) string { return "rampart-" + rsc + "-synced" }
 
+// PreferredAttr is the cluster property (in SyncedPropertySet) naming the
+// standby resource rsc's primary should choose first as synchronous once
+// it qualifies: rampart switchover sets it to fail back to a node that
+// streams asynchronously, and removes it when done.
+func PreferredAttr(rsc string) string { return "rampart-" + rsc + "-sync-preferred" }
+
 // Empty says no record was ever written (a cluster that never had a
 // primary under this agent).
 func (s SyncedSet) Empty() bool { return s.Primary == "" }

@@ -52,6 +52,7 @@ type model struct {
 	names    pg.SyncNames      // synchronous_standby_names in force
 	scores   map[string]int    // promotion scores attrd holds
 	synced   SyncedSet         // the CIB's durable record
+	prefer   string            // the standby an operator asked to prefer as synchronous
 	memo     Memo              // the primary's private memo
 	states   map[string]string // published states
 	pending  []pg.LSN          // commits waiting for synchronous standbys
@@ -211,6 +212,14 @@ func (m *model) event() {
 			m.backup = nil
 			m.printf("the base backup ended")
 		}
+	case k < 96:
+		// rampart switchover asks for a standby, or removes its wish.
+		if m.prefer == "" {
+			m.prefer = s.name
+		} else {
+			m.prefer = ""
+		}
+		m.printf("preferred synchronous standby: %q", m.prefer)
 	default:
 		if m.backup != nil {
 			m.backup.FlushLSN = m.lsn
@@ -318,7 +327,9 @@ func (m *model) SetScores(_ context.Context, changes map[string]int) error {
 	return nil
 }
 
-func (m *model) Synced(context.Context) (SyncedSet, error) { return m.synced, nil }
+func (m *model) Synced(context.Context) (SyncedSet, string, error) {
+	return m.synced, m.prefer, nil
+}
 
 func (m *model) SetSynced(_ context.Context, s SyncedSet) error {
 	m.events()

@@ -93,13 +93,13 @@ func (e *primaryEffects) Quorate(ctx context.Context) (bool, error) {
 	return pacemaker.Quorate(ctx, e.c.run)
 }
 
-func (e *primaryEffects) Synced(ctx context.Context) (SyncedSet, error) {
+func (e *primaryEffects) Synced(ctx context.Context) (SyncedSet, string, error) {
 	opts, err := pacemaker.ClusterOptions(ctx, e.c.run)
 	if err != nil {
-		return SyncedSet{}, err
+		return SyncedSet{}, "", err
 	}
 	s, _ := ParseSyncedSet(opts[SyncedAttr(e.c.rsc)])
-	return s, nil
+	return s, opts[PreferredAttr(e.c.rsc)], nil
 }
 
 func (e *primaryEffects) SetSynced(ctx context.Context, s SyncedSet) error {

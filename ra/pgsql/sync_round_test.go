@@ -23,6 +23,7 @@ type scripted struct {
 	names  []string // names put in force, in order
 	raised []string
 	quorum []bool // what Quorate answers, call by call; true once used up
+	prefer string // the preferred synchronous standby
 }
 
 func (s *scripted) Observe(context.Context) (PrimaryObservation, error) { return s.obs, nil }
@@ -37,7 +38,9 @@ func (s *scripted) SetScores(_ context.Context, c map[string]int) error {
 	}
 	return nil
 }
-func (s *scripted) Synced(context.Context) (SyncedSet, error)      { return s.synced, nil }
+func (s *scripted) Synced(context.Context) (SyncedSet, string, error) {
+	return s.synced, s.prefer, nil
+}
 func (s *scripted) SetSynced(_ context.Context, r SyncedSet) error { s.synced = r; return nil }
 func (s *scripted) PutNames(_ context.Context, n pg.SyncNames) (pg.LSN, error) {
 	s.names = append(s.names, n.String())
