@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rampart-ha/rampart/ra/pacemaker"
 	"github.com/rampart-ha/rampart/ra/pg"
+	"github.com/rampart-ha/rampart/ra/pgsql"
 )
 
 // Refusal is a reason not to act; the command exits 1 with it.
@@ -19,6 +22,10 @@ type Refusal struct {
 	// (a standby that follows a new primary reports the new timeline
 	// only at its next monitor), so looking again may clear it.
 	Settling bool
+	// Asynchronous: the target streams on the primary's timeline but is
+	// not a synchronous standby; the primary can be asked to make it one
+	// (PreferredAttr), after which the check may pass.
+	Asynchronous bool
 }
 
 func (r *Refusal) Error() string { return r.Reason }
@@ -35,6 +42,32 @@ func refuse(format string, args ...any) error {
 // and be the most advanced standby, the one the agent's own promotion
 // check accepts.
 func CheckSwitchover(v View, target string) error {
+	_, err := CheckSwitchoverIgnoring(v, target, nil)
+	return err
+}
+
+// CheckSwitchoverIgnoring is CheckSwitchover with the problems of the nodes
+// in ignore set aside (a dead third node cannot affect what the target
+// holds); it returns the problems it set aside. The primary and the target
+// cannot be ignored, nor can a problem of the cluster as a whole.
+func CheckSwitchoverIgnoring(v View, target string, ignore []string) ([]string, error) {
+	var ignored []string
+	for _, n := range ignore {
+		switch {
+		case n == target:
+			return nil, refuse("--ignore %s: it is the node to promote", n)
+		case n == v.Primary:
+			return nil, refuse("--ignore %s: it is the primary", n)
+		case !slices.ContainsFunc(v.Nodes, func(nv NodeView) bool { return nv.Name == n }):
+			return nil, refuse("--ignore %s: not a node of the cluster", n)
+		}
+		ignored = append(ignored, v.NodeProblems[n]...)
+	}
+	v.Problems = slices.DeleteFunc(slices.Clone(v.Problems), func(p string) bool { return slices.Contains(ignored, p) })
+	return ignored, checkSwitchover(v, target)
+}
+
+func checkSwitchover(v View, target string) error {
 	if v.Pacemaker == nil {
 		return refuse("no Pacemaker cluster seen from here: run switchover on a database node")
 	}
@@ -60,8 +93,11 @@ func CheckSwitchover(v View, target string) error {
 	case v.asynchronous():
 		return checkAsyncTarget(v, *tn)
 	case tn.State != "sync":
-		return refuse("%s is not a synchronous standby (state %s): only a synchronous standby is known to have every acknowledged commit; "+
-			"choose one of %s, or raise sync_count", target, orDash(tn.State), strings.Join(syncStandbys(v), ", "))
+		return &Refusal{
+			Reason: fmt.Sprintf("%s is not a synchronous standby (state %s): only a synchronous standby is known to have every acknowledged commit; "+
+				"choose one of %s, or raise sync_count", target, orDash(tn.State), strings.Join(syncStandbys(v), ", ")),
+			Asynchronous: streaming(tn.State) && tn.Timeline == v.node(v.Primary).Timeline,
+		}
 	}
 	return checkTimeline(v, *tn)
 }
@@ -145,53 +181,274 @@ func SwitchoverDone(v View, target, old string) (bool, string) {
 	return false, fmt.Sprintf("%s promoted, %s is %s", target, old, state)
 }
 
-// Switchover moves the primary role to target through Pacemaker: a
-// promoted-role move constraint, then waiting until target is primary and
-// the old primary streams from it, then clearing the constraint (also on
-// failure). look gathers a fresh view. A settling refusal (a report the
-// next monitor replaces) is looked at again for up to settleWait before
-// it stands.
-func Switchover(ctx context.Context, run pacemaker.Runner, look func(context.Context) View, target string, timeout time.Duration, log *slog.Logger) (time.Duration, error) {
-	var v View
-	var checked error
-	_, _ = waitView(ctx, min(timeout, settleWait), look, func(seen View) (bool, string) {
-		v, checked = seen, CheckSwitchover(seen, target)
-		var r *Refusal
-		if errors.As(checked, &r) && r.Settling {
-			return false, r.Reason + " (the last report may predate the promotion: looking again)"
-		}
-		return true, ""
-	}, "switchover check", log)
-	if checked != nil {
-		return 0, checked
+// Console is one pooler's console as a switchover uses it.
+type Console interface {
+	Name() string
+	// Hold makes the pooler hold new transactions and returns once
+	// running ones finished; within limit, or it resumes and fails.
+	Hold(ctx context.Context, limit time.Duration) error
+	// Resume has the pooler look at the nodes again and let held
+	// transactions go on.
+	Resume(ctx context.Context) error
+	// Close ends the console session (which releases a hold still in force).
+	Close()
+}
+
+// SwitchoverSeams are what a switchover acts through.
+type SwitchoverSeams struct {
+	Run  pacemaker.Runner
+	Look func(context.Context) View
+	// History asks node's PostgreSQL for its timeline and WAL position
+	// (a replication connection, as the agent's own checks make).
+	History func(ctx context.Context, v View, node string) (pg.History, error)
+	// Poolers are the consoles to hold during the move (none: clients of
+	// the old primary get errors when it is demoted).
+	Poolers []Console
+}
+
+// SwitchoverOptions are what the operator asked for.
+type SwitchoverOptions struct {
+	Target      string
+	Ignore      []string      // nodes whose problems are set aside
+	Timeout     time.Duration // for the move, and for making the target synchronous
+	HoldTimeout time.Duration // for running transactions to finish when the poolers hold
+}
+
+// ResumeReady says whether the poolers may let clients go on after the
+// primary moved to a node whose history is h: that node has left the old
+// primary's timeline oldTL (it was promoted) at or after final, the old
+// primary's WAL position once the poolers held: every commit a client of
+// theirs saw acknowledged is on it.
+func ResumeReady(h pg.History, oldTL uint32, final pg.LSN) (bool, string) {
+	if h.Timeline <= oldTL {
+		return false, fmt.Sprintf("still on timeline %d (not promoted yet)", h.Timeline)
 	}
+	at, ok := h.SwitchPoint(oldTL)
+	switch {
+	case !ok:
+		return false, fmt.Sprintf("timeline %d does not descend from the old primary's %d", h.Timeline, oldTL)
+	case at < final:
+		return false, fmt.Sprintf("promoted at %s, before the old primary's last position %s: commits may be missing", at, final)
+	}
+	return true, fmt.Sprintf("promoted on timeline %d at %s, at or past the old primary's last position %s", h.Timeline, at, final)
+}
+
+// Switchover moves the primary role to o.Target through Pacemaker:
+//
+//  1. check (a settling refusal is looked at again for up to settleWait);
+//     a target that streams asynchronously is first made synchronous by
+//     asking the primary to prefer it (PreferredAttr);
+//  2. the poolers hold: running transactions finish, new ones wait;
+//  3. a promoted-role move constraint; once the target is promoted with
+//     everything the old primary had when the poolers held, the poolers
+//     resume onto it (clients saw a pause, not an error);
+//  4. waiting until the old primary streams from the new one, then
+//     clearing the constraint (also on failure) and the preference.
+//
+// A hold that cannot complete resumes everything and refuses, having
+// changed nothing.
+func Switchover(ctx context.Context, s SwitchoverSeams, o SwitchoverOptions, log *slog.Logger) (time.Duration, error) {
+	v, err := checkSettled(ctx, s.Look, o, log)
+	var r *Refusal
+	preferred := false
+	if errors.As(err, &r) && r.Asynchronous && v.Resource != "" {
+		preferred = true
+		if v, err = makeSynchronous(ctx, s, o, log); err != nil {
+			return 0, errors.Join(err, unprefer(s.Run, v.Resource))
+		}
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		if preferred {
+			if err := unprefer(s.Run, v.Resource); err != nil {
+				log.Warn("switchover: "+err.Error(), "property", pgsql.PreferredAttr(v.Resource))
+			}
+		}
+	}()
 	clone := v.Clone
 	if clone == "" {
 		return 0, refuse("resource %s is not a promotable clone", v.Resource)
 	}
-	old := v.Primary
+	old, target := v.Primary, o.Target
+	oldTL := v.node(old).Timeline
 	start := time.Now()
+	held, final, err := hold(ctx, s, v, old, o.HoldTimeout, log)
+	if err != nil {
+		return 0, err
+	}
+	resume := func() {
+		for _, c := range held {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			if err := c.Resume(rctx); err != nil {
+				log.Warn("switchover: RESUME failed; closing the console session releases the hold", "pooler", c.Name(), "err", err)
+			}
+			cancel()
+			c.Close()
+		}
+		if len(held) > 0 {
+			log.Info("switchover: poolers resumed", "paused", time.Since(start).Round(time.Millisecond))
+		}
+		held = nil
+	}
+	defer resume()
 	log.Info("switchover: moving the primary role", "from", old, "to", target, "clone", clone)
-	if _, err := run(ctx, "crm_resource", "--resource", clone, "--move", "--promoted", "--node", target); err != nil {
+	if _, err := s.Run(ctx, "crm_resource", "--resource", clone, "--move", "--promoted", "--node", target); err != nil {
 		return 0, fmt.Errorf("switchover to %s: %w", target, err)
 	}
 	clear := func() error {
 		// Not ctx: the constraint goes also when the wait was cut short.
 		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if _, err := run(cctx, "crm_resource", "--resource", clone, "--clear"); err != nil {
+		if _, err := s.Run(cctx, "crm_resource", "--resource", clone, "--clear"); err != nil {
 			return fmt.Errorf("switchover: clear the move constraint (run crm_resource --resource %s --clear): %w", clone, err)
 		}
 		return nil
 	}
-	state, err := waitView(ctx, timeout, look, func(v View) (bool, string) { return SwitchoverDone(v, target, old) }, "switchover", log)
+	if len(held) > 0 {
+		state, err := waitFor(ctx, o.Timeout, func(ctx context.Context) (bool, string) {
+			h, err := s.History(ctx, v, target)
+			if err != nil {
+				return false, err.Error()
+			}
+			return ResumeReady(h, oldTL, final)
+		}, "switchover: "+target+" promoted with everything", log)
+		if err != nil {
+			err = fmt.Errorf("switchover to %s: not promoted with the old primary's last position after %s (last seen: %s); "+
+				"the poolers resume; see rampart status and crm_mon", target, o.Timeout, state)
+			return time.Since(start), errors.Join(err, clear())
+		}
+		log.Info("switchover: "+state, "node", target)
+		resume()
+	}
+	state, err := waitView(ctx, o.Timeout, s.Look, func(v View) (bool, string) { return SwitchoverDone(v, target, old) }, "switchover", log)
 	took := time.Since(start)
 	if err != nil {
-		err = fmt.Errorf("switchover to %s: not done after %s (last seen: %s); see rampart status and crm_mon", target, timeout, state)
+		err = fmt.Errorf("switchover to %s: not done after %s (last seen: %s); see rampart status and crm_mon", target, o.Timeout, state)
 		return took, errors.Join(err, clear())
 	}
 	log.Info("switchover done", "state", state, "took", took.Round(10*time.Millisecond))
 	return took, clear()
+}
+
+// checkSettled looks until the switchover check passes or fails for a
+// reason that is not settling (for up to settleWait), and says which
+// problems it set aside.
+func checkSettled(ctx context.Context, look func(context.Context) View, o SwitchoverOptions, log *slog.Logger) (View, error) {
+	var v View
+	var checked error
+	var ignored []string
+	_, _ = waitView(ctx, min(o.Timeout, settleWait), look, func(seen View) (bool, string) {
+		v = seen
+		ignored, checked = CheckSwitchoverIgnoring(seen, o.Target, o.Ignore)
+		var r *Refusal
+		if errors.As(checked, &r) && r.Settling {
+			return false, r.Reason + " (the last report may predate the promotion: looking again)"
+		}
+		return true, ""
+	}, "switchover check", log)
+	for _, p := range ignored {
+		log.Warn("switchover: ignored (--ignore): " + p)
+	}
+	return v, checked
+}
+
+// makeSynchronous asks the primary to prefer the target as synchronous
+// standby and waits until the switchover check passes.
+func makeSynchronous(ctx context.Context, s SwitchoverSeams, o SwitchoverOptions, log *slog.Logger) (View, error) {
+	v := s.Look(ctx)
+	log.Info("switchover: "+o.Target+" streams asynchronously; asking the primary to make it its synchronous standby",
+		"property", pgsql.PreferredAttr(v.Resource))
+	if err := pacemaker.SetProperty(ctx, s.Run, pgsql.SyncedPropertySet, pgsql.PreferredAttr(v.Resource), o.Target); err != nil {
+		return v, fmt.Errorf("switchover: %w", err)
+	}
+	var checked error
+	state, err := waitView(ctx, o.Timeout, s.Look, func(seen View) (bool, string) {
+		v = seen
+		_, checked = CheckSwitchoverIgnoring(seen, o.Target, o.Ignore)
+		if checked == nil {
+			return true, ""
+		}
+		return false, checked.Error()
+	}, "switchover: "+o.Target+" to become synchronous", log)
+	if err != nil {
+		return v, refuse("%s did not become a synchronous standby within %s (last: %s); nothing was moved", o.Target, o.Timeout, state)
+	}
+	log.Info("switchover: " + o.Target + " is a synchronous standby")
+	return v, nil
+}
+
+// unprefer removes the preference a switchover set.
+func unprefer(run pacemaker.Runner, rsc string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := pacemaker.DeleteProperty(ctx, run, pgsql.SyncedPropertySet, pgsql.PreferredAttr(rsc)); err != nil {
+		return fmt.Errorf("remove the preferred synchronous standby (crm_attribute --type crm_config --name %s --delete): %w", pgsql.PreferredAttr(rsc), err)
+	}
+	return nil
+}
+
+// hold has every pooler hold, in parallel, and reads the old primary's
+// WAL position once they all do. Any that fails makes all resume: nothing
+// is held and nothing changed then.
+func hold(ctx context.Context, s SwitchoverSeams, v View, old string, limit time.Duration, log *slog.Logger) ([]Console, pg.LSN, error) {
+	if len(s.Poolers) == 0 {
+		log.Warn("switchover: no pooler to hold (--pooler): clients of " + old + " get errors when it is demoted, and reconnect")
+		return nil, 0, nil
+	}
+	log.Info("switchover: the poolers hold new transactions; waiting for running ones", "poolers", len(s.Poolers), "hold_timeout", limit)
+	errs := make([]error, len(s.Poolers))
+	var wg sync.WaitGroup
+	for i, c := range s.Poolers {
+		wg.Go(func() { errs[i] = c.Hold(ctx, limit) })
+	}
+	wg.Wait()
+	release := func() {
+		for _, c := range s.Poolers {
+			c.Close()
+		}
+	}
+	var failed []string
+	for i, err := range errs {
+		if err != nil {
+			failed = append(failed, s.Poolers[i].Name()+": "+err.Error())
+		}
+	}
+	if len(failed) > 0 {
+		release()
+		return nil, 0, refuse("the poolers could not hold, so nothing was changed (all resumed):\n  - %s", strings.Join(failed, "\n  - "))
+	}
+	h, err := s.History(ctx, v, old)
+	if err != nil {
+		release()
+		return nil, 0, refuse("the old primary's WAL position could not be read, so nothing was changed (poolers resumed): %v", err)
+	}
+	log.Info("switchover: the poolers hold; nothing runs through them", "old primary at", h.LSN.String())
+	return s.Poolers, h.LSN, nil
+}
+
+// waitFor polls cond every 100 ms until it holds or timeout passes,
+// logging each new state; it returns the last state.
+func waitFor(ctx context.Context, timeout time.Duration, cond func(context.Context) (bool, string), what string, log *slog.Logger) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	last := ""
+	for {
+		ok, state := cond(ctx)
+		if ok {
+			return state, nil
+		}
+		if state != last {
+			log.Info(what+": waiting", "state", state)
+			last = state
+		}
+		select {
+		case <-ctx.Done():
+			return state, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // settleWait bounds how long a switchover waits for a settling refusal

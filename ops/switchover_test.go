@@ -160,7 +160,7 @@ func TestSwitchoverWaitsForASettlingReport(t *testing.T) {
 		return Assemble(moved)
 	}
 	log := slog.New(slog.DiscardHandler)
-	if _, err := Switchover(context.Background(), run, look, "n2", 10*time.Second, log); err != nil {
+	if _, err := Switchover(context.Background(), SwitchoverSeams{Run: run, Look: look}, SwitchoverOptions{Target: "n2", Timeout: 10 * time.Second}, log); err != nil {
 		t.Fatalf("switchover after the report settled: %v (looks %d, ran %q)", err, looks, ran)
 	}
 	if len(ran) != 2 || !strings.Contains(ran[0], "--move --promoted --node n2") || !strings.Contains(ran[1], "--clear") {
@@ -169,14 +169,16 @@ func TestSwitchoverWaitsForASettlingReport(t *testing.T) {
 
 	// A report that stays: refused, nothing moved.
 	ran = nil
-	_, err := Switchover(context.Background(), run, func(context.Context) View { return Assemble(stale) }, "n2", time.Second, log)
+	_, err := Switchover(context.Background(), SwitchoverSeams{Run: run, Look: func(context.Context) View { return Assemble(stale) }},
+		SwitchoverOptions{Target: "n2", Timeout: time.Second}, log)
 	if err == nil || !strings.Contains(err.Error(), "n2 is on timeline 1") || len(ran) != 0 {
 		t.Errorf("report that stays: err %v, ran %q; want the timeline refusal and nothing run", err, ran)
 	}
 	// A standby on a newer timeline than the primary is no settling report: refused at once.
 	stale.Attrs["rampart-pgsql-position"]["n2"] = strings.Replace(healthy().Attrs["rampart-pgsql-position"]["n2"], "2:", "3:", 1)
 	looks = 0
-	_, err = Switchover(context.Background(), run, func(context.Context) View { looks++; return Assemble(stale) }, "n2", time.Minute, log)
+	_, err = Switchover(context.Background(), SwitchoverSeams{Run: run, Look: func(context.Context) View { looks++; return Assemble(stale) }},
+		SwitchoverOptions{Target: "n2", Timeout: time.Minute}, log)
 	if err == nil || looks != 1 || len(ran) != 0 {
 		t.Errorf("standby ahead of the primary's timeline: err %v after %d looks, ran %q; want one look and a refusal", err, looks, ran)
 	}

@@ -39,10 +39,17 @@ type View struct {
 	// Synced is the agent's durable record of the nodes that hold every
 	// acknowledged commit (while no primary runs, only they may be
 	// promoted).
-	Synced   *SyncedView   `json:"synced,omitempty"`
-	Problems []string      `json:"problems"`
-	Healthy  bool          `json:"healthy"`
-	Failures []FailureView `json:"failures,omitempty"`
+	Synced   *SyncedView `json:"synced,omitempty"`
+	Problems []string    `json:"problems"`
+	// NodeProblems are the problems of Problems that concern one node
+	// only (it is down, lags, failed an action there): what an operator may
+	// knowingly set aside (rampart switchover --ignore NODE).
+	NodeProblems map[string][]string `json:"-"`
+	// Preferred is the standby the primary is asked to choose first as
+	// synchronous (rampart switchover sets it for a failback; "" none).
+	Preferred string        `json:"sync_preferred,omitempty"`
+	Healthy   bool          `json:"healthy"`
+	Failures  []FailureView `json:"failures,omitempty"`
 }
 
 // SyncedView is the agent's record of who holds every acknowledged
@@ -172,6 +179,11 @@ func Assemble(o Observed) View {
 	v := View{Time: o.Now, Resource: o.Resource, Poolers: o.Poolers}
 	var problems []string
 	say := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	v.NodeProblems = map[string][]string{}
+	sayOf := func(node, format string, args ...any) {
+		say(format, args...)
+		v.NodeProblems[node] = append(v.NodeProblems[node], problems[len(problems)-1])
+	}
 	for _, e := range o.Errors {
 		say("could not read %s", e)
 	}
@@ -282,31 +294,31 @@ func Assemble(o Observed) View {
 			switch {
 			case n.Unclean:
 				nv.Pacemaker = "unclean"
-				say("%s is unclean: Pacemaker waits until it is fenced", n.Name)
+				sayOf(n.Name, "%s is unclean: Pacemaker waits until it is fenced", n.Name)
 			case !n.Online:
 				nv.Pacemaker = "offline"
-				say("%s is offline (not a cluster member): start it, or fence and repair it", n.Name)
+				sayOf(n.Name, "%s is offline (not a cluster member): start it, or fence and repair it", n.Name)
 			case n.Standby:
 				nv.Pacemaker = "standby"
-				say("%s is in standby mode: nothing runs there (crm node online %s)", n.Name, n.Name)
+				sayOf(n.Name, "%s is in standby mode: nothing runs there (crm node online %s)", n.Name, n.Name)
 			}
 			switch {
 			case slices.Contains(promoted, n.Name):
 				nv.Role = "primary"
 			case slices.Contains(failedPromoted, n.Name):
 				nv.Role = "failed-primary"
-				say("%s: Pacemaker shows a failed primary there and is recovering it (demote, stop); crm_mon shows the steps", n.Name)
+				sayOf(n.Name, "%s: Pacemaker shows a failed primary there and is recovering it (demote, stop); crm_mon shows the steps", n.Name)
 			case running[n.Name]:
 				nv.Role = "standby"
 			case nv.Pacemaker == "online" && v.Resource != "":
-				say("%s is online but its PostgreSQL does not run (a failure, a ban or constraint, or a start still to come: crm_mon --inactive says which)", n.Name)
+				sayOf(n.Name, "%s is online but its PostgreSQL does not run (a failure, a ban or constraint, or a start still to come: crm_mon --inactive says which)", n.Name)
 			}
 			if p, ok := pgsql.ParsePosition(positions[n.Name]); ok && nv.Role != "stopped" {
 				nv.Timeline, nv.LSN = p.Timeline, p.LSN.String()
 				ago := o.Now.Sub(time.UnixMilli(p.AtMillis)).Seconds()
 				nv.ReportedAgo = &ago
 				if ago > staleAfter.Seconds() {
-					say("%s last reported its position %.0f s ago: its monitor is not running", n.Name, ago)
+					sayOf(n.Name, "%s last reported its position %.0f s ago: its monitor is not running", n.Name, ago)
 				}
 				if havePrimaryPos && nv.Role == "standby" {
 					lag := int64(primaryPos.LSN) - int64(p.LSN)
@@ -315,9 +327,9 @@ func Assemble(o Observed) View {
 					}
 					nv.LagBytes = &lag
 					if p.Timeline < primaryPos.Timeline && (nv.State == "" || nv.State == "disconnected") {
-						say("%s is on timeline %d, the primary on %d, and does not stream: rejoin it (rampart rejoin on %s)", n.Name, p.Timeline, primaryPos.Timeline, n.Name)
+						sayOf(n.Name, "%s is on timeline %d, the primary on %d, and does not stream: rejoin it (rampart rejoin on %s)", n.Name, p.Timeline, primaryPos.Timeline, n.Name)
 					} else if lagKnown && maxLag > 0 && lag > maxLag {
-						say("%s trails the primary by %s", n.Name, Bytes(lag))
+						sayOf(n.Name, "%s trails the primary by %s", n.Name, Bytes(lag))
 					}
 				}
 			}
@@ -325,11 +337,11 @@ func Assemble(o Observed) View {
 				switch nv.State {
 				case "sync", "async", "potential":
 				case "sync-catching-up":
-					say("%s is joining the synchronous standbys: it is still catching up", n.Name)
+					sayOf(n.Name, "%s is joining the synchronous standbys: it is still catching up", n.Name)
 				case "", "disconnected":
-					say("%s runs as a standby but does not stream from the primary %s", n.Name, v.Primary)
+					sayOf(n.Name, "%s runs as a standby but does not stream from the primary %s", n.Name, v.Primary)
 				default:
-					say("%s does not stream yet (%s)", n.Name, nv.State)
+					sayOf(n.Name, "%s does not stream yet (%s)", n.Name, nv.State)
 				}
 			}
 			// Under sync_count=0 the agent wants no synchronous standby: a
@@ -339,6 +351,7 @@ func Assemble(o Observed) View {
 			}
 			v.Nodes = append(v.Nodes, nv)
 		}
+		v.Preferred = o.Options[pgsql.PreferredAttr(v.Resource)]
 		synced, haveRecord := pgsql.ParseSyncedSet(o.Options[pgsql.SyncedAttr(v.Resource)])
 		if haveRecord {
 			v.Synced = &SyncedView{Timeline: synced.Timeline, Primary: synced.Primary, Standbys: synced.Standbys}
@@ -369,7 +382,7 @@ func Assemble(o Observed) View {
 			if f.ExitReason != "" {
 				reason = ": " + f.ExitReason
 			}
-			say("failed action %s on %s (exit %d%s); once fixed: crm resource cleanup", f.OpKey, f.Node, f.ExitCode, reason)
+			sayOf(f.Node, "failed action %s on %s (exit %d%s); once fixed: crm resource cleanup", f.OpKey, f.Node, f.ExitCode, reason)
 		}
 		for _, r := range c.Resources {
 			if r.Agent != "ocf:rampart:vip" && r.Agent != "ocf:heartbeat:IPaddr2" {

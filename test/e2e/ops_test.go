@@ -120,7 +120,7 @@ func TestOperatorCommands(t *testing.T) {
 
 	// switchover: refusals change nothing; then to the sync standby.
 	requireRefused(t, ctx, l, s.primary, "is the primary already", "switchover", "--to", s.primary)
-	requireRefused(t, ctx, l, s.primary, asyncNode+" is not a synchronous standby (state ", "switchover", "--to", asyncNode)
+	requireRefused(t, ctx, l, s.primary, "--ignore "+s.primary+": it is the primary", "switchover", "--to", syncNode, "--ignore", s.primary)
 	requireRefused(t, ctx, l, s.primary, `"n9" is not a node of the cluster`, "switchover", "--to", "n9")
 	if p, _ := promoted(ctx, l, s.primary); len(p) != 1 || p[0] != s.primary {
 		t.Fatalf("after refused switchovers promoted %v; want %s still", p, s.primary)

@@ -16,14 +16,17 @@ import (
 type Writer struct {
 	// Table is where it writes ("acked"); set it before Start to run two
 	// loads side by side.
-	Table  string
-	cfg    *pgx.ConnConfig
-	every  time.Duration
-	mu     sync.Mutex
-	acked  []Ack
-	errors int
-	stop   chan struct{}
-	done   chan struct{}
+	Table string
+	// Timeout bounds each attempt, connecting included (3 s); set it
+	// before Start. An attempt that takes longer is an error.
+	Timeout time.Duration
+	cfg     *pgx.ConnConfig
+	every   time.Duration
+	mu      sync.Mutex
+	acked   []Ack
+	errors  int
+	stop    chan struct{}
+	done    chan struct{}
 }
 
 // Ack is one acknowledged commit.
@@ -54,7 +57,7 @@ func (l *Lab) NewWriter(host, conninfo string, every time.Duration) (*Writer, er
 // NewWriterConfig returns a load that connects with cfg (its DialFunc
 // decides where from), one transaction per every at most.
 func NewWriterConfig(cfg *pgx.ConnConfig, every time.Duration) *Writer {
-	return &Writer{Table: "acked", cfg: cfg, every: every, stop: make(chan struct{}), done: make(chan struct{})}
+	return &Writer{Table: "acked", Timeout: 3 * time.Second, cfg: cfg, every: every, stop: make(chan struct{}), done: make(chan struct{})}
 }
 
 func (w *Writer) table() string { return pgx.Identifier{w.Table}.Sanitize() }
@@ -93,7 +96,7 @@ func (w *Writer) run() {
 			return
 		case <-pace.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), w.Timeout)
 		if conn == nil {
 			c, err := pgx.ConnectConfig(ctx, w.cfg)
 			if err != nil {
