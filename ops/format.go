@@ -31,6 +31,9 @@ func (v View) Format(w io.Writer) error {
 	if r := v.Synced; r != nil && !v.asynchronous() {
 		fmt.Fprintf(w, "Durable     every acknowledged commit is on %s (timeline %d)\n", strings.Join(append([]string{r.Primary + " (primary)"}, r.Standbys...), ", "), r.Timeline)
 	}
+	if v.Preferred != "" {
+		fmt.Fprintf(w, "Preferred   %s is asked for as the synchronous standby (rampart switchover sets it for a failback)\n", v.Preferred)
+	}
 	if len(v.Nodes) > 0 {
 		fmt.Fprintln(w)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

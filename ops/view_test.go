@@ -41,7 +41,7 @@ func healthy() Observed {
 
 func TestAssembleHealthy(t *testing.T) {
 	o := healthy()
-	o.Options = map[string]string{"rampart-pgsql-synced": "timeline=2 primary=n1 standbys=n2"}
+	o.Options = map[string]string{"rampart-pgsql-synced": "timeline=2 primary=n1 standbys=n2", "rampart-pgsql-sync-preferred": "n2"}
 	v := Assemble(o)
 	if !v.Healthy || len(v.Problems) != 0 {
 		t.Fatalf("problems in a healthy cluster: %v", v.Problems)
@@ -62,7 +62,8 @@ func TestAssembleHealthy(t *testing.T) {
 	}
 	var b strings.Builder
 	if err := v.Format(&b); err != nil || !strings.Contains(b.String(), "No problems found.") || !strings.Contains(b.String(), "232 B") ||
-		!strings.Contains(b.String(), "every acknowledged commit is on n1 (primary), n2 (timeline 2)") {
+		!strings.Contains(b.String(), "every acknowledged commit is on n1 (primary), n2 (timeline 2)") ||
+		!strings.Contains(b.String(), "Preferred   n2 is asked for as the synchronous standby") {
 		t.Errorf("format (%v):\n%s", err, b.String())
 	}
 }
