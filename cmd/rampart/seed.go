@@ -25,7 +25,7 @@ func labSeedCommand() *cli.Command {
 			"About 4 minutes on two cores.",
 		Flags: append(labFlags(),
 			&cli.StringFlag{Name: "out", Value: "seed-report", Usage: "`FOLDER` for report.md and the plots"},
-			&cli.StringSliceFlag{Name: "only", Usage: "run only experiment `N` (repeat; 1, 2, 2b, …, 7)"},
+			&cli.StringSliceFlag{Name: "only", Usage: "run only experiment `N` (repeat; 1, 2, 2b, 3, 3b, …, 7)"},
 			&cli.IntFlag{Name: "writers", Value: 2, Usage: "writing clients"},
 			&cli.DurationFlag{Name: "pace", Value: 10 * time.Millisecond, Usage: "each client's pace (one statement per PACE at most)"},
 			&cli.BoolFlag{Name: "keep", Usage: "leave the lab running at the end"},

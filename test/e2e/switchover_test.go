@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -169,11 +168,8 @@ func TestSwitchoverThroughPoolers(t *testing.T) {
 	}
 	old := p[0]
 	var consoles []string
-	for _, h := range l.Hosts() {
-		if h.Role == lab.RolePooler {
-			u := url.URL{Scheme: "postgres", User: url.User(lab.AppUser), Host: fmt.Sprintf("%s:%d", h.Addr, lab.PoolerPort), Path: "/rampart"}
-			consoles = append(consoles, "--pooler", u.String())
-		}
+	for _, u := range l.PoolerConsoles() {
+		consoles = append(consoles, "--pooler", u)
 	}
 	switchover := func(to string, extra ...string) (string, int) {
 		return rampart(t, ctx, l, old, append(append([]string{"switchover", "--to", to}, consoles...), extra...)...)

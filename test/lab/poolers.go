@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -197,4 +199,18 @@ func onOff(b bool) string {
 		return "on"
 	}
 	return "off"
+}
+
+// PoolerConsoles are the pooler pair's consoles as rampart switchover's
+// --pooler takes them (the app user is an admin user; its password is in
+// the lab's client password file, which Exec hands over).
+func (l *Lab) PoolerConsoles() []string {
+	var out []string
+	for _, h := range l.cfg.Hosts() {
+		if h.Role == RolePooler {
+			u := url.URL{Scheme: "postgres", User: url.User(AppUser), Host: net.JoinHostPort(h.Addr.String(), strconv.Itoa(PoolerPort)), Path: "/rampart"}
+			out = append(out, u.String())
+		}
+	}
+	return out
 }

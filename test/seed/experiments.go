@@ -21,7 +21,10 @@ type Experiment struct {
 	// viaPooler: the load goes through the pooler pair's address (the lab
 	// must have the pair).
 	viaPooler bool
-	run       func(ctx context.Context, e *env) (Result, error)
+	// patience is how long a load client waits for one statement before
+	// it counts an error (0: 3 s).
+	patience time.Duration
+	run      func(ctx context.Context, e *env) (Result, error)
 }
 
 // env is what an experiment works with.
@@ -32,6 +35,9 @@ type env struct {
 	rec  *Recorder
 	load *Load
 	res  *Result
+	// shared carries what an experiment leaves for a later one: 3 names
+	// the old primary it rejoined ("rejoined"), which 3b fails back to.
+	shared map[string]string
 }
 
 // Experiments are the seed's seven, in its order.
@@ -53,6 +59,12 @@ func Experiments() []Experiment {
 			Question:  "When only the primary's postmaster dies, does the old primary stay out (no split brain), and can it come back as a standby under load without client errors?",
 			Seed:      "manual wipe, pg_basebackup and pcp_attach_node; worked under load; the scripts could restart it as a primary (split brain)",
 			viaPooler: true, run: failback},
+		{N: "3b", Title: "Failing back to the old primary under load",
+			Question: "After its rejoin, can the old primary become the primary again, in one command, without client errors or lost commits?",
+			Seed:     "not tried in 2013: pgpool-II's online recovery and a restart of the pool; no control of which standby is synchronous",
+			// Clients wait as long as the poolers may hold (the default
+			// --hold-timeout): a pause is not an error.
+			viaPooler: true, patience: 10 * time.Second, run: failbackSwitchover},
 		{N: "4", Title: "Read scale-out with 1, 2 and 3 standbys",
 			Question:  "How close to linear do reads scale over the standbys?",
 			Seed:      "5099, 10331, 13726, 17132, 19264 TPS on 1–5 servers (×3.78 on 5: 76 % of linear)",
@@ -88,6 +100,7 @@ func RunAll(ctx context.Context, l *lab.Lab, o Options, log *slog.Logger) ([]Res
 		return nil, err
 	}
 	var results []Result
+	shared := map[string]string{}
 	for _, x := range Experiments() {
 		r := Result{N: x.N, Title: x.Title, Question: x.Question, Seed: x.Seed}
 		switch {
@@ -98,8 +111,8 @@ func RunAll(ctx context.Context, l *lab.Lab, o Options, log *slog.Logger) ([]Res
 		default:
 			log.Info("experiment", "n", x.N, "title", x.Title)
 			start := time.Now()
-			e := &env{l: l, bin: o.Bin, log: log.With("experiment", x.N), res: &r}
-			if err := e.startLoad(ctx, o, x.viaPooler); err != nil {
+			e := &env{l: l, bin: o.Bin, log: log.With("experiment", x.N), res: &r, shared: shared}
+			if err := e.startLoad(ctx, o, x.viaPooler, x.patience); err != nil {
 				r.Err = err.Error()
 				break
 			}
@@ -151,7 +164,7 @@ func RunAll(ctx context.Context, l *lab.Lab, o Options, log *slog.Logger) ([]Res
 	return results, nil
 }
 
-func (e *env) startLoad(ctx context.Context, o Options, viaPooler bool) error {
+func (e *env) startLoad(ctx context.Context, o Options, viaPooler bool, patience time.Duration) error {
 	e.rec = NewRecorder(time.Now)
 	var standbys []string
 	primary, err := e.l.Primary(ctx)
@@ -179,6 +192,9 @@ func (e *env) startLoad(ctx context.Context, o Options, viaPooler bool) error {
 	ld, err := NewLoad(e.l, e.rec, write, reads, o.Writers, o.Pace)
 	if err != nil {
 		return err
+	}
+	if patience > 0 {
+		ld.patience = patience
 	}
 	if err := ld.Setup(ctx); err != nil {
 		return err
@@ -421,6 +437,7 @@ func failback(ctx context.Context, e *env) (Result, error) {
 		return r, err
 	}
 	streams := e.rec.Mark(old + " streams")
+	e.shared["rejoined"] = old
 	// The pooler takes it back for reads by itself (its health check).
 	if err := lab.WaitFor(ctx, "the pooler reading from "+old, 200*time.Millisecond, func(ctx context.Context) (bool, string, error) {
 		role, up := e.poolerSees(ctx, old)
@@ -454,6 +471,74 @@ func failback(ctx context.Context, e *env) (Result, error) {
 		r.Verdict = "SPLIT BRAIN: " + splitBrain
 		return r, errors.New(splitBrain)
 	}
+	return r, nil
+}
+
+// failbackSwitchover: experiment 3b. The old primary experiment 3
+// rejoined (else a standby that streams asynchronously) becomes the
+// primary again with one `rampart switchover --to`, the pooler pair
+// holding, under the load through the pair.
+func failbackSwitchover(ctx context.Context, e *env) (Result, error) {
+	r := *e.res
+	primary, err := e.begin(ctx, 8*time.Second)
+	if err != nil {
+		return r, err
+	}
+	sync, others := e.standbys(ctx, primary)
+	target := e.shared["rejoined"]
+	if target == "" || target == primary {
+		if len(others) == 0 {
+			return r, fmt.Errorf("no asynchronous standby to fail back to (synchronous: %q)", sync)
+		}
+		target = others[0]
+	}
+	was := "asynchronous"
+	if target == sync {
+		was = "synchronous"
+	}
+	args := []string{e.bin, "switchover", "--to", target}
+	for _, u := range e.l.PoolerConsoles() {
+		args = append(args, "--pooler", u)
+	}
+	start := e.rec.Mark("rampart switchover --to " + target)
+	out, err := e.l.Output(ctx, primary, args...)
+	if err != nil {
+		return r, err
+	}
+	done := e.rec.Mark(target + " primary, " + primary + " streams from it")
+	if err := e.after(ctx, 10*time.Second); err != nil {
+		return r, err
+	}
+	s := e.rec.Snapshot()
+	errs := s.Total(Error, start, s.End())
+	stall := s.LongestGap(Write, start, done)
+	readStall := s.LongestGap(Read, start, done)
+	paused := "-"
+	for _, line := range strings.Split(out, "\n") {
+		if i := strings.Index(line, "paused="); i >= 0 && strings.Contains(line, "poolers resumed") {
+			paused = strings.Fields(line[i+len("paused="):])[0]
+		}
+	}
+	before := was + " standby of " + primary
+	if e.shared["rejoined"] == target {
+		before += " (rampart rejoin left it so in experiment 3)"
+	}
+	madeSync := "no need"
+	if was == "asynchronous" {
+		madeSync = "yes: the primary was asked to prefer it, and switchover waited until it was synchronous"
+	}
+	r.Answers = []Answer{
+		{target + " before", before},
+		{"the command", "rampart switchover --to " + target + " --pooler … --pooler … (run on " + primary + "; the clients wait up to 10 s for a statement, the default --hold-timeout)"},
+		{"made the synchronous standby first", madeSync},
+		{"the poolers held clients for", paused + " (running transactions finished, new ones waited, then went to " + target + ")"},
+		{"longest write stall / read stall", Seconds(stall) + " / " + Seconds(readStall)},
+		{"command → done (" + primary + " streams from " + target + ")", Seconds(done - start)},
+		{"client errors from the command to the end", fmt.Sprint(errs)},
+	}
+	r.Figures = map[string]float64{"errors": float64(errs), "write_stall_s": stall.Seconds(), "read_stall_s": readStall.Seconds(), "switchover_s": (done - start).Seconds()}
+	r.Verdict = fmt.Sprintf("%s is the primary again after one command: writes paused %s, %d client errors (2013: not possible without cutting clients)",
+		target, Seconds(stall), errs)
 	return r, nil
 }
 

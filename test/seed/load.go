@@ -30,6 +30,7 @@ type Load struct {
 	readCfgs []*pgx.ConnConfig
 	writers  int
 	pace     time.Duration
+	patience time.Duration // per statement, connecting included: longer is a client error
 	nextID   atomic.Int64
 	mu       sync.Mutex
 	acked    []int64
@@ -61,7 +62,7 @@ func NewLoad(l *lab.Lab, rec *Recorder, writeConn string, readConns []string, wr
 		cfg.DialFunc = dial
 		return cfg, nil
 	}
-	ld := &Load{rec: rec, writers: writers, pace: pace, errs: map[string]int{}, stop: make(chan struct{})}
+	ld := &Load{rec: rec, writers: writers, pace: pace, patience: 3 * time.Second, errs: map[string]int{}, stop: make(chan struct{})}
 	if ld.writeCfg, err = conf(writeConn); err != nil {
 		return nil, err
 	}
@@ -157,7 +158,7 @@ func (ld *Load) client(kind string, cfg *pgx.ConnConfig, do func(context.Context
 			return
 		case <-pace.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), ld.patience)
 		if conn == nil {
 			c, err := pgx.ConnectConfig(ctx, cfg)
 			if err != nil {

@@ -112,6 +112,10 @@ func TestSeed(t *testing.T) {
 			if f["errors"] != 0 || f["split_brain"] != 0 || f["rejoin_s"] <= 0 {
 				t.Errorf("experiment 3: %v client errors during the failback, split brain %v, rejoined after %vs; want 0, 0, > 0", f["errors"], f["split_brain"], f["rejoin_s"])
 			}
+		case "3b":
+			if f["errors"] != 0 || f["switchover_s"] <= 0 {
+				t.Errorf("experiment 3b: %v client errors failing back through the holding poolers, done after %vs; want 0, > 0", f["errors"], f["switchover_s"])
+			}
 		case "4":
 			// Latency-bound reads: each standby adds its pool's worth.
 			if f["linear_2"] < 0.75 || f["linear_3"] < 0.7 {
