@@ -131,6 +131,9 @@ func (p *poolerConsole) Name() string {
 }
 
 func (p *poolerConsole) Hold(ctx context.Context, limit time.Duration) error {
+	// A pooler that hangs (its host frozen) must not hold the switchover.
+	ctx, cancel := context.WithTimeout(ctx, limit+p.cfg.ConnectTimeout)
+	defer cancel()
 	conn, err := pgx.ConnectConfig(ctx, p.cfg)
 	if err != nil {
 		return err

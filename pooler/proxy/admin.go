@@ -139,6 +139,11 @@ func (p *Proxy) Hold(ctx context.Context, limit time.Duration) (chan struct{}, e
 		p.resumeIf(held)
 		return nil, fmt.Errorf("HOLD: %w; everything resumed, nothing is held", err)
 	}
+	time.AfterFunc(p.cfg.MaxHold, func() {
+		if p.resumeIf(held) {
+			p.cfg.Log.Warn("HOLD released: no RESUME within its bound", "bound", p.cfg.MaxHold)
+		}
+	})
 	return held, nil
 }
 

@@ -140,4 +140,25 @@ func testHold(t *testing.T, pl *proxyLab) {
 	if _, err := adm.Exec(ctx, "RESUME"); err != nil {
 		t.Fatal(err)
 	}
+
+	// A hold whose RESUME never comes (the switchover cut off from the
+	// pooler) ends by itself after MaxHold.
+	cfg := pl.cfg
+	cfg.MaxHold = 300 * time.Millisecond
+	pl.serve(t, cfg, 6440)
+	adm3 := pl.connect(t, ctx, "port=6440 dbname=rampart default_query_exec_mode=simple_protocol")
+	client := pl.connect(t, ctx, "port=6440")
+	if _, err := adm3.Exec(ctx, "HOLD 1s"); err != nil {
+		t.Fatal(err)
+	}
+	held := time.Now()
+	if _, err := client.Exec(ctx, "SELECT 1"); err != nil {
+		t.Fatalf("a transaction held past MaxHold: %v", err)
+	}
+	if waited := time.Since(held); waited < 250*time.Millisecond {
+		t.Errorf("the held transaction went on after %s, before MaxHold (300ms)", waited)
+	}
+	if got := stat(adm3, "paused"); got != "false" {
+		t.Errorf("after MaxHold paused = %s", got)
+	}
 }

@@ -76,6 +76,10 @@ type Config struct {
 	ServerTLSMode, ServerTLSCAFile string
 	// AdminUsers may use the console (database "rampart" or "pgbouncer").
 	AdminUsers []string
+	// MaxHold bounds how long a console's HOLD lasts without RESUME
+	// (0: a minute): a switchover cut off from the pooler by the network
+	// cannot leave its clients waiting.
+	MaxHold time.Duration
 	// Reload re-reads the configuration (the console's RELOAD); nil when
 	// there is no file.
 	Reload func() error
@@ -137,6 +141,9 @@ func New(cfg Config) *Proxy {
 	}
 	if cfg.PrimaryWait <= 0 {
 		cfg.PrimaryWait = 10 * time.Second
+	}
+	if cfg.MaxHold <= 0 {
+		cfg.MaxHold = time.Minute
 	}
 	if cfg.MaxPacketSize <= 0 {
 		cfg.MaxPacketSize = DefaultMaxPacketSize

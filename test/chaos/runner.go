@@ -476,7 +476,13 @@ func (c *campaign) inject(ctx context.Context, s Step) (active, error) {
 // its own: convergence is the judge (a constraint left behind, a primary
 // that did not move back to health).
 func (c *campaign) startSwitchover(host, to string) (func(context.Context) error, error) {
-	cmd, err := c.l.Exec(context.Background(), host, c.o.Bin, "switchover", "--to", to, "--timeout", "90s")
+	// With the pooler pair's consoles: the poolers hold while the role
+	// moves, whatever other fault is in force.
+	args := []string{c.o.Bin, "switchover", "--to", to, "--timeout", "90s"}
+	for _, u := range c.l.PoolerConsoles() {
+		args = append(args, "--pooler", u)
+	}
+	cmd, err := c.l.Exec(context.Background(), host, args...)
 	if err != nil {
 		return nil, err
 	}
