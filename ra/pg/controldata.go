@@ -24,7 +24,32 @@ const (
 	StateShutDownRecovery  = "shut down in recovery"
 	StateInArchiveRecovery = "in archive recovery"
 	StateInCrashRecovery   = "in crash recovery"
+	// StateBaseBackup is not pg_controldata's: a base backup that no
+	// server has started yet (BaseBackupState).
+	StateBaseBackup = "base backup, not started"
 )
+
+// BaseBackupState is c as a data directory whose backup_label holds label
+// ("" when it has none) should be judged. A copy made by a base backup
+// (pg_basebackup, or any tool that writes the label into the copy) carries
+// its source's pg_control as the source ran: "in production" for a copy of
+// a primary, although no primary ever ran on it; its backup_label says so,
+// and PostgreSQL renames that file once it starts the copy. An exclusive
+// backup (PostgreSQL 14 and older: BACKUP METHOD: pg_start_backup) leaves
+// its label in the running primary's own directory: that one stays a
+// primary.
+func BaseBackupState(c ControlData, label string) ControlData {
+	if label == "" || c.State != StateInProduction {
+		return c
+	}
+	for _, line := range strings.Split(label, "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "BACKUP METHOD" && strings.TrimSpace(v) == "pg_start_backup" {
+			return c
+		}
+	}
+	c.State = StateBaseBackup
+	return c
+}
 
 // ParseControlData parses the output of pg_controldata (run with LC_ALL=C so
 // the labels are English).

@@ -74,13 +74,22 @@ func (i Instance) Promote(ctx context.Context) error {
 	return err
 }
 
-// ControlData runs pg_controldata.
+// ControlData runs pg_controldata; a base backup not started yet has
+// State StateBaseBackup (BaseBackupState).
 func (i Instance) ControlData(ctx context.Context) (ControlData, error) {
 	out, err := i.command(ctx, "pg_controldata", "-D", i.DataDir)
 	if err != nil {
 		return ControlData{}, err
 	}
-	return ParseControlData(string(out))
+	c, err := ParseControlData(string(out))
+	if err != nil {
+		return c, err
+	}
+	label, err := os.ReadFile(filepath.Join(i.DataDir, "backup_label"))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return c, fmt.Errorf("read backup_label: %w", err)
+	}
+	return BaseBackupState(c, string(label)), nil
 }
 
 // PostmasterPID returns the PID of the running postmaster, or ErrNotRunning.

@@ -158,3 +158,28 @@ func TestParseControlData(t *testing.T) {
 		t.Errorf("localized output: %v", err)
 	}
 }
+
+// A base backup of a primary carries the primary's pg_control as it ran
+// ("in production"): its backup_label tells it from a crashed primary. An
+// exclusive backup's label sits in the running primary's own directory.
+func TestBaseBackupState(t *testing.T) {
+	prod := ControlData{State: StateInProduction, Timeline: 3}
+	streamed := "START WAL LOCATION: 0/6000188 (file 000000030000000000000006)\nCHECKPOINT LOCATION: 0/60030E0\nBACKUP METHOD: streamed\nBACKUP FROM: primary\nSTART TIME: 2026-12-07 11:09:40 UTC\nLABEL: pg_basebackup base backup\nSTART TIMELINE: 3\n"
+	exclusive := strings.Replace(streamed, "BACKUP METHOD: streamed", "BACKUP METHOD: pg_start_backup", 1)
+	tests := []struct {
+		name  string
+		c     ControlData
+		label string
+		want  string
+	}{
+		{"a base backup of a primary", prod, streamed, StateBaseBackup},
+		{"a crashed primary", prod, "", StateInProduction},
+		{"a primary in an exclusive backup", prod, exclusive, StateInProduction},
+		{"a base backup of a standby", ControlData{State: StateInArchiveRecovery}, strings.Replace(streamed, "FROM: primary", "FROM: standby", 1), StateInArchiveRecovery},
+	}
+	for _, tt := range tests {
+		if got := BaseBackupState(tt.c, tt.label); got.State != tt.want || got.Timeline != tt.c.Timeline {
+			t.Errorf("%s: %+v, want state %q", tt.name, got, tt.want)
+		}
+	}
+}

@@ -84,6 +84,10 @@ func DecideStart(in StartInput) (StartAction, string) {
 	wasPrimary := in.Control.State == pg.StateInProduction || in.Control.State == pg.StateShutDown ||
 		in.Control.State == pg.StateInCrashRecovery
 	switch {
+	case in.Control.State == pg.StateBaseBackup && (!in.ForkChecked || !in.Fork.Forked):
+		// rampart rejoin's fresh copy (or an operator's): its pg_control is
+		// the source's, taken while it ran.
+		return StartStandby, "data directory is a base backup that no server has started (backup_label): starting as standby"
 	case in.Primary == "" && wasPrimary:
 		// No primary anywhere: its history is the cluster's newest candidate;
 		// as a standby it waits for Pacemaker's choice like the others.

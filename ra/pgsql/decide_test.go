@@ -314,6 +314,8 @@ func TestDecideStart(t *testing.T) {
 		{"a cleanly stopped old primary with a new primary elsewhere is refused too",
 			StartInput{Control: pg.ControlData{State: pg.StateShutDown}, Primary: "n2"}, RefuseDiverged},
 		{"with auto_rejoin the old primary is rewound", StartInput{Control: pg.ControlData{State: pg.StateInProduction}, Primary: "n2", AutoRejoin: true}, Rejoin},
+		{"rampart rejoin's fresh base backup of the new primary starts as standby (pg_control says in production, backup_label says a copy)",
+			StartInput{Control: pg.ControlData{State: pg.StateBaseBackup}, Primary: "n2", ForkChecked: true}, StartStandby},
 		{"an old primary with no primary anywhere starts as standby and waits for the election",
 			StartInput{Control: pg.ControlData{State: pg.StateShutDown}}, StartStandby},
 	}

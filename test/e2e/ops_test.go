@@ -203,3 +203,31 @@ func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
 }
+
+// rampart rejoin without a rewind_user copies the new primary with
+// pg_basebackup; Pacemaker's start must take that copy as a standby,
+// although its pg_control, the primary's as it ran, says "in production"
+// (CI's seed run waited ten minutes on exactly this after a pg_rewind
+// failed and rejoin fell back to a copy).
+func TestRejoinRecloned(t *testing.T) {
+	s := startScenario(t, "e2erecl", nil)
+	l := s.l
+	ctx := deadline(t, 4*time.Minute)
+	if _, err := l.KillPostmaster(ctx, s.primary); err != nil {
+		t.Fatal(err)
+	}
+	failed := s.primary
+	newPrimary := s.waitNewPrimary(t, ctx, failed)
+	out, code := rampart(t, ctx, l, failed, "rejoin", "--timeout", "90s")
+	if code != 0 || !strings.Contains(out, "rejoined in") || !strings.Contains(out, "re-cloned with pg_basebackup") {
+		t.Fatalf("rampart rejoin on %s without a rewind_user: exit %d\n%s\nwant a copy that streams", failed, code, out)
+	}
+	t.Logf("rejoin of %s by a fresh copy: %s", failed, lastLine(out))
+	if !strings.Contains(l.AgentLog(failed), "base backup that no server has started") {
+		t.Errorf("the start did not say it took a base backup:\n%s", tailLines(l.AgentLog(failed), 20))
+	}
+	if err := l.WaitStreaming(ctx, newPrimary, []string{failed}); err != nil {
+		t.Error(err)
+	}
+	s.requireNoLoss(t, ctx)
+}
