@@ -57,6 +57,9 @@ func waitSeconds(ctx context.Context) string {
 
 // Start starts the postmaster and waits until it accepts connections.
 func (i Instance) Start(ctx context.Context) error {
+	if err := i.removeStaleLock(); err != nil {
+		return err
+	}
 	_, err := i.command(ctx, "pg_ctl", "start", "-D", i.DataDir, "-w", "-t", waitSeconds(ctx), "-l", i.LogFile,
 		"-o", "-p "+strconv.Itoa(i.Port))
 	return err
@@ -112,6 +115,27 @@ func (i Instance) PostmasterPID() (int, error) {
 		return 0, ErrNotRunning // a stale file whose PID another process has now
 	}
 	return pid, nil
+}
+
+// removeStaleLock removes a postmaster.pid that names no postmaster of
+// this data directory (PostmasterPID). PostgreSQL refuses to start, in
+// single-user mode too, while the PID in that file is alive, and after a
+// crash and a boot another program may have it: pg_rewind then fails
+// with "target server must be shut down cleanly", and pg_ctl start with
+// "lock file already exists". The caller holds the data directory's lock:
+// no postmaster of ours starts meanwhile.
+func (i Instance) removeStaleLock() error {
+	path := filepath.Join(i.DataDir, "postmaster.pid")
+	if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if _, err := i.PostmasterPID(); !errors.Is(err, ErrNotRunning) {
+		return nil // a postmaster runs, or the file is unreadable: PostgreSQL says what it makes of it
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove the stale %s: %w", path, err)
+	}
+	return nil
 }
 
 // runsIn says whether process pid works in dir, as a postmaster does in its
@@ -207,6 +231,11 @@ func writeAtomic(path string, data []byte, mode os.FileMode) error {
 // runs crash recovery itself when the old primary did not shut down
 // cleanly.
 func (i Instance) Rewind(ctx context.Context, source Conninfo) (string, error) {
+	// pg_rewind recovers a crashed data directory in single-user mode
+	// first, which a stale postmaster.pid stops.
+	if err := i.removeStaleLock(); err != nil {
+		return "", err
+	}
 	out, err := i.command(ctx, "pg_rewind", "--target-pgdata="+i.DataDir, "--source-server="+source.String(), "--progress")
 	return string(out), err
 }

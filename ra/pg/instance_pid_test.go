@@ -42,3 +42,38 @@ func TestPostmasterPIDChecksTheProcess(t *testing.T) {
 		t.Errorf("the data directory through a link: %d, %v; want %d", got, err, pid)
 	}
 }
+
+// A stale postmaster.pid naming a live process of another program is
+// removed before a start or a rewind (PostgreSQL would refuse to run
+// beside it: CI's seed saw pg_rewind fail so after a boot); one naming a
+// postmaster of the data directory stays.
+func TestRemoveStaleLock(t *testing.T) {
+	data, other := t.TempDir(), t.TempDir()
+	cmd := exec.Command("sleep", "60")
+	cmd.Dir = data
+	if err := cmd.Start(); err != nil {
+		t.Skipf("no sleep to stand in for a postmaster: %v", err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	pid := strconv.Itoa(cmd.Process.Pid)
+	for _, dir := range []string{data, other} {
+		if err := os.WriteFile(filepath.Join(dir, "postmaster.pid"), []byte(pid+"\n"+dir+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := (Instance{DataDir: other}).removeStaleLock(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(other, "postmaster.pid")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a postmaster.pid naming another program's live process: %v; want it removed", err)
+	}
+	if err := (Instance{DataDir: data}).removeStaleLock(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(data, "postmaster.pid")); err != nil {
+		t.Errorf("the postmaster.pid of a running postmaster: %v; want it kept", err)
+	}
+	if err := (Instance{DataDir: t.TempDir()}).removeStaleLock(); err != nil {
+		t.Errorf("no postmaster.pid at all: %v", err)
+	}
+}
