@@ -119,7 +119,10 @@ func fail(stderr io.Writer, environ []string, log *slog.Logger, err error) Statu
 		}
 	}
 	reason := strings.ReplaceAll(err.Error(), "\n", " ")
-	fmt.Fprintln(stderr, prefix+reason)
+	// Pacemaker cuts an exit reason at its first backquote (crm_mon showed
+	// "rejoin it with `"): commands in the reason are quoted with ' there;
+	// the log keeps them as written.
+	fmt.Fprintln(stderr, prefix+strings.ReplaceAll(reason, "`", "'"))
 	log.Error("action failed", "status", status.String(), "reason", reason)
 	return status
 }

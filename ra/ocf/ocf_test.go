@@ -252,6 +252,9 @@ func TestRunExitCodes(t *testing.T) {
 			return Success, Errorf(FailedPromoted, "postmaster of primary gone: %w", errors.New("no such process"))
 		}, okEnv, []string{"monitor"}, FailedPromoted, "ocf-exit-reason:postmaster of primary gone: no such process"},
 		{"any other error is OCF_ERR_GENERIC", func(context.Context, *Request) (Status, error) { return Success, errors.New("boom") }, okEnv, []string{"monitor"}, ErrGeneric, "ocf-exit-reason:boom"},
+		{"backquotes, where Pacemaker cuts a reason, become quotes", func(context.Context, *Request) (Status, error) {
+			return Success, errors.New("it may have diverged; rejoin it with `rampart rejoin` or set auto_rejoin=true")
+		}, okEnv, []string{"monitor"}, ErrGeneric, "ocf-exit-reason:it may have diverged; rejoin it with 'rampart rejoin' or set auto_rejoin=true"},
 		{"exit reason prefix from the environment", func(context.Context, *Request) (Status, error) { return Success, errors.New("boom") },
 			append(okEnv, "OCF_EXIT_REASON_PREFIX=reason:"), []string{"monitor"}, ErrGeneric, "reason:boom"},
 	}
