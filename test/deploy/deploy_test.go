@@ -39,6 +39,10 @@ const (
 
 var poolerStatus = []string{"--pooler", "http://10.0.0.21:9187", "--pooler", "http://10.0.0.22:9187"}
 
+// poolerConsoles are the guide's poolers' consoles, as "Day two" names
+// them for rampart switchover.
+var poolerConsoles = []string{"--pooler", "postgres://rampart_admin@10.0.0.21:6432/rampart", "--pooler", "postgres://rampart_admin@10.0.0.22:6432/rampart"}
+
 var dbHosts = []string{"db1", "db2", "db3"}
 
 // deployment is the site with the guide done on it.
@@ -318,6 +322,9 @@ func (d *deployment) startWriter(ctx context.Context) *lab.Writer {
 	cfg.Password = d.app
 	cfg.DialFunc = d.site.Dialer()
 	w := lab.NewWriterConfig(cfg, 20*time.Millisecond)
+	// A client waits as long as a switchover's hold may last (the default
+	// --hold-timeout): a pause is not an error.
+	w.Timeout = 10 * time.Second
 	if err := w.Start(ctx); err != nil {
 		d.t.Fatal(err)
 	}
@@ -379,8 +386,17 @@ func (d *deployment) failovers(ctx context.Context) {
 		primary, sync = p, s
 	}
 
+	// 0. Not a fault: a planned switchover as "Day two" says, the poolers
+	// holding; the clients see a pause, not an error.
+	errs, at := w.Errors(), time.Now()
+	d.in(ctx, primary, asRoot(append([]string{"rampart", "switchover", "--to", sync}, poolerConsoles...)...)...)
+	record("planned switchover, poolers holding", primary, at)
+	if n := w.Errors() - errs; n != 0 {
+		t.Errorf("%d client errors through the pooler pair during the planned switchover; want none", n)
+	}
+
 	// 1. PostgreSQL's postmaster on the primary killed.
-	at := time.Now()
+	at = time.Now()
 	d.killPostmaster(ctx, primary)
 	record("killed primary postmaster", primary, at)
 
