@@ -39,6 +39,15 @@ func testHold(t *testing.T, pl *proxyLab) {
 		return "(no " + name + ")"
 	}
 	adm := console()
+	waitHeld := func() {
+		t.Helper()
+		if err := lab.WaitFor(ctx, "the new transaction held", 10*time.Millisecond, func(context.Context) (bool, string, error) {
+			v := stat(adm, "held_transactions")
+			return v == "1", "held_transactions " + v, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	// A transaction left open on the primary: the hold cannot complete.
 	open := pl.connect(t, ctx, "")
@@ -82,12 +91,7 @@ func testHold(t *testing.T, pl *proxyLab) {
 		finished = time.Now()
 		done <- err
 	}()
-	if err := lab.WaitFor(ctx, "the new transaction held", 10*time.Millisecond, func(context.Context) (bool, string, error) {
-		v := stat(adm, "held_transactions")
-		return v == "1", "held_transactions " + v, nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	waitHeld()
 	resumed := time.Now()
 	if _, err := adm.Exec(ctx, "RESUME"); err != nil {
 		t.Fatal(err)
@@ -111,12 +115,7 @@ func testHold(t *testing.T, pl *proxyLab) {
 		_, err := other.Exec(ctx, "SELECT 1")
 		done <- err
 	}()
-	if err := lab.WaitFor(ctx, "the new transaction held", 10*time.Millisecond, func(context.Context) (bool, string, error) {
-		v := stat(adm, "held_transactions")
-		return v == "1", "held_transactions " + v, nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	waitHeld()
 	adm2.Close(ctx)
 	select {
 	case err := <-done:

@@ -15,12 +15,7 @@ import (
 // `rampart rejoin` refuse "postmaster runs" for a PID Pacemaker had).
 func TestPostmasterPIDChecksTheProcess(t *testing.T) {
 	data, other := t.TempDir(), t.TempDir()
-	cmd := exec.Command("sleep", "60")
-	cmd.Dir = data
-	if err := cmd.Start(); err != nil {
-		t.Skipf("no sleep to stand in for a postmaster: %v", err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	cmd := standIn(t, data)
 	pid := cmd.Process.Pid
 	for _, dir := range []string{data, other} {
 		if err := os.WriteFile(filepath.Join(dir, "postmaster.pid"), []byte(strconv.Itoa(pid)+"\n"+dir+"\n"), 0o600); err != nil {
@@ -49,12 +44,7 @@ func TestPostmasterPIDChecksTheProcess(t *testing.T) {
 // postmaster of the data directory stays.
 func TestRemoveStaleLock(t *testing.T) {
 	data, other := t.TempDir(), t.TempDir()
-	cmd := exec.Command("sleep", "60")
-	cmd.Dir = data
-	if err := cmd.Start(); err != nil {
-		t.Skipf("no sleep to stand in for a postmaster: %v", err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	cmd := standIn(t, data)
 	pid := strconv.Itoa(cmd.Process.Pid)
 	for _, dir := range []string{data, other} {
 		if err := os.WriteFile(filepath.Join(dir, "postmaster.pid"), []byte(pid+"\n"+dir+"\n"), 0o600); err != nil {
@@ -76,4 +66,17 @@ func TestRemoveStaleLock(t *testing.T) {
 	if err := (Instance{DataDir: t.TempDir()}).removeStaleLock(); err != nil {
 		t.Errorf("no postmaster.pid at all: %v", err)
 	}
+}
+
+// standIn starts a process working in dir, as a postmaster does in its
+// data directory, until the test ends.
+func standIn(t *testing.T, dir string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command("sleep", "60")
+	cmd.Dir = dir
+	if err := cmd.Start(); err != nil {
+		t.Skipf("no sleep to stand in for a postmaster: %v", err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -66,12 +67,7 @@ func startScenario(t *testing.T, id string, opts lab.PgsqlOptions) *scenario {
 		t.Fatal(err)
 	}
 	vw.Table = "acked_vip"
-	for _, w := range []*lab.Writer{w, vw} {
-		if err := w.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(w.Stop)
-	}
+	startWriters(t, ctx, w, vw)
 	if err := lab.WaitFor(ctx, "100 acknowledged writes in each load before the fault", 50*time.Millisecond, func(context.Context) (bool, string, error) {
 		n, _ := w.AckedSince(time.Time{}, "")
 		m, _ := vw.AckedSince(time.Time{}, "")
@@ -84,6 +80,17 @@ func startScenario(t *testing.T, id string, opts lab.PgsqlOptions) *scenario {
 		t.Fatal(err)
 	}
 	return &scenario{l: l, w: w, vw: vw, primary: p[0], db: db}
+}
+
+// startWriters starts each load until the test ends.
+func startWriters(t *testing.T, ctx context.Context, ws ...*lab.Writer) {
+	t.Helper()
+	for _, w := range ws {
+		if err := w.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(w.Stop)
+	}
 }
 
 func (s *scenario) addr(host string) string {
@@ -99,7 +106,15 @@ func (s *scenario) addr(host string) string {
 // the primary (invariant 2).
 func (s *scenario) requireNoLoss(t *testing.T, ctx context.Context) {
 	t.Helper()
-	for _, w := range []*lab.Writer{s.w, s.vw} {
+	requireNoLoss(t, ctx, "multi-host, VIP", s.w, s.vw)
+}
+
+// requireNoLoss stops each load and checks every commit it saw
+// acknowledged is on the primary.
+func requireNoLoss(t *testing.T, ctx context.Context, what string, ws ...*lab.Writer) {
+	t.Helper()
+	var counts []string
+	for _, w := range ws {
 		w.Stop()
 		lost, err := w.Missing(ctx)
 		if err != nil {
@@ -108,8 +123,9 @@ func (s *scenario) requireNoLoss(t *testing.T, ctx context.Context) {
 		if len(lost) > 0 {
 			t.Errorf("%s: %d acknowledged commits lost (of %d): %v", w.Table, len(lost), len(w.IDs()), lost[:min(len(lost), 20)])
 		}
+		counts = append(counts, strconv.Itoa(len(w.IDs())))
 	}
-	t.Logf("%d + %d commits acknowledged (multi-host, VIP), none lost", len(s.w.IDs()), len(s.vw.IDs()))
+	t.Logf("%s commits acknowledged (%s), none lost", strings.Join(counts, " + "), what)
 }
 
 // failures returns the failed operations Pacemaker records, seen from host.

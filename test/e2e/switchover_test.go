@@ -137,12 +137,7 @@ func TestSwitchoverThroughPoolers(t *testing.T) {
 		t.Fatal(err)
 	}
 	vw.Table = "acked_vip"
-	for _, w := range []*lab.Writer{pw, vw} {
-		if err := w.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(w.Stop)
-	}
+	startWriters(t, ctx, pw, vw)
 	rcfg, err := pgx.ParseConfig(fmt.Sprintf("%s user=%s password=%s dbname=%s connect_timeout=2", poolerAddr, lab.AppUser, l.Password(lab.AppUser), lab.AppDatabase))
 	if err != nil {
 		t.Fatal(err)
@@ -294,15 +289,5 @@ func TestSwitchoverThroughPoolers(t *testing.T) {
 	if out, _ := l.Output(ctx, back, "cibadmin", "--query", "--scope", "crm_config"); strings.Contains(out, "sync-preferred") {
 		t.Errorf("the failback left its preference:\n%s", out)
 	}
-	for _, w := range []*lab.Writer{pw, vw} {
-		w.Stop()
-		lost, err := w.Missing(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(lost) > 0 {
-			t.Errorf("%s: %d acknowledged commits lost (of %d): %v", w.Table, len(lost), len(w.IDs()), lost[:min(len(lost), 20)])
-		}
-	}
-	t.Logf("%d + %d commits acknowledged (pooler pair, database VIP), none lost", len(pw.IDs()), len(vw.IDs()))
+	requireNoLoss(t, ctx, "pooler pair, database VIP", pw, vw)
 }
