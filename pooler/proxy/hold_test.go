@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -159,5 +160,75 @@ func testHold(t *testing.T, pl *proxyLab) {
 	}
 	if got := stat(adm3, "paused"); got != "false" {
 		t.Errorf("after MaxHold paused = %s", got)
+	}
+}
+
+// HOLD under load: pgbench reads through the proxy (--max-tries=1: any
+// error fails a transaction) while the console holds and resumes four
+// times. While a hold is in force nothing may run on any server, not even
+// a transaction that passed the pause check just before it (the proxy's
+// own count, sampled every millisecond); pgbench's clients wait, and not
+// one transaction fails.
+func testHoldUnderLoad(t *testing.T, pl *proxyLab) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	conn := []string{"-h", "127.0.0.1", "-p", "6432", "-U", lab.AppUser}
+	bench, err := pl.l.Exec(ctx, "client", append(append([]string{"pgbench", "-S", "-M", "prepared", "-c", "8", "-j", "2", "-T", "8", "--max-tries=1"}, conn...), lab.AppDatabase)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	bench.Stdout, bench.Stderr = &out, &out
+	if err := bench.Start(); err != nil {
+		t.Fatal(err)
+	}
+	benchDone := make(chan error, 1)
+	go func() { benchDone <- bench.Wait() }()
+	busy := func(context.Context) (bool, string, error) {
+		select {
+		case err := <-benchDone:
+			return false, "", fmt.Errorf("pgbench ended (%v):\n%s", err, out.String())
+		default:
+		}
+		r := pl.p.running()
+		return r != "", "running: " + r, nil
+	}
+	adm := pl.connect(t, ctx, "dbname=rampart default_query_exec_mode=simple_protocol")
+	held := 0
+	for i := range 4 {
+		if err := lab.WaitFor(ctx, "pgbench running through the proxy", time.Millisecond, busy); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := adm.Exec(ctx, "HOLD 5s"); err != nil {
+			t.Fatalf("hold %d under pgbench: %v", i+1, err)
+		}
+		end := time.Now().Add(300 * time.Millisecond)
+		for time.Now().Before(end) {
+			if r := pl.p.running(); r != "" {
+				t.Fatalf("hold %d: %s while held", i+1, r)
+			}
+			pl.p.mu.Lock()
+			held = max(held, pl.p.waiting)
+			pl.p.mu.Unlock()
+			time.Sleep(time.Millisecond) // sampling the invariant, not waiting for an event
+		}
+		if _, err := adm.Exec(ctx, "RESUME"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-benchDone; err != nil {
+		t.Fatalf("pgbench: %v\n%s", err, out.String())
+	}
+	var processed, failed int
+	for _, line := range strings.Split(out.String(), "\n") {
+		fmt.Sscanf(line, "number of transactions actually processed: %d", &processed)
+		fmt.Sscanf(line, "number of failed transactions: %d", &failed)
+	}
+	t.Logf("pgbench -S -M prepared -c 8 through four HOLD/RESUME cycles: %d transactions, %d failed; up to %d transactions waiting at once (sampled each millisecond)", processed, failed, held)
+	if processed < 1000 || failed != 0 || strings.Contains(out.String(), "error") {
+		t.Errorf("pgbench: %d processed, %d failed\n%s", processed, failed, out.String())
+	}
+	if held == 0 {
+		t.Error("no pgbench transaction was ever held: the holds did not meet the load")
 	}
 }

@@ -173,6 +173,7 @@ func TestProxy(t *testing.T) {
 	t.Run("long pipeline", func(t *testing.T) { testLongPipeline(t, pl) })
 	t.Run("detach under load", func(t *testing.T) { testDetachUnderLoad(t, pl) })
 	t.Run("hold", func(t *testing.T) { testHold(t, pl) })
+	t.Run("hold under load", func(t *testing.T) { testHoldUnderLoad(t, pl) })
 	t.Run("primary restart", func(t *testing.T) { testPrimaryRestart(t, pl) })
 	t.Run("psycopg2", func(t *testing.T) { testPsycopg(t, pl) })
 	t.Run("psycopg 3 pipelines", func(t *testing.T) { testPsycopg3Pipeline(t, pl) })
