@@ -172,23 +172,10 @@ func testHold(t *testing.T, pl *proxyLab) {
 func testHoldUnderLoad(t *testing.T, pl *proxyLab) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	conn := []string{"-h", "127.0.0.1", "-p", "6432", "-U", lab.AppUser}
-	bench, err := pl.l.Exec(ctx, "client", append(append([]string{"pgbench", "-S", "-M", "prepared", "-c", "8", "-j", "2", "-T", "8", "--max-tries=1"}, conn...), lab.AppDatabase)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out strings.Builder
-	bench.Stdout, bench.Stderr = &out, &out
-	if err := bench.Start(); err != nil {
-		t.Fatal(err)
-	}
-	benchDone := make(chan error, 1)
-	go func() { benchDone <- bench.Wait() }()
+	bench := startReadBench(t, ctx, pl)
 	busy := func(context.Context) (bool, string, error) {
-		select {
-		case err := <-benchDone:
-			return false, "", fmt.Errorf("pgbench ended (%v):\n%s", err, out.String())
-		default:
+		if err, ended := bench.ended(); ended {
+			return false, "", fmt.Errorf("pgbench ended (%v):\n%s", err, bench.out.String())
 		}
 		r := pl.p.running()
 		return r != "", "running: " + r, nil
@@ -216,19 +203,66 @@ func testHoldUnderLoad(t *testing.T, pl *proxyLab) {
 			t.Fatal(err)
 		}
 	}
-	if err := <-benchDone; err != nil {
-		t.Fatalf("pgbench: %v\n%s", err, out.String())
+	bench.finish(t, fmt.Sprintf("through four HOLD/RESUME cycles (up to %d transactions waiting at once, sampled each millisecond)", held))
+	if held == 0 {
+		t.Error("no pgbench transaction was ever held: the holds did not meet the load")
+	}
+}
+
+// readBench is pgbench -S -M prepared -c 8 -T 8 reading through the proxy
+// from the client host, with --max-tries=1: any error fails a transaction.
+type readBench struct {
+	out  strings.Builder
+	done chan error
+	err  error
+	over bool
+}
+
+func startReadBench(t *testing.T, ctx context.Context, pl *proxyLab) *readBench {
+	t.Helper()
+	conn := []string{"-h", "127.0.0.1", "-p", "6432", "-U", lab.AppUser}
+	cmd, err := pl.l.Exec(ctx, "client", append(append([]string{"pgbench", "-S", "-M", "prepared", "-c", "8", "-j", "2", "-T", "8", "--max-tries=1"}, conn...), lab.AppDatabase)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &readBench{done: make(chan error, 1)}
+	cmd.Stdout, cmd.Stderr = &b.out, &b.out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { b.done <- cmd.Wait() }()
+	return b
+}
+
+// ended says whether pgbench has ended, and how, without waiting.
+func (b *readBench) ended() (error, bool) {
+	if !b.over {
+		select {
+		case b.err = <-b.done:
+			b.over = true
+		default:
+		}
+	}
+	return b.err, b.over
+}
+
+// finish waits for pgbench and requires 1 000 transactions or more, none
+// failed; what says what ran beside it.
+func (b *readBench) finish(t *testing.T, what string) {
+	t.Helper()
+	if !b.over {
+		b.err, b.over = <-b.done, true
+	}
+	if b.err != nil {
+		t.Fatalf("pgbench: %v\n%s", b.err, b.out.String())
 	}
 	var processed, failed int
-	for _, line := range strings.Split(out.String(), "\n") {
+	for _, line := range strings.Split(b.out.String(), "\n") {
 		fmt.Sscanf(line, "number of transactions actually processed: %d", &processed)
 		fmt.Sscanf(line, "number of failed transactions: %d", &failed)
 	}
-	t.Logf("pgbench -S -M prepared -c 8 through four HOLD/RESUME cycles: %d transactions, %d failed; up to %d transactions waiting at once (sampled each millisecond)", processed, failed, held)
-	if processed < 1000 || failed != 0 || strings.Contains(out.String(), "error") {
-		t.Errorf("pgbench: %d processed, %d failed\n%s", processed, failed, out.String())
-	}
-	if held == 0 {
-		t.Error("no pgbench transaction was ever held: the holds did not meet the load")
+	t.Logf("pgbench -S -M prepared -c 8 %s: %d transactions, %d failed", what, processed, failed)
+	if processed < 1000 || failed != 0 || strings.Contains(b.out.String(), "error") {
+		t.Errorf("pgbench: %d processed, %d failed\n%s", processed, failed, b.out.String())
 	}
 }

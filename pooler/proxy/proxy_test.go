@@ -316,15 +316,7 @@ func testDetachUnderLoad(t *testing.T, pl *proxyLab) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	conn := []string{"-h", "127.0.0.1", "-p", "6432", "-U", lab.AppUser}
-	bench, err := pl.l.Exec(ctx, "client", append(append([]string{"pgbench", "-S", "-M", "prepared", "-c", "8", "-j", "2", "-T", "8", "--max-tries=1"}, conn...), lab.AppDatabase)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out strings.Builder
-	bench.Stdout, bench.Stderr = &out, &out
-	if err := bench.Start(); err != nil {
-		t.Fatal(err)
-	}
+	bench := startReadBench(t, ctx, pl)
 	busy := func(node string) int {
 		for _, b := range pl.p.Backends() {
 			if b.Name == node {
@@ -369,18 +361,7 @@ func testDetachUnderLoad(t *testing.T, pl *proxyLab) {
 	}); err != nil {
 		t.Error(err)
 	}
-	if err := bench.Wait(); err != nil {
-		t.Fatalf("pgbench: %v\n%s", err, out.String())
-	}
-	var processed, failed int
-	for _, line := range strings.Split(out.String(), "\n") {
-		fmt.Sscanf(line, "number of transactions actually processed: %d", &processed)
-		fmt.Sscanf(line, "number of failed transactions: %d", &failed)
-	}
-	t.Logf("pgbench -S -M prepared -c 8 during DRAIN, DETACH, ATTACH n2: %d transactions, %d failed", processed, failed)
-	if processed < 1000 || failed != 0 || strings.Contains(out.String(), "error") {
-		t.Errorf("pgbench: %d processed, %d failed\n%s", processed, failed, out.String())
-	}
+	bench.finish(t, "during DRAIN, DETACH, ATTACH n2")
 }
 
 // A client that sends an oversized or unknown message gets an
