@@ -307,7 +307,8 @@ func Switchover(ctx context.Context, s SwitchoverSeams, o SwitchoverOptions, log
 		return nil
 	}
 	if len(held) > 0 {
-		state, err := waitFor(ctx, o.Timeout, func(ctx context.Context) (bool, string) {
+		// The target's history, every 100 ms: held clients wait on it.
+		state, err := poll(ctx, o.Timeout, 100*time.Millisecond, func(ctx context.Context) (bool, string) {
 			h, err := s.History(ctx, v, target)
 			if err != nil {
 				return false, err.Error()
@@ -428,29 +429,6 @@ func hold(ctx context.Context, s SwitchoverSeams, v View, old string, limit time
 	return s.Poolers, h.LSN, nil
 }
 
-// waitFor polls cond every 100 ms until it holds or timeout passes,
-// logging each new state; it returns the last state.
-func waitFor(ctx context.Context, timeout time.Duration, cond func(context.Context) (bool, string), what string, log *slog.Logger) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	last := ""
-	for {
-		ok, state := cond(ctx)
-		if ok {
-			return state, nil
-		}
-		if state != last {
-			log.Info(what+": waiting", "state", state)
-			last = state
-		}
-		select {
-		case <-ctx.Done():
-			return state, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
 // settleWait bounds how long a switchover waits for a settling refusal
 // to clear: a little more than the age at which a report counts as stale.
 const settleWait = staleAfter + 5*time.Second
@@ -458,11 +436,17 @@ const settleWait = staleAfter + 5*time.Second
 // waitView looks every half second until done says so or timeout passes,
 // logging each new state (and every 5 s); it returns the last state.
 func waitView(ctx context.Context, timeout time.Duration, look func(context.Context) View, done func(View) (bool, string), what string, log *slog.Logger) (string, error) {
+	return poll(ctx, timeout, 500*time.Millisecond, func(ctx context.Context) (bool, string) { return done(look(ctx)) }, what, log)
+}
+
+// poll asks cond every period until it holds or timeout passes, logging
+// each new state (and every 5 s); it returns the last state.
+func poll(ctx context.Context, timeout, period time.Duration, cond func(context.Context) (bool, string), what string, log *slog.Logger) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start, last, lastLog := time.Now(), "", time.Time{}
 	for {
-		ok, state := done(look(ctx))
+		ok, state := cond(ctx)
 		if ok {
 			return state, nil
 		}
@@ -473,7 +457,7 @@ func waitView(ctx context.Context, timeout time.Duration, look func(context.Cont
 		select {
 		case <-ctx.Done():
 			return state, ctx.Err()
-		case <-time.After(500 * time.Millisecond):
+		case <-time.After(period):
 		}
 	}
 }

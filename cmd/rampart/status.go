@@ -63,13 +63,20 @@ func statusCommand() *cli.Command {
 	}
 }
 
-// localPooler is the http_listen of this host's pooler, if it has one.
-func localPooler(path string) []string {
+// localPoolerConfig is this host's pooler configuration, if it has a
+// readable one.
+func localPoolerConfig(path string) (pooler.Config, bool) {
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		return nil
+		return pooler.Config{}, false
 	}
 	cfg, err := pooler.LoadConfig(path)
-	if err != nil || cfg.HTTPListen == "" {
+	return cfg, err == nil
+}
+
+// localPooler is the http_listen of this host's pooler, if it has one.
+func localPooler(path string) []string {
+	cfg, ok := localPoolerConfig(path)
+	if !ok || cfg.HTTPListen == "" {
 		return nil
 	}
 	host, port, err := net.SplitHostPort(cfg.HTTPListen)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -16,7 +15,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/rampart-ha/rampart/ops"
-	"github.com/rampart-ha/rampart/pooler"
 	"github.com/rampart-ha/rampart/ra/pacemaker"
 	"github.com/rampart-ha/rampart/ra/pg"
 	"github.com/rampart-ha/rampart/ra/pgsql"
@@ -96,11 +94,8 @@ func nodeHistory(ctx context.Context, v ops.View, node string) (pg.History, erro
 // localConsole is the console of this host's pooler, if it has one: its
 // port on 127.0.0.1, as its first admin user.
 func localConsole(path string) []string {
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	cfg, err := pooler.LoadConfig(path)
-	if err != nil || len(cfg.AdminUsers) == 0 {
+	cfg, ok := localPoolerConfig(path)
+	if !ok || len(cfg.AdminUsers) == 0 {
 		return nil
 	}
 	u := url.URL{Scheme: "postgres", User: url.User(cfg.AdminUsers[0]), Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.ListenPort)), Path: "/rampart"}
