@@ -41,6 +41,7 @@ totem {
 	crypto_cipher: none
 	crypto_hash: none
 	token: %d
+	token_coefficient: 0
 }
 
 nodelist {

@@ -28,7 +28,12 @@ type Config struct {
 	Root string
 	// PGBin is the folder of PostgreSQL's server binaries.
 	PGBin string
-	// Token is Corosync's token timeout: how long a silent node stays a member.
+	// Token is Corosync's token timeout: how long a silent node stays a
+	// member. It is the real timeout (token_coefficient 0, so it does not
+	// grow with the node count); consensus is Corosync's default 1.2 × token.
+	// 1 s keeps a host failure under 5 s to the first write and, measured
+	// over 30 minutes of load on two busy cores, drops no healthy member
+	// (README, "Corosync settings").
 	Token time.Duration
 	// Poolers is the number of pooler hosts (p1 … pN) and Witness adds
 	// the pooler pair's witness host (w); none by default.
@@ -64,7 +69,7 @@ func DefaultConfig() Config {
 		Management: netip.MustParsePrefix("192.168.78.0/24"),
 		Root:       "/var/lib/rampart/lab",
 		PGBin:      "/usr/lib/postgresql/15/bin",
-		Token:      3 * time.Second,
+		Token:      time.Second,
 	}
 }
 

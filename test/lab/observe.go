@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -168,4 +169,38 @@ func (l *Lab) Primary(ctx context.Context) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("no primary: %v", last)
+}
+
+// CorosyncStats returns host's Corosync counters whose keys start with
+// prefix (`corosync-cmapctl -m stats`: stats.srp.operational_entered counts
+// the memberships this node formed, stats.srp.operational_token_lost the
+// tokens it lost, stats.knet.nodeN.link0.down_count its link losses).
+func (l *Lab) CorosyncStats(ctx context.Context, host, prefix string) (map[string]uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, observeTimeout)
+	defer cancel()
+	out, err := l.runIn(ctx, host, "", "corosync-cmapctl", "-m", "stats", prefix)
+	if err != nil {
+		return nil, fmt.Errorf("corosync stats of %s: %w", host, err)
+	}
+	return parseCmapCounters(out), nil
+}
+
+// parseCmapCounters reads lines of `key (type) = value`, keeping those
+// whose value is a number.
+func parseCmapCounters(out string) map[string]uint64 {
+	stats := map[string]uint64{}
+	for _, line := range strings.Split(out, "\n") {
+		key, rest, ok := strings.Cut(line, " (")
+		if !ok {
+			continue
+		}
+		_, value, ok := strings.Cut(rest, ") = ")
+		if !ok {
+			continue
+		}
+		if n, err := strconv.ParseUint(strings.TrimSpace(value), 10, 64); err == nil {
+			stats[strings.TrimSpace(key)] = n
+		}
+	}
+	return stats
 }

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"maps"
 	"net/netip"
 	"os"
 	"slices"
@@ -69,7 +70,7 @@ func TestAddressPlan(t *testing.T) {
 func TestCorosyncConf(t *testing.T) {
 	c := DefaultConfig()
 	conf := renderCorosyncConf(c)
-	for _, want := range []string{"cluster_name: rampart-lab", "transport: knet", "token: 3000",
+	for _, want := range []string{"cluster_name: rampart-lab", "transport: knet", "token: 1000", "token_coefficient: 0",
 		"ring0_addr: 192.168.77.13\n\t\tname: n3\n\t\tnodeid: 3", "provider: corosync_votequorum"} {
 		if !strings.Contains(conf, want) {
 			t.Errorf("corosync.conf lacks %q:\n%s", want, conf)
@@ -180,5 +181,16 @@ func TestWaitForReportsLastState(t *testing.T) {
 	}
 	if n < 2 {
 		t.Errorf("checked %d times, want it polled", n)
+	}
+}
+
+func TestParseCmapCounters(t *testing.T) {
+	out := "stats.srp.operational_entered (u64) = 3\nstats.srp.firewall_enabled_or_nic_failure (u8) = 0\n" +
+		"stats.knet.node2.link0.down_count (u32) = 12\nnot a counter\nstats.srp.name (str) = text\n"
+	got := parseCmapCounters(out)
+	want := map[string]uint64{"stats.srp.operational_entered": 3, "stats.srp.firewall_enabled_or_nic_failure": 0,
+		"stats.knet.node2.link0.down_count": 12}
+	if !maps.Equal(got, want) {
+		t.Errorf("parseCmapCounters = %v, want %v", got, want)
 	}
 }
