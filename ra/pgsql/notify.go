@@ -28,15 +28,17 @@ func (a *actions) notify(ctx context.Context, r *ocf.Request) (ocf.Status, error
 	case "post-promote":
 		if slices.Contains(ocf.Nodes(n.Promote), c.node) {
 			// Quick: Pacemaker starts what is ordered after the promotion
-			// (the VIP) only once every notification returned. The first
-			// monitor, which runs right after, waits for the first
-			// standbys to confirm.
-			nerr = c.primaryRecheck(ctx, n)
+			// (the VIP) only once every notification returned, and the
+			// standbys re-point in theirs, which may run only after this
+			// one (Pacemaker runs one action at a time under load). So no
+			// wait for them here: the first monitor, right after, waits
+			// for the first standbys to confirm.
+			nerr = c.primaryRecheck(ctx, n, true)
 		} else {
 			nerr = c.followPromoted(ctx, ocf.Nodes(n.Promote))
 		}
 	case "post-stop", "post-start":
-		nerr = c.primaryRecheck(ctx, n)
+		nerr = c.primaryRecheck(ctx, n, false)
 	}
 	if nerr != nil {
 		c.log.Warn("notify", "what", n.Type+"-"+n.Operation, "err", nerr)
@@ -141,7 +143,7 @@ func (c *call) forkOfRunning(ctx context.Context, obs pg.Observation, primary st
 // primaryRecheck lets the primary replace a stopped sync standby, name a
 // started one, or take in its first after its promotion, at once rather
 // than a monitor later.
-func (c *call) primaryRecheck(ctx context.Context, n ocf.Notify) error {
+func (c *call) primaryRecheck(ctx context.Context, n ocf.Notify, noWait bool) error {
 	conn, err := c.connect(ctx)
 	if err != nil {
 		return nil // not running here: nothing to do
@@ -154,7 +156,7 @@ func (c *call) primaryRecheck(ctx context.Context, n ocf.Notify) error {
 	if err := c.manageSlots(ctx, conn, obs, allNodes(n)); err != nil {
 		c.log.Warn("replication slots", "err", err)
 	}
-	return c.manageSync(ctx, conn, obs, RecheckMembers(c.node, n))
+	return c.manageSync(ctx, conn, obs, RecheckMembers(c.node, n), noWait)
 }
 
 // allNodes is every node a notification names (nil when it names none).

@@ -36,6 +36,7 @@ type scenario struct {
 	l       *lab.Lab
 	w       *lab.Writer // libpq multi-host: host=n1,n2,n3 target_session_attrs=read-write
 	vw      *lab.Writer // through the VIP (ocf:rampart:vip on the primary)
+	probe   *lab.Writer // lab.NewProber through the VIP: outages to 100 ms
 	primary string
 	db      []string
 }
@@ -67,7 +68,11 @@ func startScenario(t *testing.T, id string, opts lab.PgsqlOptions) *scenario {
 		t.Fatal(err)
 	}
 	vw.Table = "acked_vip"
-	startWriters(t, ctx, w, vw)
+	probe, err := l.NewProber("client", "host="+l.Config().VIP().String(), "probe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	startWriters(t, ctx, w, vw, probe)
 	if err := lab.WaitFor(ctx, "100 acknowledged writes in each load before the fault", 50*time.Millisecond, func(context.Context) (bool, string, error) {
 		n, _ := w.AckedSince(time.Time{}, "")
 		m, _ := vw.AckedSince(time.Time{}, "")
@@ -79,7 +84,7 @@ func startScenario(t *testing.T, id string, opts lab.PgsqlOptions) *scenario {
 	if _, err := l.WaitSyncStandby(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return &scenario{l: l, w: w, vw: vw, primary: p[0], db: db}
+	return &scenario{l: l, w: w, vw: vw, probe: probe, primary: p[0], db: db}
 }
 
 // startWriters starts each load until the test ends.
@@ -106,7 +111,7 @@ func (s *scenario) addr(host string) string {
 // the primary (invariant 2).
 func (s *scenario) requireNoLoss(t *testing.T, ctx context.Context) {
 	t.Helper()
-	requireNoLoss(t, ctx, "multi-host, VIP", s.w, s.vw)
+	requireNoLoss(t, ctx, "multi-host, VIP, prober", s.w, s.vw, s.probe)
 }
 
 // requireNoLoss stops each load and checks every commit it saw
@@ -185,8 +190,9 @@ func TestKillPrimaryPostmaster(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, firstVIP := s.vw.AckedSince(fault, "")
-	t.Logf("fault → %s promoted: %s; fault → first write it acknowledged: %s (multi-host), %s (VIP)",
-		newPrimary, promotedAt.Round(10*time.Millisecond), first.Sub(fault).Round(10*time.Millisecond), firstVIP.Sub(fault).Round(10*time.Millisecond))
+	t.Logf("fault → %s promoted: %s; fault → first write it acknowledged: %s (multi-host), %s (VIP), %s (VIP, %s)",
+		newPrimary, promotedAt.Round(10*time.Millisecond), first.Sub(fault).Round(10*time.Millisecond), firstVIP.Sub(fault).Round(10*time.Millisecond),
+		s.probed(t, ctx, fault), proberWords)
 	s.requireNoLoss(t, ctx)
 
 	// The old primary: demoted and stopped, never promoted again.
@@ -484,8 +490,8 @@ func TestPrimaryHostCrash(t *testing.T) {
 	newPrimary := s.waitNewPrimary(t, ctx, old)
 	promotedAt := time.Since(fault)
 	first := s.waitWrites(t, ctx, s.w, fault, s.addr(old), 50)
-	t.Logf("host %s crashed: %s promoted after %s, first write it acknowledged after %s",
-		old, newPrimary, promotedAt.Round(10*time.Millisecond), first.Sub(fault).Round(10*time.Millisecond))
+	t.Logf("host %s crashed: %s promoted after %s, first write it acknowledged after %s (multi-host), %s (VIP, %s)",
+		old, newPrimary, promotedAt.Round(10*time.Millisecond), first.Sub(fault).Round(10*time.Millisecond), s.probed(t, ctx, fault), proberWords)
 	s.requireNoLoss(t, ctx)
 
 	// It boots with the distribution's postgresql service enabled: its
@@ -538,8 +544,9 @@ func TestPrimaryHostFreeze(t *testing.T) {
 	}
 	first := s.waitWrites(t, ctx, s.w, fault, "", 20)
 	firstVIP := s.waitWrites(t, ctx, s.vw, fault, "", 20)
-	t.Logf("%s frozen: fenced, %s promoted after %s; first write after %s (multi-host), %s (VIP)", old, newPrimary,
-		promotedAt.Round(10*time.Millisecond), first.Sub(fault).Round(10*time.Millisecond), firstVIP.Sub(fault).Round(10*time.Millisecond))
+	t.Logf("%s frozen: fenced, %s promoted after %s; first write after %s (multi-host), %s (VIP), %s (VIP, %s)", old, newPrimary,
+		promotedAt.Round(10*time.Millisecond), first.Sub(fault).Round(10*time.Millisecond), firstVIP.Sub(fault).Round(10*time.Millisecond),
+		s.probed(t, ctx, fault), proberWords)
 
 	// The thaw finds nothing to resume.
 	if err := l.Thaw(old); err == nil || !strings.Contains(err.Error(), "crashed") {
@@ -569,8 +576,8 @@ func TestPrimaryPartitioned(t *testing.T) {
 		t.Errorf("%s promoted while the cut-off %s still has power", newPrimary, old)
 	}
 	first := s.waitWrites(t, ctx, s.vw, fault, "", 20)
-	t.Logf("%s cut off: fenced, %s promoted after %s, first write through the VIP after %s", old, newPrimary,
-		promotedAt.Round(10*time.Millisecond), first.Sub(fault).Round(10*time.Millisecond))
+	t.Logf("%s cut off: fenced, %s promoted after %s, first write through the VIP after %s (write load), %s (%s)", old, newPrimary,
+		promotedAt.Round(10*time.Millisecond), first.Sub(fault).Round(10*time.Millisecond), s.probed(t, ctx, fault), proberWords)
 	if err := l.Heal(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -628,6 +635,15 @@ func TestPrimaryFreezeFencingFails(t *testing.T) {
 	t.Logf("fencing %s failed for %s with nothing promoted; BMC back → %s promoted after %s",
 		old, stalled.Round(100*time.Millisecond), newPrimary, time.Since(back).Round(100*time.Millisecond))
 	s.requireNoLoss(t, ctx)
+}
+
+const proberWords = "100 ms prober"
+
+// probed waits for the prober's writes after the fault and returns fault →
+// its first, rounded to 10 ms.
+func (s *scenario) probed(t *testing.T, ctx context.Context, fault time.Time) time.Duration {
+	t.Helper()
+	return s.waitWrites(t, ctx, s.probe, fault, "", 3).Sub(fault).Round(10 * time.Millisecond)
 }
 
 // waitWrites waits until w has n commits acknowledged since the fault by

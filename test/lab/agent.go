@@ -165,21 +165,31 @@ const (
 )
 
 // AddVIP adds a virtual IP (the lab's first, .100) run by agent (IPaddr2
-// or RampartVIP) that follows the promoted instance of clone, as the
-// ClusterLabs wiki configures it (advisory orders), and waits until
-// PostgreSQL answers on it. critical=false: the VIP follows the primary and
-// never holds it in place (with the colocation's influence, a move of the
-// promoted role ties at INFINITY with the VIP's current node and does not
-// happen).
+// or RampartVIP) that follows the promoted instance of clone with advisory
+// orders, and waits until PostgreSQL answers on it. critical=false: the
+// VIP follows the primary and never holds it in place (with the
+// colocation's influence, a move of the promoted role ties at INFINITY
+// with the VIP's current node and does not happen).
+//
+// For ocf:rampart:vip the address leaves the old primary only once the
+// new one is promoted (promote, then stop the VIP, then start it): while
+// nobody holds it, a client's SYN is lost and waits out TCP's 1 s
+// retransmission; while the old node holds it, a client is refused at once
+// and tries again. IPaddr2 keeps the ClusterLabs wiki's orders (the VIP
+// stops after the demotion), the baseline the benchmarks compare with.
 func (l *Lab) AddVIP(ctx context.Context, clone, agent string) error {
 	vip := l.cfg.VIP()
+	stopAfter := "promote"
+	if agent == IPaddr2 {
+		stopAfter = "demote"
+	}
 	text := fmt.Sprintf(`primitive vip %[4]s params ip=%[1]s cidr_netmask=%[2]d nic=eth0 \
 	op start timeout=60s interval=0 op monitor interval=10s timeout=60s op stop timeout=60s interval=0 on-fail=block \
 	meta critical=false
 colocation vip-with-promoted inf: vip %[3]s:Promoted
 order promote-then-vip Optional: %[3]s:promote vip:start symmetrical=false
-order demote-then-stop-vip Optional: %[3]s:demote vip:stop symmetrical=false
-`, vip, l.cfg.Subnet.Bits(), clone, agent)
+order %[5]s-then-stop-vip Optional: %[3]s:%[5]s vip:stop symmetrical=false
+`, vip, l.cfg.Subnet.Bits(), clone, agent, stopAfter)
 	if _, err := l.crmConfigure(ctx, text); err != nil {
 		return err
 	}

@@ -23,6 +23,12 @@ func ClusterOptions() []Option {
 		// An empty CIB waits 20 s for a DC on first start.
 		{"dc-deadtime", "2s"},
 		{"cluster-recheck-interval", "1min"},
+		// Pacemaker runs one action at a time across the cluster once a
+		// node's load average per core passes 2 × load-threshold (80 %):
+		// most of the time on a busy database host, and a failover's
+		// fifteen notifications then run one after another. Its few
+		// resources need no throttling.
+		{"load-threshold", "1000%"},
 	}
 }
 

@@ -20,6 +20,7 @@ type Writer struct {
 	// Timeout bounds each attempt, connecting included (3 s); set it
 	// before Start. An attempt that takes longer is an error.
 	Timeout time.Duration
+	fresh   bool // a new connection for every attempt (a prober)
 	cfg     *pgx.ConnConfig
 	every   time.Duration
 	mu      sync.Mutex
@@ -52,6 +53,30 @@ func (l *Lab) NewWriter(host, conninfo string, every time.Duration) (*Writer, er
 	}
 	cfg.DialFunc = dial
 	return NewWriterConfig(cfg, every), nil
+}
+
+// Probing is how the lab measures an outage from a client's side: a
+// prober attempts one short write every ProbeEvery, each on a new
+// connection that must be made and used within ProbeTimeout. A write
+// load's connection waits out its own timeouts and TCP's retransmissions,
+// which round its figures to about a second; a prober's first success
+// after a fault is its end to about 100 ms, and says what a client that
+// connects afresh (a web request, a pool's new connection) sees.
+const (
+	ProbeEvery   = 100 * time.Millisecond
+	ProbeTimeout = 500 * time.Millisecond
+)
+
+// NewProber returns a prober on host (usually "client") against conninfo,
+// writing into table (which Start creates): a Writer whose acknowledged
+// writes are its successes (AckedSince(fault, "") gives the first).
+func (l *Lab) NewProber(host, conninfo, table string) (*Writer, error) {
+	w, err := l.NewWriter(host, conninfo, ProbeEvery)
+	if err != nil {
+		return nil, err
+	}
+	w.Table, w.Timeout, w.fresh = table, ProbeTimeout, true
+	return w, nil
 }
 
 // NewWriterConfig returns a load that connects with cfg (its DialFunc
@@ -117,7 +142,7 @@ func (w *Writer) run() {
 			w.errors++
 		}
 		w.mu.Unlock()
-		if err != nil {
+		if err != nil || w.fresh {
 			conn.Close(context.Background())
 			conn = nil
 		}

@@ -34,7 +34,10 @@ type env struct {
 	log  *slog.Logger
 	rec  *Recorder
 	load *Load
-	res  *Result
+	// probe writes through the load's write address every 100 ms on a new
+	// connection (lab.NewProber): fault → first success to about 100 ms.
+	probe *lab.Writer
+	res   *Result
 	// shared carries what an experiment leaves for a later one: 3 names
 	// the old primary it rejoined ("rejoined"), which 3b fails back to.
 	shared map[string]string
@@ -121,6 +124,7 @@ func RunAll(ctx context.Context, l *lab.Lab, o Options, log *slog.Logger) ([]Res
 			got, err := x.run(xctx, e)
 			cancel()
 			e.load.Stop()
+			e.probe.Stop()
 			r = got
 			if errs := e.load.Errors(); len(errs) > 0 {
 				r.Answers = append(r.Answers, Answer{"what the clients were told", strings.Join(errs[:min(len(errs), 4)], "; ")})
@@ -199,10 +203,36 @@ func (e *env) startLoad(ctx context.Context, o Options, viaPooler bool, patience
 	if err := ld.Setup(ctx); err != nil {
 		return err
 	}
-	e.load = ld
+	probe, err := e.l.NewProber("client", write, probeTable)
+	if err != nil {
+		return err
+	}
+	if err := probe.Exec(ctx, "DROP TABLE IF EXISTS "+probeTable); err != nil {
+		return fmt.Errorf("prober: %w", err)
+	}
+	if err := probe.Start(ctx); err != nil {
+		return fmt.Errorf("prober: %w", err)
+	}
+	e.load, e.probe = ld, probe
 	ld.Start()
 	return nil
 }
+
+// probeTable is where the prober writes.
+const probeTable = "seed_probe"
+
+// probed is the prober's fault → first write, as an answer and in seconds
+// (-1 when it never wrote again).
+func (e *env) probed(fault time.Duration) (Answer, float64) {
+	at := e.rec.Snapshot().Start.Add(fault)
+	if n, first := e.probe.AckedSince(at, ""); n > 0 {
+		d := first.Sub(at)
+		return Answer{"fault → first write " + probeWords, Seconds(d)}, d.Seconds()
+	}
+	return Answer{"fault → first write " + probeWords, "none"}, -1
+}
+
+const probeWords = "(a new connection every 100 ms, 500 ms timeout)"
 
 // standbys are the primary's streaming standbys: the synchronous one and
 // the others (asynchronous or potential), by name.
@@ -366,6 +396,7 @@ func primaryHang(ctx context.Context, e *env) (Result, error) {
 	first, _ := s.FirstAfter(Write, promoted)
 	readsDuring := s.Total(Read, fault, first)
 	errs := s.Total(Error, fault, full)
+	probe, probeFirst := e.probed(fault)
 	// The old primary was fenced (powered off): boot it, rejoin it.
 	if err := e.back(ctx, old, true); err != nil {
 		return r, err
@@ -377,13 +408,14 @@ func primaryHang(ctx context.Context, e *env) (Result, error) {
 		{"write throughput before", fmt.Sprintf("%.0f commits/s", baseline)},
 		{"fault → promotion", Seconds(promoted-fault) + " (Corosync notices the hang, Pacemaker fences it through its BMC, then promotes the synchronous standby once)"},
 		{"fault → first write", Seconds(first - fault)},
+		probe,
 		{"fault → full write throughput (90 % of before)", Seconds(full - fault)},
 		{"reads answered by the standbys while writes waited", fmt.Sprint(readsDuring)},
 		{"client errors from the fault to full throughput", fmt.Sprintf("%d (connections to the frozen primary cut; each client reconnects)", errs)},
 		{"old primary", "fenced, booted, rejoined with rampart rejoin, streaming again (marks on the plot)"},
 	}
 	r.Figures = map[string]float64{"first_write_s": (first - fault).Seconds(), "full_write_s": (full - fault).Seconds(),
-		"promoted_s": (promoted - fault).Seconds(), "errors": float64(errs)}
+		"promoted_s": (promoted - fault).Seconds(), "errors": float64(errs), "probe_first_write_s": probeFirst}
 	r.Verdict = fmt.Sprintf("service continued: reads throughout, first write after %s, full write throughput after %s (2013: about 1 min)",
 		Seconds(first-fault), Seconds(full-fault))
 	return r, nil
@@ -429,6 +461,7 @@ func failback(ctx context.Context, e *env) (Result, error) {
 	newPrimary, promoted, full := fo.primary, fo.promoted, fo.full
 	s := e.rec.Snapshot()
 	failErrs := s.Total(Error, fault, full)
+	probe, probeFirst := e.probed(fault)
 	back := e.rec.Mark("rampart rejoin on " + old)
 	if _, err := e.l.Output(ctx, old, e.bin, "rejoin"); err != nil {
 		return r, err
@@ -455,6 +488,7 @@ func failback(ctx context.Context, e *env) (Result, error) {
 	backErrs := s.Total(Error, back, s.End())
 	r.Answers = []Answer{
 		{"fault → " + newPrimary + " promoted", Seconds(promoted - fault)},
+		probe,
 		{"fault → full write throughput", Seconds(full - fault)},
 		{"client errors from the fault to full throughput", fmt.Sprintf("%d (the pooler holds writes while no primary answers, and logs new clients in on a standby; only a transaction running on the dead primary fails)", failErrs)},
 		{old + " after its postmaster died", "stayed down: the agent never starts an old primary whose data may have diverged, and never as a primary"},
@@ -463,7 +497,7 @@ func failback(ctx context.Context, e *env) (Result, error) {
 		{"client errors from the rejoin to the end", fmt.Sprint(backErrs)},
 	}
 	r.Figures = map[string]float64{"promoted_s": (promoted - fault).Seconds(), "rejoin_s": (streams - back).Seconds(),
-		"failover_errors": float64(failErrs), "errors": float64(backErrs), "split_brain": 0}
+		"failover_errors": float64(failErrs), "errors": float64(backErrs), "split_brain": 0, "probe_first_write_s": probeFirst}
 	r.Verdict = fmt.Sprintf("%s stayed down, rejoined as a standby in %s under load: %d client errors (2013: manual; could come back as a primary)",
 		old, Seconds(streams-back), backErrs)
 	if splitBrain != "" {
@@ -963,16 +997,19 @@ func poolerLeaderHang(ctx context.Context, e *env) (Result, error) {
 	s := e.rec.Snapshot()
 	first, _ := s.FirstAfter(Write, took-Bucket)
 	errs := s.Total(Error, fault, full)
+	probe, probeFirst := e.probed(fault)
 	r.Answers = []Answer{
 		{"write throughput before", fmt.Sprintf("%.0f commits/s", baseline)},
 		{"fault → the other pooler holds the address", Seconds(took - fault)},
 		{"fault → first write through it", Seconds(max(first-fault, took-fault))},
+		probe,
 		{"fault → full write throughput", Seconds(full - fault)},
 		{"client errors from the fault to full throughput", fmt.Sprintf("%d (connections to the frozen pooler cut; each client reconnects)", errs)},
 		{"leader after the thaw", now + " (the thawed pooler's lease had expired: it stays a follower)"},
 		{"database failover", "none: a pooler's loss is not the database's; Pacemaker alone decides failovers, once"},
 	}
-	r.Figures = map[string]float64{"takeover_s": (took - fault).Seconds(), "full_write_s": (full - fault).Seconds(), "errors": float64(errs)}
+	r.Figures = map[string]float64{"takeover_s": (took - fault).Seconds(), "full_write_s": (full - fault).Seconds(), "errors": float64(errs),
+		"probe_first_write_s": probeFirst}
 	r.Verdict = fmt.Sprintf("%s took the address after %s, full write throughput after %s; no failover script runs anywhere", other, Seconds(took-fault), Seconds(full-fault))
 	return r, nil
 }
