@@ -145,6 +145,26 @@ func (c Candidate) ahead(o Candidate) bool {
 	return c.ReceivedLSN > o.ReceivedLSN
 }
 
+// PromotionCandidates is what a promotion compares own with: the other
+// standbys' reports that may hold acknowledged commits (eligible ones; any,
+// when commits do not wait for standbys), made since the last promotion
+// (unix milliseconds; every standby that takes part reports in this
+// transition's pre-promote notification), from nodes this transition does
+// not demote or stop. A report from before the last promotion is a
+// position on a history that has moved on: a primary killed a minute after
+// its own promotion still has the position it reported as a standby before
+// it, which would otherwise outrank every survivor.
+func PromotionCandidates(own Candidate, reports map[string]Position, leaving []string, lastPromotion int64, anyStandby bool) []Candidate {
+	cands := []Candidate{own}
+	for _, n := range slices.Sorted(maps.Keys(reports)) {
+		p := reports[n]
+		if n != own.Node && (p.Eligible || anyStandby) && !slices.Contains(leaving, n) && p.AtMillis >= lastPromotion {
+			cands = append(cands, Candidate{Node: n, Timeline: p.Timeline, ReceivedLSN: p.LSN})
+		}
+	}
+	return cands
+}
+
 // CheckPromotion decides whether self may be promoted, given what every
 // standby reported before the promotion (pre-promote notify). It refuses
 // when another standby has a newer timeline or has received more WAL, or

@@ -614,10 +614,15 @@ func RecheckMembers(self string, n ocf.Notify) []string {
 	return MonitorMembers(self, slices.Collect(maps.Keys(active)))
 }
 
+// Leaving is the nodes a transition demotes or stops.
+func Leaving(n ocf.Notify) []string {
+	return append(ocf.Nodes(n.Stop), ocf.Nodes(n.Demote)...)
+}
+
 // PromoteMembers is who a node being promoted names as its standbys before
 // its first commit: the transition's unpromoted instances that stay.
 func PromoteMembers(self string, n ocf.Notify) []string {
-	leaving := append(ocf.Nodes(n.Stop), ocf.Nodes(n.Demote)...)
+	leaving := Leaving(n)
 	return MonitorMembers(self, slices.DeleteFunc(ocf.Nodes(n.Unpromoted), func(m string) bool {
 		return slices.Contains(leaving, m)
 	}))

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rampart-ha/rampart/ra/ocf"
 	"github.com/rampart-ha/rampart/ra/pg"
 )
 
@@ -535,5 +536,46 @@ func TestDecideElectionDemotedRecordPrimary(t *testing.T) {
 				t.Errorf("got %v %q, want %v with %q", got, why, tt.want, tt.says)
 			}
 		})
+	}
+}
+
+// The seed's experiment 3 run a minute after experiment 1: n2, promoted in
+// experiment 1, has its postmaster killed. Its position attribute is still
+// the one it reported as the synchronous standby before its own promotion
+// (timeline 2, eligible), within the minute promote looks back, and it
+// outranked n3, the synchronous standby Pacemaker promoted (whose control
+// file still says timeline 1): the promotion was refused and the killed
+// old primary started and promoted again. Reports from before the last
+// promotion, and from nodes the transition demotes or stops, are not
+// candidates (the demote and stop may have run in an earlier transition:
+// then only the age tells).
+func TestPromotionCandidatesLeaveOutTheFailedPrimary(t *testing.T) {
+	const promotedAt = 1_000_000 // n2's promotion, after its report
+	reports := map[string]Position{
+		"n2": {Timeline: 2, LSN: 0x5191230, Eligible: true, AtMillis: promotedAt - 400},
+		"n1": {Timeline: 2, LSN: 0x5428CF0, Eligible: false, AtMillis: promotedAt + 40_000}, // asynchronous
+		"n4": {Timeline: 1, LSN: 0x5428CF0, Eligible: false, AtMillis: promotedAt + 40_000},
+	}
+	own := Candidate{Node: "n3", Timeline: 1, ReceivedLSN: 0x5428CF0}
+	n := ocf.Notify{Demote: []ocf.Instance{{Node: "n2"}}, Stop: []ocf.Instance{{Node: "n2"}}}
+	for _, tt := range []struct {
+		name          string
+		leaving       []string
+		lastPromotion int64
+		want          bool
+	}{
+		{"demoted and stopped in this transition", Leaving(n), 0, true},
+		{"stopped in an earlier transition: its report predates the promotion", nil, promotedAt, true},
+		{"neither known: the stale report still outranks it (the check as it was)", nil, 0, false},
+	} {
+		cands := PromotionCandidates(own, reports, tt.leaving, tt.lastPromotion, false)
+		if ok, why := CheckPromotion("n3", cands); ok != tt.want {
+			t.Errorf("%s: promotion of n3 allowed %v (%s), want %v", tt.name, ok, why, tt.want)
+		}
+	}
+	// A standby that stays, reported since, and is ahead still refuses it.
+	reports["n4"] = Position{Timeline: 1, LSN: 0x5500000, Eligible: true, AtMillis: promotedAt + 40_000}
+	if ok, _ := CheckPromotion("n3", PromotionCandidates(own, reports, Leaving(n), promotedAt, false)); ok {
+		t.Error("n3 promoted though n4, an eligible standby that stays, received more")
 	}
 }

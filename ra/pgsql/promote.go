@@ -46,14 +46,16 @@ func (a *actions) promote(ctx context.Context, r *ocf.Request) (ocf.Status, erro
 	if err != nil {
 		return 0, err
 	}
-	var cands []Candidate
-	own := Candidate{Node: c.node, Timeline: obs.Timeline, ReceivedLSN: obs.LSN}
-	cands = append(cands, own)
-	for n, p := range reports {
-		if n != c.node && (p.Eligible || c.cfg.policy.Count == 0) {
-			cands = append(cands, Candidate{Node: n, Timeline: p.Timeline, ReceivedLSN: p.LSN})
-		}
+	memos, err := pacemaker.QueryTransient(ctx, c.run, memoAttr(c.rsc))
+	if err != nil {
+		return 0, err
 	}
+	var lastPromotion int64
+	for _, m := range memos {
+		lastPromotion = max(lastPromotion, ParseMemo(m).PromotedAt)
+	}
+	own := Candidate{Node: c.node, Timeline: obs.Timeline, ReceivedLSN: obs.LSN}
+	cands := PromotionCandidates(own, reports, Leaving(r.Env.Notify), lastPromotion, c.cfg.policy.Count == 0)
 	if ok, why := CheckPromotion(c.node, cands); !ok {
 		return 0, ocf.Errorf(ocf.ErrGeneric, "promote %s refused: %s", c.node, why)
 	}
