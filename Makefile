@@ -71,10 +71,11 @@ chaos: deps build
 ## bench: benchmarks, run side by side with their baselines in one run
 ## (failover: ocf:rampart:pgsql against the ClusterLabs pgsql agent; vip:
 ## ocf:rampart:vip against IPaddr2; pooler: rampart against direct, PgBouncer and pgpool-II;
-## pair: the pooler pair's takeover against pgpool-II's watchdog; minutes)
+## pair: the pooler pair's takeover against pgpool-II's watchdog; membership: Corosync's
+## spurious membership changes over RAMPART_SOAK (30 min) idle and loaded; about 2 hours)
 bench: deps build
 	$(GO) test -run '^$$' -bench . -count 5 ./...
-	RAMPART_BENCH=1 $(GO) test -count=1 -timeout 90m -run 'Bench$$' -v ./test/bench
+	RAMPART_BENCH=1 $(GO) test -count=1 -timeout 4h -run 'Bench$$' -v ./test/bench
 
 ## pgx-suite: pgx's own tests (the version in go.mod) against PostgreSQL 15 directly, through
 ## PgBouncer and through rampart pooler, in session and transaction mode (root; about 40

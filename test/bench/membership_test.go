@@ -15,7 +15,7 @@ import (
 	"github.com/rampart-ha/rampart/test/seed"
 )
 
-// TestMembershipSoak is the other side of a short Corosync token: how
+// TestMembershipBench is the other side of a short Corosync token: how
 // often does it drop a healthy member? Two labs run the lab's Corosync
 // settings at once for RAMPART_SOAK (30 min), each the other's noise on
 // the machine's two cores: one idle, one under the seed's load (two
@@ -26,7 +26,7 @@ import (
 // declare a link down) and what Pacemaker must not do to it (fence a host,
 // move the primary). A false loss costs a fence of a healthy host and a
 // failover; the goal is none.
-func TestMembershipSoak(t *testing.T) {
+func TestMembershipBench(t *testing.T) {
 	if os.Getenv("RAMPART_BENCH") == "" {
 		t.Skip("benchmark: run it with `make bench` (RAMPART_BENCH=1)")
 	}
