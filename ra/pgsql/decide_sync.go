@@ -355,11 +355,6 @@ type SyncRound struct {
 	Policy  SyncPolicy
 	Now     time.Time
 	Log     *slog.Logger
-	// NoWait skips step 3's wait: the round runs where the standbys cannot
-	// confirm until it returns (the new primary's post-promote
-	// notification, which the standbys' re-pointing and the VIP's start
-	// wait for). The next round (the first monitor, right after) waits.
-	NoWait bool
 }
 
 // RunSync is the primary's sync round (every promoted monitor, and the
@@ -500,7 +495,7 @@ func runSync(ctx context.Context, fx SyncEffects, r SyncRound) error {
 	// candidates as soon as they confirm, within this round, not a monitor
 	// later.
 	recent := memo.PromotedAt > 0 && r.Now.UnixMilli()-memo.PromotedAt < awaitAfterPromotion.Milliseconds()
-	if !r.NoWait && AwaitConfirmation(d, in.Standbys, changed || recent) {
+	if AwaitConfirmation(d, in.Standbys, changed || recent) {
 		rows, err := fx.AwaitStandbys(ctx, func(rows []Standby) bool {
 			sb, _ := ClusterStandbys(rows, r.Self, r.Members)
 			return len(Eligible(d.Names, d.JoinedAt, sb)) == len(d.Names.Names)

@@ -74,7 +74,7 @@ func (a *actions) monitor(ctx context.Context, r *ocf.Request) (ocf.Status, erro
 	if err := c.manageSlots(ctx, conn, obs, nodes); err != nil {
 		c.log.Error("replication slot management failed", "err", err)
 	}
-	if err := c.manageSync(ctx, conn, obs, MonitorMembers(c.node, s.RunningOn(c.rsc)), false); err != nil {
+	if err := c.manageSync(ctx, conn, obs, MonitorMembers(c.node, s.RunningOn(c.rsc))); err != nil {
 		c.log.Error("synchronous standby management failed; PostgreSQL itself runs", "err", err)
 	}
 	return ocf.RunningPromoted, nil

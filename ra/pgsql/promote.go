@@ -41,15 +41,27 @@ func (a *actions) promote(ctx context.Context, r *ocf.Request) (ocf.Status, erro
 	if !obs.InRecovery {
 		return ocf.Success, nil
 	}
-	// Compare with every standby that reported before this promotion.
+	// Compare with every standby that reported before this promotion, and
+	// since the last one (the memos say when). Both asked at once: promote
+	// runs on the failover's clock.
+	type memoAnswer struct {
+		memos map[string]string
+		err   error
+	}
+	asked := make(chan memoAnswer, 1)
+	go func() {
+		m, err := pacemaker.QueryTransient(ctx, c.run, memoAttr(c.rsc))
+		asked <- memoAnswer{m, err}
+	}()
 	reports, err := c.positions(ctx, 60*time.Second)
+	answer := <-asked
 	if err != nil {
 		return 0, err
 	}
-	memos, err := pacemaker.QueryTransient(ctx, c.run, memoAttr(c.rsc))
-	if err != nil {
-		return 0, err
+	if answer.err != nil {
+		return 0, answer.err
 	}
+	memos := answer.memos
 	var lastPromotion int64
 	for _, m := range memos {
 		lastPromotion = max(lastPromotion, ParseMemo(m).PromotedAt)

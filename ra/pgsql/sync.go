@@ -23,7 +23,7 @@ import (
 // and a record it wrote would come back with its CIB when it rejoins,
 // possibly over the majority's; Pacemaker's no-quorum-policy acts on this
 // instance meanwhile.
-func (c *call) manageSync(ctx context.Context, conn *pgx.Conn, obs pg.Observation, members []string, noWait bool) error {
+func (c *call) manageSync(ctx context.Context, conn *pgx.Conn, obs pg.Observation, members []string) error {
 	quorate, err := pacemaker.Quorate(ctx, c.run)
 	if err != nil {
 		return err
@@ -33,7 +33,7 @@ func (c *call) manageSync(ctx context.Context, conn *pgx.Conn, obs pg.Observatio
 		return nil
 	}
 	fx := &primaryEffects{c: c, conn: conn, first: &obs}
-	return RunSync(ctx, fx, SyncRound{Self: c.node, Members: members, Policy: c.cfg.policy, Now: c.now(), Log: c.log, NoWait: noWait})
+	return RunSync(ctx, fx, SyncRound{Self: c.node, Members: members, Policy: c.cfg.policy, Now: c.now(), Log: c.log})
 }
 
 // primaryEffects is SyncEffects on the real primary.

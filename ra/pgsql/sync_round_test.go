@@ -24,7 +24,6 @@ type scripted struct {
 	raised []string
 	quorum []bool // what Quorate answers, call by call; true once used up
 	prefer string // the preferred synchronous standby
-	waits  int    // AwaitStandbys calls
 }
 
 func (s *scripted) Observe(context.Context) (PrimaryObservation, error) { return s.obs, nil }
@@ -48,7 +47,6 @@ func (s *scripted) PutNames(_ context.Context, n pg.SyncNames) (pg.LSN, error) {
 	return s.after, nil
 }
 func (s *scripted) AwaitStandbys(_ context.Context, done func([]Standby) bool) ([]Standby, error) {
-	s.waits++
 	return s.await, nil
 }
 func (s *scripted) SetStates(context.Context, map[string]string) error { return nil }
@@ -160,37 +158,5 @@ func TestRunSyncStopsWhenQuorumGoesMidRound(t *testing.T) {
 	}
 	if len(fx.names) != 1 || fx.synced.Has("n2") {
 		t.Errorf("with quorum: names %v, record %q; want the names widened after n2 left the record", fx.names, fx.synced)
-	}
-}
-
-// A primary promoted a moment ago waits briefly for its first standbys to
-// confirm, in its monitor; in its post-promote notification it must not:
-// the standbys re-point in their own post-promote notifications, which
-// Pacemaker may run only after this one returns (one action at a time
-// under load), and the VIP's start waits for them all. Before, that
-// notification waited its full 2 s bound for standbys that could not come.
-func TestRunSyncNoWaitAfterPromotion(t *testing.T) {
-	p := SyncPolicy{Count: 1, Method: pg.First, Mode: Durability}
-	now := time.Unix(1000, 0)
-	for _, noWait := range []bool{false, true} {
-		fx := &scripted{
-			obs:    PrimaryObservation{Timeline: 3, LSN: 0x500, SyncNames: `FIRST 1 ("s1")`},
-			scores: map[string]int{"p": PrimaryScore, "s1": NoPromotion},
-			memo:   Memo{PromotedAt: now.Add(-time.Second).UnixMilli(), Joined: map[string]string{"s1": "0/500"}},
-		}
-		r := SyncRound{Self: "p", Members: []string{"s1"}, Policy: p, Now: now, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), NoWait: noWait}
-		if err := RunSync(context.Background(), fx, r); err != nil {
-			t.Fatal(err)
-		}
-		want := 1
-		if noWait {
-			want = 0
-		}
-		if fx.waits != want {
-			t.Errorf("NoWait %v: waited for standbys %d times, want %d", noWait, fx.waits, want)
-		}
-		if len(fx.raised) > 0 {
-			t.Errorf("NoWait %v: raised %v before any standby confirmed", noWait, fx.raised)
-		}
 	}
 }
