@@ -56,8 +56,8 @@ func (l *Lab) NewWriter(host, conninfo string, every time.Duration) (*Writer, er
 }
 
 // Probing is how the lab measures an outage from a client's side: a
-// prober attempts one short write every ProbeEvery, each on a new
-// connection that must be made and used within ProbeTimeout. A write
+// prober starts one short write every ProbeEvery, each on a new connection
+// that must be made and used within ProbeTimeout (attempts overlap). A write
 // load's connection waits out its own timeouts and TCP's retransmissions,
 // which round its figures to about a second; a prober's first success
 // after a fault is its end to about 100 ms, and says what a client that
@@ -109,6 +109,10 @@ func (w *Writer) Start(ctx context.Context) error {
 
 func (w *Writer) run() {
 	defer close(w.done)
+	if w.fresh {
+		w.probe()
+		return
+	}
 	var conn *pgx.Conn
 	pace := time.NewTicker(w.every)
 	defer pace.Stop()
@@ -142,11 +146,52 @@ func (w *Writer) run() {
 			w.errors++
 		}
 		w.mu.Unlock()
-		if err != nil || w.fresh {
+		if err != nil {
 			conn.Close(context.Background())
 			conn = nil
 		}
 	}
+}
+
+// probe starts an attempt at every tick, without waiting for the ones
+// still running: an attempt whose SYN was lost while an address moved
+// waits out its timeout, and the next tick's attempt is already on its way.
+func (w *Writer) probe() {
+	var running sync.WaitGroup
+	defer running.Wait()
+	pace := time.NewTicker(w.every)
+	defer pace.Stop()
+	for id := int64(1); ; id++ {
+		select {
+		case <-w.stop:
+			return
+		case <-pace.C:
+		}
+		running.Add(1)
+		go func() {
+			defer running.Done()
+			w.attempt(id)
+		}()
+	}
+}
+
+// attempt is one probe: connect, insert id, disconnect, within w.Timeout.
+func (w *Writer) attempt(id int64) {
+	ctx, cancel := context.WithTimeout(context.Background(), w.Timeout)
+	defer cancel()
+	c, err := pgx.ConnectConfig(ctx, w.cfg)
+	if err == nil {
+		defer c.Close(ctx)
+		_, err = c.Exec(ctx, "INSERT INTO "+w.table()+" (id) VALUES ($1)", id)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err != nil {
+		w.errors++
+		return
+	}
+	// Stamped under the lock: acked stays in time order.
+	w.acked = append(w.acked, Ack{id, time.Now(), c.PgConn().Conn().RemoteAddr().String()})
 }
 
 // Stop ends the load and waits for it; calling it again does nothing.
