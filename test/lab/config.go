@@ -33,7 +33,7 @@ type Config struct {
 	// grow with the node count); consensus is Corosync's default 1.2 × token.
 	// 1 s keeps a host failure under 5 s to the first write and, measured
 	// over 30 minutes of load on two busy cores, drops no healthy member
-	// (README, "Corosync settings").
+	// (README, "Corosync and Pacemaker settings").
 	Token time.Duration
 	// Poolers is the number of pooler hosts (p1 … pN) and Witness adds
 	// the pooler pair's witness host (w); none by default.
