@@ -71,12 +71,6 @@ func (i Instance) Stop(ctx context.Context, mode string) error {
 	return err
 }
 
-// Promote ends recovery and waits until the instance accepts writes.
-func (i Instance) Promote(ctx context.Context) error {
-	_, err := i.command(ctx, "pg_ctl", "promote", "-D", i.DataDir, "-w", "-t", waitSeconds(ctx))
-	return err
-}
-
 // ControlData runs pg_controldata; a base backup not started yet has
 // State StateBaseBackup (BaseBackupState).
 func (i Instance) ControlData(ctx context.Context) (ControlData, error) {

@@ -2,6 +2,7 @@ package pg
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -148,6 +149,36 @@ func Reload(ctx context.Context, conn *pgx.Conn) error {
 		return fmt.Errorf("reload: %w", err)
 	}
 	return nil
+}
+
+// Promote ends the standby's recovery and returns once it is a primary:
+// pg_promote without its own wait, which looks every 100 ms (as pg_ctl
+// promote -w does), then pg_is_in_recovery() every 10 ms. A promotion
+// takes tens of milliseconds; the failover's clock runs while it waits.
+func Promote(ctx context.Context, conn *pgx.Conn) error {
+	var signalled bool
+	if err := conn.QueryRow(ctx, "SELECT pg_promote(false)").Scan(&signalled); err != nil {
+		return fmt.Errorf("pg_promote: %w", err)
+	}
+	if !signalled {
+		return errors.New("pg_promote: the server did not take the request (is it a standby?)")
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var inRecovery bool
+		if err := conn.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&inRecovery); err != nil {
+			return fmt.Errorf("promotion: %w", err)
+		}
+		if !inRecovery {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("promotion not finished: %w", ctx.Err())
+		case <-tick.C:
+		}
+	}
 }
 
 // NudgeStandbys writes and flushes one commit record without waiting for

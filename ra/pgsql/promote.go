@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/rampart-ha/rampart/ra/ocf"
@@ -19,16 +20,10 @@ func (a *actions) promote(ctx context.Context, r *ocf.Request) (ocf.Status, erro
 	if err != nil {
 		return 0, err
 	}
-	// Invariant 1 needs fencing: refuse first, before anything changes.
-	opts, err := pacemaker.ClusterOptions(ctx, c.run)
-	if err != nil {
-		return 0, ocf.Errorf(ocf.ErrGeneric, "promote %s refused: cannot tell whether the cluster fences: %v", c.node, err)
-	}
-	if ok, unfenced, why := FencingAllows(opts, c.cfg.unfenced); !ok {
-		return 0, ocf.Errorf(ocf.ErrGeneric, "promote %s refused: %s", c.node, why)
-	} else if unfenced {
-		c.log.Warn(why)
-	}
+	// The Pacemaker reads promote needs are asked at once, while it looks
+	// at PostgreSQL: promote runs on the failover's clock, and none of them
+	// changes anything.
+	reads := c.promotionReads(ctx)
 	conn, err := c.connect(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("promote %s: %w", c.node, err)
@@ -38,30 +33,25 @@ func (a *actions) promote(ctx context.Context, r *ocf.Request) (ocf.Status, erro
 	if err != nil {
 		return 0, err
 	}
+	rd := <-reads
+	// Invariant 1 needs fencing: refuse first, before anything changes.
+	if rd.optsErr != nil {
+		return 0, ocf.Errorf(ocf.ErrGeneric, "promote %s refused: cannot tell whether the cluster fences: %v", c.node, rd.optsErr)
+	}
+	if ok, unfenced, why := FencingAllows(rd.opts, c.cfg.unfenced); !ok {
+		return 0, ocf.Errorf(ocf.ErrGeneric, "promote %s refused: %s", c.node, why)
+	} else if unfenced {
+		c.log.Warn(why)
+	}
 	if !obs.InRecovery {
 		return ocf.Success, nil
 	}
 	// Compare with every standby that reported before this promotion, and
-	// since the last one (the memos say when). Both asked at once: promote
-	// runs on the failover's clock.
-	type memoAnswer struct {
-		memos map[string]string
-		err   error
+	// since the last one (the memos say when).
+	if rd.err != nil {
+		return 0, rd.err
 	}
-	asked := make(chan memoAnswer, 1)
-	go func() {
-		m, err := pacemaker.QueryTransient(ctx, c.run, memoAttr(c.rsc))
-		asked <- memoAnswer{m, err}
-	}()
-	reports, err := c.positions(ctx, 60*time.Second)
-	answer := <-asked
-	if err != nil {
-		return 0, err
-	}
-	if answer.err != nil {
-		return 0, answer.err
-	}
-	memos := answer.memos
+	reports, memos := rd.reports, rd.memos
 	var lastPromotion int64
 	for _, m := range memos {
 		lastPromotion = max(lastPromotion, ParseMemo(m).PromotedAt)
@@ -95,7 +85,7 @@ func (a *actions) promote(ctx context.Context, r *ocf.Request) (ocf.Status, erro
 		return 0, ocf.Errorf(ocf.ErrGeneric, "promote %s refused: %v", c.node, err)
 	}
 	checked := c.now()
-	if err := c.cfg.inst.Promote(ctx); err != nil {
+	if err := pg.Promote(ctx, conn); err != nil {
 		return 0, ocf.Errorf(ocf.ErrGeneric, "promote %s: %w", c.node, err)
 	}
 	promoted := c.now()
@@ -119,6 +109,40 @@ func (a *actions) promote(ctx context.Context, r *ocf.Request) (ocf.Status, erro
 	c.log.Info("promoted", "timeline_before", obs.Timeline, "lsn", obs.LSN.String(),
 		"checks", checked.Sub(started), "pg_promote", promoted.Sub(checked), "score", c.now().Sub(promoted))
 	return ocf.Success, nil
+}
+
+// promotionReads is what promote reads of Pacemaker: the cluster options
+// (fencing), the standbys' recent positions and the memos (when the last
+// promotion was), asked in parallel.
+type promotionReads struct {
+	opts    map[string]string
+	optsErr error
+	reports map[string]Position
+	memos   map[string]string
+	err     error // of the positions or the memos
+}
+
+func (c *call) promotionReads(ctx context.Context) <-chan promotionReads {
+	out := make(chan promotionReads, 1)
+	go func() {
+		var rd promotionReads
+		var wg sync.WaitGroup
+		var memoErr error
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			rd.opts, rd.optsErr = pacemaker.ClusterOptions(ctx, c.run)
+		}()
+		go func() {
+			defer wg.Done()
+			rd.memos, memoErr = pacemaker.QueryTransient(ctx, c.run, memoAttr(c.rsc))
+		}()
+		rd.reports, rd.err = c.positions(ctx, 60*time.Second)
+		wg.Wait()
+		rd.err = errors.Join(rd.err, memoErr)
+		out <- rd
+	}()
+	return out
 }
 
 func (a *actions) demote(ctx context.Context, r *ocf.Request) (ocf.Status, error) {
