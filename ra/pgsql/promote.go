@@ -96,10 +96,11 @@ func (a *actions) promote(ctx context.Context, r *ocf.Request) (ocf.Status, erro
 	}
 	memo := PromotionMemo(named, after, promoted.UnixMilli())
 	memo.Synced = synced.String()
-	if err := pacemaker.SetTransient(ctx, c.run, c.node, memoAttr(c.rsc), memo.String(), true); err != nil {
-		return 0, err
-	}
-	if err := pacemaker.SetPromotionScore(ctx, c.run, c.rsc, c.node, FormatScore(PrimaryScore)); err != nil {
+	// The memo and the primary's score are independent: set at once.
+	memoSet := make(chan error, 1)
+	go func() { memoSet <- pacemaker.SetTransient(ctx, c.run, c.node, memoAttr(c.rsc), memo.String(), true) }()
+	scoreErr := pacemaker.SetPromotionScore(ctx, c.run, c.rsc, c.node, FormatScore(PrimaryScore))
+	if err := errors.Join(<-memoSet, scoreErr); err != nil {
 		return 0, err
 	}
 	if c.cfg.policy.Count > 0 && (obs.WalSenderTimeout == 0 || obs.WalSenderTimeout > 10*time.Second) {
