@@ -58,7 +58,10 @@ type Site struct {
 	log   *slog.Logger
 	mu    sync.Mutex // a host's power: the test's faults and the BMCs' requests
 	hosts map[string]*SystemdHost
-	bmcs  []int
+	// posting is the hosts a BMC powered on that have not booted yet
+	// (sitePOST).
+	posting map[string]bool
+	bmcs    []int
 	// partitions is how many partition bridges (brp1…) exist, for Heal.
 	partitions int
 }
@@ -75,7 +78,7 @@ func StartSite(ctx context.Context, cfg SiteConfig, log *slog.Logger) (*Site, er
 	if err != nil {
 		return nil, err
 	}
-	s := &Site{cfg: cfg, log: log, hosts: map[string]*SystemdHost{}}
+	s := &Site{cfg: cfg, log: log, hosts: map[string]*SystemdHost{}, posting: map[string]bool{}}
 	if err := s.network(ctx); err != nil {
 		s.Close(context.WithoutCancel(ctx))
 		return nil, err
@@ -230,6 +233,7 @@ func (s *Site) crash(ctx context.Context, host string) error {
 	if err != nil {
 		return err
 	}
+	delete(s.posting, host)
 	if h := s.hosts[host]; h.Running() {
 		if err := h.Crash(ctx); err != nil {
 			return err
@@ -255,6 +259,7 @@ func (s *Site) Boot(ctx context.Context, host string) error {
 	if _, err := s.spec(host); err != nil {
 		return err
 	}
+	delete(s.posting, host)
 	return s.hosts[host].Boot(ctx)
 }
 
@@ -484,10 +489,36 @@ func (s *Site) chassis(ctx context.Context, host string, args []string, out io.W
 	defer s.mu.Unlock()
 	h := s.hosts[host]
 	return chassis{
-		on:   h.Running,
+		on:   func() bool { return h.Running() || s.posting[host] },
 		off:  func(ctx context.Context) error { return s.crash(ctx, host) },
-		boot: h.Boot,
+		boot: func(ctx context.Context) error { return s.powerOn(ctx, host) },
 	}.answer(ctx, r, out)
+}
+
+// sitePOST is how long a host its BMC powered on takes before it boots (a
+// server's firmware takes minutes). The fencer that rebooted it confirms
+// its power state first (power_wait, 2 s by default) and reports the
+// fencing done; a host whose cluster stack is back before that report
+// stops its Pacemaker for good ("we were allegedly just fenced"), which a
+// booted container, up in a second, managed against a 1 s Corosync token.
+const sitePOST = 5 * time.Second
+
+// powerOn reports host on at once and boots it after sitePOST, unless it
+// is powered off or booted meanwhile. s.mu is held.
+func (s *Site) powerOn(ctx context.Context, host string) error {
+	s.posting[host] = true
+	time.AfterFunc(sitePOST, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if !s.posting[host] {
+			return
+		}
+		delete(s.posting, host)
+		if err := s.hosts[host].Boot(ctx); err != nil {
+			s.log.Error("power on through the BMC: boot failed", "host", host, "err", err)
+		}
+	})
+	return nil
 }
 
 // ChassisClient is the program a site's BMCs run (SiteConfig.Chassis): it
