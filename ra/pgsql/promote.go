@@ -24,17 +24,15 @@ func (a *actions) promote(ctx context.Context, r *ocf.Request) (ocf.Status, erro
 	// at PostgreSQL: promote runs on the failover's clock, and none of them
 	// changes anything.
 	reads := c.promotionReads(ctx)
-	conn, err := c.connect(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("promote %s: %w", c.node, err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	obs, err := pg.Observe(ctx, conn)
-	if err != nil {
-		return 0, err
+	var obs pg.Observation
+	conn, connErr := c.connect(ctx)
+	if connErr == nil {
+		defer conn.Close(context.WithoutCancel(ctx))
+		obs, connErr = pg.Observe(ctx, conn)
 	}
 	rd := <-reads
-	// Invariant 1 needs fencing: refuse first, before anything changes.
+	// Invariant 1 needs fencing: refuse first, before anything else is
+	// said or changed.
 	if rd.optsErr != nil {
 		return 0, ocf.Errorf(ocf.ErrGeneric, "promote %s refused: cannot tell whether the cluster fences: %v", c.node, rd.optsErr)
 	}
@@ -42,6 +40,9 @@ func (a *actions) promote(ctx context.Context, r *ocf.Request) (ocf.Status, erro
 		return 0, ocf.Errorf(ocf.ErrGeneric, "promote %s refused: %s", c.node, why)
 	} else if unfenced {
 		c.log.Warn(why)
+	}
+	if connErr != nil {
+		return 0, fmt.Errorf("promote %s: %w", c.node, connErr)
 	}
 	if !obs.InRecovery {
 		return ocf.Success, nil
