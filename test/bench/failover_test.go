@@ -300,16 +300,6 @@ func (b *bed) others() []string {
 	return hosts
 }
 
-// addr is host's address in the lab.
-func (b *bed) addr(host string) string {
-	for _, h := range b.l.Hosts() {
-		if h.Name == host {
-			return h.Addr.String()
-		}
-	}
-	return ""
-}
-
 // syncStandby waits until primary streams to a synchronous standby other
 // than not, and returns it.
 func (b *bed) syncStandby(ctx context.Context, primary, not string) (string, error) {
@@ -340,7 +330,7 @@ func killPrimary(ctx context.Context, b *bed) (outcome, error) {
 	fault := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
-	firsts, err := b.writesResumed(wctx, "kill", fault, b.addr(b.primary))
+	firsts, err := b.writesResumed(wctx, "kill", fault, b.l.Addr(b.primary))
 	if err != nil {
 		samples.stop()
 		return outcome{}, err

@@ -154,12 +154,7 @@ func soak(t *testing.T, c lab.Config, loaded bool, d time.Duration) string {
 		}
 		load.Start()
 		defer load.Stop()
-		addr := ""
-		for _, h := range l.Hosts() {
-			if h.Name == primary {
-				addr = h.Addr.String()
-			}
-		}
+		addr := l.Addr(primary)
 		root, err := os.MkdirTemp("/var/lib/rampart", "soak-backup-")
 		if err != nil {
 			t.Fatal(err)

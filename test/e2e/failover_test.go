@@ -98,14 +98,7 @@ func startWriters(t *testing.T, ctx context.Context, ws ...*lab.Writer) {
 	}
 }
 
-func (s *scenario) addr(host string) string {
-	for _, h := range s.l.Hosts() {
-		if h.Name == host {
-			return h.Addr.String()
-		}
-	}
-	return ""
-}
+func (s *scenario) addr(host string) string { return s.l.Addr(host) }
 
 // requireNoLoss stops the load and checks every acknowledged commit is on
 // the primary (invariant 2).

@@ -64,6 +64,16 @@ func (l *Lab) Hosts() []Host {
 	return hosts
 }
 
+// Addr returns host's address on the lab subnet ("" for no such host).
+func (l *Lab) Addr(host string) string {
+	for _, h := range l.cfg.Hosts() {
+		if h.Name == host {
+			return h.Addr.String()
+		}
+	}
+	return ""
+}
+
 // DBHosts returns the names of the database hosts.
 func (l *Lab) DBHosts() []string {
 	var names []string

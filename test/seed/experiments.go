@@ -853,10 +853,8 @@ func backupCost(ctx context.Context, e *env) (Result, error) {
 		return (c1 - c0).Seconds() / took.Seconds(), s.Rate(Write, t0, t1), took, nil
 	}
 	addr := func(host string) string {
-		for _, h := range e.l.Hosts() {
-			if h.Name == host {
-				return h.Addr.String()
-			}
+		if a := e.l.Addr(host); a != "" {
+			return a
 		}
 		return host
 	}
