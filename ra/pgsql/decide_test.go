@@ -579,3 +579,40 @@ func TestPromotionCandidatesLeaveOutTheFailedPrimary(t *testing.T) {
 		t.Error("n3 promoted though n4, an eligible standby that stays, received more")
 	}
 }
+
+func TestNotifyTaskOf(t *testing.T) {
+	on := func(nodes ...string) []ocf.Instance {
+		var is []ocf.Instance
+		for _, n := range nodes {
+			is = append(is, ocf.Instance{Resource: "pgsql:" + n, Node: n})
+		}
+		return is
+	}
+	// A killed primary n1, n2 promoted: the rounds of that failover.
+	for _, tc := range []struct {
+		name string
+		n    ocf.Notify
+		node string
+		want NotifyTask
+	}{
+		{"pre-demote of the dead primary", ocf.Notify{Type: "pre", Operation: "demote", Demote: on("n1"), Promoted: on("n1")}, "n2", NoTask},
+		{"post-demote", ocf.Notify{Type: "post", Operation: "demote", Demote: on("n1"), Promoted: on("n1")}, "n3", NoTask},
+		{"pre-stop", ocf.Notify{Type: "pre", Operation: "stop", Stop: on("n1")}, "n2", NoTask},
+		{"post-stop on a standby", ocf.Notify{Type: "post", Operation: "stop", Stop: on("n1")}, "n2", NoTask},
+		{"pre-promote on the candidate", ocf.Notify{Type: "pre", Operation: "promote", Promote: on("n2")}, "n2", ReportPosition},
+		{"pre-promote on another standby", ocf.Notify{Type: "pre", Operation: "promote", Promote: on("n2")}, "n3", ReportPosition},
+		{"post-promote on the new primary", ocf.Notify{Type: "post", Operation: "promote", Promote: on("n2")}, "n2", NoTask},
+		{"post-promote on a standby", ocf.Notify{Type: "post", Operation: "promote", Promote: on("n2")}, "n3", FollowPromoted},
+		{"post-promote of two (promoted_max 2): nobody follows", ocf.Notify{Type: "post", Operation: "promote", Promote: on("n1", "n2")}, "n3", NoTask},
+		// A standby stopped or started: the primary names its sync set.
+		{"post-stop on the primary", ocf.Notify{Type: "post", Operation: "stop", Stop: on("n3"), Promoted: on("n2")}, "n2", RecheckSync},
+		{"post-start on the primary", ocf.Notify{Type: "post", Operation: "start", Start: on("n1"), Promoted: on("n2")}, "n2", RecheckSync},
+		{"post-start on a standby", ocf.Notify{Type: "post", Operation: "start", Start: on("n1"), Promoted: on("n2")}, "n3", NoTask},
+		{"post-start on a node promoted in the same transition", ocf.Notify{Type: "post", Operation: "start", Start: on("n1"), Promote: on("n2")}, "n2", RecheckSync},
+		{"pre-start", ocf.Notify{Type: "pre", Operation: "start", Start: on("n1"), Promoted: on("n2")}, "n2", NoTask},
+	} {
+		if got := NotifyTaskOf(tc.n, tc.node); got != tc.want {
+			t.Errorf("%s: NotifyTaskOf(%s, %s) = %d, want %d", tc.name, tc.n.String(), tc.node, got, tc.want)
+		}
+	}
+}

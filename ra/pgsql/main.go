@@ -53,6 +53,12 @@ func Main(ctx context.Context, args, environ []string, stdout, stderr io.Writer,
 	env, eerr := ocf.ParseEnv(environ)
 	values, verr := ocf.Validate(Params, env.Params)
 	watch := eerr == nil && verr == nil && env.Resource != ""
+	if action == "notify" && watch && env.OnNode != "" && NotifyTaskOf(env.Notify, env.OnNode) == NoTask {
+		// Most notifications ask nothing of this node; answering here saves
+		// the re-execution, on every node, in every round of a failover.
+		log.Debug("notify: nothing to do here", "resource", env.Instance, "what", env.Notify.String())
+		return int(ocf.Success)
+	}
 	if stopBefore, _ := WatcherStep(action, 0); watch && stopBefore {
 		if err := stopWatcher(watchLockPath(env.Resource), log); err != nil {
 			fmt.Fprintf(stderr, "ocf-exit-reason:%s %s: %v\n", action, env.Resource, err)

@@ -22,27 +22,61 @@ func (a *actions) notify(ctx context.Context, r *ocf.Request) (ocf.Status, error
 	c.log.Debug("notify", "what", n.String())
 	// Notifications cannot veto: failures are logged and notify succeeds.
 	var nerr error
-	switch n.Type + "-" + n.Operation {
-	case "pre-promote":
+	switch NotifyTaskOf(n, c.node) {
+	case ReportPosition:
 		nerr = c.reportPosition(ctx)
-	case "post-promote":
-		// The new primary does nothing here. Pacemaker moves the VIP only
-		// once every post-promote notification returned, and the standbys
-		// re-point in theirs; the promotion already named the standbys and
-		// wrote the durable record, and the first monitor, which starts as
-		// the notifications end, runs the sync round and waits for the
-		// first standbys to confirm. A round here cost the VIP a third of
-		// a second (its Pacemaker queries) and gained nothing.
-		if !slices.Contains(ocf.Nodes(n.Promote), c.node) {
-			nerr = c.followPromoted(ctx, ocf.Nodes(n.Promote))
-		}
-	case "post-stop", "post-start":
+	case FollowPromoted:
+		nerr = c.followPromoted(ctx, ocf.Nodes(n.Promote)[0])
+	case RecheckSync:
 		nerr = c.primaryRecheck(ctx, n)
 	}
 	if nerr != nil {
 		c.log.Warn("notify", "what", n.Type+"-"+n.Operation, "err", nerr)
 	}
 	return ocf.Success, nil
+}
+
+// NotifyTask is what a notification asks of one node's agent.
+type NotifyTask int
+
+// Notification tasks.
+const (
+	NoTask         NotifyTask = iota
+	ReportPosition            // pre-promote: publish the position for CheckPromotion
+	FollowPromoted            // post-promote, on a standby: re-point at the new primary
+	RecheckSync               // post-stop, post-start, on the primary: name its synchronous standbys
+)
+
+// NotifyTaskOf decides what notification n asks of node. Most ask nothing:
+// the agent then answers without re-executing itself as the PostgreSQL
+// user (Main), since every round of notifications, on every node, is on a
+// failover's path (a killed primary's takes six rounds before the VIP
+// moves).
+//
+// The new primary does nothing in its post-promote notification.
+// Pacemaker moves the VIP only once every post-promote notification
+// returned, and the standbys re-point in theirs; the promotion already
+// named the standbys and wrote the durable record, and the first monitor,
+// which starts as the notifications end, runs the sync round and waits for
+// the first standbys to confirm. A round there cost the VIP a third of a
+// second and gained nothing.
+//
+// Only a primary rechecks its synchronous standbys after a stop or start:
+// one promoted before the transition, or in it.
+func NotifyTaskOf(n ocf.Notify, node string) NotifyTask {
+	switch n.Type + "-" + n.Operation {
+	case "pre-promote":
+		return ReportPosition
+	case "post-promote":
+		if promoted := ocf.Nodes(n.Promote); len(promoted) == 1 && promoted[0] != node {
+			return FollowPromoted
+		}
+	case "post-stop", "post-start":
+		if slices.Contains(ocf.Nodes(n.Promoted), node) || slices.Contains(ocf.Nodes(n.Promote), node) {
+			return RecheckSync
+		}
+	}
+	return NoTask
 }
 
 // reportPosition publishes this standby's position for the promotion check.
@@ -74,10 +108,7 @@ func (c *call) reportPosition(ctx context.Context) error {
 // fork point cannot follow: it is marked for repair and its failure
 // reported at once (crm_resource --fail, as the postmaster watcher does),
 // so that Pacemaker restarts it and its start repairs it.
-func (c *call) followPromoted(ctx context.Context, promoted []string) error {
-	if len(promoted) != 1 || promoted[0] == c.node {
-		return nil
-	}
+func (c *call) followPromoted(ctx context.Context, primary string) error {
 	if _, err := c.cfg.inst.PostmasterPID(); err != nil {
 		return nil
 	}
@@ -86,14 +117,14 @@ func (c *call) followPromoted(ctx context.Context, promoted []string) error {
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if err := c.followPrimary(ctx, conn, promoted[0]); err != nil {
+	if err := c.followPrimary(ctx, conn, primary); err != nil {
 		return err
 	}
 	obs, err := pg.Observe(ctx, conn)
 	if err != nil || !obs.InRecovery {
 		return err
 	}
-	if fork, ok := c.forkOfRunning(ctx, obs, promoted[0]); ok && (fork.Forked || fork.Foreign) {
+	if fork, ok := c.forkOfRunning(ctx, obs, primary); ok && (fork.Forked || fork.Foreign) {
 		c.log.Warn("this standby cannot follow the new primary: reporting the failure now so that Pacemaker restarts it and its start repairs it", "fork", fork.Why)
 		_, err := c.run(ctx, "crm_resource", "--fail", "--resource="+c.rsc, "--node="+c.node)
 		return err
