@@ -54,6 +54,9 @@ func (a *actions) begin(ctx context.Context, r *ocf.Request) (*call, error) {
 // each node is (primary, sync, async, …; crm_mon -A shows it).
 func StateAttr(rsc string) string { return "rampart-" + rsc + "-state" }
 
+// StateStopped is StateAttr's value on a node whose instance is stopped.
+const StateStopped = "stopped"
+
 // PositionAttr is the private node attribute in which each node's agent
 // reports its timeline and WAL position (see Position).
 func PositionAttr(rsc string) string { return "rampart-" + rsc + "-position" }

@@ -81,20 +81,34 @@ func NotifyTaskOf(n ocf.Notify, node string) NotifyTask {
 
 // reportPosition publishes this standby's position for the promotion check.
 func (c *call) reportPosition(ctx context.Context) error {
+	// Pacemaker's scores are read while PostgreSQL is looked at: this
+	// round is on the failover's path.
+	type scoresRead struct {
+		scores map[string]string
+		err    error
+	}
+	read := make(chan scoresRead, 1)
+	go func() {
+		scores, err := pacemaker.QueryTransient(ctx, c.run, pacemaker.PromotionAttr(c.rsc))
+		read <- scoresRead{scores, err}
+	}()
 	conn, err := c.connect(ctx)
 	if err != nil {
+		<-read
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	obs, err := pg.Observe(ctx, conn)
 	if err != nil || !obs.InRecovery {
+		<-read
 		return err
 	}
 	// The slots exist before a promotion: the standbys re-attach at once.
 	if err := c.manageSlots(ctx, conn, obs, allNodes(c.r.Env.Notify)); err != nil {
 		c.log.Warn("replication slots before promotion", "err", err)
 	}
-	scores, err := pacemaker.QueryTransient(ctx, c.run, pacemaker.PromotionAttr(c.rsc))
+	rd := <-read
+	scores, err := rd.scores, rd.err
 	if err != nil {
 		return err
 	}

@@ -30,7 +30,9 @@ func (a *actions) promote(ctx context.Context, r *ocf.Request) (ocf.Status, erro
 		defer conn.Close(context.WithoutCancel(ctx))
 		obs, connErr = pg.Observe(ctx, conn)
 	}
+	looked := c.now()
 	rd := <-reads
+	read := c.now()
 	// Invariant 1 needs fencing: refuse first, before anything else is
 	// said or changed.
 	if rd.optsErr != nil {
@@ -64,15 +66,24 @@ func (a *actions) promote(ctx context.Context, r *ocf.Request) (ocf.Status, erro
 	}
 	// Name the surviving standbys before the first commit (invariant 4).
 	// (Pacemaker passes the transition's notify lists to promote too.)
+	// The synchronous names and the durable record are independent: both
+	// are in place before pg_promote, set at once.
+	synced := SyncedSet{Timeline: obs.Timeline + 1, Primary: c.node}
+	recorded := make(chan error, 1)
+	go func() {
+		recorded <- pacemaker.SetProperty(ctx, c.run, SyncedPropertySet, SyncedAttr(c.rsc), synced.String())
+	}()
 	var named pg.SyncNames
 	if c.cfg.policy.Count > 0 {
 		d := DecideSync(SyncInput{Self: c.node, PrimaryLSN: obs.LSN, Members: PromoteMembers(c.node, r.Env.Notify)}, c.cfg.policy)
 		named = d.Names
 		value := d.Names.String()
 		if _, err := c.cfg.inst.SetAutoConfFile(map[string]*string{"synchronous_standby_names": &value}); err != nil {
+			<-recorded
 			return 0, err
 		}
 		if err := pg.Reload(ctx, conn); err != nil {
+			<-recorded
 			return 0, err
 		}
 		c.log.Info("synchronous standbys named before promotion", "names", value)
@@ -81,8 +92,7 @@ func (a *actions) promote(ctx context.Context, r *ocf.Request) (ocf.Status, erro
 	// acknowledged commit; the record says so before there is one (its
 	// standbys join it as they confirm). Without it, nothing has changed:
 	// refuse.
-	synced := SyncedSet{Timeline: obs.Timeline + 1, Primary: c.node}
-	if err := pacemaker.SetProperty(ctx, c.run, SyncedPropertySet, SyncedAttr(c.rsc), synced.String()); err != nil {
+	if err := <-recorded; err != nil {
 		return 0, ocf.Errorf(ocf.ErrGeneric, "promote %s refused: %v", c.node, err)
 	}
 	checked := c.now()
@@ -109,7 +119,8 @@ func (a *actions) promote(ctx context.Context, r *ocf.Request) (ocf.Status, erro
 			"wal_sender_timeout", obs.WalSenderTimeout)
 	}
 	c.log.Info("promoted", "timeline_before", obs.Timeline, "lsn", obs.LSN.String(),
-		"checks", checked.Sub(started), "pg_promote", promoted.Sub(checked), "score", c.now().Sub(promoted))
+		"postgres_observed", looked.Sub(started), "pacemaker_read", read.Sub(started), "checks", checked.Sub(started),
+		"pg_promote", promoted.Sub(checked), "score", c.now().Sub(promoted))
 	return ocf.Success, nil
 }
 
@@ -152,11 +163,26 @@ func (a *actions) demote(ctx context.Context, r *ocf.Request) (ocf.Status, error
 	if err != nil {
 		return 0, err
 	}
-	// Not a candidate any more (lowered before anything else changes).
-	if err := pacemaker.SetPromotionScore(ctx, c.run, c.rsc, c.node, FormatScore(NoPromotion)); err != nil {
-		return 0, err
-	}
 	_, perr := c.cfg.inst.PostmasterPID()
+	// A crashed primary is stopped next: its state says so now, with its
+	// score, so that the stop's own write changes nothing. Each attribute
+	// that changes in the CIB aborts Pacemaker's transition, which then
+	// waits for the actions under way and computes a new one: a step more
+	// on the failover's path.
+	stateSet := make(chan error, 1)
+	if errors.Is(perr, pg.ErrNotRunning) {
+		go func() { stateSet <- pacemaker.SetTransient(ctx, c.run, c.node, StateAttr(c.rsc), StateStopped, false) }()
+	} else {
+		stateSet <- nil
+	}
+	// Not a candidate any more (lowered before anything else changes).
+	scoreErr := pacemaker.SetPromotionScore(ctx, c.run, c.rsc, c.node, FormatScore(NoPromotion))
+	if err := <-stateSet; err != nil {
+		c.log.Warn("demote: could not publish the state", "err", err)
+	}
+	if scoreErr != nil {
+		return 0, scoreErr
+	}
 	if perr == nil {
 		conn, err := c.connect(ctx)
 		if err == nil {

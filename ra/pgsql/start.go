@@ -135,7 +135,9 @@ func (a *actions) stop(ctx context.Context, r *ocf.Request) (ocf.Status, error) 
 		return 0, err
 	}
 	// crm_mon -A shows it; the primary overwrites it when the node returns.
-	if err := pacemaker.SetTransient(ctx, c.run, c.node, StateAttr(c.rsc), "stopped", false); err != nil {
+	// (A crashed primary's demote has set it already: unchanged, it does
+	// not abort Pacemaker's transition.)
+	if err := pacemaker.SetTransient(ctx, c.run, c.node, StateAttr(c.rsc), StateStopped, false); err != nil {
 		c.log.Warn("stop: could not publish the state", "err", err)
 	}
 	if _, err := c.cfg.inst.PostmasterPID(); errors.Is(err, pg.ErrNotRunning) {
