@@ -1,0 +1,262 @@
+package proxy
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// The relay's rules, each against a scripted server (script_test.go).
+
+// A statement the client prepared on a server connection that is gone is
+// prepared again on the next one before its Bind; the client, which
+// prepared it once, sees no second ParseComplete. The old connection, of
+// a primary that went away, is closed rather than reused.
+func TestRelayPreparesAgainOnANewServer(t *testing.T) {
+	sc := newScripted(t, Config{PoolSize: 1})
+	sc.play(func(s *serverEnd) error {
+		if _, err := s.expect("PS"); err != nil {
+			return err
+		}
+		if err := s.reply(parseComplete, idle); err != nil {
+			return err
+		}
+		return s.closed()
+	})
+	c := sc.client()
+	c.send(&pgproto3.Parse{Name: "s1", Query: "SELECT 1"}, &pgproto3.Sync{})
+	c.expect("1Z")
+	sc.restartPrimary()
+	sc.play(func(s *serverEnd) error {
+		msgs, err := s.expect("PBES")
+		if err != nil {
+			return err
+		}
+		if p := msgs[0].(*pgproto3.Parse); p.Name != "s1" || p.Query != "SELECT 1" {
+			return fmt.Errorf("prepared %q as %q, want s1 as SELECT 1", p.Name, p.Query)
+		}
+		return s.reply(parseComplete, bindComplete, row("1"), complete("SELECT 1"), idle)
+	})
+	c.send(&pgproto3.Bind{PreparedStatement: "s1"}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	c.expect("2DCZ")
+	sc.done(2)
+}
+
+// A server connection that holds another statement under the client's
+// name (the client closed and re-prepared it on another connection) gets
+// a Close and the client's Parse first; the client sees neither answer.
+func TestRelayReplacesAStaleStatement(t *testing.T) {
+	sc := newScripted(t, Config{PoolSize: 2})
+	// Connection A: client x's transaction, then client y's re-prepare,
+	// then x's second transaction.
+	sc.play(func(s *serverEnd) error {
+		for _, step := range []struct {
+			expect string
+			reply  []pgproto3.BackendMessage
+		}{
+			{"Q", []pgproto3.BackendMessage{complete("BEGIN"), inTx}},
+			{"Q", []pgproto3.BackendMessage{complete("COMMIT"), idle}},
+			{"CPS", []pgproto3.BackendMessage{closeComplete, parseComplete, idle}},
+			{"Q", []pgproto3.BackendMessage{complete("BEGIN"), inTx}},
+		} {
+			if _, err := s.expect(step.expect); err != nil {
+				return err
+			}
+			if err := s.reply(step.reply...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	// Connection B: y prepares s1 as SELECT 1, later binds the s1 it has
+	// re-prepared as SELECT 2 meanwhile (on A).
+	sc.play(func(s *serverEnd) error {
+		if _, err := s.expect("PS"); err != nil {
+			return err
+		}
+		if err := s.reply(parseComplete, idle); err != nil {
+			return err
+		}
+		msgs, err := s.expect("CPBES")
+		if err != nil {
+			return err
+		}
+		if cl := msgs[0].(*pgproto3.Close); cl.ObjectType != 'S' || cl.Name != "s1" {
+			return fmt.Errorf("closed %c %q first, want statement s1", cl.ObjectType, cl.Name)
+		}
+		if p := msgs[1].(*pgproto3.Parse); p.Name != "s1" || p.Query != "SELECT 2" {
+			return fmt.Errorf("prepared %q as %q, want s1 as SELECT 2", p.Name, p.Query)
+		}
+		return s.reply(closeComplete, parseComplete, bindComplete, row("2"), complete("SELECT 1"), idle)
+	})
+	x, y := sc.client(), sc.client()
+	x.send(&pgproto3.Query{String: "BEGIN"})
+	x.expect("CZ") // x holds A
+	y.send(&pgproto3.Parse{Name: "s1", Query: "SELECT 1"}, &pgproto3.Sync{})
+	y.expect("1Z") // on B
+	x.send(&pgproto3.Query{String: "COMMIT"})
+	x.expect("CZ")
+	sc.idleServers(2) // B, then A: A is taken next
+	y.send(&pgproto3.Close{ObjectType: 'S', Name: "s1"}, &pgproto3.Parse{Name: "s1", Query: "SELECT 2"}, &pgproto3.Sync{})
+	y.expect("31Z") // on A, the last one idle
+	sc.idleServers(2)
+	x.send(&pgproto3.Query{String: "BEGIN"})
+	x.expect("CZ") // x holds A again
+	y.send(&pgproto3.Bind{PreparedStatement: "s1"}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	got := y.expect("2DCZ")
+	if v := string(got[1].(*pgproto3.DataRow).Values[0]); v != "2" {
+		t.Errorf("y's s1 answered %q, want 2 (its SELECT 2)", v)
+	}
+	sc.done(2)
+}
+
+// Flush: what the server answers so far reaches the client at once,
+// without a Sync, and the transaction goes on on the same server.
+func TestRelayFlush(t *testing.T) {
+	sc := newScripted(t, Config{PoolSize: 1})
+	sc.play(func(s *serverEnd) error {
+		if _, err := s.expect("PDH"); err != nil {
+			return err
+		}
+		desc := &pgproto3.RowDescription{Fields: []pgproto3.FieldDescription{{Name: []byte("x"), DataTypeOID: 23, DataTypeSize: 4, TypeModifier: -1}}}
+		if err := s.reply(parseComplete, &pgproto3.ParameterDescription{}, desc); err != nil {
+			return err
+		}
+		if _, err := s.expect("BES"); err != nil {
+			return err
+		}
+		return s.reply(bindComplete, row("1"), complete("SELECT 1"), idle)
+	})
+	c := sc.client()
+	c.send(&pgproto3.Parse{Query: "SELECT 1 AS x"}, &pgproto3.Describe{ObjectType: 'S'}, &pgproto3.Flush{})
+	c.expect("1tT")
+	c.send(&pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	c.expect("2DCZ")
+	sc.done(1)
+}
+
+// COPY FROM STDIN: the client's data goes to the server, the server's
+// answers to the client.
+func TestRelayCopyIn(t *testing.T) {
+	sc := newScripted(t, Config{PoolSize: 1})
+	sc.play(func(s *serverEnd) error {
+		if _, err := s.expect("Q"); err != nil {
+			return err
+		}
+		if err := s.reply(&pgproto3.CopyInResponse{OverallFormat: 0, ColumnFormatCodes: []uint16{0}}); err != nil {
+			return err
+		}
+		var data strings.Builder // the backend reuses its messages: read one at a time
+		for range 2 {
+			msgs, err := s.expect("d")
+			if err != nil {
+				return err
+			}
+			data.Write(msgs[0].(*pgproto3.CopyData).Data)
+		}
+		if _, err := s.expect("c"); err != nil {
+			return err
+		}
+		if data.String() != "1\n2\n" {
+			return fmt.Errorf("COPY data %q, want the client's %q", data.String(), "1\n2\n")
+		}
+		return s.reply(complete("COPY 2"), idle)
+	})
+	c := sc.client()
+	c.send(&pgproto3.Query{String: "COPY t FROM STDIN"})
+	c.expect("G")
+	c.send(&pgproto3.CopyData{Data: []byte("1\n")}, &pgproto3.CopyData{Data: []byte("2\n")}, &pgproto3.CopyDone{})
+	got := c.expect("CZ")
+	if tag := string(got[0].(*pgproto3.CommandComplete).CommandTag); tag != "COPY 2" {
+		t.Errorf("COPY answered %q", tag)
+	}
+	sc.done(1)
+}
+
+// A server lost in the middle of a transaction: the client hears 08006
+// (PostgreSQL's connection failure) and its session ends; the broken
+// connection is not pooled again.
+func TestRelayServerLostInATransaction(t *testing.T) {
+	sc := newScripted(t, Config{PoolSize: 1})
+	sc.play(func(s *serverEnd) error {
+		if _, err := s.expect("Q"); err != nil {
+			return err
+		}
+		if err := s.reply(complete("BEGIN"), inTx); err != nil {
+			return err
+		}
+		if _, err := s.expect("Q"); err != nil {
+			return err
+		}
+		return s.conn.Close() // the server dies before it answers
+	})
+	c := sc.client()
+	c.send(&pgproto3.Query{String: "BEGIN"})
+	c.expect("CZ")
+	c.send(&pgproto3.Query{String: "INSERT INTO t VALUES (1)"})
+	got := c.expect("E")
+	if e := got[0].(*pgproto3.ErrorResponse); e.Code != "08006" || e.Severity != "FATAL" {
+		t.Errorf("client heard %s %s %q, want FATAL 08006", e.Severity, e.Code, e.Message)
+	}
+	sc.done(1)
+	// A new client gets a new server connection, not the broken one.
+	sc.play(func(s *serverEnd) error {
+		if _, err := s.expect("Q"); err != nil {
+			return err
+		}
+		return s.reply(complete("SELECT 1"), idle)
+	})
+	d := sc.client()
+	d.send(&pgproto3.Query{String: "SELECT 1"})
+	d.expect("CZ")
+	sc.done(1)
+	if n := sc.server.dials.Load(); n != 2 {
+		t.Errorf("%d server connections dialed, want 2", n)
+	}
+}
+
+// SET inside a transaction block may still roll back: the client keeps
+// its server connection after the transaction, rather than the pooler
+// learning a value that may not hold.
+func TestRelaySetInATransactionKeepsTheServer(t *testing.T) {
+	sc := newScripted(t, Config{PoolSize: 2})
+	sc.play(func(s *serverEnd) error {
+		for _, step := range []struct {
+			expect string
+			reply  []pgproto3.BackendMessage
+		}{
+			{"Q", []pgproto3.BackendMessage{complete("BEGIN"), inTx}},
+			{"Q", []pgproto3.BackendMessage{complete("SET"), inTx}},
+			{"Q", []pgproto3.BackendMessage{complete("COMMIT"), idle}},
+			{"Q", []pgproto3.BackendMessage{row("on"), complete("SELECT 1"), idle}},
+		} {
+			if _, err := s.expect(step.expect); err != nil {
+				return err
+			}
+			if err := s.reply(step.reply...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	// Another client, meanwhile, must get a connection of its own.
+	sc.play(func(s *serverEnd) error {
+		if _, err := s.expect("Q"); err != nil {
+			return err
+		}
+		return s.reply(complete("SELECT 1"), idle)
+	})
+	c := sc.client()
+	for _, q := range []string{"BEGIN", "SET enable_seqscan = off", "COMMIT"} {
+		c.send(&pgproto3.Query{String: q})
+		c.expect("CZ")
+	}
+	other := sc.client()
+	other.send(&pgproto3.Query{String: "SELECT 1"})
+	other.expect("CZ")
+	c.send(&pgproto3.Query{String: "SHOW enable_seqscan"})
+	c.expect("DCZ")
+	sc.done(2)
+}
