@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/rampart-ha/rampart/pooler/admin"
+	"github.com/rampart-ha/rampart/pooler/pool"
 )
 
 // AdminDatabases are the database names that reach the console instead of
@@ -215,23 +216,14 @@ func (p *Proxy) enter(ctx context.Context) error {
 
 // closeIdle closes the node's idle server connections.
 func (p *Proxy) closeIdle(node int) {
-	p.mu.Lock()
-	var pools []*pool
-	for k, pl := range p.pools {
-		if k.node == node {
-			pools = append(pools, pl)
+	p.pools.Each(func(k poolKey, pl *pool.Pool[*serverConn]) {
+		if k.node != node {
+			return
 		}
-	}
-	p.mu.Unlock()
-	for _, pl := range pools {
-		pl.mu.Lock()
-		idle := pl.idle
-		pl.idle = nil
-		pl.mu.Unlock()
-		for _, sc := range idle {
+		for _, sc := range pl.TakeIdle(func(*serverConn, time.Time) bool { return true }) {
 			sc.conn.Close()
 		}
-	}
+	})
 }
 
 // pauseWait bounds how long the console's PAUSE waits for running
@@ -359,12 +351,10 @@ func (p *Proxy) show(what string) ([]string, [][]string) {
 	case "POOLS", "SERVERS":
 		cols := []string{"node", "database", "user", "server_conns", "idle"}
 		var rows [][]string
-		for k, pl := range p.pools {
-			pl.mu.Lock()
-			idle := len(pl.idle)
-			pl.mu.Unlock()
-			rows = append(rows, []string{p.cfg.Nodes[k.node].Name, k.database, k.user, strconv.Itoa(len(pl.tokens) + idle), strconv.Itoa(idle)})
-		}
+		p.pools.Each(func(k poolKey, pl *pool.Pool[*serverConn]) {
+			open, idle := pl.Counts()
+			rows = append(rows, []string{p.cfg.Nodes[k.node].Name, k.database, k.user, strconv.Itoa(open), strconv.Itoa(idle)})
+		})
 		slices.SortFunc(rows, func(a, b []string) int { return slices.Compare(a, b) })
 		return cols, rows
 	case "CLIENTS":

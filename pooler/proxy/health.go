@@ -148,55 +148,29 @@ func (p *Proxy) healthConn(ctx context.Context, i int) (*pgx.Conn, error) {
 	return c, nil
 }
 
-// apply turns one round of observations into the routing view: lag is
-// measured against the primary seen in the same round.
+// apply turns one round of observations into the routing view
+// (route.View's rules) and acts on what changed.
 func (p *Proxy) apply(obs []observation) {
-	var primaryLSN pg.LSN
-	primaries := 0
-	for _, o := range obs {
-		if o.up && o.role == route.RolePrimary {
-			primaryLSN = max(primaryLSN, o.lsn)
-			primaries++
+	round := make([]route.Health, len(obs))
+	for i, o := range obs {
+		round[i] = route.Health{Up: o.up, Role: o.role, LSN: uint64(o.lsn), ReplayedAt: o.replayedAt}
+	}
+	p.mu.Lock()
+	next, changes := route.View(p.backends, round, p.cfg.Now())
+	copy(p.backends, next)
+	for _, c := range changes {
+		if c.Demoted {
+			p.epoch[c.Node]++
 		}
 	}
-	var demoted []int
-	defer func() {
-		// Server connections to a former primary: none is reused (idle ones
-		// close now; busy ones, of an older epoch, when they come back).
-		for _, i := range demoted {
-			p.closeIdle(i)
-		}
-	}()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	now := p.cfg.Now()
-	for i, o := range obs {
-		b := &p.backends[i]
-		was := b.Role
-		b.Up, b.Role, b.ReplayLSN = o.up, o.role, uint64(o.lsn)
-		if !o.up {
-			b.Role = route.RoleUnknown
-		}
-		// Two writable nodes: route writes to neither until one is gone
-		// (invariant 1 through the pooler).
-		if primaries > 1 && o.role == route.RolePrimary {
-			b.Role = route.RoleUnknown
-		}
-		b.LagBytes, b.LagTime = 0, 0
-		if o.up && o.role == route.RoleStandby && primaries == 1 {
-			if primaryLSN > o.lsn {
-				b.LagBytes = int64(primaryLSN - o.lsn)
-				if !o.replayedAt.IsZero() {
-					b.LagTime = now.Sub(o.replayedAt)
-				}
-			}
-		}
-		if was != b.Role && p.cfg.Log != nil {
-			p.cfg.Log.Info("node role", "node", b.Name, "was", was.String(), "now", b.Role.String(), "err", o.err)
-		}
-		if was == route.RolePrimary && b.Role != route.RolePrimary {
-			demoted = append(demoted, i)
-			p.epoch[i]++
+	p.mu.Unlock()
+	for _, c := range changes {
+		p.cfg.Log.Info("node role", "node", p.cfg.Nodes[c.Node].Name, "was", c.Was.String(), "now", c.Now.String(), "err", obs[c.Node].err)
+		if c.Demoted {
+			// Server connections to a former primary: none is reused (idle
+			// ones close now; busy ones, of an older epoch, when they come
+			// back).
+			p.closeIdle(c.Node)
 		}
 	}
 }

@@ -10,22 +10,39 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/rampart-ha/rampart/pooler/pool"
 )
+
+// takeSlot occupies a slot of pl with sc, as a session holding a server
+// connection does (pl has no idle connection).
+func takeSlot(t *testing.T, pl *pool.Pool[*serverConn], sc *serverConn) {
+	t.Helper()
+	if _, err := pl.Get(context.Background(), 0, time.Now(), pool.Funcs[*serverConn]{
+		Connect: func(context.Context) (*serverConn, error) { return sc, nil }}); err != nil {
+		t.Fatal(err)
+	}
+}
 
 func TestCloseStale(t *testing.T) {
 	now := time.Date(2026, 11, 26, 7, 0, 0, 0, time.UTC)
 	p := New(Config{Nodes: []Node{{Name: "n1", Addr: "192.0.2.1:5432"}}, ServerIdleTimeout: time.Minute, Now: func() time.Time { return now }})
 	k := poolKey{node: 0, database: "lab", user: "app"}
-	pl := p.poolFor(k)
+	pl := p.pools.Pool(k)
 	var peers []net.Conn
-	for _, idle := range []time.Duration{2 * time.Minute, 30 * time.Second} {
+	var scs []*serverConn
+	for range 2 {
 		a, b := net.Pipe()
 		peers = append(peers, b)
-		pl.idle = append(pl.idle, &serverConn{key: k, pool: pl, conn: a, idleAt: now.Add(-idle)})
+		sc := &serverConn{key: k, pool: pl, conn: a}
+		takeSlot(t, pl, sc)
+		scs = append(scs, sc)
 	}
+	pl.Put(scs[0], now.Add(-2*time.Minute))
+	pl.Put(scs[1], now.Add(-30*time.Second))
 	p.closeStale()
-	if len(pl.idle) != 1 || pl.idle[0].idleAt != now.Add(-30*time.Second) {
-		t.Fatalf("idle after closeStale: %d connections", len(pl.idle))
+	if open, idle := pl.Counts(); open != 1 || idle != 1 {
+		t.Fatalf("after closeStale: %d open, %d idle; want the one idle for 30 s", open, idle)
 	}
 	// The stale one is closed: its peer reads EOF at once.
 	peers[0].SetReadDeadline(time.Now().Add(time.Second))
@@ -58,10 +75,11 @@ func TestAcquireSkipsEndedConnections(t *testing.T) {
 	}
 	p := New(Config{Nodes: []Node{{Name: "n1", Addr: "192.0.2.1:5432"}}, PoolSize: 4})
 	k := poolKey{node: 0, database: "lab", user: "app"}
-	pl := p.poolFor(k)
+	pl := p.pools.Pool(k)
+	var idle []*serverConn
 	add := func(c net.Conn, epoch int) *serverConn {
 		sc := &serverConn{key: k, pool: pl, conn: c, rd: newMsgReader(c, 0), epoch: epoch}
-		pl.idle = append(pl.idle, sc)
+		idle = append(idle, sc)
 		return sc
 	}
 	good, _ := pair()
@@ -76,6 +94,12 @@ func TestAcquireSkipsEndedConnections(t *testing.T) {
 	add(talked, 1)
 	old, _ := pair()
 	add(old, 0)
+	for _, sc := range idle {
+		takeSlot(t, pl, sc)
+	}
+	for _, sc := range idle { // the last is taken first
+		pl.Put(sc, time.Now().Add(-time.Second))
+	}
 	p.epoch[0] = 1
 	// The peer's close and write must have arrived before acquire looks.
 	for _, c := range []net.Conn{closed, talked} {
@@ -91,8 +115,8 @@ func TestAcquireSkipsEndedConnections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got != want || len(pl.idle) != 0 {
-		t.Errorf("acquire gave %p (want the quiet one %p), %d left idle", got, want, len(pl.idle))
+	if _, left := pl.Counts(); got != want || left != 0 {
+		t.Errorf("acquire gave %p (want the quiet one %p), %d left idle", got, want, left)
 	}
 }
 
@@ -121,10 +145,7 @@ func TestFailedPoolsAreForgotten(t *testing.T) {
 			t.Fatal("connected to a port nobody listens on")
 		}
 	}
-	p.mu.Lock()
-	n := len(p.pools)
-	p.mu.Unlock()
-	if n != 0 {
+	if n := p.pools.Len(); n != 0 {
 		t.Errorf("%d pools left after 50 failed database names", n)
 	}
 }
@@ -139,8 +160,8 @@ func TestQueryWaitTimeout(t *testing.T) {
 			return nil, errors.New("no server in this test")
 		}})
 	k := poolKey{node: 0, database: "lab", user: "app"}
-	pl := p.poolFor(k)
-	pl.tokens <- struct{}{} // another session holds the only server connection
+	pl := p.pools.Pool(k)
+	takeSlot(t, pl, &serverConn{}) // another session holds the only server connection
 	start := time.Now()
 	_, err := p.acquire(context.Background(), k)
 	waited := time.Since(start)
@@ -153,7 +174,7 @@ func TestQueryWaitTimeout(t *testing.T) {
 	}
 	// Freed within the bound: the waiter gets the slot (and then tries to
 	// connect, which fails here; that is not a wait error).
-	go func() { <-pl.tokens }()
+	go pl.Discard()
 	if _, err := p.acquire(context.Background(), k); errors.As(err, &wait) {
 		t.Errorf("a slot freed in time: %v", err)
 	}

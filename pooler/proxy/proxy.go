@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 	"golang.org/x/sys/unix"
 
+	"github.com/rampart-ha/rampart/pooler/pool"
 	"github.com/rampart-ha/rampart/pooler/route"
 	"github.com/rampart-ha/rampart/ra/pg"
 )
@@ -117,7 +118,7 @@ type Proxy struct {
 	resumed  chan struct{}   // non-nil while paused; closed by RESUME
 	entering int             // transactions past the pause check, not yet counted in a backend's Outstanding
 	waiting  int             // transactions held by a pause
-	pools    map[poolKey]*pool
+	pools    *pool.Set[poolKey, *serverConn]
 	barriers map[int]*barriers // by node: durable_reads' barrier transactions
 	clients  map[cancelKey]*session
 	keys     map[string]passKey // by user: ClientKeys learnt from clients (SCRAM pass-through)
@@ -132,6 +133,9 @@ type Proxy struct {
 func New(cfg Config) *Proxy {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Dial == nil {
 		cfg.Dial = (&net.Dialer{}).DialContext
@@ -154,7 +158,7 @@ func New(cfg Config) *Proxy {
 	if cfg.DurableReadTimeout <= 0 {
 		cfg.DurableReadTimeout = 10 * time.Second
 	}
-	p := &Proxy{cfg: cfg, pools: map[poolKey]*pool{}, barriers: map[int]*barriers{}, clients: map[cancelKey]*session{}, keys: map[string]passKey{}, secret: make([]byte, 32),
+	p := &Proxy{cfg: cfg, pools: pool.NewSet[poolKey, *serverConn](cfg.PoolSize), barriers: map[int]*barriers{}, clients: map[cancelKey]*session{}, keys: map[string]passKey{}, secret: make([]byte, 32),
 		refresh: make(chan chan struct{})}
 	if _, err := rand.Read(p.secret); err != nil {
 		panic(fmt.Sprintf("pooler: no randomness for the mock SCRAM secret: %v", err))
@@ -270,28 +274,10 @@ type poolKey struct {
 	database, user string
 }
 
-// pool holds a key's idle server connections; tokens bound how many exist.
-type pool struct {
-	tokens chan struct{}
-	mu     sync.Mutex
-	idle   []*serverConn
-}
-
-func (p *Proxy) poolFor(k poolKey) *pool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	pl := p.pools[k]
-	if pl == nil {
-		pl = &pool{tokens: make(chan struct{}, p.cfg.PoolSize)}
-		p.pools[k] = pl
-	}
-	return pl
-}
-
 // serverConn is one authenticated connection to a node, driven directly.
 type serverConn struct {
 	key    poolKey
-	pool   *pool // the pool it counts in
+	pool   *pool.Pool[*serverConn] // the pool it counts in
 	conn   net.Conn
 	rd     *msgReader // the server's messages
 	pid    uint32
@@ -304,7 +290,6 @@ type serverConn struct {
 	track                   tracker           // messages sent and not yet answered
 	broken                  bool
 	epoch                   int // the node's epoch when connected
-	idleAt                  time.Time
 }
 
 // peekAfter is how long a connection must have been idle before acquire
@@ -315,81 +300,44 @@ const peekAfter = time.Millisecond
 
 // acquire returns a server connection of k, waiting for a free slot.
 func (p *Proxy) acquire(ctx context.Context, k poolKey) (*serverConn, error) {
-	pl := p.poolFor(k)
-	select {
-	case pl.tokens <- struct{}{}: // a free slot: the usual case, without a select
-	default:
-		wait := time.NewTimer(p.cfg.QueryWaitTimeout)
-		defer wait.Stop()
-		select {
-		case pl.tokens <- struct{}{}:
-		case <-ctx.Done():
-			return nil, fmt.Errorf("wait for a server connection to %s: %w", p.cfg.Nodes[k.node].Name, ctx.Err())
-		case <-wait.C:
-			return nil, &poolWaitError{node: p.cfg.Nodes[k.node].Name, key: k, after: p.cfg.QueryWaitTimeout}
-		}
-	}
-	// An idle connection the server ended meanwhile (a restart, a
-	// switchover's demote) or that belongs to a former primary is closed
-	// here, before a client's query goes to it.
-	p.mu.Lock()
-	epoch := p.epoch[k.node]
-	p.mu.Unlock()
-	for {
-		pl.mu.Lock()
-		n := len(pl.idle)
-		if n == 0 {
-			pl.mu.Unlock()
-			break
-		}
-		sc := pl.idle[n-1]
-		pl.idle = pl.idle[:n-1]
-		pl.mu.Unlock()
-		if sc.epoch == epoch && sc.rd.buffered() == 0 && (p.cfg.Now().Sub(sc.idleAt) < peekAfter || quiet(sc.conn)) {
-			return sc, nil
-		}
-		sc.conn.Close()
-	}
-	sc, err := p.connect(ctx, k)
-	if err != nil {
-		<-pl.tokens
-		p.dropIfUnused(k, pl)
+	sc, pl, err := p.pools.Get(ctx, k, p.cfg.QueryWaitTimeout, p.cfg.Now(), pool.Funcs[*serverConn]{
+		Connect: func(ctx context.Context) (*serverConn, error) { return p.connect(ctx, k) },
+		// An idle connection the server ended meanwhile (a restart, a
+		// switchover's demote) or that belongs to a former primary is
+		// closed here, before a client's query goes to it.
+		Usable: func(sc *serverConn, idleFor time.Duration) bool {
+			return sc.epoch == p.epochOf(k.node) && sc.rd.buffered() == 0 && (idleFor < peekAfter || quiet(sc.conn))
+		},
+		Close: func(sc *serverConn) { sc.conn.Close() },
+	})
+	switch {
+	case errors.Is(err, pool.ErrWaitTimeout):
+		return nil, &poolWaitError{node: p.cfg.Nodes[k.node].Name, key: k, after: p.cfg.QueryWaitTimeout}
+	case err != nil && err == ctx.Err():
+		return nil, fmt.Errorf("wait for a server connection to %s: %w", p.cfg.Nodes[k.node].Name, err)
+	case err != nil:
 		return nil, err
 	}
 	sc.pool = pl
 	return sc, nil
 }
 
-// dropIfUnused forgets k's pool when nothing is in it: a pool for each
-// database name a client ever tried (they fail to connect) must not pile
-// up. A session still holding pl keeps using it; its connections go back
-// to it (serverConn.pool).
-func (p *Proxy) dropIfUnused(k poolKey, pl *pool) {
+// epochOf is node's epoch: how many demotions the health checks saw.
+func (p *Proxy) epochOf(node int) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	pl.mu.Lock()
-	defer pl.mu.Unlock()
-	if p.pools[k] == pl && len(pl.idle) == 0 && len(pl.tokens) == 0 {
-		delete(p.pools, k)
-	}
+	return p.epoch[node]
 }
 
-// release returns sc to its pool, or closes it when it is broken or not
-// idle.
+// release returns sc to its pool, or closes it when it is broken, not
+// idle, or of a node's former epoch.
 func (p *Proxy) release(sc *serverConn, reusable bool) {
-	pl := sc.pool
-	p.mu.Lock()
-	stale := sc.epoch != p.epoch[sc.key.node]
-	p.mu.Unlock()
-	if sc.broken || !reusable || stale {
+	if sc.broken || !reusable || sc.epoch != p.epochOf(sc.key.node) {
 		sc.conn.Close()
-	} else {
-		sc.idleAt = p.cfg.Now()
-		pl.mu.Lock()
-		pl.idle = append(pl.idle, sc)
-		pl.mu.Unlock()
+		sc.pool.Discard()
+		return
 	}
-	<-pl.tokens
+	sc.pool.Put(sc, p.cfg.Now())
 }
 
 // connect logs in to a node as the client's user with pgconn, then takes
@@ -552,29 +500,11 @@ func (p *Proxy) closeStale() {
 		return
 	}
 	cutoff := p.cfg.Now().Add(-p.cfg.ServerIdleTimeout)
-	p.mu.Lock()
-	pools := make([]*pool, 0, len(p.pools))
-	for _, pl := range p.pools {
-		pools = append(pools, pl)
-	}
-	p.mu.Unlock()
-	for _, pl := range pools {
-		pl.mu.Lock()
-		keep := pl.idle[:0]
-		var stale []*serverConn
-		for _, sc := range pl.idle {
-			if sc.idleAt.Before(cutoff) {
-				stale = append(stale, sc)
-			} else {
-				keep = append(keep, sc)
-			}
-		}
-		pl.idle = keep
-		pl.mu.Unlock()
-		for _, sc := range stale {
+	p.pools.Each(func(_ poolKey, pl *pool.Pool[*serverConn]) {
+		for _, sc := range pl.TakeIdle(func(_ *serverConn, since time.Time) bool { return since.Before(cutoff) }) {
 			sc.conn.Close()
 		}
-	}
+	})
 }
 
 // Stats is a snapshot for metrics and health endpoints.
@@ -592,15 +522,14 @@ type Stats struct {
 func (p *Proxy) Stats() Stats {
 	hits, misses := p.settings().cache.Stats()
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	st := Stats{Backends: append([]route.Backend(nil), p.backends...), Detached: append([]bool(nil), p.detached...),
 		ServerConns: make([]int, len(p.backends)), Clients: len(p.clients), CacheHits: hits, CacheMisses: misses,
 		Paused: p.resumed != nil, Closing: p.closing.Load()}
-	for k, pl := range p.pools {
-		pl.mu.Lock()
-		st.ServerConns[k.node] += len(pl.tokens) + len(pl.idle)
-		pl.mu.Unlock()
-	}
+	p.mu.Unlock()
+	p.pools.Each(func(k poolKey, pl *pool.Pool[*serverConn]) {
+		open, _ := pl.Counts()
+		st.ServerConns[k.node] += open
+	})
 	return st
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/rampart-ha/rampart/pooler/pool"
 	"github.com/rampart-ha/rampart/pooler/route"
 )
 
@@ -224,14 +225,11 @@ func (sc *scripted) restartPrimary() {
 func (sc *scripted) idleServers(n int) {
 	sc.t.Helper()
 	eventually(sc.t, fmt.Sprintf("%d idle server connections", n), func() (bool, string) {
-		sc.p.mu.Lock()
-		defer sc.p.mu.Unlock()
 		idle := 0
-		for _, pl := range sc.p.pools {
-			pl.mu.Lock()
-			idle += len(pl.idle)
-			pl.mu.Unlock()
-		}
+		sc.p.pools.Each(func(_ poolKey, pl *pool.Pool[*serverConn]) {
+			_, i := pl.Counts()
+			idle += i
+		})
 		return idle == n, fmt.Sprintf("%d idle", idle)
 	})
 }
@@ -326,6 +324,35 @@ func decodeBackend(t *testing.T, b []byte) pgproto3.BackendMessage {
 		t.Fatalf("decode %q: %v", b, err)
 	}
 	return m
+}
+
+// step is one exchange of a script: messages of the types in expect
+// (check, if set, looks at the first), then reply.
+type step struct {
+	expect string
+	check  func(pgproto3.FrontendMessage) error
+	reply  []pgproto3.BackendMessage
+}
+
+// steps is a script that plays each step in turn.
+func steps(st ...step) script {
+	return func(s *serverEnd) error {
+		for i, x := range st {
+			msgs, err := s.expect(x.expect)
+			if err != nil {
+				return fmt.Errorf("step %d: %w", i+1, err)
+			}
+			if x.check != nil {
+				if err := x.check(msgs[0]); err != nil {
+					return fmt.Errorf("step %d: %w", i+1, err)
+				}
+			}
+			if err := s.reply(x.reply...); err != nil {
+				return fmt.Errorf("step %d: %w", i+1, err)
+			}
+		}
+		return nil
+	}
 }
 
 // Answers a server gives.

@@ -198,10 +198,10 @@ func TestCancelHoldsTheSessionsServer(t *testing.T) {
 	}
 	p := New(Config{Nodes: []Node{{Name: "n1", Addr: ln.Addr().String()}}, Dial: dial, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	k := poolKey{node: 0, database: "app", user: "app"}
-	pl := p.poolFor(k)
-	pl.tokens <- struct{}{}
+	pl := p.pools.Pool(k)
 	server, _ := net.Pipe()
 	sc := &serverConn{key: k, pool: pl, conn: server, pid: 4242, secret: []byte{1, 2, 3, 4}, prepared: map[string]string{}}
+	takeSlot(t, pl, sc)
 	s := &session{p: p, sc: sc, key: cancelKey{pid: 1 << 23, secret: "abcd"}}
 	p.backends[0].Outstanding = 1
 	p.clients[s.key] = s

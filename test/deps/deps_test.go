@@ -30,6 +30,7 @@ var rules = []rule{
 	{"vip/...", []string{"ra/...", "pooler/...", "fence/..."}, "address takeover knows no OCF, agent or pooler"},
 	{"pooler/...", []string{"ra/ocf", "ra/pacemaker", "ra/pgsql"}, "the pooler never acts as a cluster agent"},
 	{"pooler/route", []string{"std:net", "std:os/exec", "ra/..."}, "routing decisions are pure"},
+	{"pooler/pool", []string{"std:net", "std:os/exec", "..."}, "the pool is generic: how connections are made, checked and closed is passed in"},
 	{"pooler/watchdog/election", []string{"std:net", "std:os/exec", "..."}, "the election is pure: messages and time in, decisions out"},
 	{"ops", []string{"pooler/...", "vip/...", "fence/..."}, "operations act through Pacemaker and PostgreSQL, and read poolers over HTTP"},
 	{"ra/pacemaker", []string{"ra/pg", "ra/pgsql", "pooler/...", "vip/..."}, "Pacemaker tools know nothing of PostgreSQL"},
