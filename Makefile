@@ -29,16 +29,17 @@ build:
 packages:
 	scripts/packages $(PKGDIR)
 
-## test: everything CI runs — lint, unit, integration, lab and e2e tests (root);
-## one package at a time: lab and e2e tests each run whole clusters on two cores;
-## then no lab may be left behind
-test: deps lint build
+## test: everything CI runs — lint, the unit tests under the race detector, then unit,
+## integration, lab and e2e tests (root), one package at a time: lab and e2e tests each
+## run whole clusters on two cores; then no lab may be left behind
+test: deps lint build test-short
 	$(GO) test -count=1 -p 1 -timeout 40m ./...
 	$(BIN) lab leftovers
 
-## test-short: unit tests only; no root, no servers
+## test-short: unit tests only, under the race detector; no root, no servers
+## (the pooler's relay runs against scripted servers here)
 test-short:
-	$(GO) test -short -count=1 ./...
+	$(GO) test -short -race -count=1 ./...
 
 ## test-hosts: docs/deploy.md executed on hosts booted by systemd, then failovers on
 ## what it built, and the rolling upgrade from the previous release tag, on both Debian

@@ -51,25 +51,12 @@ func TestRelayReplacesAStaleStatement(t *testing.T) {
 	sc := newScripted(t, Config{PoolSize: 2})
 	// Connection A: client x's transaction, then client y's re-prepare,
 	// then x's second transaction.
-	sc.play(func(s *serverEnd) error {
-		for _, step := range []struct {
-			expect string
-			reply  []pgproto3.BackendMessage
-		}{
-			{"Q", []pgproto3.BackendMessage{complete("BEGIN"), inTx}},
-			{"Q", []pgproto3.BackendMessage{complete("COMMIT"), idle}},
-			{"CPS", []pgproto3.BackendMessage{closeComplete, parseComplete, idle}},
-			{"Q", []pgproto3.BackendMessage{complete("BEGIN"), inTx}},
-		} {
-			if _, err := s.expect(step.expect); err != nil {
-				return err
-			}
-			if err := s.reply(step.reply...); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	sc.play(steps(
+		step{"Q", nil, []pgproto3.BackendMessage{complete("BEGIN"), inTx}},
+		step{"Q", nil, []pgproto3.BackendMessage{complete("COMMIT"), idle}},
+		step{"CPS", nil, []pgproto3.BackendMessage{closeComplete, parseComplete, idle}},
+		step{"Q", nil, []pgproto3.BackendMessage{complete("BEGIN"), inTx}},
+	))
 	// Connection B: y prepares s1 as SELECT 1, later binds the s1 it has
 	// re-prepared as SELECT 2 meanwhile (on A).
 	sc.play(func(s *serverEnd) error {
@@ -217,45 +204,49 @@ func TestRelayServerLostInATransaction(t *testing.T) {
 	}
 }
 
-// SET inside a transaction block may still roll back: the client keeps
-// its server connection after the transaction, rather than the pooler
-// learning a value that may not hold.
-func TestRelaySetInATransactionKeepsTheServer(t *testing.T) {
+// SET inside a transaction block may still roll back: the values are
+// read back once the block has ended (committed, or restored by a
+// rollback) and follow the client to its next server connection; the
+// client does not keep the server (it used to be pinned to it).
+func TestRelaySetInABlockIsLearntWhenItEnds(t *testing.T) {
 	sc := newScripted(t, Config{PoolSize: 2})
-	sc.play(func(s *serverEnd) error {
-		for _, step := range []struct {
-			expect string
-			reply  []pgproto3.BackendMessage
-		}{
-			{"Q", []pgproto3.BackendMessage{complete("BEGIN"), inTx}},
-			{"Q", []pgproto3.BackendMessage{complete("SET"), inTx}},
-			{"Q", []pgproto3.BackendMessage{complete("COMMIT"), idle}},
-			{"Q", []pgproto3.BackendMessage{row("on"), complete("SELECT 1"), idle}},
-		} {
-			if _, err := s.expect(step.expect); err != nil {
-				return err
+	readBack := func(name, value string) step {
+		return step{"Q", func(m pgproto3.FrontendMessage) error {
+			if q := m.(*pgproto3.Query).String; !strings.Contains(q, "current_setting('"+name+"')") {
+				return fmt.Errorf("read back %q, want %s's value", q, name)
 			}
-			if err := s.reply(step.reply...); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	// Another client, meanwhile, must get a connection of its own.
-	sc.play(func(s *serverEnd) error {
-		if _, err := s.expect("Q"); err != nil {
-			return err
-		}
-		return s.reply(complete("SELECT 1"), idle)
-	})
+			return nil
+		}, []pgproto3.BackendMessage{row(value), complete("SELECT 1"), idle}}
+	}
+	sc.play(steps(
+		step{"Q", nil, []pgproto3.BackendMessage{complete("BEGIN"), inTx}},
+		step{"Q", nil, []pgproto3.BackendMessage{complete("SET"), inTx}},
+		step{"Q", nil, []pgproto3.BackendMessage{complete("COMMIT"), idle}},
+		readBack("enable_seqscan", "off"),
+		step{"Q", nil, []pgproto3.BackendMessage{complete("BEGIN"), inTx}},
+		step{"Q", nil, []pgproto3.BackendMessage{complete("SET"), inTx}},
+		step{"Q", nil, []pgproto3.BackendMessage{complete("ROLLBACK"), idle}},
+		readBack("work_mem", "4MB"),
+	))
 	c := sc.client()
-	for _, q := range []string{"BEGIN", "SET enable_seqscan = off", "COMMIT"} {
+	for _, q := range []string{"BEGIN", "SET enable_seqscan = off", "COMMIT", "BEGIN", "SET work_mem = '64MB'", "ROLLBACK"} {
 		c.send(&pgproto3.Query{String: q})
 		c.expect("CZ")
 	}
-	other := sc.client()
-	other.send(&pgproto3.Query{String: "SELECT 1"})
-	other.expect("CZ")
+	sc.idleServers(1) // not pinned: back in the pool
+	sc.restartPrimary()
+	sc.play(steps(
+		step{"Q", func(m pgproto3.FrontendMessage) error {
+			q := m.(*pgproto3.Query).String
+			for _, want := range []string{"set_config('enable_seqscan', 'off', false)", "set_config('work_mem', '4MB', false)"} {
+				if !strings.Contains(q, want) {
+					return fmt.Errorf("the session's parameters set with %q, want %s in it", q, want)
+				}
+			}
+			return nil
+		}, []pgproto3.BackendMessage{row("off"), complete("SELECT 1"), idle}},
+		step{"Q", nil, []pgproto3.BackendMessage{row("off"), complete("SHOW"), idle}},
+	))
 	c.send(&pgproto3.Query{String: "SHOW enable_seqscan"})
 	c.expect("DCZ")
 	sc.done(2)

@@ -32,6 +32,10 @@ type session struct {
 	sc *serverConn // attached server connection, nil between transactions
 	// pinned: the session left state on sc; it keeps sc until it ends.
 	pinned bool
+	// setInBlock names the parameters a SET or RESET changed inside the
+	// transaction block under way: they are read back when it ends (the
+	// values committed, or restored by a rollback).
+	setInBlock []string
 	// stmts are the client's prepared statements (name → query), so they
 	// can be prepared again on whichever server a later batch reaches.
 	stmts map[string]*pgproto3.Parse
@@ -566,16 +570,30 @@ func (s *session) run(ctx context.Context, v route.Verdict, msgs []unitMsg) erro
 		s.watch(sc)
 		return nil
 	}
-	if len(v.Sets) > 0 && !failed {
-		// A SET or RESET in its own (implicit) transaction took effect:
-		// learn the values. Inside a transaction block it may still roll
-		// back, so the client keeps this server instead.
-		if !fresh || status != 'I' || s.learnParams(sc, v.Sets) != nil {
+	// A SET or RESET in its own (implicit) transaction took effect: learn
+	// the values. Inside a transaction block it may still roll back (to
+	// a savepoint, too, or survive a failed statement after one): the
+	// values are read back once the block has ended, whatever ended it.
+	var learn []string
+	switch {
+	case len(v.Sets) > 0 && fresh && status == 'I':
+		if !failed {
+			learn = v.Sets
+		}
+	case len(v.Sets) > 0:
+		s.setInBlock = append(s.setInBlock, v.Sets...)
+	}
+	if status == 'I' && len(s.setInBlock) > 0 {
+		learn, s.setInBlock = append(learn, s.setInBlock...), nil
+	}
+	if len(learn) > 0 {
+		slices.Sort(learn)
+		if s.learnParams(sc, slices.Compact(learn)) != nil {
 			if sc.broken {
 				s.detach(false)
 				return s.refuse(fatal("08006", "server connection lost"))
 			}
-			s.pinned = true
+			s.pinned = true // values it cannot carry: the client keeps this server
 		}
 	}
 	// A statement DEALLOCATE (or DISCARD ALL) dropped is gone from the
@@ -783,6 +801,7 @@ func (s *session) detach(idle bool) {
 		idle = s.reset(sc)
 	}
 	s.pinned = false
+	s.setInBlock = nil
 	s.p.release(sc, idle && !sc.broken)
 }
 
