@@ -23,7 +23,15 @@ import (
 type poolTarget struct {
 	name string
 	port int
-	host string // "" = 127.0.0.1 inside the client host
+	host string   // "" = 127.0.0.1 inside the client host
+	cpu  cpuClock // the pooler's CPU time; nil for a direct connection
+}
+
+// benchRun is what one pgbench run measured.
+type benchRun struct {
+	tps  float64
+	p99  time.Duration
+	txns int // transactions actually processed
 }
 
 // TestPoolerBench runs pgbench -S through each target side by side
@@ -74,33 +82,36 @@ func TestPoolerBench(t *testing.T) {
 		standbys = append(standbys, proxy.Node{Name: h.Name, Addr: h.Addr.String() + ":5432", Weight: 1})
 	}
 	startRampart(t, l, 6432, []proxy.Node{{Name: "n1", Addr: primary + ":5432", Weight: 1}}, 20)
-	startPgBouncer(t, l, 6434, primary, nil)
-	startPgBouncer(t, l, 6435, primary, pgbouncer124(t))
-	startPgpool(t, l, 6436, primary, 256)
+	bouncer := startPgBouncer(t, l, 6434, primary, nil)
+	bouncer124 := startPgBouncer(t, l, 6435, primary, pgbouncer124(t))
+	pgpool := startPgpool(t, l, 6436, primary, 256)
 	work := t.TempDir()
 	os.Chmod(work, 0o755)
-	pgbench := func(port int, host string, args ...string) (float64, time.Duration, error) {
+	pgbench := func(port int, host string, args ...string) (benchRun, error) {
 		prefix := filepath.Join(work, fmt.Sprintf("log%d", time.Now().UnixNano()))
 		argv := append([]string{"pgbench", "-h", host, "-p", strconv.Itoa(port), "-U", lab.AppUser, "-n", "-T", strconv.Itoa(secs),
 			"-l", "--log-prefix", prefix}, args...)
 		argv = append(argv, lab.AppDatabase)
 		cmd, err := l.Exec(ctx, "client", argv...)
 		if err != nil {
-			return 0, 0, err
+			return benchRun{}, err
 		}
 		cmd.Dir = work
 		out, err := cmd.CombinedOutput()
 		if err != nil {
-			return 0, 0, fmt.Errorf("%s: %w\n%s", strings.Join(argv, " "), err, out)
+			return benchRun{}, fmt.Errorf("%s: %w\n%s", strings.Join(argv, " "), err, out)
 		}
-		var tps float64
+		var r benchRun
 		for _, line := range strings.Split(string(out), "\n") {
 			if strings.HasPrefix(line, "tps = ") {
-				fmt.Sscanf(line, "tps = %f", &tps)
+				fmt.Sscanf(line, "tps = %f", &r.tps)
+			}
+			if strings.HasPrefix(line, "number of transactions actually processed: ") {
+				fmt.Sscanf(line, "number of transactions actually processed: %d", &r.txns)
 			}
 		}
-		p99, err := p99FromLogs(prefix)
-		return tps, p99, err
+		r.p99, err = p99FromLogs(prefix)
+		return r, err
 	}
 	// Tables through the primary, directly.
 	if err := run(ctx, l, "client", []string{"PGPASSWORD=" + pw}, "pgbench", "-i", "-q", "-s", "10", "-h", primary, "-U", lab.AppUser, lab.AppDatabase); err != nil {
@@ -109,9 +120,11 @@ func TestPoolerBench(t *testing.T) {
 	if err := l.WaitCaughtUp(ctx, "n1", l.DBHosts()[1:]); err != nil {
 		t.Fatal(err)
 	}
-	targets := []poolTarget{{"direct to the primary", 5432, primary}, {"rampart pooler (routing, 1 node)", 6432, ""},
-		{"PgBouncer 1.18 (transaction)", 6434, ""}, {"pgpool-II 4.3 (streaming repl.)", 6436, ""},
-		{"PgBouncer 1.24 (transaction)", 6435, ""}}
+	targets := []poolTarget{{"direct to the primary", 5432, primary, nil}, {"rampart pooler (routing, 1 node)", 6432, "", selfCPU},
+		{"PgBouncer 1.18 (transaction)", 6434, "", bouncer}, {"pgpool-II 4.3 (streaming repl.)", 6436, "", pgpool},
+		{"PgBouncer 1.24 (transaction)", 6435, "", bouncer124}}
+	// CPU per transaction, µs, by "mode clients" and target.
+	cpuPerTxn := map[string]map[string]float64{}
 	var report strings.Builder
 	fmt.Fprintf(&report, "\npooler: pgbench -S, %d s each, same primary, interleaved; TPS (p99 latency)\n", secs)
 	fmt.Fprintf(&report, "  %-8s %-8s", "mode", "clients")
@@ -129,7 +142,15 @@ func TestPoolerBench(t *testing.T) {
 				if host == "" {
 					host = "127.0.0.1"
 				}
-				v, p99, err := pgbench(tg.port, host, "-S", "-M", mode, "-c", strconv.Itoa(clients), "-j", strconv.Itoa(min(clients, 2)))
+				var cpu0 time.Duration
+				if tg.cpu != nil {
+					var err error
+					if cpu0, err = tg.cpu(); err != nil {
+						t.Fatalf("%s's CPU time: %v", tg.name, err)
+					}
+				}
+				r, err := pgbench(tg.port, host, "-S", "-M", mode, "-c", strconv.Itoa(clients), "-j", strconv.Itoa(min(clients, 2)))
+				v, p99 := r.tps, r.p99
 				if err != nil && tg.port == 6434 && mode == "prepared" && strings.Contains(err.Error(), "prepared statement") {
 					// PgBouncer before 1.21 cannot keep protocol-level prepared
 					// statements in transaction mode: a finding, not a bench failure.
@@ -141,6 +162,17 @@ func TestPoolerBench(t *testing.T) {
 					t.Fatal(err)
 				}
 				tps[tg.name] = v
+				if tg.cpu != nil && r.txns > 0 {
+					cpu1, err := tg.cpu()
+					if err != nil {
+						t.Fatalf("%s's CPU time: %v", tg.name, err)
+					}
+					row := fmt.Sprintf("%s %d", mode, clients)
+					if cpuPerTxn[row] == nil {
+						cpuPerTxn[row] = map[string]float64{}
+					}
+					cpuPerTxn[row][tg.name] = float64((cpu1 - cpu0).Microseconds()) / float64(r.txns)
+				}
 				if clients == 1 && v > 0 {
 					added[mode+" "+tg.name] = time.Duration(float64(time.Second) / v)
 				}
@@ -150,6 +182,21 @@ func TestPoolerBench(t *testing.T) {
 			ours, bouncer, pgpool, direct := tps[targets[1].name], tps[targets[2].name], tps[targets[3].name], tps[targets[0].name]
 			bouncer124 := tps[targets[4].name]
 			fmt.Fprintf(&report, " %-18s %-23s %-18s %s\n", ratio(ours, bouncer), ratio(ours, bouncer124), ratio(ours, pgpool), ratio(ours, direct))
+		}
+	}
+	fmt.Fprintf(&report, "\npooler CPU per transaction, µs (process CPU time over pgbench's transactions, same runs; rampart's in the test process)\n")
+	fmt.Fprintf(&report, "  %-8s %-8s %-10s %-16s %-16s %-12s %s\n", "mode", "clients", "rampart", "PgBouncer 1.18", "PgBouncer 1.24", "pgpool-II", "rampart/PgBouncer 1.18  rampart/PgBouncer 1.24")
+	for _, mode := range []string{"simple", "prepared"} {
+		for _, clients := range []int{1, 16, 64, 256} {
+			c := cpuPerTxn[fmt.Sprintf("%s %d", mode, clients)]
+			us := func(name string) string {
+				if v, ok := c[name]; ok {
+					return fmt.Sprintf("%.1f", v)
+				}
+				return "—"
+			}
+			fmt.Fprintf(&report, "  %-8s %-8d %-10s %-16s %-16s %-12s %-23s %s\n", mode, clients, us(targets[1].name), us(targets[2].name), us(targets[4].name), us(targets[3].name),
+				ratio(c[targets[1].name], c[targets[2].name]), ratio(c[targets[1].name], c[targets[4].name]))
 		}
 	}
 	for _, mode := range []string{"simple", "prepared"} {
@@ -169,10 +216,11 @@ func TestPoolerBench(t *testing.T) {
 	for k := 1; k <= len(standbys); k++ {
 		port := 6440 + k
 		startRampart(t, l, port, append([]proxy.Node{{Name: "n1", Addr: primary + ":5432", Weight: 1}}, standbys[:k]...), 4)
-		v, p99, err := pgbench(port, "127.0.0.1", "-f", script, "-M", "prepared", "-c", "32", "-j", "2")
+		r, err := pgbench(port, "127.0.0.1", "-f", script, "-M", "prepared", "-c", "32", "-j", "2")
 		if err != nil {
 			t.Fatal(err)
 		}
+		v, p99 := r.tps, r.p99
 		if k == 1 {
 			one = v
 		}
@@ -190,14 +238,15 @@ func TestPoolerBench(t *testing.T) {
 	startRampartWith(t, l, 6450, []proxy.Node{{Name: "n1", Addr: primary + ":5432", Weight: 1}}, 20, true)
 	fmt.Fprintf(&report, "  durable_reads (pgbench -S -M prepared on the primary, n2 synchronous): TPS (p99)\n")
 	for _, clients := range []int{1, 16, 64} {
-		plain, plainP99, err := pgbench(6432, "127.0.0.1", "-S", "-M", "prepared", "-c", strconv.Itoa(clients), "-j", strconv.Itoa(min(clients, 2)))
+		p, err := pgbench(6432, "127.0.0.1", "-S", "-M", "prepared", "-c", strconv.Itoa(clients), "-j", strconv.Itoa(min(clients, 2)))
 		if err != nil {
 			t.Fatal(err)
 		}
-		durable, durableP99, err := pgbench(6450, "127.0.0.1", "-S", "-M", "prepared", "-c", strconv.Itoa(clients), "-j", strconv.Itoa(min(clients, 2)))
+		d, err := pgbench(6450, "127.0.0.1", "-S", "-M", "prepared", "-c", strconv.Itoa(clients), "-j", strconv.Itoa(min(clients, 2)))
 		if err != nil {
 			t.Fatal(err)
 		}
+		plain, plainP99, durable, durableP99 := p.tps, p.p99, d.tps, d.p99
 		fmt.Fprintf(&report, "    %3d clients: rampart %.0f (%s), rampart durable_reads %.0f (%s), durable/plain %s\n", clients,
 			plain, plainP99.Round(10*time.Microsecond), durable, durableP99.Round(10*time.Microsecond), ratio(durable, plain))
 	}
@@ -313,7 +362,7 @@ func pgbouncer124(t *testing.T) []string {
 // in front of the primary: this machine's (1.18), or the one argv runs
 // (1.24, keeping protocol-level prepared statements: a setting 1.18
 // refuses to start with).
-func startPgBouncer(t *testing.T, l *lab.Lab, port int, primary string, argv []string) {
+func startPgBouncer(t *testing.T, l *lab.Lab, port int, primary string, argv []string) cpuClock {
 	t.Helper()
 	dir := baselineDir(t, "pgbouncer-")
 	ini := fmt.Sprintf(`[databases]
@@ -339,7 +388,7 @@ pidfile = %s/pgbouncer.pid
 	} else {
 		files["pgbouncer.ini"] += "max_prepared_statements = 200\n"
 	}
-	runAsPostgres(t, l, dir, files, port, filepath.Join(dir, "pgbouncer.out"), syscall.SIGTERM,
+	return runAsPostgres(t, l, dir, files, port, filepath.Join(dir, "pgbouncer.out"), syscall.SIGTERM,
 		append(argv, filepath.Join(dir, "pgbouncer.ini"))...)
 }
 
@@ -348,7 +397,7 @@ pidfile = %s/pgbouncer.pid
 // parses every query to route it, as rampart does): one child process per
 // client (num_init_children must cover the largest client count, or extra
 // clients wait for a free child), connection cache on.
-func startPgpool(t *testing.T, l *lab.Lab, port int, primary string, maxClients int) {
+func startPgpool(t *testing.T, l *lab.Lab, port int, primary string, maxClients int) cpuClock {
 	t.Helper()
 	dir := baselineDir(t, "pgpool-")
 	conf := fmt.Sprintf(`backend_clustering_mode = 'streaming_replication'
@@ -380,7 +429,7 @@ log_destination = 'stderr'
 		"pool_passwd":   fmt.Sprintf("%s:TEXT%s\n", lab.AppUser, l.Password(lab.AppUser)),
 		"pcp.conf":      "",
 	}
-	runAsPostgres(t, l, dir, files, port, filepath.Join(dir, "pgpool.log"), syscall.SIGINT, // fast shutdown, children too
+	return runAsPostgres(t, l, dir, files, port, filepath.Join(dir, "pgpool.log"), syscall.SIGINT, // fast shutdown, children too
 		"pgpool", "-n", "-f", filepath.Join(dir, "pgpool.conf"), "-a", filepath.Join(dir, "pool_hba.conf"), "-F", filepath.Join(dir, "pcp.conf"))
 }
 
@@ -397,8 +446,8 @@ func baselineDir(t *testing.T, prefix string) string {
 // runAsPostgres writes files into dir and runs argv in the client host as
 // postgres (both baselines refuse root), logging to logPath, until the test
 // ends (then stop, the daemon's shutdown signal, reaches it); it returns
-// once port accepts connections.
-func runAsPostgres(t *testing.T, l *lab.Lab, dir string, files map[string]string, port int, logPath string, stop syscall.Signal, argv ...string) {
+// once port accepts connections, with the daemon's CPU clock.
+func runAsPostgres(t *testing.T, l *lab.Lab, dir string, files map[string]string, port int, logPath string, stop syscall.Signal, argv ...string) cpuClock {
 	t.Helper()
 	for name, text := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
@@ -453,4 +502,5 @@ func runAsPostgres(t *testing.T, l *lab.Lab, dir string, files map[string]string
 		b, _ := os.ReadFile(logPath)
 		t.Fatalf("%v\n%s", err, b)
 	}
+	return treeCPU(cmd.Process.Pid)
 }
