@@ -257,13 +257,13 @@ func (s *session) adminLoop(ctx context.Context) error {
 			} else if err := s.p.execAdmin(ctx, s, cmd); err != nil {
 				s.be.Send(errorResponse("55000", err.Error(), "")) // object_not_in_prerequisite_state
 			}
-			s.be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+			s.be.Send(&pgproto3.ReadyForQuery{TxStatus: txIdle})
 			if err := s.be.Flush(); err != nil {
 				return err
 			}
 		default:
 			s.be.Send(errorResponse("0A000", "the admin console takes simple queries only", "use psql"))
-			s.be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+			s.be.Send(&pgproto3.ReadyForQuery{TxStatus: txIdle})
 			if err := s.be.Flush(); err != nil {
 				return err
 			}

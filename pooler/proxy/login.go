@@ -107,7 +107,7 @@ func startTLS(ctx context.Context, conn net.Conn, cfg *tls.Config) (net.Conn, er
 		conn.Close()
 		return nil, err
 	}
-	if answer[0] != 'S' {
+	if answer[0] != sslAccepted {
 		conn.Close()
 		return nil, errors.New("the server does not accept TLS")
 	}

@@ -159,13 +159,13 @@ func (sc *serverConn) receive() (pgproto3.BackendMessage, error) {
 		Decode([]byte) error
 	}
 	switch typ {
-	case 'Z':
+	case msgReadyForQuery:
 		m = &pgproto3.ReadyForQuery{}
-	case 'S':
+	case msgParameterStatus:
 		m = &pgproto3.ParameterStatus{}
-	case 'E':
+	case msgErrorResponse:
 		m = &pgproto3.ErrorResponse{}
-	case 'D':
+	case msgDataRow:
 		m = &pgproto3.DataRow{}
 	default:
 		return nil, nil

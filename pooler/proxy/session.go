@@ -117,12 +117,12 @@ func (s *session) startup(ctx context.Context) error {
 		switch m := msg.(type) {
 		case *pgproto3.SSLRequest:
 			if s.p.cfg.ClientTLS == nil || s.tls {
-				if _, err := s.conn.Write([]byte{'N'}); err != nil {
+				if _, err := s.conn.Write([]byte{sslRefused}); err != nil {
 					return err
 				}
 				continue
 			}
-			if _, err := s.conn.Write([]byte{'S'}); err != nil {
+			if _, err := s.conn.Write([]byte{sslAccepted}); err != nil {
 				return err
 			}
 			tc := tls.Server(s.conn, s.p.cfg.ClientTLS)
@@ -133,7 +133,7 @@ func (s *session) startup(ctx context.Context) error {
 			s.be = pgproto3.NewBackend(tc, tc)
 			s.be.SetMaxBodyLen(authMaxBody)
 		case *pgproto3.GSSEncRequest:
-			if _, err := s.conn.Write([]byte{'N'}); err != nil {
+			if _, err := s.conn.Write([]byte{sslRefused}); err != nil {
 				return err
 			}
 		case *pgproto3.CancelRequest:
@@ -180,7 +180,7 @@ func (s *session) startup(ctx context.Context) error {
 			s.be.Send(&pgproto3.ParameterStatus{Name: k, Value: v})
 		}
 		s.be.Send(&pgproto3.BackendKeyData{ProcessID: 0, SecretKey: make([]byte, 4)})
-		s.be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+		s.be.Send(&pgproto3.ReadyForQuery{TxStatus: txIdle})
 		return s.be.Flush()
 	}
 	// What a server said at its start-up: the client's driver wants
@@ -224,7 +224,7 @@ func (s *session) startup(ctx context.Context) error {
 	s.p.clients[s.key] = s
 	s.p.mu.Unlock()
 	s.be.Send(&pgproto3.BackendKeyData{ProcessID: s.key.pid, SecretKey: []byte(s.key.secret)})
-	s.be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+	s.be.Send(&pgproto3.ReadyForQuery{TxStatus: txIdle})
 	return s.be.Flush()
 }
 
@@ -335,7 +335,7 @@ type batch struct {
 // stmtRef is what a client's message says of prepared statements, noted
 // when the loop decoded it, so that the send need not decode it again.
 type stmtRef struct {
-	object byte   // Describe and Close: 'S' or 'P'
+	object byte   // Describe and Close: objStatement or objPortal
 	name   string // the statement's
 	query  string // Parse: the statement's text
 	// Parse and Close of a statement: the client's statement of that name
@@ -425,10 +425,10 @@ func (s *session) loop(ctx context.Context) error {
 			return s.refuse(fatal("08P01", "invalid frontend message: "+err.Error()))
 		}
 		body := msg[5:]
-		if s.skipToSync && typ != 'X' {
-			if typ == 'S' {
+		if s.skipToSync && typ != msgTerminate {
+			if typ == msgSync {
 				s.skipToSync = false
-				s.be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+				s.be.Send(&pgproto3.ReadyForQuery{TxStatus: txIdle})
 				if err := s.be.Flush(); err != nil {
 					return err
 				}
@@ -436,9 +436,9 @@ func (s *session) loop(ctx context.Context) error {
 			continue
 		}
 		switch typ {
-		case 'X':
+		case msgTerminate:
 			return io.EOF
-		case 'Q':
+		case msgQuery:
 			var m pgproto3.Query
 			if err := m.Decode(body); err != nil {
 				return s.refuse(fatal("08P01", "invalid Query message: "+err.Error()))
@@ -447,14 +447,14 @@ func (s *session) loop(ctx context.Context) error {
 			delete(s.stmts, "")
 			b.v = route.Merge(b.v, s.p.settings().cache.Classify(m.String))
 			b.add(msg, stmtRef{})
-		case 'F':
+		case msgFunctionCall:
 			var m pgproto3.FunctionCall
 			if err := m.Decode(body); err != nil {
 				return s.refuse(fatal("08P01", "invalid FunctionCall message: "+err.Error()))
 			}
 			b.v = route.Merge(b.v, route.Verdict{Target: route.Primary, Reason: "function call"})
 			b.add(msg, stmtRef{})
-		case 'P':
+		case msgParse:
 			m := &pgproto3.Parse{}
 			if err := m.Decode(body); err != nil {
 				return s.refuse(fatal("08P01", "invalid Parse message: "+err.Error()))
@@ -467,7 +467,7 @@ func (s *session) loop(ctx context.Context) error {
 			v.Deallocates = nil // a DEALLOCATE drops its statement when it runs (Bind, Execute), not when prepared
 			b.v = route.Merge(b.v, v)
 			b.add(msg, ref)
-		case 'B':
+		case msgBind:
 			var m pgproto3.Bind
 			if err := m.Decode(body); err != nil {
 				return s.refuse(fatal("08P01", "invalid Bind message: "+err.Error()))
@@ -477,44 +477,44 @@ func (s *session) loop(ctx context.Context) error {
 				b.v = route.Merge(b.v, s.p.settings().cache.Classify(st.Query))
 			}
 			b.add(msg, stmtRef{name: m.PreparedStatement, stmt: st})
-		case 'D':
+		case msgDescribe:
 			var m pgproto3.Describe
 			if err := m.Decode(body); err != nil {
 				return s.refuse(fatal("08P01", "invalid Describe message: "+err.Error()))
 			}
 			ref := stmtRef{object: m.ObjectType, name: m.Name}
-			if m.ObjectType == 'S' {
+			if m.ObjectType == objStatement {
 				ref.stmt = s.stmts[m.Name]
 			}
 			b.add(msg, ref)
-		case 'C':
+		case msgClose:
 			var m pgproto3.Close
 			if err := m.Decode(body); err != nil {
 				return s.refuse(fatal("08P01", "invalid Close message: "+err.Error()))
 			}
 			ref := stmtRef{object: m.ObjectType, name: m.Name}
-			if m.ObjectType == 'S' {
+			if m.ObjectType == objStatement {
 				ref.prev = s.stmts[m.Name]
 				delete(s.stmts, m.Name)
 			}
 			b.add(msg, ref)
-		case 'E':
+		case msgExecute:
 			var m pgproto3.Execute
 			if err := m.Decode(body); err != nil {
 				return s.refuse(fatal("08P01", "invalid Execute message: "+err.Error()))
 			}
 			b.add(msg, stmtRef{})
-		case 'H':
+		case msgFlush:
 			if len(body) != 0 {
 				return s.refuse(fatal("08P01", "invalid Flush message"))
 			}
 			b.add(msg, stmtRef{})
-		case 'S':
+		case msgSync:
 			if len(body) != 0 {
 				return s.refuse(fatal("08P01", "invalid Sync message"))
 			}
 			b.add(msg, stmtRef{})
-		case 'd', 'c', 'f':
+		case msgCopyData, msgCopyDone, msgCopyFail:
 			// What a client still sends of a COPY that failed: the server
 			// ignores it too.
 			continue
@@ -522,7 +522,7 @@ func (s *session) loop(ctx context.Context) error {
 			return s.refuse(fatal("08P01", fmt.Sprintf("unexpected message type %q", typ)))
 		}
 		switch typ {
-		case 'Q', 'F', 'H', 'S':
+		case msgQuery, msgFunctionCall, msgFlush, msgSync:
 		default:
 			continue // more to come before the server must answer
 		}
@@ -576,14 +576,14 @@ func (s *session) run(ctx context.Context, v route.Verdict, msgs []unitMsg) erro
 	// values are read back once the block has ended, whatever ended it.
 	var learn []string
 	switch {
-	case len(v.Sets) > 0 && fresh && status == 'I':
+	case len(v.Sets) > 0 && fresh && status == txIdle:
 		if !failed {
 			learn = v.Sets
 		}
 	case len(v.Sets) > 0:
 		s.setInBlock = append(s.setInBlock, v.Sets...)
 	}
-	if status == 'I' && len(s.setInBlock) > 0 {
+	if status == txIdle && len(s.setInBlock) > 0 {
 		learn, s.setInBlock = append(learn, s.setInBlock...), nil
 	}
 	if len(learn) > 0 {
@@ -617,10 +617,10 @@ func (s *session) run(ctx context.Context, v route.Verdict, msgs []unitMsg) erro
 			sc.prepared[name] = uncertainStmt
 		}
 	}
-	if status == 'I' && !s.pinned && !s.p.cfg.Session {
+	if status == txIdle && !s.pinned && !s.p.cfg.Session {
 		s.detach(true)
 	}
-	if status == 'I' && s.p.closing.Load() {
+	if status == txIdle && s.p.closing.Load() {
 		return s.goodbye()
 	}
 	if sc := s.attached(); sc != nil {
@@ -694,8 +694,8 @@ func (s *session) begin(ctx context.Context, v route.Verdict, msgs []unitMsg) (a
 func (s *session) unanswered(msgs []unitMsg, e *pgproto3.ErrorResponse) error {
 	s.be.Send(e)
 	switch msgs[len(msgs)-1].raw[0] {
-	case 'S', 'Q', 'F':
-		s.be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+	case msgSync, msgQuery, msgFunctionCall:
+		s.be.Send(&pgproto3.ReadyForQuery{TxStatus: txIdle})
 	default:
 		// The server would skip the client's messages until its Sync.
 		s.skipToSync = true
@@ -810,7 +810,7 @@ func (s *session) detach(idle bool) {
 func (s *session) reset(sc *serverConn) bool {
 	_, status, err := sc.exec(s.p.cfg.ServerResetQuery)
 	sc.prepared = map[string]string{}
-	return err == nil && status == 'I'
+	return err == nil && status == txIdle
 }
 
 // uncertainStmt marks a statement name whose state on a server
@@ -840,11 +840,11 @@ func (s *session) prepareMissing(sc *serverConn, msgs []unitMsg, drops []string)
 		if q, had := sc.prepared[name]; had && q == st.Query {
 			return
 		} else if had && name != "" {
-			c, _ := (&pgproto3.Close{ObjectType: 'S', Name: name}).Encode(nil)
-			add(c, expect{typ: 'C', object: 'S', name: name, injected: true})
+			c, _ := (&pgproto3.Close{ObjectType: objStatement, Name: name}).Encode(nil)
+			add(c, expect{typ: msgClose, object: objStatement, name: name, injected: true})
 		}
 		p, _ := st.Encode(nil)
-		add(p, expect{typ: 'P', name: name, query: st.Query, injected: true})
+		add(p, expect{typ: msgParse, name: name, query: st.Query, injected: true})
 		sc.prepared[name] = st.Query
 	}
 	for _, name := range drops {
@@ -856,19 +856,19 @@ func (s *session) prepareMissing(sc *serverConn, msgs []unitMsg, drops []string)
 		ref, typ := m.ref, m.raw[0]
 		e := expect{typ: typ, object: ref.object, name: ref.name, query: ref.query, prev: ref.prev}
 		switch {
-		case typ == 'P' && ref.name != "" && ref.prev != nil:
+		case typ == msgParse && ref.name != "" && ref.prev != nil:
 			ensure(ref.name, ref.prev) // the server's "already exists" is the client's answer
-		case typ == 'P':
+		case typ == msgParse:
 			if _, had := sc.prepared[ref.name]; had && ref.name != "" {
-				c, _ := (&pgproto3.Close{ObjectType: 'S', Name: ref.name}).Encode(nil)
-				add(c, expect{typ: 'C', object: 'S', name: ref.name, injected: true})
+				c, _ := (&pgproto3.Close{ObjectType: objStatement, Name: ref.name}).Encode(nil)
+				add(c, expect{typ: msgClose, object: objStatement, name: ref.name, injected: true})
 			}
 			sc.prepared[ref.name] = ref.query
 		case ref.stmt != nil: // Bind, Describe of a statement
 			ensure(ref.name, ref.stmt)
-		case typ == 'C' && ref.object == 'S':
+		case typ == msgClose && ref.object == objStatement:
 			delete(sc.prepared, ref.name)
-		case typ == 'Q' || typ == 'F':
+		case typ == msgQuery || typ == msgFunctionCall:
 			delete(sc.prepared, "")
 		}
 		add(m.raw, e)
@@ -881,7 +881,7 @@ func (s *session) prepareMissing(sc *serverConn, msgs []unitMsg, drops []string)
 // what sc holds under the name is unknown.
 func (s *session) skipped(sc *serverConn, e expect) {
 	switch {
-	case e.typ == 'P', e.typ == 'C' && e.object == 'S':
+	case e.typ == msgParse, e.typ == msgClose && e.object == objStatement:
 		if !e.injected {
 			if e.prev != nil {
 				s.stmts[e.name] = e.prev
@@ -898,7 +898,7 @@ func (s *session) skipped(sc *serverConn, e expect) {
 // the old one first); a failed Parse of a named one leaves the name as it
 // was (the client's statement before it, and sc's unknown).
 func (s *session) failed(sc *serverConn, e expect) {
-	if e.typ != 'P' {
+	if e.typ != msgParse {
 		return
 	}
 	if e.name == "" {
@@ -927,9 +927,9 @@ func (s *session) relay(sc *serverConn) (status byte, ready, failed bool, err er
 // durable_reads holds only answers that show something.
 func showsData(typ byte, msg []byte) bool {
 	switch typ {
-	case '1', '2', '3', 't', 'n', 'T', 'Z', 'S', 'K':
+	case msgParseComplete, msgBindComplete, msgCloseComplete, msgParameterDescription, msgNoData, msgRowDescription, msgReadyForQuery, msgParameterStatus, msgBackendKeyData:
 		return false
-	case 'C':
+	case msgCommandComplete:
 		if len(msg) < 6 {
 			return true
 		}
@@ -1000,7 +1000,7 @@ func (s *session) pass(sc *serverConn, wait bool) (status byte, ready, failed bo
 		if err != nil {
 			return 0, false, failed, err
 		}
-		if (typ == 'D' || typ == 'd') && sc.rd.big() {
+		if (typ == msgDataRow || typ == msgCopyData) && sc.rd.big() {
 			// A big row or COPY data: streamed, never held whole.
 			o, err := sc.track.answer(typ)
 			if err != nil {
@@ -1025,7 +1025,7 @@ func (s *session) pass(sc *serverConn, wait bool) (status byte, ready, failed bo
 		if err != nil {
 			return 0, false, failed, err
 		}
-		if !wait && typ == 'G' {
+		if !wait && typ == msgCopyInResponse {
 			sc.rd.back(msg)
 			break
 		}
@@ -1040,26 +1040,26 @@ func (s *session) pass(sc *serverConn, wait bool) (status byte, ready, failed bo
 			s.skipped(sc, o.skipped[i])
 		}
 		switch typ {
-		case 'Z':
+		case msgReadyForQuery:
 			if len(msg) != 6 {
 				return 0, false, failed, errors.New("malformed ReadyForQuery")
 			}
 			status, ready = msg[5], true
-		case 'W':
+		case msgCopyBothResponse:
 			return 0, false, failed, errors.New("replication connections are not pooled")
-		case 'S':
+		case msgParameterStatus:
 			var ps pgproto3.ParameterStatus
 			if err := ps.Decode(msg[5:]); err != nil {
 				return 0, false, failed, err
 			}
 			sc.params[ps.Name] = ps.Value
-		case 'E':
+		case msgErrorResponse:
 			failed = true
 		}
 		if !o.forward {
 			continue
 		}
-		if typ == 'G' { // CopyInResponse: the client sends the data now
+		if typ == msgCopyInResponse { // the client sends the data now
 			out = append(out, msg...)
 			if err := flush(); err != nil {
 				return 0, false, failed, err
@@ -1084,7 +1084,7 @@ func (s *session) pass(sc *serverConn, wait bool) (status byte, ready, failed bo
 		}
 		out = append(out, msg...)
 		switch typ {
-		case 'C', 'I', 'E', 's', 'Z': // a statement's end: the next one takes a new snapshot
+		case msgCommandComplete, msgEmptyQueryResponse, msgErrorResponse, msgPortalSuspended, msgReadyForQuery: // a statement's end: the next one takes a new snapshot
 			ended = true
 		}
 		shows = shows || durable && showsData(typ, msg)
@@ -1111,8 +1111,8 @@ func (s *session) copyIn(sc *serverConn) error {
 				return err
 			}
 			switch typ {
-			case 'N', 'A':
-			case 'S':
+			case msgNoticeResponse, msgNotificationResponse:
+			case msgParameterStatus:
 				var ps pgproto3.ParameterStatus
 				if err := ps.Decode(msg[5:]); err != nil {
 					return err
@@ -1128,7 +1128,7 @@ func (s *session) copyIn(sc *serverConn) error {
 		}
 		if typ, _, err := s.rd.peek(); err != nil {
 			return err
-		} else if typ == 'd' && s.rd.big() {
+		} else if typ == msgCopyData && s.rd.big() {
 			if err := s.rd.stream(sc.conn); err != nil {
 				return err
 			}
@@ -1139,8 +1139,8 @@ func (s *session) copyIn(sc *serverConn) error {
 			return err
 		}
 		switch typ {
-		case 'd', 'c', 'f': // CopyData, CopyDone, CopyFail
-		case 'H', 'S':
+		case msgCopyData, msgCopyDone, msgCopyFail:
+		case msgFlush, msgSync:
 			continue
 		default:
 			return fmt.Errorf("unexpected message type %q during COPY", typ)
@@ -1148,7 +1148,7 @@ func (s *session) copyIn(sc *serverConn) error {
 		if _, err := sc.conn.Write(msg); err != nil {
 			return err
 		}
-		if typ != 'd' {
+		if typ != msgCopyData {
 			return nil
 		}
 	}
@@ -1176,12 +1176,12 @@ func (s *session) watch(sc *serverConn) {
 				return
 			}
 			switch typ {
-			case 'S':
+			case msgParameterStatus:
 				var ps pgproto3.ParameterStatus
 				if ps.Decode(msg[5:]) == nil {
 					sc.params[ps.Name] = ps.Value
 				}
-			case 'A', 'N':
+			case msgNotificationResponse, msgNoticeResponse:
 			default:
 				// An error (FATAL: terminated) or nothing the server may
 				// send unasked: the connection is over.

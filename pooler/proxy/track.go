@@ -24,8 +24,8 @@ import (
 
 // expect is one message sent to the server and not yet answered.
 type expect struct {
-	typ      byte // the message's type: 'P', 'B', 'C', 'D', 'E', 'S', 'Q'
-	object   byte // Describe and Close: 'S' (statement) or 'P' (portal)
+	typ      byte // the client message's type: msgParse, msgBind, … (protocol.go)
+	object   byte // Describe and Close: objStatement or objPortal
 	injected bool // the proxy's own: its answer is not the client's
 	name     string
 	query    string          // Parse: the statement's text
@@ -55,13 +55,13 @@ type outcome struct {
 // an error, before the next Sync) will never be answered: it comes back
 // as skipped.
 func (t *tracker) sent(e expect) (skipped bool) {
-	if e.typ == 'H' {
+	if e.typ == msgFlush {
 		return false // Flush: no answer
 	}
-	if t.skipping && e.typ != 'S' {
+	if t.skipping && e.typ != msgSync {
 		return true
 	}
-	if e.typ == 'S' {
+	if e.typ == msgSync {
 		t.skipping = false
 	}
 	t.q = append(t.q, e)
@@ -74,11 +74,11 @@ func (t *tracker) idle() bool { return len(t.q) == 0 }
 // answer takes the server's next message (its type) and says what it means.
 func (t *tracker) answer(typ byte) (outcome, error) {
 	switch typ {
-	case 'N', 'A', 'S': // any time
+	case msgNoticeResponse, msgNotificationResponse, msgParameterStatus: // any time
 		return outcome{forward: true}, nil
 	}
-	if len(t.q) > 0 && t.q[0].typ == 'F' {
-		t.q[0].typ = 'Q' // a FunctionCall is answered as a query is: up to ReadyForQuery
+	if len(t.q) > 0 && t.q[0].typ == msgFunctionCall {
+		t.q[0].typ = msgQuery // a FunctionCall is answered as a query is: up to ReadyForQuery
 	}
 	if len(t.q) == 0 {
 		return outcome{}, fmt.Errorf("server message %q with nothing to answer", typ)
@@ -89,10 +89,10 @@ func (t *tracker) answer(typ byte) (outcome, error) {
 		t.q = t.q[1:]
 		return outcome{forward: !e.injected, done: &e}
 	}
-	if head.typ == 'Q' {
+	if head.typ == msgQuery {
 		// A simple query: anything up to ReadyForQuery belongs to it.
 		head.started = true
-		if typ == 'Z' {
+		if typ == msgReadyForQuery {
 			o := pop()
 			o.ready, o.forward = true, true
 			return o, nil
@@ -100,17 +100,17 @@ func (t *tracker) answer(typ byte) (outcome, error) {
 		return outcome{forward: true}, nil
 	}
 	switch typ {
-	case 'E':
+	case msgErrorResponse:
 		e := t.q[0]
 		t.q = t.q[1:]
 		o := outcome{forward: true, failed: &e}
-		if e.typ == 'S' {
+		if e.typ == msgSync {
 			// An error at Sync (a commit that failed): ReadyForQuery follows.
 			t.q = append([]expect{e}, t.q...)
 			o.failed = nil
 			return o, nil
 		}
-		for len(t.q) > 0 && t.q[0].typ != 'S' {
+		for len(t.q) > 0 && t.q[0].typ != msgSync {
 			o.skipped = append(o.skipped, t.q[0])
 			t.q = t.q[1:]
 		}
@@ -118,49 +118,49 @@ func (t *tracker) answer(typ byte) (outcome, error) {
 			t.skipping = true // the Sync is still to come
 		}
 		return o, nil
-	case '1':
-		if head.typ == 'P' {
+	case msgParseComplete:
+		if head.typ == msgParse {
 			return pop(), nil
 		}
-	case '2':
-		if head.typ == 'B' {
+	case msgBindComplete:
+		if head.typ == msgBind {
 			return pop(), nil
 		}
-	case '3':
-		if head.typ == 'C' {
+	case msgCloseComplete:
+		if head.typ == msgClose {
 			return pop(), nil
 		}
-	case 't':
-		if head.typ == 'D' && head.object == 'S' && !head.started {
+	case msgParameterDescription:
+		if head.typ == msgDescribe && head.object == objStatement && !head.started {
 			head.started = true
 			return outcome{forward: !head.injected}, nil
 		}
-	case 'T', 'n':
-		if head.typ == 'D' && (head.object == 'P' || head.started) {
+	case msgRowDescription, msgNoData:
+		if head.typ == msgDescribe && (head.object == objPortal || head.started) {
 			return pop(), nil
 		}
-	case 'D', 'H', 'd', 'c':
+	case msgDataRow, msgCopyOutResponse, msgCopyData, msgCopyDone:
 		// Rows, and COPY TO STDOUT's start, data and end, of an Execute.
-		if head.typ == 'E' {
+		if head.typ == msgExecute {
 			return outcome{forward: true}, nil
 		}
-	case 'G':
-		if head.typ == 'E' {
+	case msgCopyInResponse:
+		if head.typ == msgExecute {
 			// COPY FROM STDIN: the client sends the data now. The server
 			// ignores a Sync it reads during the COPY: none is answered.
 			rest := t.q[1:]
-			for len(rest) > 0 && rest[0].typ == 'S' {
+			for len(rest) > 0 && rest[0].typ == msgSync {
 				rest = rest[1:]
 			}
 			t.q = append(t.q[:1], rest...)
 			return outcome{forward: true}, nil
 		}
-	case 'C', 'I', 's':
-		if head.typ == 'E' {
+	case msgCommandComplete, msgEmptyQueryResponse, msgPortalSuspended:
+		if head.typ == msgExecute {
 			return pop(), nil
 		}
-	case 'Z':
-		if head.typ == 'S' {
+	case msgReadyForQuery:
+		if head.typ == msgSync {
 			o := pop()
 			o.ready = true
 			return o, nil
