@@ -38,7 +38,11 @@ type Config struct {
 	MaxLagBytes    int64
 	MaxLagTime     time.Duration
 	ReadYourWrites time.Duration
-	WriteFunctions []string
+	// ReadYourWritesLSN: read_your_writes = lsn (causal reads by WAL
+	// position); ReadYourWritesWait bounds a read's wait for a standby.
+	ReadYourWritesLSN  bool
+	ReadYourWritesWait time.Duration
+	WriteFunctions     []string
 	// HealthCheckPeriod is how often every node is asked its role and lag.
 	HealthCheckPeriod time.Duration
 	// HealthCheckUser logs in (with its auth_file password) to
@@ -164,16 +168,26 @@ var poolerKeys = map[string]setting{
 		c.MaxLagBytes = n
 		return err
 	},
-	"max_lag_time":         func(c *Config, v string) error { return duration(&c.MaxLagTime, v, 0) },
-	"read_your_writes":     func(c *Config, v string) error { return duration(&c.ReadYourWrites, v, 0) },
-	"health_check_period":  func(c *Config, v string) error { return duration(&c.HealthCheckPeriod, v, 100*time.Millisecond) },
-	"health_check_user":    func(c *Config, v string) error { c.HealthCheckUser = v; return nonEmpty(v) },
-	"health_check_dbname":  func(c *Config, v string) error { c.HealthCheckDBName = v; return nonEmpty(v) },
-	"primary_wait":         func(c *Config, v string) error { return duration(&c.PrimaryWait, v, 0) },
-	"query_wait_timeout":   func(c *Config, v string) error { return duration(&c.QueryWaitTimeout, v, time.Second) },
-	"primary_reads":        func(c *Config, v string) error { return boolean(&c.PrimaryReads, v) },
-	"durable_reads":        func(c *Config, v string) error { return boolean(&c.DurableReads, v) },
-	"durable_read_timeout": func(c *Config, v string) error { return duration(&c.DurableReadTimeout, v, 100*time.Millisecond) },
+	"max_lag_time": func(c *Config, v string) error { return duration(&c.MaxLagTime, v, 0) },
+	"read_your_writes": func(c *Config, v string) error {
+		if c.ReadYourWritesLSN = strings.EqualFold(v, "lsn"); c.ReadYourWritesLSN {
+			c.ReadYourWrites = 0
+			return nil
+		}
+		if err := duration(&c.ReadYourWrites, v, 0); err != nil {
+			return fmt.Errorf("%w, or lsn", err)
+		}
+		return nil
+	},
+	"read_your_writes_wait": func(c *Config, v string) error { return duration(&c.ReadYourWritesWait, v, 0) },
+	"health_check_period":   func(c *Config, v string) error { return duration(&c.HealthCheckPeriod, v, 100*time.Millisecond) },
+	"health_check_user":     func(c *Config, v string) error { c.HealthCheckUser = v; return nonEmpty(v) },
+	"health_check_dbname":   func(c *Config, v string) error { c.HealthCheckDBName = v; return nonEmpty(v) },
+	"primary_wait":          func(c *Config, v string) error { return duration(&c.PrimaryWait, v, 0) },
+	"query_wait_timeout":    func(c *Config, v string) error { return duration(&c.QueryWaitTimeout, v, time.Second) },
+	"primary_reads":         func(c *Config, v string) error { return boolean(&c.PrimaryReads, v) },
+	"durable_reads":         func(c *Config, v string) error { return boolean(&c.DurableReads, v) },
+	"durable_read_timeout":  func(c *Config, v string) error { return duration(&c.DurableReadTimeout, v, 100*time.Millisecond) },
 	"client_tls_sslmode": func(c *Config, v string) error {
 		if !slices.Contains([]string{"disable", "allow", "prefer", "require"}, v) {
 			return fmt.Errorf("%q: use disable, allow, prefer or require", v)

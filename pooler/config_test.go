@@ -2,6 +2,7 @@ package pooler
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -88,6 +89,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"[pooler]\nauth_file = a\nhealth_check_user = u\n", 3, "no [nodes]"},
 		{"[pooler]\nauth_file = a\n[nodes]\nn1 = host=a\n", 4, "health_check_user: missing"},
 		{"[pooler]\nprimary_reads = maybe\n", 2, "use on or off"},
+		{"[pooler]\nread_your_writes = always\n", 2, "use a duration such as 500ms, 2s, 10min, or seconds, or lsn"},
+		{"[pooler]\nread_your_writes_wait = -1s\n", 2, "at least 0s"},
 		{"[pooler]\nhttp_listen = 9187\n", 2, "use host:port"},
 		{"[pooler]\nclient_tls_sslmode = verify-full\n", 2, "use disable, allow, prefer or require"},
 		{"[pooler]\nauth_file = a\nhealth_check_user = u\nclient_tls_sslmode = require\n[nodes]\nn1 = host=a\n", 6, "needs client_tls_cert_file"},
@@ -117,4 +120,20 @@ func FuzzParseConfig(f *testing.F) {
 			t.Errorf("accepted an invalid config: %+v", c)
 		}
 	})
+}
+
+// read_your_writes = lsn: causal reads by WAL position, with a bounded
+// wait for a standby; a duration keeps the timer mode.
+func TestParseReadYourWrites(t *testing.T) {
+	base := "[pooler]\nauth_file = a\nhealth_check_user = u\n%s[nodes]\nn1 = host=a\n"
+	c, err := ParseConfig("p.ini", strings.NewReader(fmt.Sprintf(base, "read_your_writes = LSN\nread_your_writes_wait = 50ms\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.ReadYourWritesLSN || c.ReadYourWrites != 0 || c.ReadYourWritesWait != 50*time.Millisecond {
+		t.Errorf("lsn: %v, %s, wait %s", c.ReadYourWritesLSN, c.ReadYourWrites, c.ReadYourWritesWait)
+	}
+	if c, err = ParseConfig("p.ini", strings.NewReader(fmt.Sprintf(base, "read_your_writes = 3s\n"))); err != nil || c.ReadYourWritesLSN || c.ReadYourWrites != 3*time.Second {
+		t.Errorf("3s: %+v, %v", c, err)
+	}
 }

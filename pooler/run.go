@@ -73,7 +73,7 @@ func Load(path string, log *slog.Logger) (Config, proxy.Config, error) {
 		ServerResetQuery: c.ServerResetQuery, MaxPacketSize: c.MaxPacketSize, ServerIdleTimeout: c.ServerIdleTimeout,
 		Rules: route.Rules{WriteFunctions: map[string]bool{}},
 		Policy: route.Policy{MaxLagBytes: c.MaxLagBytes, MaxLagTime: c.MaxLagTime, ReadYourWrites: c.ReadYourWrites,
-			PrimaryReads: c.PrimaryReads},
+			PrimaryReads: c.PrimaryReads, CausalReads: c.ReadYourWritesLSN, CausalWait: c.ReadYourWritesWait},
 		HealthUser: c.HealthCheckUser, HealthDatabase: c.HealthCheckDBName, HealthPeriod: c.HealthCheckPeriod,
 		PrimaryWait: c.PrimaryWait, Log: log, AdminUsers: c.AdminUsers,
 		MaxClientConn: c.MaxClientConn, QueryWaitTimeout: c.QueryWaitTimeout,

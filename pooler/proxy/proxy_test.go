@@ -185,6 +185,7 @@ func TestProxy(t *testing.T) {
 	t.Run("tls-only cluster", func(t *testing.T) { testTLSOnlyCluster(t, pl) })
 	t.Run("lag", func(t *testing.T) { testLagAware(t, pl) })
 	t.Run("durable reads", func(t *testing.T) { testDurableReads(t, pl) })
+	t.Run("causal reads", func(t *testing.T) { testCausalReads(t, pl) })
 	t.Run("shutdown", func(t *testing.T) { testShutdown(t, pl) }) // last: it stops the proxy
 }
 

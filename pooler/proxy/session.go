@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"net"
 	"os"
 	"slices"
@@ -18,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/rampart-ha/rampart/pooler/route"
+	"github.com/rampart-ha/rampart/ra/pg"
 )
 
 // session is one client connection.
@@ -43,11 +45,17 @@ type session struct {
 	// (see params.go).
 	params    map[string]string
 	lastWrite time.Time
-	admin     bool          // connected to the console, not to a server
-	held      chan struct{} // the console's HOLD in force (the pause's identity), nil if none
-	out       []byte        // relay's buffer of answers for the client
-	rd        *msgReader    // the client's messages, after start-up
-	tls       bool          // the client connection is encrypted
+	// lastWriteLSN is a WAL position at least as late as the client's last
+	// committed write (read_your_writes = lsn; MaxUint64 when it could not
+	// be read: the client's reads go to the primary until its next write);
+	// wrote: the transaction under way went to the primary as a write.
+	lastWriteLSN uint64
+	wrote        bool
+	admin        bool          // connected to the console, not to a server
+	held         chan struct{} // the console's HOLD in force (the pause's identity), nil if none
+	out          []byte        // relay's buffer of answers for the client
+	rd           *msgReader    // the client's messages, after start-up
+	tls          bool          // the client connection is encrypted
 	// listening: the client ran LISTEN on its server; watching: the watch
 	// passing on that server's notifications while the client is idle.
 	listening bool
@@ -555,6 +563,7 @@ func (s *session) run(ctx context.Context, v route.Verdict, msgs []unitMsg) erro
 	}
 	if v.Target == route.Primary {
 		s.lastWrite = s.p.cfg.Now()
+		s.wrote = true
 	}
 	if err := s.push(sc, msgs, v.Deallocates); err != nil {
 		return err
@@ -615,6 +624,12 @@ func (s *session) run(ctx context.Context, v route.Verdict, msgs []unitMsg) erro
 			delete(s.stmts, name)
 		default:
 			sc.prepared[name] = uncertainStmt
+		}
+	}
+	if status == txIdle && s.wrote {
+		s.wrote = false
+		if s.p.settings().policy.CausalReads {
+			s.notePosition(sc)
 		}
 	}
 	if status == txIdle && !s.pinned && !s.p.cfg.Session {
@@ -726,10 +741,22 @@ func (s *session) attach(ctx context.Context, v route.Verdict) error {
 	var deadline time.Time // set once no server is found to start on
 	for {
 		now := s.p.cfg.Now()
-		i, err := route.Choose(s.p.Backends(), v, route.Client{LastWrite: s.lastWrite, Turn: s.p.turn.Add(1)}, s.p.settings().policy, now)
+		backends, policy := s.p.Backends(), s.p.settings().policy
+		client := route.Client{LastWrite: s.lastWrite, LastWriteLSN: s.lastWriteLSN, Turn: s.p.turn.Add(1)}
+		i, err := route.Choose(backends, v, client, policy, now)
 		if err == nil {
 			var sc *serverConn
-			if sc, err = s.p.acquire(ctx, poolKey{node: i, database: s.db, user: s.user}); err == nil {
+			if policy.CausalReads && backends[i].Role == route.RolePrimary && v.Target != route.Primary && !v.Pin && policy.MustSee(client, now) {
+				// No standby was seen to have replayed the client's last
+				// write; the health checks' positions may be a period old.
+				if j, caught := s.causalStandby(ctx, client, policy); caught != nil {
+					i, sc = j, caught
+				}
+			}
+			if sc == nil {
+				sc, err = s.p.acquire(ctx, poolKey{node: i, database: s.db, user: s.user})
+			}
+			if err == nil {
 				s.p.mu.Lock()
 				s.p.backends[i].Outstanding++
 				s.p.entering--
@@ -757,6 +784,59 @@ func (s *session) attach(ctx context.Context, v route.Verdict) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(50 * time.Millisecond): // poll the health checker's view
+		}
+	}
+}
+
+// notePosition records, on the connection the client's write committed
+// on and before it goes back to the pool, a WAL position at least as late
+// as that commit (read_your_writes = lsn).
+func (s *session) notePosition(sc *serverConn) {
+	s.lastWriteLSN = math.MaxUint64 // unknown: reads go to the primary
+	values, status, err := sc.exec("SELECT pg_catalog.pg_current_wal_lsn()")
+	if err != nil || status != txIdle || len(values) != 1 {
+		s.p.cfg.Log.Warn("read_your_writes: the primary's WAL position after a write is unknown; the client's reads go to the primary until its next write",
+			"node", s.p.cfg.Nodes[sc.key.node].Name, "err", err)
+		return
+	}
+	if lsn, err := pg.ParseLSN(values[0]); err == nil {
+		s.lastWriteLSN = uint64(lsn)
+	}
+}
+
+// causalStandby looks for a standby that has replayed the client's last
+// write now, asking each candidate (route.CausalCandidates) on a server
+// connection of its pool, until one has or CausalWait is over; the
+// connection of the one found is returned, attached to nothing yet, and
+// the position it reported goes into the routing view.
+func (s *session) causalStandby(ctx context.Context, client route.Client, policy route.Policy) (int, *serverConn) {
+	deadline := s.p.cfg.Now().Add(policy.CausalWait)
+	for {
+		for _, j := range route.CausalCandidates(s.p.Backends(), client, policy) {
+			sc, err := s.p.acquire(ctx, poolKey{node: j, database: s.db, user: s.user})
+			if err != nil {
+				continue
+			}
+			values, status, err := sc.exec("SELECT pg_catalog.pg_last_wal_replay_lsn()")
+			var replayed pg.LSN
+			if err == nil && len(values) == 1 {
+				replayed, err = pg.ParseLSN(values[0])
+			}
+			if err == nil && status == txIdle && uint64(replayed) >= client.LastWriteLSN {
+				s.p.mu.Lock()
+				s.p.backends[j].ReplayLSN = max(s.p.backends[j].ReplayLSN, uint64(replayed))
+				s.p.mu.Unlock()
+				return j, sc
+			}
+			s.p.release(sc, status == txIdle)
+		}
+		if !s.p.cfg.Now().Before(deadline) {
+			return -1, nil
+		}
+		select {
+		case <-ctx.Done():
+			return -1, nil
+		case <-time.After(5 * time.Millisecond): // the standbys replay meanwhile
 		}
 	}
 }

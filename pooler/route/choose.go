@@ -1,8 +1,10 @@
 package route
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -57,6 +59,40 @@ type Policy struct {
 	// PrimaryReads lets the primary take reads by its weight like a
 	// standby; otherwise it reads only when no standby can.
 	PrimaryReads bool
+	// CausalReads (read_your_writes = lsn): after a client's write, its
+	// reads go only to standbys that have replayed past the write's WAL
+	// position, whenever they come; ReadYourWrites' window is not used.
+	CausalReads bool
+	// CausalWait bounds how long a read waits for a standby to replay the
+	// client's write before it goes to the primary (0: it does not wait).
+	CausalWait time.Duration
+}
+
+// MustSee says whether a read of client c at now must see the client's
+// last write: within ReadYourWrites after it, or after any write with
+// CausalReads.
+func (p Policy) MustSee(c Client, now time.Time) bool {
+	if p.CausalReads {
+		return c.LastWriteLSN > 0
+	}
+	return !c.LastWrite.IsZero() && p.ReadYourWrites > 0 && now.Sub(c.LastWrite) < p.ReadYourWrites
+}
+
+// CausalCandidates are the standbys a read of c may go to once one is
+// seen to have replayed past c's last write, least loaded first: the
+// ones Choose would take but for the replay positions the health checks
+// last saw, which may be a period old.
+func CausalCandidates(backends []Backend, c Client, p Policy) []int {
+	var out []int
+	for i, b := range backends {
+		if b.Role == RoleStandby && readable(b, p) && b.Weight > 0 && b.ReplayLSN < c.LastWriteLSN {
+			out = append(out, i)
+		}
+	}
+	slices.SortStableFunc(out, func(x, y int) int {
+		return cmp.Compare(float64(backends[x].Outstanding+1)/float64(backends[x].Weight), float64(backends[y].Outstanding+1)/float64(backends[y].Weight))
+	})
+	return out
 }
 
 // Client is what the router remembers of one client.
@@ -94,7 +130,7 @@ func Choose(backends []Backend, v Verdict, c Client, p Policy, now time.Time) (i
 		}
 		return prim, nil
 	}
-	mustSee := !c.LastWrite.IsZero() && p.ReadYourWrites > 0 && now.Sub(c.LastWrite) < p.ReadYourWrites
+	mustSee := p.MustSee(c, now)
 	best, bestLoad := -1, 0.0
 	for k := range backends {
 		i := (k + int(c.Turn%uint64(len(backends)))) % len(backends)

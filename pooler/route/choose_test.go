@@ -2,6 +2,7 @@ package route
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 )
@@ -57,5 +58,39 @@ func TestChoose(t *testing.T) {
 		if got != tt.want || !errors.Is(err, tt.err) {
 			t.Errorf("%s: got %q, %v; want %q, %v", tt.name, got, err, tt.want, tt.err)
 		}
+	}
+}
+
+// read_your_writes = lsn: no window; after a write, only a standby that
+// replayed past its position reads for the client, however long after.
+func TestChooseCausal(t *testing.T) {
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	policy := Policy{CausalReads: true, ReadYourWrites: time.Second}
+	p := Backend{Name: "p", Role: RolePrimary, Up: true}
+	s1 := Backend{Name: "s1", Role: RoleStandby, Up: true, Weight: 1, ReplayLSN: 1000}
+	s2 := Backend{Name: "s2", Role: RoleStandby, Up: true, Weight: 1, ReplayLSN: 900, Outstanding: 4}
+	s3 := Backend{Name: "s3", Role: RoleStandby, Up: true, Weight: 1, ReplayLSN: 800}
+	backends := []Backend{p, s1, s2, s3}
+	for _, tt := range []struct {
+		name string
+		c    Client
+		want string
+	}{
+		{"never wrote: any standby", Client{}, "s1"},
+		{"a write s1 replayed, long ago", Client{LastWrite: now.Add(-time.Hour), LastWriteLSN: 950}, "s1"},
+		{"a write no standby replayed: the primary", Client{LastWrite: now.Add(-time.Hour), LastWriteLSN: 1001}, "p"},
+	} {
+		i, err := Choose(backends, Verdict{}, tt.c, policy, now)
+		if err != nil || backends[i].Name != tt.want {
+			t.Errorf("%s: chose %d (%v), want %s", tt.name, i, err, tt.want)
+		}
+	}
+	// Candidates to ask: the standbys not known to have replayed 1001,
+	// least loaded first; a lagging or drained one is not asked.
+	lagging := s3
+	lagging.LagBytes = 1 << 30
+	got := CausalCandidates([]Backend{p, s1, s2, s3, lagging}, Client{LastWriteLSN: 1001}, Policy{CausalReads: true, MaxLagBytes: 1 << 20})
+	if want := []int{1, 3, 2}; !slices.Equal(got, want) {
+		t.Errorf("CausalCandidates = %v, want %v (s1, s3, then the loaded s2)", got, want)
 	}
 }
