@@ -120,6 +120,7 @@ type Proxy struct {
 	waiting  int             // transactions held by a pause
 	pools    *pool.Set[poolKey, *serverConn]
 	barriers map[int]*barriers // by node: durable_reads' barrier transactions
+	hub      hub               // the listening connections (LISTEN in transaction mode)
 	clients  map[cancelKey]*session
 	keys     map[string]passKey // by user: ClientKeys learnt from clients (SCRAM pass-through)
 	// secret makes an unknown user's mock SCRAM salt (mockVerifier).

@@ -186,7 +186,8 @@ func TestProxy(t *testing.T) {
 	t.Run("lag", func(t *testing.T) { testLagAware(t, pl) })
 	t.Run("durable reads", func(t *testing.T) { testDurableReads(t, pl) })
 	t.Run("causal reads", func(t *testing.T) { testCausalReads(t, pl) })
-	t.Run("shutdown", func(t *testing.T) { testShutdown(t, pl) }) // last: it stops the proxy
+	t.Run("listen and notify", func(t *testing.T) { testListenNotify(t, pl) }) // leaves n2 the primary
+	t.Run("shutdown", func(t *testing.T) { testShutdown(t, pl) })              // last: it stops the proxy
 }
 
 // The seed's pgpool failure: with lag-aware routing on, an extended-

@@ -60,6 +60,11 @@ type session struct {
 	// passing on that server's notifications while the client is idle.
 	listening bool
 	watching  *watcher
+	// notes: the notifications of the channels the client LISTENs to
+	// through the pooler (transaction mode, listen.go), delivered between
+	// its transactions by delivering.
+	notes      *noteQueue
+	delivering *deliverer
 	// skipToSync: the proxy answered a Flush with an error no server gave
 	// (none could be reached): the client's messages up to its Sync are
 	// dropped, as a server skips them after an error.
@@ -91,6 +96,8 @@ func (p *Proxy) serveClient(ctx context.Context, conn net.Conn) {
 		p.mu.Lock()
 		delete(p.clients, s.key)
 		p.mu.Unlock()
+		s.stopDeliver()
+		s.unsubscribeAll()
 		s.detach(false)
 	}()
 	serve := s.loop
@@ -237,6 +244,7 @@ func (s *session) startup(ctx context.Context) error {
 }
 
 func (s *session) refuse(e *pgproto3.ErrorResponse) error {
+	s.stopDeliver()
 	s.be.Send(e)
 	s.be.Flush()
 	return errors.New(e.Message)
@@ -398,6 +406,7 @@ func (s *session) loop(ctx context.Context) error {
 			// A long pipeline before its first Sync: it must not pile up
 			// here. It goes to the primary, which can run anything it
 			// holds, and on as it comes.
+			s.stopDeliver()
 			if answered, err := s.begin(ctx, route.Verdict{Target: route.Primary, Reason: "long pipeline"}, b.msgs()); answered {
 				b.reset()
 				if err != nil {
@@ -436,6 +445,7 @@ func (s *session) loop(ctx context.Context) error {
 		if s.skipToSync && typ != msgTerminate {
 			if typ == msgSync {
 				s.skipToSync = false
+				s.stopDeliver()
 				s.be.Send(&pgproto3.ReadyForQuery{TxStatus: txIdle})
 				if err := s.be.Flush(); err != nil {
 					return err
@@ -548,7 +558,14 @@ func (s *session) loop(ctx context.Context) error {
 // when the transaction is over.
 func (s *session) run(ctx context.Context, v route.Verdict, msgs []unitMsg) error {
 	s.stopWatch()
+	s.stopDeliver()
 	fresh := s.attached() == nil // the unit starts outside a transaction block
+	if v.Subscribe && fresh && !s.p.cfg.Session && len(msgs) == 1 && msgs[0].raw[0] == msgQuery {
+		raw := msgs[0].raw
+		if sub, ok := route.ParseSubscription(string(raw[5 : len(raw)-1])); ok {
+			return s.subscription(ctx, sub)
+		}
+	}
 	if fresh {
 		if answered, err := s.begin(ctx, v, msgs); answered {
 			return err
@@ -640,6 +657,8 @@ func (s *session) run(ctx context.Context, v route.Verdict, msgs []unitMsg) erro
 	}
 	if sc := s.attached(); sc != nil {
 		s.watch(sc)
+	} else {
+		s.deliver()
 	}
 	return nil
 }

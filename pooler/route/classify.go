@@ -60,6 +60,9 @@ type Verdict struct {
 	// Listen: LISTEN; the session's server sends notifications whenever
 	// they come, also while the client is idle.
 	Listen bool
+	// Subscribe: LISTEN or UNLISTEN (ParseSubscription says which), which
+	// a transaction-mode pooler may answer itself.
+	Subscribe bool
 }
 
 // AllStatements in Verdict.Deallocates: every prepared statement.
@@ -159,6 +162,7 @@ func merge(a, b Verdict, multi bool) Verdict {
 		out.Deallocates = slices.Concat(a.Deallocates, b.Deallocates)
 	}
 	out.Listen = a.Listen || b.Listen
+	out.Subscribe = a.Subscribe || b.Subscribe
 	if len(b.Sets) > 0 {
 		out.Sets = slices.Concat(a.Sets, b.Sets)
 	}
@@ -231,7 +235,9 @@ func statement(n *pg_query.Node, rules Rules) Verdict {
 		}
 		return v
 	case *pg_query.Node_ListenStmt:
-		return Verdict{Target: Primary, Pin: true, Listen: true, Reason: "LISTEN stays with the session"}
+		return Verdict{Target: Primary, Pin: true, Listen: true, Subscribe: true, Reason: "LISTEN stays with the session"}
+	case *pg_query.Node_UnlistenStmt:
+		return Verdict{Target: Primary, Subscribe: true, Reason: "UNLISTEN"}
 	case *pg_query.Node_PrepareStmt:
 		v := statement(s.PrepareStmt.Query, rules)
 		v.Pin, v.Reason = true, "PREPARE stays with the session"
