@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/rampart-ha/rampart/pooler/route"
 	"github.com/rampart-ha/rampart/test/lab"
 )
@@ -52,15 +54,8 @@ func testCausalReads(t *testing.T, pl *proxyLab) {
 	stale, onStandby := 0, 0
 	start := time.Now()
 	for id := 1; id <= pairs; id++ {
-		if _, err := c.Exec(ctx, "INSERT INTO causal VALUES ($1)", id); err != nil {
-			t.Fatalf("write %d: %v", id, err)
-		}
-		var n int
-		var standby bool
-		if err := c.QueryRow(ctx, "SELECT count(*), pg_is_in_recovery() FROM causal WHERE id = $1", id).Scan(&n, &standby); err != nil {
-			t.Fatalf("read %d: %v", id, err)
-		}
-		if n != 1 {
+		seen, standby := writeThenRead(t, ctx, c, id)
+		if !seen {
 			stale++
 		}
 		if standby {
@@ -104,14 +99,8 @@ func testCausalReads(t *testing.T, pl *proxyLab) {
 	start = time.Now()
 	onStandby = 0
 	for id := pairs + 1; id <= pairs+waited; id++ {
-		if _, err := w.Exec(ctx, "INSERT INTO causal VALUES ($1)", id); err != nil {
-			t.Fatalf("write %d: %v", id, err)
-		}
-		var n int
-		if err := w.QueryRow(ctx, "SELECT count(*), pg_is_in_recovery() FROM causal WHERE id = $1", id).Scan(&n, &standby); err != nil {
-			t.Fatalf("read %d: %v", id, err)
-		}
-		if n != 1 {
+		seen, standby := writeThenRead(t, ctx, w, id)
+		if !seen {
 			t.Errorf("read %d missed the client's own write", id)
 		}
 		if standby {
@@ -122,4 +111,18 @@ func testCausalReads(t *testing.T, pl *proxyLab) {
 	if onStandby != waited {
 		t.Errorf("%d of %d reads waited for the standby and got it, want all", onStandby, waited)
 	}
+}
+
+// writeThenRead inserts id and at once reads it back: whether the read saw
+// it, and whether a standby served the read.
+func writeThenRead(t *testing.T, ctx context.Context, c *pgx.Conn, id int) (seen, standby bool) {
+	t.Helper()
+	if _, err := c.Exec(ctx, "INSERT INTO causal VALUES ($1)", id); err != nil {
+		t.Fatalf("write %d: %v", id, err)
+	}
+	var n int
+	if err := c.QueryRow(ctx, "SELECT count(*), pg_is_in_recovery() FROM causal WHERE id = $1", id).Scan(&n, &standby); err != nil {
+		t.Fatalf("read %d: %v", id, err)
+	}
+	return n == 1, standby
 }

@@ -16,29 +16,17 @@ import (
 // a primary that went away, is closed rather than reused.
 func TestRelayPreparesAgainOnANewServer(t *testing.T) {
 	sc := newScripted(t, Config{PoolSize: 1})
-	sc.play(func(s *serverEnd) error {
-		if _, err := s.expect("PS"); err != nil {
-			return err
-		}
-		if err := s.reply(parseComplete, idle); err != nil {
-			return err
-		}
-		return s.closed()
-	})
+	sc.play(then(steps(step{"PS", nil, []pgproto3.BackendMessage{parseComplete, idle}}), (*serverEnd).closed))
 	c := sc.client()
 	c.send(&pgproto3.Parse{Name: "s1", Query: "SELECT 1"}, &pgproto3.Sync{})
 	c.expect("1Z")
 	sc.restartPrimary()
-	sc.play(func(s *serverEnd) error {
-		msgs, err := s.expect("PBES")
-		if err != nil {
-			return err
-		}
+	sc.play(steps(step{"PBES", func(msgs []pgproto3.FrontendMessage) error {
 		if p := msgs[0].(*pgproto3.Parse); p.Name != "s1" || p.Query != "SELECT 1" {
 			return fmt.Errorf("prepared %q as %q, want s1 as SELECT 1", p.Name, p.Query)
 		}
-		return s.reply(parseComplete, bindComplete, row("1"), complete("SELECT 1"), idle)
-	})
+		return nil
+	}, []pgproto3.BackendMessage{parseComplete, bindComplete, row("1"), complete("SELECT 1"), idle}}))
 	c.send(&pgproto3.Bind{PreparedStatement: "s1"}, &pgproto3.Execute{}, &pgproto3.Sync{})
 	c.expect("2DCZ")
 	sc.done(2)
@@ -59,25 +47,18 @@ func TestRelayReplacesAStaleStatement(t *testing.T) {
 	))
 	// Connection B: y prepares s1 as SELECT 1, later binds the s1 it has
 	// re-prepared as SELECT 2 meanwhile (on A).
-	sc.play(func(s *serverEnd) error {
-		if _, err := s.expect("PS"); err != nil {
-			return err
-		}
-		if err := s.reply(parseComplete, idle); err != nil {
-			return err
-		}
-		msgs, err := s.expect("CPBES")
-		if err != nil {
-			return err
-		}
-		if cl := msgs[0].(*pgproto3.Close); cl.ObjectType != 'S' || cl.Name != "s1" {
-			return fmt.Errorf("closed %c %q first, want statement s1", cl.ObjectType, cl.Name)
-		}
-		if p := msgs[1].(*pgproto3.Parse); p.Name != "s1" || p.Query != "SELECT 2" {
-			return fmt.Errorf("prepared %q as %q, want s1 as SELECT 2", p.Name, p.Query)
-		}
-		return s.reply(closeComplete, parseComplete, bindComplete, row("2"), complete("SELECT 1"), idle)
-	})
+	sc.play(steps(
+		step{"PS", nil, []pgproto3.BackendMessage{parseComplete, idle}},
+		step{"CPBES", func(msgs []pgproto3.FrontendMessage) error {
+			if cl := msgs[0].(*pgproto3.Close); cl.ObjectType != 'S' || cl.Name != "s1" {
+				return fmt.Errorf("closed %c %q first, want statement s1", cl.ObjectType, cl.Name)
+			}
+			if p := msgs[1].(*pgproto3.Parse); p.Name != "s1" || p.Query != "SELECT 2" {
+				return fmt.Errorf("prepared %q as %q, want s1 as SELECT 2", p.Name, p.Query)
+			}
+			return nil
+		}, []pgproto3.BackendMessage{closeComplete, parseComplete, bindComplete, row("2"), complete("SELECT 1"), idle}},
+	))
 	x, y := sc.client(), sc.client()
 	x.send(&pgproto3.Query{String: "BEGIN"})
 	x.expect("CZ") // x holds A
@@ -103,19 +84,11 @@ func TestRelayReplacesAStaleStatement(t *testing.T) {
 // without a Sync, and the transaction goes on on the same server.
 func TestRelayFlush(t *testing.T) {
 	sc := newScripted(t, Config{PoolSize: 1})
-	sc.play(func(s *serverEnd) error {
-		if _, err := s.expect("PDH"); err != nil {
-			return err
-		}
-		desc := &pgproto3.RowDescription{Fields: []pgproto3.FieldDescription{{Name: []byte("x"), DataTypeOID: 23, DataTypeSize: 4, TypeModifier: -1}}}
-		if err := s.reply(parseComplete, &pgproto3.ParameterDescription{}, desc); err != nil {
-			return err
-		}
-		if _, err := s.expect("BES"); err != nil {
-			return err
-		}
-		return s.reply(bindComplete, row("1"), complete("SELECT 1"), idle)
-	})
+	desc := &pgproto3.RowDescription{Fields: []pgproto3.FieldDescription{{Name: []byte("x"), DataTypeOID: 23, DataTypeSize: 4, TypeModifier: -1}}}
+	sc.play(steps(
+		step{"PDH", nil, []pgproto3.BackendMessage{parseComplete, &pgproto3.ParameterDescription{}, desc}},
+		step{"BES", nil, []pgproto3.BackendMessage{bindComplete, row("1"), complete("SELECT 1"), idle}},
+	))
 	c := sc.client()
 	c.send(&pgproto3.Parse{Query: "SELECT 1 AS x"}, &pgproto3.Describe{ObjectType: 'S'}, &pgproto3.Flush{})
 	c.expect("1tT")
@@ -167,18 +140,12 @@ func TestRelayCopyIn(t *testing.T) {
 // connection is not pooled again.
 func TestRelayServerLostInATransaction(t *testing.T) {
 	sc := newScripted(t, Config{PoolSize: 1})
-	sc.play(func(s *serverEnd) error {
-		if _, err := s.expect("Q"); err != nil {
-			return err
-		}
-		if err := s.reply(complete("BEGIN"), inTx); err != nil {
-			return err
-		}
+	sc.play(then(steps(step{"Q", nil, []pgproto3.BackendMessage{complete("BEGIN"), inTx}}), func(s *serverEnd) error {
 		if _, err := s.expect("Q"); err != nil {
 			return err
 		}
 		return s.conn.Close() // the server dies before it answers
-	})
+	}))
 	c := sc.client()
 	c.send(&pgproto3.Query{String: "BEGIN"})
 	c.expect("CZ")
@@ -189,12 +156,7 @@ func TestRelayServerLostInATransaction(t *testing.T) {
 	}
 	sc.done(1)
 	// A new client gets a new server connection, not the broken one.
-	sc.play(func(s *serverEnd) error {
-		if _, err := s.expect("Q"); err != nil {
-			return err
-		}
-		return s.reply(complete("SELECT 1"), idle)
-	})
+	sc.play(steps(step{"Q", nil, []pgproto3.BackendMessage{complete("SELECT 1"), idle}}))
 	d := sc.client()
 	d.send(&pgproto3.Query{String: "SELECT 1"})
 	d.expect("CZ")
@@ -211,8 +173,8 @@ func TestRelayServerLostInATransaction(t *testing.T) {
 func TestRelaySetInABlockIsLearntWhenItEnds(t *testing.T) {
 	sc := newScripted(t, Config{PoolSize: 2})
 	readBack := func(name, value string) step {
-		return step{"Q", func(m pgproto3.FrontendMessage) error {
-			if q := m.(*pgproto3.Query).String; !strings.Contains(q, "current_setting('"+name+"')") {
+		return step{"Q", func(msgs []pgproto3.FrontendMessage) error {
+			if q := msgs[0].(*pgproto3.Query).String; !strings.Contains(q, "current_setting('"+name+"')") {
 				return fmt.Errorf("read back %q, want %s's value", q, name)
 			}
 			return nil
@@ -236,8 +198,8 @@ func TestRelaySetInABlockIsLearntWhenItEnds(t *testing.T) {
 	sc.idleServers(1) // not pinned: back in the pool
 	sc.restartPrimary()
 	sc.play(steps(
-		step{"Q", func(m pgproto3.FrontendMessage) error {
-			q := m.(*pgproto3.Query).String
+		step{"Q", func(msgs []pgproto3.FrontendMessage) error {
+			q := msgs[0].(*pgproto3.Query).String
 			for _, want := range []string{"set_config('enable_seqscan', 'off', false)", "set_config('work_mem', '4MB', false)"} {
 				if !strings.Contains(q, want) {
 					return fmt.Errorf("the session's parameters set with %q, want %s in it", q, want)

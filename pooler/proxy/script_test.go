@@ -327,10 +327,10 @@ func decodeBackend(t *testing.T, b []byte) pgproto3.BackendMessage {
 }
 
 // step is one exchange of a script: messages of the types in expect
-// (check, if set, looks at the first), then reply.
+// (check, if set, looks at them), then reply.
 type step struct {
 	expect string
-	check  func(pgproto3.FrontendMessage) error
+	check  func([]pgproto3.FrontendMessage) error
 	reply  []pgproto3.BackendMessage
 }
 
@@ -343,7 +343,7 @@ func steps(st ...step) script {
 				return fmt.Errorf("step %d: %w", i+1, err)
 			}
 			if x.check != nil {
-				if err := x.check(msgs[0]); err != nil {
+				if err := x.check(msgs); err != nil {
 					return fmt.Errorf("step %d: %w", i+1, err)
 				}
 			}
@@ -352,6 +352,16 @@ func steps(st ...step) script {
 			}
 		}
 		return nil
+	}
+}
+
+// then plays a, then b.
+func then(a, b script) script {
+	return func(s *serverEnd) error {
+		if err := a(s); err != nil {
+			return err
+		}
+		return b(s)
 	}
 }
 
