@@ -83,6 +83,28 @@ func testCausalReads(t *testing.T, pl *proxyLab) {
 	}); err != nil {
 		t.Error(err)
 	}
+	// Across connections, with the token: a write on one connection, a
+	// read on another that set rampart.read_after to the first's
+	// rampart.last_write_lsn sees it; without it, the delayed standby
+	// answers, without the row.
+	reader := pl.connect(t, ctx, "port=6433")
+	if seen, _ := writeThenRead(t, ctx, c, 2*pairs); !seen {
+		t.Fatal("the writer missed its own write")
+	}
+	var id, token string
+	if err := c.QueryRow(ctx, "SHOW rampart.last_write_lsn", pgx.QueryExecModeSimpleProtocol).Scan(&token); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := reader.QueryRow(ctx, "SELECT count(*) FROM causal WHERE id = $1", 2*pairs).Scan(&n); err != nil || n != 0 {
+		t.Errorf("another connection without the token read %d rows (%v), want 0: the standby is a second late", n, err)
+	}
+	if _, err := reader.Exec(ctx, "SET rampart.read_after = '"+token+"'", pgx.QueryExecModeSimpleProtocol); err != nil {
+		t.Fatal(err)
+	}
+	if err := reader.QueryRow(ctx, "SELECT count(*)::text FROM causal WHERE id = $1", 2*pairs).Scan(&id); err != nil || id != "1" {
+		t.Errorf("another connection with the token (%s) read %s rows (%v), want 1", token, id, err)
+	}
 	// A client that never wrote reads on n2 at once, delay or not.
 	other := pl.connect(t, ctx, "port=6433")
 	var standby bool

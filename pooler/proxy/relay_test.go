@@ -213,3 +213,34 @@ func TestRelaySetInABlockIsLearntWhenItEnds(t *testing.T) {
 	c.expect("DCZ")
 	sc.done(2)
 }
+
+// The causal reads' token is the pooler's: SET rampart.read_after raises
+// the client's position, SHOW rampart.last_write_lsn shows it, a value
+// that is no position is refused with 22023, and no server sees any of it.
+func TestRelayCausalToken(t *testing.T) {
+	sc := newScripted(t, Config{PoolSize: 1})
+	sc.play(steps()) // the login's connection, asked nothing after it
+	c := sc.client()
+	show := func() string {
+		t.Helper()
+		c.send(&pgproto3.Query{String: "SHOW rampart.last_write_lsn"})
+		got := c.expect("TDCZ")
+		return string(got[1].(*pgproto3.DataRow).Values[0])
+	}
+	if v := show(); v != "0/0" {
+		t.Errorf("a client that never wrote: %s, want 0/0", v)
+	}
+	c.send(&pgproto3.Query{String: "SET rampart.read_after = '0/16B3748'"})
+	c.expect("CZ")
+	c.send(&pgproto3.Query{String: "SET rampart.read_after = '0/100'"}) // older: the position stays
+	c.expect("CZ")
+	if v := show(); v != "0/16B3748" {
+		t.Errorf("after SET rampart.read_after: %s, want 0/16B3748", v)
+	}
+	c.send(&pgproto3.Query{String: "SET rampart.read_after = 'soon'"})
+	got := c.expect("EZ")
+	if e := got[0].(*pgproto3.ErrorResponse); e.Code != "22023" {
+		t.Errorf("a value that is no position: %s %q, want 22023", e.Code, e.Message)
+	}
+	sc.done(1)
+}

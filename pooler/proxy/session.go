@@ -560,10 +560,18 @@ func (s *session) run(ctx context.Context, v route.Verdict, msgs []unitMsg) erro
 	s.stopWatch()
 	s.stopDeliver()
 	fresh := s.attached() == nil // the unit starts outside a transaction block
-	if v.Subscribe && fresh && !s.p.cfg.Session && len(msgs) == 1 && msgs[0].raw[0] == msgQuery {
+	if fresh && len(msgs) == 1 && msgs[0].raw[0] == msgQuery {
+		// What the pooler answers itself: the causal reads' token, and a
+		// LISTEN in transaction mode.
 		raw := msgs[0].raw
-		if sub, ok := route.ParseSubscription(string(raw[5 : len(raw)-1])); ok {
-			return s.subscription(ctx, sub)
+		text := string(raw[5 : len(raw)-1])
+		if tok, ok := route.ParseCausalToken(text); ok {
+			return s.causalToken(tok)
+		}
+		if v.Subscribe && !s.p.cfg.Session {
+			if sub, ok := route.ParseSubscription(text); ok {
+				return s.subscription(ctx, sub)
+			}
 		}
 	}
 	if fresh {
@@ -821,6 +829,30 @@ func (s *session) notePosition(sc *serverConn) {
 	if lsn, err := pg.ParseLSN(values[0]); err == nil {
 		s.lastWriteLSN = uint64(lsn)
 	}
+}
+
+// causalToken answers SHOW rampart.last_write_lsn with the client's
+// position and SET rampart.read_after with the client's reads waiting for
+// the position given too (route.CausalToken).
+func (s *session) causalToken(tok route.CausalToken) error {
+	if tok.Show {
+		s.be.Send(&pgproto3.RowDescription{Fields: []pgproto3.FieldDescription{{Name: []byte(route.LastWriteLSNParam),
+			DataTypeOID: 25, DataTypeSize: -1, TypeModifier: -1}}})
+		s.be.Send(&pgproto3.DataRow{Values: [][]byte{[]byte(pg.LSN(s.lastWriteLSN).String())}})
+		s.be.Send(&pgproto3.CommandComplete{CommandTag: []byte("SHOW")})
+	} else if lsn, err := pg.ParseLSN(tok.Set); err != nil {
+		s.be.Send(errorResponse("22023", fmt.Sprintf("invalid value for parameter %q: %q", route.ReadAfterParam, tok.Set),
+			"give a position as "+route.LastWriteLSNParam+" shows it, such as 0/16B3748"))
+	} else {
+		s.lastWriteLSN = max(s.lastWriteLSN, uint64(lsn))
+		s.be.Send(&pgproto3.CommandComplete{CommandTag: []byte("SET")})
+	}
+	s.be.Send(&pgproto3.ReadyForQuery{TxStatus: txIdle})
+	if err := s.be.Flush(); err != nil {
+		return err
+	}
+	s.deliver()
+	return nil
 }
 
 // causalStandby looks for a standby that has replayed the client's last

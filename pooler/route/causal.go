@@ -1,0 +1,57 @@
+package route
+
+import (
+	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+)
+
+// The token of causal reads across connections (read_your_writes = lsn):
+// a client that writes on one connection and must see its writes when it
+// reads on another carries the position from the first
+// (SHOW rampart.last_write_lsn) to the second
+// (SET rampart.read_after = '<lsn>'). The pooler answers both itself.
+const (
+	LastWriteLSNParam = "rampart.last_write_lsn"
+	ReadAfterParam    = "rampart.read_after"
+)
+
+// CausalToken is a SHOW or SET of the token, sent on its own.
+type CausalToken struct {
+	Show bool   // SHOW rampart.last_write_lsn
+	Set  string // SET rampart.read_after = Set: the position, as written
+}
+
+// ParseCausalToken says whether sql is exactly one SHOW of
+// LastWriteLSNParam or SET of ReadAfterParam, and which.
+func ParseCausalToken(sql string) (CausalToken, bool) {
+	// The usual case, in a few comparisons and without a parse: not a
+	// SHOW or SET.
+	head := strings.TrimLeft(sql, " \t\r\n")
+	if !hasPrefixFold(head, "show ") && !hasPrefixFold(head, "set ") || strings.IndexByte(sql, 0) >= 0 {
+		return CausalToken{}, false
+	}
+	tree, err := pg_query.Parse(sql)
+	if err != nil || len(tree.Stmts) != 1 {
+		return CausalToken{}, false
+	}
+	switch s := tree.Stmts[0].Stmt.Node.(type) {
+	case *pg_query.Node_VariableShowStmt:
+		return CausalToken{Show: true}, strings.EqualFold(s.VariableShowStmt.Name, LastWriteLSNParam)
+	case *pg_query.Node_VariableSetStmt:
+		vs := s.VariableSetStmt
+		if !strings.EqualFold(vs.Name, ReadAfterParam) || vs.Kind != pg_query.VariableSetKind_VAR_SET_VALUE || vs.IsLocal || len(vs.Args) != 1 {
+			return CausalToken{}, false
+		}
+		c := vs.Args[0].GetAConst()
+		if c == nil || c.GetSval() == nil {
+			return CausalToken{}, false
+		}
+		return CausalToken{Set: c.GetSval().GetSval()}, true
+	}
+	return CausalToken{}, false
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
