@@ -560,10 +560,10 @@ func (s *session) run(ctx context.Context, v route.Verdict, msgs []unitMsg) erro
 	s.stopWatch()
 	s.stopDeliver()
 	fresh := s.attached() == nil // the unit starts outside a transaction block
-	if fresh && len(msgs) == 1 && msgs[0].raw[0] == msgQuery {
-		// What the pooler answers itself: the causal reads' token, and a
-		// LISTEN in transaction mode.
-		raw := msgs[0].raw
+	// What the pooler answers itself: the causal reads' token, and a
+	// LISTEN in transaction mode (each a simple query of its own).
+	if raw := msgs[0].raw; fresh && len(msgs) == 1 && raw[0] == msgQuery &&
+		(v.Subscribe && !s.p.cfg.Session || route.MaybeCausalToken(raw[5:len(raw)-1])) {
 		text := string(raw[5 : len(raw)-1])
 		if tok, ok := route.ParseCausalToken(text); ok {
 			return s.causalToken(tok)

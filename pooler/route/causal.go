@@ -1,6 +1,7 @@
 package route
 
 import (
+	"bytes"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -25,10 +26,7 @@ type CausalToken struct {
 // ParseCausalToken says whether sql is exactly one SHOW of
 // LastWriteLSNParam or SET of ReadAfterParam, and which.
 func ParseCausalToken(sql string) (CausalToken, bool) {
-	// The usual case, in a few comparisons and without a parse: not a
-	// SHOW or SET.
-	head := strings.TrimLeft(sql, " \t\r\n")
-	if !hasPrefixFold(head, "show ") && !hasPrefixFold(head, "set ") || strings.IndexByte(sql, 0) >= 0 {
+	if !MaybeCausalToken([]byte(sql)) || strings.IndexByte(sql, 0) >= 0 {
 		return CausalToken{}, false
 	}
 	tree, err := pg_query.Parse(sql)
@@ -52,6 +50,14 @@ func ParseCausalToken(sql string) (CausalToken, bool) {
 	return CausalToken{}, false
 }
 
-func hasPrefixFold(s, prefix string) bool {
-	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+// MaybeCausalToken is ParseCausalToken's quick no, on a query's raw text
+// and without a parse or a copy: false for anything but a SHOW or a SET
+// (every simple query outside a transaction block is asked).
+func MaybeCausalToken(q []byte) bool {
+	q = bytes.TrimLeft(q, " \t\r\n")
+	return hasPrefixFold(q, "show ") || hasPrefixFold(q, "set ")
+}
+
+func hasPrefixFold(b []byte, prefix string) bool {
+	return len(b) >= len(prefix) && strings.EqualFold(string(b[:len(prefix)]), prefix)
 }
