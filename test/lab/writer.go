@@ -275,7 +275,7 @@ func (w *Writer) IDs() []int64 {
 	return ids
 }
 
-// Missing returns the acknowledged ids that the server the load now
+// Missing returns the acknowledged ids that the primary the load now
 // reaches does not have.
 func (w *Writer) Missing(ctx context.Context) ([]int64, error) {
 	c, err := pgx.ConnectConfig(ctx, w.cfg)
@@ -283,7 +283,15 @@ func (w *Writer) Missing(ctx context.Context) ([]int64, error) {
 		return nil, err
 	}
 	defer c.Close(context.WithoutCancel(ctx))
-	rows, err := c.Query(ctx, "SELECT id FROM "+w.table())
+	// On the primary: through a pooler a plain SELECT is a read, which a
+	// standby may answer before it has replayed the last commits; a
+	// transaction block goes to the primary.
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	rows, err := tx.Query(ctx, "SELECT id FROM "+w.table())
 	if err != nil {
 		return nil, err
 	}

@@ -210,7 +210,15 @@ func (ld *Load) Lost(ctx context.Context) ([]int64, int, error) {
 		return nil, len(acked), fmt.Errorf("check lost commits: %w", err)
 	}
 	defer c.Close(context.WithoutCancel(ctx))
-	rows, err := c.Query(ctx, "SELECT id FROM "+ackedTable)
+	// On the primary: through the pooler a plain SELECT is a read, which a
+	// standby may answer before it has replayed the last commits; a
+	// transaction block goes to the primary.
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		return nil, len(acked), fmt.Errorf("check lost commits: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	rows, err := tx.Query(ctx, "SELECT id FROM "+ackedTable)
 	if err != nil {
 		return nil, len(acked), fmt.Errorf("check lost commits: %w", err)
 	}
