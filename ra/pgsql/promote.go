@@ -66,24 +66,15 @@ func (a *actions) promote(ctx context.Context, r *ocf.Request) (ocf.Status, erro
 	}
 	// Name the surviving standbys before the first commit (invariant 4).
 	// (Pacemaker passes the transition's notify lists to promote too.)
-	// The synchronous names and the durable record are independent: both
-	// are in place before pg_promote, set at once.
-	synced := SyncedSet{Timeline: obs.Timeline + 1, Primary: c.node}
-	recorded := make(chan error, 1)
-	go func() {
-		recorded <- pacemaker.SetProperty(ctx, c.run, SyncedPropertySet, SyncedAttr(c.rsc), synced.String())
-	}()
 	var named pg.SyncNames
 	if c.cfg.policy.Count > 0 {
 		d := DecideSync(SyncInput{Self: c.node, PrimaryLSN: obs.LSN, Members: PromoteMembers(c.node, r.Env.Notify)}, c.cfg.policy)
 		named = d.Names
 		value := d.Names.String()
 		if _, err := c.cfg.inst.SetAutoConfFile(map[string]*string{"synchronous_standby_names": &value}); err != nil {
-			<-recorded
 			return 0, err
 		}
 		if err := pg.Reload(ctx, conn); err != nil {
-			<-recorded
 			return 0, err
 		}
 		c.log.Info("synchronous standbys named before promotion", "names", value)
@@ -91,8 +82,11 @@ func (a *actions) promote(ctx context.Context, r *ocf.Request) (ocf.Status, erro
 	// From its first commit on, only this node is known to hold every
 	// acknowledged commit; the record says so before there is one (its
 	// standbys join it as they confirm). Without it, nothing has changed:
-	// refuse.
-	if err := <-recorded; err != nil {
+	// refuse. (Written after the names, not beside them: a record of a
+	// promotion that then failed would name this node alone and hold back
+	// the promotion of any other.)
+	synced := SyncedSet{Timeline: obs.Timeline + 1, Primary: c.node}
+	if err := pacemaker.SetProperty(ctx, c.run, SyncedPropertySet, SyncedAttr(c.rsc), synced.String()); err != nil {
 		return 0, ocf.Errorf(ocf.ErrGeneric, "promote %s refused: %v", c.node, err)
 	}
 	checked := c.now()
