@@ -26,14 +26,10 @@ type CausalToken struct {
 // ParseCausalToken says whether sql is exactly one SHOW of
 // LastWriteLSNParam or SET of ReadAfterParam, and which.
 func ParseCausalToken(sql string) (CausalToken, bool) {
-	if !MaybeCausalToken([]byte(sql)) || strings.IndexByte(sql, 0) >= 0 {
+	if !MaybeCausalToken([]byte(sql)) {
 		return CausalToken{}, false
 	}
-	tree, err := pg_query.Parse(sql)
-	if err != nil || len(tree.Stmts) != 1 {
-		return CausalToken{}, false
-	}
-	switch s := tree.Stmts[0].Stmt.Node.(type) {
+	switch s := onlyStatement(sql).(type) {
 	case *pg_query.Node_VariableShowStmt:
 		return CausalToken{Show: true}, strings.EqualFold(s.VariableShowStmt.Name, LastWriteLSNParam)
 	case *pg_query.Node_VariableSetStmt:

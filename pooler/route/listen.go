@@ -17,18 +17,24 @@ type Subscription struct {
 // ParseSubscription says whether sql is exactly one LISTEN or UNLISTEN
 // statement, and which.
 func ParseSubscription(sql string) (Subscription, bool) {
-	if strings.IndexByte(sql, 0) >= 0 {
-		return Subscription{}, false
-	}
-	tree, err := pg_query.Parse(sql)
-	if err != nil || len(tree.Stmts) != 1 {
-		return Subscription{}, false
-	}
-	switch s := tree.Stmts[0].Stmt.Node.(type) {
+	switch s := onlyStatement(sql).(type) {
 	case *pg_query.Node_ListenStmt:
 		return Subscription{Listen: true, Channel: s.ListenStmt.Conditionname}, s.ListenStmt.Conditionname != ""
 	case *pg_query.Node_UnlistenStmt:
 		return Subscription{Channel: s.UnlistenStmt.Conditionname}, true
 	}
 	return Subscription{}, false
+}
+
+// onlyStatement is the parse tree's node of sql when sql is exactly one
+// statement (nil otherwise, or with a NUL the parser would stop at).
+func onlyStatement(sql string) any {
+	if strings.IndexByte(sql, 0) >= 0 {
+		return nil
+	}
+	tree, err := pg_query.Parse(sql)
+	if err != nil || len(tree.Stmts) != 1 {
+		return nil
+	}
+	return tree.Stmts[0].Stmt.Node
 }
