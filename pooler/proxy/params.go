@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -163,15 +164,43 @@ func quoteLiteral(s string) string {
 // applyParams gives sc the session's parameters; the error is the
 // server's when it refuses a value.
 func (s *session) applyParams(sc *serverConn) error {
-	sql := paramSQL(s.params, sc.paramState())
-	if sql == "" {
-		return nil
+	if !s.paramsKeyKnown {
+		s.paramsKey, s.paramsKeyKnown = paramsKey(s.params), true
 	}
-	if _, _, err := sc.exec(sql); err != nil {
-		return err
+	key := s.paramsKey
+	if sc.holdsKnown && sc.holds == key {
+		return nil // the usual case: this pool's last client asked for the same
 	}
-	sc.noteParams(s.params)
+	if sql := paramSQL(s.params, sc.paramState()); sql != "" {
+		if _, _, err := sc.exec(sql); err != nil {
+			return err
+		}
+		sc.noteParams(s.params)
+	}
+	sc.holds, sc.holdsKnown = key, true
 	return nil
+}
+
+// paramsKey is want as one string, equal for equal sets of parameters
+// (neither names nor values can hold NUL): comparing it is cheaper than
+// comparing the maps before every transaction.
+func paramsKey(want map[string]string) string {
+	keys := slices.Sorted(maps.Keys(want))
+	var b strings.Builder
+	for _, k := range keys {
+		b.WriteString(k)
+		b.WriteByte(0)
+		b.WriteString(want[k])
+		b.WriteByte(0)
+	}
+	return b.String()
+}
+
+// reported notes a parameter the server reported (ParameterStatus): what
+// sc holds is no longer known to be any session's set.
+func (sc *serverConn) reported(name, value string) {
+	sc.params[name] = value
+	sc.holdsKnown = false
 }
 
 // learnParams reads back the values of the parameters a client's SET or
@@ -194,6 +223,7 @@ func (s *session) learnParams(sc *serverConn, names []string) error {
 	if s.params == nil {
 		s.params = map[string]string{}
 	}
+	s.paramsKeyKnown = false
 	for i, n := range names {
 		k := canonicalParam(n)
 		s.params[k] = values[i]
@@ -201,6 +231,7 @@ func (s *session) learnParams(sc *serverConn, names []string) error {
 			sc.custom[k] = values[i]
 		}
 	}
+	sc.holdsKnown = false
 	return nil
 }
 
@@ -224,7 +255,7 @@ func (sc *serverConn) exec(sql string) (values []string, status byte, err error)
 		}
 		switch m := msg.(type) {
 		case *pgproto3.ParameterStatus:
-			sc.params[m.Name] = m.Value
+			sc.reported(m.Name, m.Value)
 		case *pgproto3.DataRow:
 			for _, v := range m.Values {
 				values = append(values, string(v))
@@ -268,6 +299,7 @@ const unknownValue = "\x00unknown"
 // forgetCustom marks the unreported parameters the proxy set as unknown, so
 // that the next client gets its own set again (or reset).
 func (sc *serverConn) forgetCustom() {
+	sc.holdsKnown = false
 	for k := range sc.custom {
 		sc.custom[k] = unknownValue
 	}

@@ -287,10 +287,14 @@ type serverConn struct {
 	// initial as they were at its start (the defaults); custom the
 	// unreported ones the proxy set for its clients (see params.go).
 	params, initial, custom map[string]string
-	prepared                map[string]string // statement name → query text prepared on it
-	track                   tracker           // messages sent and not yet answered
-	broken                  bool
-	epoch                   int // the node's epoch when connected
+	// holds is the paramsKey of the parameters it is known to have (when
+	// holdsKnown): a session asking for those needs no comparison.
+	holds      string
+	holdsKnown bool
+	prepared   map[string]string // statement name → query text prepared on it
+	track      tracker           // messages sent and not yet answered
+	broken     bool
+	epoch      int // the node's epoch when connected
 }
 
 // peekAfter is how long a connection must have been idle before acquire

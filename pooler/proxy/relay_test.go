@@ -244,3 +244,49 @@ func TestRelayCausalToken(t *testing.T) {
 	}
 	sc.done(1)
 }
+
+// Two clients that ask for different parameters share one server
+// connection: each transaction runs with its own client's, set in one
+// round trip only when the connection last ran another's, and set again
+// when the server reports a change the pooler did not make.
+func TestRelayParametersFollowTheirClient(t *testing.T) {
+	sc := newScripted(t, Config{PoolSize: 1})
+	setApp := func(name string) step {
+		return step{"Q", func(msgs []pgproto3.FrontendMessage) error {
+			if q := msgs[0].(*pgproto3.Query).String; !strings.Contains(q, "set_config('application_name', '"+name+"', false)") {
+				return fmt.Errorf("%q, want application_name set to %s", q, name)
+			}
+			return nil
+		}, []pgproto3.BackendMessage{&pgproto3.ParameterStatus{Name: "application_name", Value: name}, row(name), complete("SELECT 1"), idle}}
+	}
+	query := func(sql string, before ...pgproto3.BackendMessage) step {
+		return step{"Q", func(msgs []pgproto3.FrontendMessage) error {
+			if q := msgs[0].(*pgproto3.Query).String; q != sql {
+				return fmt.Errorf("%q, want the client's %q and nothing before it", q, sql)
+			}
+			return nil
+		}, append(before, row("1"), complete("SELECT 1"), idle)}
+	}
+	sc.play(steps(
+		setApp("a"), // a's login
+		setApp("b"), // b's login
+		setApp("a"), query("SELECT 1"),
+		query("SELECT 2"),
+		query("SELECT 3", &pgproto3.ParameterStatus{Name: "application_name", Value: "z"}),
+		setApp("a"), query("SELECT 4"),
+		setApp("b"), query("SELECT 5"),
+	))
+	a := sc.clientWith("application_name=a")
+	b := sc.clientWith("application_name=b")
+	for _, q := range []string{"SELECT 1", "SELECT 2", "SELECT 3", "SELECT 4"} {
+		a.send(&pgproto3.Query{String: q})
+		if q == "SELECT 3" {
+			a.expect("SDCZ")
+		} else {
+			a.expect("DCZ")
+		}
+	}
+	b.send(&pgproto3.Query{String: "SELECT 5"})
+	b.expect("DCZ")
+	sc.done(1)
+}

@@ -99,7 +99,8 @@ func (s *serverEnd) login() (refusedTLS bool, err error) {
 	s.pid = 1000 + uint32(time.Now().UnixNano()%1000)
 	s.be.Send(&pgproto3.AuthenticationOk{})
 	for k, v := range map[string]string{"server_version": "17.2", "server_encoding": "UTF8", "client_encoding": "UTF8",
-		"DateStyle": "ISO, MDY", "integer_datetimes": "on", "standard_conforming_strings": "on", "TimeZone": "UTC"} {
+		"DateStyle": "ISO, MDY", "integer_datetimes": "on", "standard_conforming_strings": "on", "TimeZone": "UTC",
+		"application_name": ""} {
 		s.be.Send(&pgproto3.ParameterStatus{Name: k, Value: v})
 	}
 	s.be.Send(&pgproto3.BackendKeyData{ProcessID: s.pid, SecretKey: []byte{1, 2, 3, 4}})
@@ -262,9 +263,15 @@ func (c *clientEnd) fatalf(format string, args ...any) {
 
 func (sc *scripted) client() *clientEnd {
 	sc.t.Helper()
+	return sc.clientWith("")
+}
+
+// clientWith is client with more connection settings (conninfo).
+func (sc *scripted) clientWith(conninfo string) *clientEnd {
+	sc.t.Helper()
 	clientConn, proxyConn := net.Pipe()
 	go sc.p.serveClient(sc.ctx, proxyConn)
-	cfg, err := pgconn.ParseConfig("user=app password=secret dbname=app sslmode=disable")
+	cfg, err := pgconn.ParseConfig("user=app password=secret dbname=app sslmode=disable " + conninfo)
 	if err != nil {
 		sc.t.Fatal(err)
 	}

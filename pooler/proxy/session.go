@@ -43,8 +43,12 @@ type session struct {
 	stmts map[string]*pgproto3.Parse
 	// params are the session parameters the client asked for at start-up
 	// (see params.go).
-	params    map[string]string
-	lastWrite time.Time
+	params map[string]string
+	// paramsKey is paramsKey(params) when paramsKeyKnown (cleared
+	// wherever params change).
+	paramsKey      string
+	paramsKeyKnown bool
+	lastWrite      time.Time
 	// lastWriteLSN is a WAL position at least as late as the client's last
 	// committed write (read_your_writes = lsn; MaxUint64 when it could not
 	// be read: the client's reads go to the primary until its next write);
@@ -226,6 +230,7 @@ func (s *session) startup(ctx context.Context) error {
 			s.params[k] = v
 		}
 	}
+	s.paramsKeyKnown = false
 	status := maps.Clone(sc.params)
 	s.p.release(sc, true)
 	s.be.Send(&pgproto3.AuthenticationOk{})
@@ -1183,7 +1188,7 @@ func (s *session) pass(sc *serverConn, wait bool) (status byte, ready, failed bo
 			if err := ps.Decode(msg[5:]); err != nil {
 				return 0, false, failed, err
 			}
-			sc.params[ps.Name] = ps.Value
+			sc.reported(ps.Name, ps.Value)
 		case msgErrorResponse:
 			failed = true
 		}
@@ -1248,7 +1253,7 @@ func (s *session) copyIn(sc *serverConn) error {
 				if err := ps.Decode(msg[5:]); err != nil {
 					return err
 				}
-				sc.params[ps.Name] = ps.Value
+				sc.reported(ps.Name, ps.Value)
 			default:
 				sc.rd.back(msg)
 				return nil // the relay takes it from here
@@ -1310,7 +1315,7 @@ func (s *session) watch(sc *serverConn) {
 			case msgParameterStatus:
 				var ps pgproto3.ParameterStatus
 				if ps.Decode(msg[5:]) == nil {
-					sc.params[ps.Name] = ps.Value
+					sc.reported(ps.Name, ps.Value)
 				}
 			case msgNotificationResponse, msgNoticeResponse:
 			default:
