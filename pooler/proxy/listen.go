@@ -30,6 +30,13 @@ type hub struct {
 	ls map[listenKey]*listener
 }
 
+// existing returns key's listener, nil when there is none.
+func (h *hub) existing(key listenKey) *listener {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.ls[key]
+}
+
 // channelState is one channel a listening connection listens on.
 type channelState struct {
 	subs  map[*session]struct{}
@@ -421,10 +428,7 @@ func (s *session) unsubscribeAll() {
 	if s.notes == nil {
 		return
 	}
-	s.p.hub.mu.Lock()
-	l := s.p.hub.ls[listenKey{database: s.db, user: s.user}]
-	s.p.hub.mu.Unlock()
-	if l != nil {
+	if l := s.p.hub.existing(listenKey{database: s.db, user: s.user}); l != nil {
 		l.unsubscribe(s, "")
 	}
 }

@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/rampart-ha/rampart/pooler/route"
@@ -97,9 +96,7 @@ func (p *Proxy) serveClient(ctx context.Context, conn net.Conn) {
 		return
 	}
 	defer func() {
-		p.mu.Lock()
-		delete(p.clients, s.key)
-		p.mu.Unlock()
+		p.unregister(s)
 		s.stopDeliver()
 		s.unsubscribeAll()
 		s.detach(false)
@@ -240,9 +237,7 @@ func (s *session) startup(ctx context.Context) error {
 	if s.key, err = newCancelKey(); err != nil {
 		return err
 	}
-	s.p.mu.Lock()
-	s.p.clients[s.key] = s
-	s.p.mu.Unlock()
+	s.p.register(s)
 	s.be.Send(&pgproto3.BackendKeyData{ProcessID: s.key.pid, SecretKey: []byte(s.key.secret)})
 	s.be.Send(&pgproto3.ReadyForQuery{TxStatus: txIdle})
 	return s.be.Flush()
@@ -299,42 +294,6 @@ func (s *session) scram(v Verifier, known bool) ([]byte, error) {
 	}
 	s.be.Send(&pgproto3.AuthenticationSASLFinal{Data: []byte(final)})
 	return ex.clientKey, nil
-}
-
-// anyUp returns a node that is up, the primary first; 0 when none is known
-// up yet (the connection attempt then reports the node's error).
-func (p *Proxy) anyUp() int {
-	i, err := route.Choose(p.Backends(), route.Verdict{Target: route.Primary}, route.Client{}, p.settings().policy, p.cfg.Now())
-	if err == nil {
-		return i
-	}
-	if i, err = route.Choose(p.Backends(), route.Verdict{}, route.Client{}, p.settings().policy, p.cfg.Now()); err == nil {
-		return i
-	}
-	return 0
-}
-
-// acquireAny takes a connection for a client's start-up from the node
-// anyUp names, or else from any other node the health checks see up: the
-// servers run one version with the same settings, and a primary that has
-// just died (before the health checks notice) must not turn clients away.
-func (p *Proxy) acquireAny(ctx context.Context, db, user string) (*serverConn, error) {
-	first := p.anyUp()
-	order := []int{first}
-	for i, b := range p.Backends() {
-		if i != first && b.Up {
-			order = append(order, i)
-		}
-	}
-	var last error
-	for _, i := range order {
-		sc, err := p.acquire(ctx, poolKey{node: i, database: db, user: user})
-		if err == nil || !cannotConnectNow(err) {
-			return sc, err
-		}
-		last = err
-	}
-	return nil, last
 }
 
 // maxUnsent bounds what a client's messages may hold in the pooler before
@@ -756,68 +715,18 @@ func (s *session) goodbye() error {
 	return s.refuse(fatal("57P01", "terminating connection due to administrator command"))
 }
 
-// attach picks a server for v and takes a connection from its pool,
-// waiting up to PrimaryWait for a primary.
+// attach takes a server connection for the transaction v starts (see
+// Proxy.serverFor).
 func (s *session) attach(ctx context.Context, v route.Verdict) error {
-	if err := s.p.enter(ctx); err != nil {
+	sc, err := s.p.serverFor(ctx, serverRequest{verdict: v, client: route.Client{LastWrite: s.lastWrite, LastWriteLSN: s.lastWriteLSN},
+		database: s.db, user: s.user})
+	if err != nil {
 		return err
 	}
-	entering := true
-	defer func() {
-		if entering {
-			s.p.mu.Lock()
-			s.p.entering--
-			s.p.mu.Unlock()
-		}
-	}()
-	var deadline time.Time // set once no server is found to start on
-	for {
-		now := s.p.cfg.Now()
-		backends, policy := s.p.Backends(), s.p.settings().policy
-		client := route.Client{LastWrite: s.lastWrite, LastWriteLSN: s.lastWriteLSN, Turn: s.p.turn.Add(1)}
-		i, err := route.Choose(backends, v, client, policy, now)
-		if err == nil {
-			var sc *serverConn
-			if policy.CausalReads && backends[i].Role == route.RolePrimary && v.Target != route.Primary && !v.Pin && policy.MustSee(client, now) {
-				// No standby was seen to have replayed the client's last
-				// write; the health checks' positions may be a period old.
-				if j, caught := s.causalStandby(ctx, client, policy); caught != nil {
-					i, sc = j, caught
-				}
-			}
-			if sc == nil {
-				sc, err = s.p.acquire(ctx, poolKey{node: i, database: s.db, user: s.user})
-			}
-			if err == nil {
-				s.p.mu.Lock()
-				s.p.backends[i].Outstanding++
-				s.p.entering--
-				s.p.mu.Unlock()
-				entering = false
-				s.mu.Lock()
-				s.sc = sc
-				s.mu.Unlock()
-				return nil
-			}
-		}
-		// No primary known, or a server that did not answer (nothing was
-		// sent): wait until the health checks see the new primary, the
-		// server back, or it out of rotation.
-		if !errors.Is(err, route.ErrNoPrimary) && !cannotConnectNow(err) {
-			return err
-		}
-		if deadline.IsZero() {
-			deadline = now.Add(s.p.cfg.PrimaryWait)
-		}
-		if !now.Before(deadline) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond): // poll the health checker's view
-		}
-	}
+	s.mu.Lock()
+	s.sc = sc
+	s.mu.Unlock()
+	return nil
 }
 
 // notePosition records, on the connection the client's write committed
@@ -860,60 +769,6 @@ func (s *session) causalToken(tok route.CausalToken) error {
 	return nil
 }
 
-// causalStandby looks for a standby that has replayed the client's last
-// write now, asking each candidate (route.CausalCandidates) on a server
-// connection of its pool, until one has or CausalWait is over; the
-// connection of the one found is returned, attached to nothing yet, and
-// the position it reported goes into the routing view.
-func (s *session) causalStandby(ctx context.Context, client route.Client, policy route.Policy) (int, *serverConn) {
-	deadline := s.p.cfg.Now().Add(policy.CausalWait)
-	for {
-		for _, j := range route.CausalCandidates(s.p.Backends(), client, policy) {
-			sc, err := s.p.acquire(ctx, poolKey{node: j, database: s.db, user: s.user})
-			if err != nil {
-				continue
-			}
-			values, status, err := sc.exec("SELECT pg_catalog.pg_last_wal_replay_lsn()")
-			var replayed pg.LSN
-			if err == nil && len(values) == 1 {
-				replayed, err = pg.ParseLSN(values[0])
-			}
-			if err == nil && status == txIdle && uint64(replayed) >= client.LastWriteLSN {
-				s.p.mu.Lock()
-				s.p.backends[j].ReplayLSN = max(s.p.backends[j].ReplayLSN, uint64(replayed))
-				s.p.mu.Unlock()
-				return j, sc
-			}
-			s.p.release(sc, status == txIdle)
-		}
-		if !s.p.cfg.Now().Before(deadline) {
-			return -1, nil
-		}
-		select {
-		case <-ctx.Done():
-			return -1, nil
-		case <-time.After(5 * time.Millisecond): // the standbys replay meanwhile
-		}
-	}
-}
-
-// cannotConnectNow says whether a failed connection attempt is worth
-// another: the server did not answer (down, restarting, its host gone) or
-// said it cannot take connections now (57P03: starting up, shutting down).
-// Refused logins and other server errors are the client's answer.
-func cannotConnectNow(err error) bool {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		return pe.Code == "57P03"
-	}
-	var own *pgErr // the SCRAM pass-through login's
-	if errors.As(err, &own) {
-		return own.code == "57P03"
-	}
-	var ne *net.OpError
-	return errors.As(err, &ne)
-}
-
 // detach gives the attached server connection back (reusable only when
 // idle and clean).
 func (s *session) detach(idle bool) {
@@ -925,9 +780,6 @@ func (s *session) detach(idle bool) {
 	if sc == nil {
 		return
 	}
-	s.p.mu.Lock()
-	s.p.backends[sc.key.node].Outstanding--
-	s.p.mu.Unlock()
 	if s.pinned {
 		// The client may have changed parameters the server does not
 		// report, and the reset query may have reset them.
@@ -938,7 +790,7 @@ func (s *session) detach(idle bool) {
 	}
 	s.pinned = false
 	s.setInBlock = nil
-	s.p.release(sc, idle && !sc.broken)
+	s.p.giveBack(sc, idle && !sc.broken)
 }
 
 // reset runs the server reset query; false when the connection is not
