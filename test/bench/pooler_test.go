@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -205,6 +206,58 @@ func TestPoolerBench(t *testing.T) {
 			(added[mode+" "+targets[1].name] - d).Round(time.Microsecond), (added[mode+" "+targets[2].name] - d).Round(time.Microsecond),
 			(added[mode+" "+targets[4].name] - d).Round(time.Microsecond), (added[mode+" "+targets[3].name] - d).Round(time.Microsecond))
 	}
+
+	// The floor under a pooler in Go: byte-blind relays (one server
+	// connection per client, nothing parsed) in this process, against
+	// rampart's and PgBouncer's CPU from the rows above.
+	dial, err := l.Dialer("client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	relayCtx, stopRelays := context.WithCancel(ctx)
+	defer stopRelays()
+	relays := []struct {
+		name  string
+		port  int
+		serve func(context.Context, net.Listener)
+	}{
+		{"blind relay, goroutines", 6460, func(ctx context.Context, ln net.Listener) { goroutineRelay(ctx, ln, dial, primary+":5432") }},
+		{"blind relay, epoll loop", 6461, func(ctx context.Context, ln net.Listener) {
+			if err := epollRelay(ctx, ln, dial, primary+":5432"); err != nil {
+				t.Errorf("epoll relay: %v", err)
+			}
+		}},
+	}
+	for _, r := range relays {
+		ln, err := l.Listen("client", fmt.Sprintf("127.0.0.1:%d", r.port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		go r.serve(relayCtx, ln)
+	}
+	fmt.Fprintf(&report, "\nthe floor under a pooler in Go: byte-blind relays in the test process (a server connection per client, nothing parsed), pgbench -S simple; CPU µs per transaction (TPS)\n")
+	fmt.Fprintf(&report, "  %-8s %-26s %-26s %-12s %s\n", "clients", relays[0].name, relays[1].name, "rampart", "PgBouncer 1.24")
+	for _, clients := range []int{16, 64} {
+		cells := []string{}
+		for _, r := range relays {
+			cpu0, err := selfCPU()
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := pgbench(r.port, "127.0.0.1", "-S", "-M", "simple", "-c", strconv.Itoa(clients), "-j", "2")
+			if err != nil {
+				t.Fatalf("%s: %v", r.name, err)
+			}
+			cpu1, err := selfCPU()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cells = append(cells, fmt.Sprintf("%.1f (%.0f)", float64((cpu1-cpu0).Microseconds())/float64(max(b.txns, 1)), b.tps))
+		}
+		c := cpuPerTxn[fmt.Sprintf("simple %d", clients)]
+		fmt.Fprintf(&report, "  %-8d %-26s %-26s %-12.1f %.1f\n", clients, cells[0], cells[1], c[targets[1].name], c[targets[4].name])
+	}
+	stopRelays()
 
 	// Read scale-out: a 2 ms read, pool of 4 per standby, 32 clients.
 	script := filepath.Join(work, "sleep.sql")
