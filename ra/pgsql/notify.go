@@ -158,8 +158,8 @@ func (c *call) followPromoted(ctx context.Context, primary string) error {
 		return err
 	}
 	obs, err := pg.Observe(ctx, conn)
-	if err != nil || !obs.InRecovery {
-		return err
+	if err != nil || !obs.InRecovery || StreamsFrom(obs, c.primaryConninfo(primary)["host"]) {
+		return err // a standby that followed the candidate before its promotion streams on
 	}
 	if fork, ok := c.forkOfRunning(ctx, obs, primary); ok && (fork.Forked || fork.Foreign) {
 		c.log.Warn("this standby cannot follow the new primary: reporting the failure now so that Pacemaker restarts it and its start repairs it", "fork", fork.Why)
