@@ -34,14 +34,6 @@ func RunningPosition(obs pg.Observation, walTL uint32) StandbyPosition {
 	return StandbyPosition{Timeline: max(obs.Timeline, walTL), LSN: max(obs.LSN, obs.ReplayLSN)}
 }
 
-// StreamsFrom says whether a running standby streams from host now.
-// PostgreSQL streams to no standby that holds WAL its upstream lacks, so
-// one that streams from the primary has not forked off it: the timeline
-// history need not be read (post-promote, on the failover's path).
-func StreamsFrom(obs pg.Observation, host string) bool {
-	return obs.Receiver == "streaming" && obs.Sender == host
-}
-
 // StoppedPosition is a stopped data directory's position as pg_control
 // records it (the later of its last checkpoint and its minimum recovery
 // point), on the newest timeline of its WAL files if that is newer.

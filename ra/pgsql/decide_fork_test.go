@@ -129,21 +129,3 @@ func TestEnabledPostgresUnits(t *testing.T) {
 		t.Errorf("nothing enabled: %v", got)
 	}
 }
-
-func TestStreamsFrom(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		obs  pg.Observation
-		host string
-		want bool
-	}{
-		{"streaming from the new primary", pg.Observation{Receiver: "streaming", Sender: "n2"}, "n2", true},
-		{"streaming from another node (not re-pointed yet)", pg.Observation{Receiver: "streaming", Sender: "n1"}, "n2", false},
-		{"waiting (refused: past the fork point, or not connected yet)", pg.Observation{Receiver: "waiting", Sender: "n2"}, "n2", false},
-		{"no walreceiver", pg.Observation{}, "n2", false},
-	} {
-		if got := StreamsFrom(tc.obs, tc.host); got != tc.want {
-			t.Errorf("%s: StreamsFrom = %v, want %v", tc.name, got, tc.want)
-		}
-	}
-}

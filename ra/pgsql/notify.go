@@ -24,9 +24,7 @@ func (a *actions) notify(ctx context.Context, r *ocf.Request) (ocf.Status, error
 	var nerr error
 	switch NotifyTaskOf(n, c.node) {
 	case ReportPosition:
-		nerr = c.reportPosition(ctx, "")
-	case ReportAndFollow:
-		nerr = c.reportPosition(ctx, ocf.Nodes(n.Promote)[0])
+		nerr = c.reportPosition(ctx)
 	case FollowPromoted:
 		nerr = c.followPromoted(ctx, ocf.Nodes(n.Promote)[0])
 	case RecheckSync:
@@ -43,11 +41,10 @@ type NotifyTask int
 
 // Notification tasks.
 const (
-	NoTask          NotifyTask = iota
-	ReportPosition             // pre-promote, on the candidate: publish the position for CheckPromotion
-	ReportAndFollow            // pre-promote, on another node: publish the position, then stream from the candidate
-	FollowPromoted             // post-promote, on a standby: re-point at the new primary
-	RecheckSync                // post-stop, post-start, on the primary: name its synchronous standbys
+	NoTask         NotifyTask = iota
+	ReportPosition            // pre-promote: publish the position for CheckPromotion
+	FollowPromoted            // post-promote, on a standby: re-point at the new primary
+	RecheckSync               // post-stop, post-start, on the primary: name its synchronous standbys
 )
 
 // NotifyTaskOf decides what notification n asks of node. Most ask nothing:
@@ -64,25 +61,11 @@ const (
 // the first standbys to confirm. A round there cost the VIP a third of a
 // second and gained nothing.
 //
-// The other standbys re-point at the candidate in its pre-promote
-// notification, before it is promoted: they stream from it as cascading
-// standbys, and PostgreSQL carries them across its promotion on the same
-// connection (recovery_target_timeline = latest). The new primary then
-// has its synchronous standbys as it opens for writes, instead of after
-// the post-promote notifications and a reconnection each (which, under
-// sync_policy=durability, the first write waited for). A standby past
-// the candidate's position cannot stream from it, as it could not follow
-// it after the promotion either; it keeps its WAL, and the post-promote
-// notification and its monitor see the fork.
-//
 // Only a primary rechecks its synchronous standbys after a stop or start:
 // one promoted before the transition, or in it.
 func NotifyTaskOf(n ocf.Notify, node string) NotifyTask {
 	switch n.Type + "-" + n.Operation {
 	case "pre-promote":
-		if promoted := ocf.Nodes(n.Promote); len(promoted) == 1 && promoted[0] != node {
-			return ReportAndFollow
-		}
 		return ReportPosition
 	case "post-promote":
 		if promoted := ocf.Nodes(n.Promote); len(promoted) == 1 && promoted[0] != node {
@@ -96,9 +79,8 @@ func NotifyTaskOf(n ocf.Notify, node string) NotifyTask {
 	return NoTask
 }
 
-// reportPosition publishes this standby's position for the promotion check
-// and, when candidate is set, points it at the candidate (NotifyTaskOf).
-func (c *call) reportPosition(ctx context.Context, candidate string) error {
+// reportPosition publishes this standby's position for the promotion check.
+func (c *call) reportPosition(ctx context.Context) error {
 	// Pacemaker's scores are read while PostgreSQL is looked at: this
 	// round is on the failover's path.
 	type scoresRead struct {
@@ -124,11 +106,6 @@ func (c *call) reportPosition(ctx context.Context, candidate string) error {
 	// The slots exist before a promotion: the standbys re-attach at once.
 	if err := c.manageSlots(ctx, conn, obs, allNodes(c.r.Env.Notify)); err != nil {
 		c.log.Warn("replication slots before promotion", "err", err)
-	}
-	if candidate != "" {
-		if err := c.followPrimary(ctx, conn, candidate); err != nil {
-			c.log.Warn("could not point primary_conninfo at the node about to be promoted", "candidate", candidate, "err", err)
-		}
 	}
 	rd := <-read
 	scores, err := rd.scores, rd.err
@@ -158,8 +135,8 @@ func (c *call) followPromoted(ctx context.Context, primary string) error {
 		return err
 	}
 	obs, err := pg.Observe(ctx, conn)
-	if err != nil || !obs.InRecovery || StreamsFrom(obs, c.primaryConninfo(primary)["host"]) {
-		return err // a standby that followed the candidate before its promotion streams on
+	if err != nil || !obs.InRecovery {
+		return err
 	}
 	if fork, ok := c.forkOfRunning(ctx, obs, primary); ok && (fork.Forked || fork.Foreign) {
 		c.log.Warn("this standby cannot follow the new primary: reporting the failure now so that Pacemaker restarts it and its start repairs it", "fork", fork.Why)
